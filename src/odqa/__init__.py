@@ -1,0 +1,12 @@
+"""odqa: open-domain question answering — retrieval, reading, evaluation and serving.
+
+Importing this package is instant: heavy dependencies (morphological analyzers, numba,
+torch) load only inside the functions that need them.
+"""
+
+__version__ = "0.1.0"
+
+from odqa.errors import OdqaError  # noqa: E402
+from odqa.types import Document, Hit, Passage  # noqa: E402
+
+__all__ = ["Document", "Hit", "OdqaError", "Passage", "__version__"]

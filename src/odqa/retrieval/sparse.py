@@ -1,0 +1,237 @@
+"""The embedded sparse index: an analyzer, a weighting scheme (BM25 variants, TF-IDF), a
+term-major postings matrix of precomputed weights (memory-mapped on load) and the passages.
+
+On disk it is a folder: manifest.json, vocab.json, postings (*.npy) and the passage store.
+Writes go to a temporary folder renamed into place; loading checks the manifest."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from odqa import __version__
+from odqa.analysis.base import ANALYSIS_VERSION, AnalyzerConfig, analyzer_from_dict
+from odqa.analysis.corpus import AnalyzedCorpus
+from odqa.errors import OdqaError
+from odqa.io.atomic import atomic_dir
+from odqa.io.store import PassageStore, write_passages
+from odqa.retrieval import _kernel
+from odqa.retrieval.scoring import ScoringConfig, passage_weights, query_weights
+from odqa.types import Hit, Passage
+
+FORMAT = "odqa.sparse"
+FORMAT_VERSION = 1
+MAX_QUERY_CHARS = 4096
+MAX_K = 10_000
+_ARRAYS = ("weights", "passage_ids", "indptr", "idf", "absent")
+
+
+def check_query(query: object) -> str:
+    if not isinstance(query, str):
+        raise OdqaError(f"a query must be a string, got {type(query).__name__}")
+    if not query.strip():
+        raise OdqaError("empty query: give a question with at least one word")
+    if len(query) > MAX_QUERY_CHARS:
+        raise OdqaError(f"query too long: {len(query):,} characters (the limit is {MAX_QUERY_CHARS:,})")
+    return query
+
+
+def check_k(k: int) -> int:
+    if not isinstance(k, int) or k < 1 or k > MAX_K:
+        raise OdqaError(f"k must be an integer from 1 to {MAX_K:,}, got {k!r}")
+    return k
+
+
+class SparseIndex:
+    def __init__(
+        self,
+        analyzer: AnalyzerConfig,
+        scoring: ScoringConfig,
+        arrays: dict[str, np.ndarray],
+        vocab: list[str],
+        manifest: dict,
+        passages: Sequence[Passage] | PassageStore | None = None,
+    ):
+        self.analyzer_config = analyzer
+        self.scoring = scoring
+        self.arrays = arrays
+        self.vocab = vocab
+        self.manifest = manifest
+        self.passages = passages
+        self._analyzer = None
+        self._term_ids: dict[str, int] | None = None
+
+    # --- building -----------------------------------------------------------------------------
+
+    @classmethod
+    def from_analyzed(
+        cls,
+        analyzed: AnalyzedCorpus,
+        analyzer: AnalyzerConfig,
+        scoring: ScoringConfig,
+        passages: Sequence[Passage] | None = None,
+        corpus_info: dict | None = None,
+    ) -> SparseIndex:
+        """Weights from token ids: one sort to count term frequencies, then vectorised scoring."""
+        import scipy.sparse as sp
+
+        n_docs, n_terms = len(analyzed), len(analyzed.vocab)
+        if n_docs == 0:
+            raise OdqaError("cannot index an empty corpus")
+        doc_len = np.diff(analyzed.offsets)
+        doc_of_token = np.repeat(np.arange(n_docs, dtype=np.int32), doc_len)
+        counts = sp.csc_matrix(
+            (np.ones(len(analyzed.ids), dtype=np.float32), (doc_of_token, analyzed.ids)),
+            shape=(n_docs, n_terms),
+        )
+        counts.sum_duplicates()
+        del doc_of_token
+        df = np.diff(counts.indptr)
+        term_of_entry = np.repeat(np.arange(n_terms, dtype=np.int32), df)
+        weights, idf, absent = passage_weights(counts.data, term_of_entry, counts.indices, doc_len, df, scoring)
+        arrays = {
+            "weights": weights,
+            "passage_ids": counts.indices.astype(np.int32),
+            "indptr": counts.indptr.astype(np.int64),
+            "idf": idf,
+            "absent": absent,
+        }
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "odqa_version": __version__,
+            "analysis_version": ANALYSIS_VERSION,
+            "analyzer": analyzer.model_dump(mode="json"),
+            "scoring": scoring.model_dump(mode="json"),
+            "corpus": corpus_info or {},
+            "counts": {
+                "passages": n_docs,
+                "vocab": n_terms,
+                "postings": int(len(weights)),
+                "tokens": int(len(analyzed.ids)),
+                "empty_passages": int((doc_len == 0).sum()),
+            },
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "python": platform.python_version(),
+        }
+        return cls(analyzer, scoring, arrays, analyzed.vocab, manifest, passages)
+
+    # --- persistence --------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        if self.passages is None:
+            raise OdqaError("this index has no passages attached; build it with passages to save it")
+        with atomic_dir(path) as tmp:
+            for name in _ARRAYS:
+                np.save(tmp / f"{name}.npy", np.asarray(self.arrays[name]))
+            (tmp / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
+            write_passages(tmp, (self.passages[i] for i in range(len(self.passages))))
+            (tmp / "manifest.json").write_text(json.dumps(self.manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path, mmap: bool = True) -> SparseIndex:
+        path = Path(path)
+        manifest = read_manifest(path)
+        analyzer = analyzer_from_dict(manifest["analyzer"])
+        scoring = ScoringConfig(**manifest["scoring"])
+        arrays = {}
+        for name in _ARRAYS:
+            file = path / f"{name}.npy"
+            if not file.exists():
+                raise OdqaError(f"index {path} is incomplete: {file.name} is missing; rebuild it with `odqa index`")
+            arrays[name] = np.load(file, mmap_mode="r" if mmap else None)
+        vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
+        counts = manifest["counts"]
+        if len(vocab) != counts["vocab"] or len(arrays["weights"]) != counts["postings"] or len(arrays["indptr"]) != counts["vocab"] + 1:
+            raise OdqaError(f"index {path} does not match its manifest (files changed after it was built); rebuild it")
+        store = PassageStore(path)
+        if len(store) != counts["passages"]:
+            raise OdqaError(f"index {path}: the passage store has {len(store)} passages, the manifest {counts['passages']}; rebuild it")
+        return cls(analyzer, scoring, arrays, vocab, manifest, store)
+
+    # --- searching ----------------------------------------------------------------------------
+
+    @property
+    def n_passages(self) -> int:
+        return int(self.manifest["counts"]["passages"])
+
+    def analyze(self, text: str) -> list[str]:
+        if self._analyzer is None:
+            self._analyzer = self.analyzer_config.build()
+        return self._analyzer(text)
+
+    def _query_arrays(self, queries: Sequence[str]):
+        if self._term_ids is None:
+            self._term_ids = {t: i for i, t in enumerate(self.vocab)}
+        term_ids = self._term_ids
+        q_ptr = [0]
+        terms: list[int] = []
+        counts: list[int] = []
+        for query in queries:
+            bag = Counter(term_ids[t] for t in self.analyze(check_query(query)) if t in term_ids)
+            terms.extend(bag.keys())
+            counts.extend(bag.values())
+            q_ptr.append(len(terms))
+        q_terms = np.asarray(terms, dtype=np.int64)
+        idf = np.asarray(self.arrays["idf"])[q_terms]
+        q_weights = query_weights(np.asarray(counts, dtype=np.float64), idf, self.scoring)
+        absent = np.asarray(self.arrays["absent"])[q_terms] * q_weights
+        q_ptr_arr = np.asarray(q_ptr, dtype=np.int64)
+        q_const = np.add.reduceat(absent, q_ptr_arr[:-1]) if len(absent) else np.zeros(len(queries))
+        q_const = np.where(np.diff(q_ptr_arr) > 0, q_const, 0).astype(np.float32)
+        return q_ptr_arr, q_terms, q_weights, q_const
+
+    def search_arrays(self, queries: Sequence[str], k: int, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, passage ids), each (queries, k); rows are padded with id -1 when fewer match."""
+        check_k(k)
+        q_ptr, q_terms, q_weights, q_const = self._query_arrays(queries)
+        a = self.arrays
+        return _kernel.search(
+            a["weights"], a["passage_ids"], a["indptr"], q_ptr, q_terms, q_weights, q_const, self.n_passages, k, threads
+        )
+
+    def search(self, queries: Sequence[str], k: int = 10, fetch: bool = False, threads: int | None = None) -> list[list[Hit]]:
+        if isinstance(queries, str):
+            raise OdqaError("search() takes a list of queries; wrap a single query in a list")
+        scores, ids = self.search_arrays(queries, k, threads)
+        results = []
+        for row_scores, row_ids in zip(scores, ids):
+            hits = []
+            for rank, (score, pid) in enumerate(zip(row_scores, row_ids), 1):
+                if pid < 0:
+                    break
+                passage = self.passages[int(pid)] if fetch and self.passages is not None else None
+                hits.append(Hit(int(pid), float(score), rank, passage))
+            results.append(hits)
+        return results
+
+
+def read_manifest(path: Path) -> dict:
+    if not path.exists():
+        raise OdqaError(f"index not found: {path} (build one with `odqa index --corpus FILE --out {path}`)")
+    file = path / "manifest.json"
+    if not file.exists():
+        raise OdqaError(f"{path} is not an odqa index: it has no manifest.json")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise OdqaError(f"{file} is corrupt ({e}); rebuild the index") from None
+    if manifest.get("format") != FORMAT:
+        raise OdqaError(f"{path} is a {manifest.get('format')!r} index, not a sparse index")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise OdqaError(
+            f"{path} was built in index format {manifest.get('format_version')} (odqa {manifest.get('odqa_version')}); "
+            f"this odqa {__version__} reads format {FORMAT_VERSION}: rebuild it with `odqa index`"
+        )
+    if manifest.get("analysis_version") != ANALYSIS_VERSION:
+        raise OdqaError(
+            f"{path} was built with analyzer version {manifest.get('analysis_version')}, but this odqa analyzes "
+            f"queries as version {ANALYSIS_VERSION}: queries would not match the index; rebuild it with `odqa index`"
+        )
+    return manifest
