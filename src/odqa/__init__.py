@@ -6,7 +6,7 @@ torch) load only inside the functions that need them.
 
 __version__ = "0.1.0"
 
-from odqa.errors import OdqaError  # noqa: E402
-from odqa.types import Document, Hit, Passage  # noqa: E402
+from odqa.errors import OdqaError
+from odqa.types import Document, Hit, Passage
 
 __all__ = ["Document", "Hit", "OdqaError", "Passage", "__version__"]

@@ -16,7 +16,7 @@ class KiwiAnalyzer:
             from kiwipiepy import Kiwi
         except ImportError:
             raise OdqaError("the kiwi analyzer needs kiwipiepy: pip install 'odqa[korean]'") from None
-        self._kiwi = Kiwi(num_workers=0)
+        self._kiwi = Kiwi()
         self.config = config
         self._exclude = tuple(config.exclude_pos)
 

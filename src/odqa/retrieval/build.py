@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import time
 from pathlib import Path
@@ -45,11 +46,37 @@ def build_sparse_index(
     analyzed = analyze_cached([p.text for p in passages], stats["fingerprint"], analyzer, cache_dir, processes, quiet)
     timings["analysis_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    info = {"source": str(corpus), "config": corpus_config.model_dump(mode="json"), **stats}
+    info = {"source": source_stamp(corpus, limit), "config": corpus_config.model_dump(mode="json"), **stats}
     index = SparseIndex.from_analyzed(analyzed, analyzer, scoring, passages, info)
     timings["weighting_s"] = time.perf_counter() - start
     if out is not None:
         start = time.perf_counter()
-        index.save(out)
+        from odqa.config import IndexConfig
+
+        config = IndexConfig(corpus=corpus_config, analyzer=analyzer, scoring=scoring)
+        index.save(out, {"config.json": json.dumps(config.to_dict(), ensure_ascii=False, indent=2)})
         timings["save_s"] = time.perf_counter() - start
     return index, timings
+
+
+def source_stamp(corpus: str | Path, limit: int | None) -> dict:
+    """What identifies the corpus file cheaply: its resolved path, size, modification time."""
+    stat = Path(corpus).stat()
+    return {"path": str(Path(corpus).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "limit": limit}
+
+
+def is_current(out: str | Path, corpus: str | Path, config, limit: int | None = None) -> bool:
+    """Whether `out` holds an index of this corpus file built with this config by this odqa."""
+    from odqa.errors import OdqaError
+    from odqa.retrieval.sparse import read_manifest
+
+    try:
+        manifest = read_manifest(Path(out))
+    except OdqaError:
+        return False
+    same_config = (
+        manifest["corpus"].get("config") == config.corpus.model_dump(mode="json")
+        and manifest["analyzer"] == config.analyzer.model_dump(mode="json")
+        and manifest["scoring"] == config.scoring.model_dump(mode="json")
+    )
+    return same_config and Path(corpus).exists() and manifest["corpus"].get("source") == source_stamp(corpus, limit)

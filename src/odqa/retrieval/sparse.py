@@ -113,8 +113,8 @@ class SparseIndex:
             "counts": {
                 "passages": n_docs,
                 "vocab": n_terms,
-                "postings": int(len(weights)),
-                "tokens": int(len(analyzed.ids)),
+                "postings": len(weights),
+                "tokens": len(analyzed.ids),
                 "empty_passages": int((doc_len == 0).sum()),
             },
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -124,7 +124,8 @@ class SparseIndex:
 
     # --- persistence --------------------------------------------------------------------------
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, extra_files: dict[str, str] | None = None) -> None:
+        """Write the index folder atomically; `extra_files` (name → text) are written into it too."""
         if self.passages is None:
             raise OdqaError("this index has no passages attached; build it with passages to save it")
         with atomic_dir(path) as tmp:
@@ -132,6 +133,8 @@ class SparseIndex:
                 np.save(tmp / f"{name}.npy", np.asarray(self.arrays[name]))
             (tmp / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
             write_passages(tmp, (self.passages[i] for i in range(len(self.passages))))
+            for name, text in (extra_files or {}).items():
+                (tmp / name).write_text(text, encoding="utf-8")
             (tmp / "manifest.json").write_text(json.dumps(self.manifest, ensure_ascii=False, indent=2), encoding="utf-8")
 
     @classmethod

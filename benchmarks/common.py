@@ -1,0 +1,83 @@
+"""Shared by the benchmark scripts: data paths, question sets, passages, timing and tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("ODQA_SHARED", ROOT.parent / "shared"))
+DATA = SHARED / "data"
+WORK = Path(os.environ.get("ODQA_BENCH_WORK", ROOT / "benchmarks" / "work"))
+KOWIKI = DATA / "kowiki" / "kowiki-sample.jsonl.xz"
+
+
+def require_shared() -> None:
+    if not KOWIKI.exists():
+        sys.exit(f"shared data not found at {SHARED} (set ODQA_SHARED to the folder holding data/kowiki)")
+
+
+def sample(items: list, n: int | None, seed: int = 13) -> list:
+    if n is None or n >= len(items):
+        return items
+    return random.Random(seed).sample(items, n)
+
+
+def question_sets(split: str, korquad_n: int = 1000, train_n: int = 1000) -> dict:
+    """`split='tune'`: competition train + Mr. TyDi train (for choosing defaults);
+    `split='eval'`: competition validation, KorQuAD dev sample, Mr. TyDi dev."""
+    from odqa.io import read_qrels, read_questions
+
+    if split == "tune":
+        return {
+            "competition_train": (sample(read_questions(DATA / "boostcamp_odqa/train.squad.json"), train_n), None),
+            "mrtydi_train": (
+                read_questions(DATA / "mrtydi_ko/topics.mrtydi-v1.1-ko.train.txt.gz"),
+                read_qrels(DATA / "mrtydi_ko/qrels.mrtydi-v1.1-ko.train.txt"),
+            ),
+        }
+    return {
+        "competition_validation": (read_questions(DATA / "boostcamp_odqa/validation.squad.json"), None),
+        "korquad_dev": (sample(read_questions(DATA / "korquad/KorQuAD_v1.0_dev.json"), korquad_n), None),
+        "mrtydi_dev": (
+            read_questions(DATA / "mrtydi_ko/topics.mrtydi-v1.1-ko.dev.txt.gz"),
+            read_qrels(DATA / "mrtydi_ko/qrels.mrtydi-v1.1-ko.dev.txt"),
+        ),
+    }
+
+
+_PASSAGES: dict = {}
+
+
+def passages_for(config) -> tuple[list, dict]:
+    from odqa.corpus import build_passages
+    from odqa.io import read_documents
+
+    key = config.model_dump_json()
+    if key not in _PASSAGES:
+        start = time.perf_counter()
+        passages, stats = build_passages(read_documents(KOWIKI), config)
+        stats["build_s"] = time.perf_counter() - start
+        _PASSAGES[key] = (passages, stats)
+    return _PASSAGES[key]
+
+
+def write_results(name: str, results: dict, table: str) -> None:
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
+    (out / f"{name}.md").write_text(table, encoding="utf-8")
+    print(table)
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    def cell(v):
+        return f"{v:.1f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

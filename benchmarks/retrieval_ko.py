@@ -1,0 +1,268 @@
+"""Korean sparse retrieval on the kowiki sample: odqa against the peers a user would pick instead,
+all on the same passages, in one run. Writes results/retrieval_ko.{json,md}.
+
+    make bench            # or: cd benchmarks && ../.venv/bin/python retrieval_ko.py [--quick]
+
+Each system builds its index in a subprocess of its own (build time and peak memory are that
+process's), then searches in another (load + query analysis + top-100, 2 threads). Accuracy is
+computed here, identically for all, from the ranked passage ids each system returns."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import WORK, markdown_table, passages_for, question_sets, require_shared, write_results
+from odqa.corpus import CorpusConfig
+from odqa.metrics import article_ranking, has_answer, recall_mrr, relevance_matrix, topk_accuracy
+
+KS = (1, 5, 20, 100)
+THREADS = 2
+# The benchmark's own passages are handed to every system verbatim: one input line, one passage.
+VERBATIM = CorpusConfig(target_chars=10**6, max_chars=10**6, literal_newlines=False, strip_markup=False, dedup=False)
+
+SYSTEMS = {
+    "odqa (default)": {"kind": "odqa", "config": {}},
+    "odqa ngram2": {"kind": "odqa", "config": {"analyzer": {"name": "ngram", "n": 2}}},
+    "Lucene (Pyserini) CJK bigrams": {"kind": "pyserini", "tokens": "cjk"},
+    "Lucene (Pyserini) Mecab morphemes": {"kind": "pyserini", "tokens": "mecab"},
+    "Lucene (Pyserini) odqa analyzer tokens": {"kind": "pyserini", "tokens": "odqa"},
+    "bm25s default tokenizer": {"kind": "bm25s"},
+}
+LUCENE_PARAMS = ((0.9, 0.4), (1.2, 0.75))
+
+
+# --- workers (run in subprocesses) -----------------------------------------------------------
+
+
+def _peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def _odqa_config(spec: dict):
+    from odqa.config import IndexConfig
+
+    data = IndexConfig().to_dict() | spec.get("config", {})
+    data["corpus"] = VERBATIM.model_dump()
+    return IndexConfig.from_dict(data)
+
+
+def _mecab_morphs_config():
+    from odqa.analysis.base import MecabConfig
+
+    # What "pretokenize with Mecab" means to most users: every morpheme's surface, as mecab.morphs() gives.
+    return MecabConfig(exclude_pos=(), compound="none", lowercase=False)
+
+
+def _pretokenize(texts: list[str], config, processes: int = THREADS) -> list[str]:
+    from odqa.analysis.corpus import analyze_corpus
+
+    analyzed = analyze_corpus(texts, config, processes=processes, quiet=True)
+    vocab = analyzed.vocab
+    return [" ".join(vocab[t] for t in analyzed.ids[analyzed.offsets[i] : analyzed.offsets[i + 1]]) for i in range(len(texts))]
+
+
+def build(spec: dict, work: Path) -> dict:
+    passages_file = WORK / "passages.jsonl"
+    out = work / "index"
+    start = time.perf_counter()
+    if spec["kind"] == "odqa":
+        from odqa.retrieval.build import build_sparse_index
+
+        cfg = _odqa_config(spec)
+        index, timings = build_sparse_index(passages_file, out, cfg.corpus, cfg.analyzer, cfg.scoring, cache_dir=None, processes=THREADS, quiet=True)
+        extra = {"vocab": index.manifest["counts"]["vocab"], **timings}
+    elif spec["kind"] == "bm25s":
+        import bm25s
+
+        texts = [json.loads(line)["text"] for line in passages_file.open(encoding="utf-8")]
+        tokens = bm25s.tokenize(texts, stopwords=None, show_progress=False)
+        retriever = bm25s.BM25()
+        retriever.index(tokens, show_progress=False)
+        retriever.save(out)
+        extra = {"vocab": len(tokens.vocab)}
+    else:
+        docs = work / "docs"
+        docs.mkdir()
+        texts = [json.loads(line)["text"] for line in passages_file.open(encoding="utf-8")]
+        args = []
+        if spec["tokens"] != "cjk":
+            config = _mecab_morphs_config() if spec["tokens"] == "mecab" else _odqa_config({}).analyzer
+            texts = _pretokenize(texts, config)
+            args = ["--pretokenized"]
+        else:
+            args = ["--language", "ko"]
+        with open(docs / "docs.jsonl", "w", encoding="utf-8") as f:
+            for i, text in enumerate(texts):
+                f.write(json.dumps({"id": str(i), "contents": text}, ensure_ascii=False) + "\n")
+        del texts
+        subprocess.run(
+            [sys.executable, "-m", "pyserini.index.lucene", "--collection", "JsonCollection", "--input", str(docs),
+             "--index", str(out), "--generator", "DefaultLuceneDocumentGenerator", "--threads", str(THREADS), *args],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        shutil.rmtree(docs)
+        extra = {}
+    return {"build_s": time.perf_counter() - start, "build_peak_rss_mb": _peak_rss_mb(), **extra}
+
+
+def search(spec: dict, work: Path, queries: list[str], params: list) -> dict:
+    out = work / "index"
+    runs = []
+    if spec["kind"] == "odqa":
+        from odqa.retrieval.sparse import SparseIndex
+
+        start = time.perf_counter()
+        index = SparseIndex.load(out)
+        _, ids = index.search_arrays(queries, 100, threads=THREADS)
+        runs.append({"params": None, "search_s": time.perf_counter() - start, "ids": ids.tolist()})
+    elif spec["kind"] == "bm25s":
+        import bm25s
+
+        start = time.perf_counter()
+        retriever = bm25s.BM25.load(out, mmap=True)
+        tokens = bm25s.tokenize(queries, stopwords=None, show_progress=False, return_ids=False)
+        ids, _ = retriever.retrieve(tokens, k=100, n_threads=THREADS, show_progress=False)
+        runs.append({"params": None, "search_s": time.perf_counter() - start, "ids": ids.tolist()})
+    else:
+        from pyserini.search.lucene import LuceneSearcher
+
+        for k1, b in params:
+            start = time.perf_counter()
+            searcher = LuceneSearcher(str(out))
+            if spec["tokens"] == "cjk":
+                searcher.set_language("ko")
+                texts = queries
+            else:
+                from pyserini.analysis import JWhiteSpaceAnalyzer
+
+                searcher.set_analyzer(JWhiteSpaceAnalyzer())
+                config = _mecab_morphs_config() if spec["tokens"] == "mecab" else _odqa_config({}).analyzer
+                texts = _pretokenize(queries, config, processes=1)
+                texts = [t or "∅" for t in texts]
+            searcher.set_bm25(k1, b)
+            qids = [str(i) for i in range(len(queries))]
+            results = searcher.batch_search(texts, qids, k=100, threads=THREADS)
+            ids = [[int(h.docid) for h in results[q]] for q in qids]
+            runs.append({"params": [k1, b], "search_s": time.perf_counter() - start, "ids": ids})
+    return {"runs": runs, "search_peak_rss_mb": _peak_rss_mb()}
+
+
+def worker(args) -> None:
+    spec = json.loads(args.spec)
+    work = Path(args.work)
+    if args.worker == "build":
+        result = build(spec, work)
+    else:
+        queries = json.loads((work / "queries.json").read_text(encoding="utf-8"))
+        result = search(spec, work, queries, LUCENE_PARAMS)
+    (work / f"{args.worker}.json").write_text(json.dumps(result), encoding="utf-8")
+
+
+# --- driver ------------------------------------------------------------------------------------
+
+
+def run_worker(stage: str, spec: dict, work: Path) -> dict:
+    env = {**os.environ, "ODQA_QUIET": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    subprocess.run([sys.executable, __file__, "--worker", stage, "--spec", json.dumps(spec), "--work", str(work)], check=True, env=env)
+    return json.loads((work / f"{stage}.json").read_text(encoding="utf-8"))
+
+
+def score(ids: list[list[int]], sets: dict, offsets: dict, passages: list) -> dict:
+    metrics = {}
+    for name, (questions, qrels) in sets.items():
+        start, end = offsets[name]
+        rows = [row + [-1] * (100 - len(row)) for row in ids[start:end]]
+        import numpy as np
+
+        rows = np.asarray(rows, dtype=np.int64)
+        if qrels is None:
+            flags = relevance_matrix(rows, lambda q, pid: has_answer(passages[pid].text, questions[q].answers))
+            metrics[name] = topk_accuracy(flags, KS)
+        else:
+            rankings = [article_ranking([[s.doc_id for s in passages[p].sources] for p in row if p >= 0]) for row in rows]
+            metrics[name] = recall_mrr(rankings, [qrels.get(q.id, set()) for q in questions], k=100)
+    return metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", choices=["build", "search"])
+    parser.add_argument("--spec")
+    parser.add_argument("--work")
+    parser.add_argument("--systems", nargs="*", default=list(SYSTEMS))
+    parser.add_argument("--korquad-n", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="first 5,000 documents only: checks the script runs")
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    require_shared()
+    from odqa.config import IndexConfig
+
+    corpus_config = IndexConfig().corpus
+    if args.quick:
+        import itertools
+
+        from common import KOWIKI
+        from odqa.corpus import build_passages
+        from odqa.io import read_documents
+
+        passages, stats = build_passages(itertools.islice(read_documents(KOWIKI), 5000), corpus_config)
+    else:
+        passages, stats = passages_for(corpus_config)
+    WORK.mkdir(parents=True, exist_ok=True)
+    with open(WORK / "passages.jsonl", "w", encoding="utf-8") as f:
+        for i, p in enumerate(passages):
+            f.write(json.dumps({"id": str(i), "text": p.text}, ensure_ascii=False) + "\n")
+    sets = question_sets("eval", korquad_n=args.korquad_n)
+    queries, offsets = [], {}
+    for name, (questions, _) in sets.items():
+        offsets[name] = (len(queries), len(queries) + len(questions))
+        queries.extend(q.text for q in questions)
+    results = {"passages": {k: v for k, v in stats.items()}, "corpus_config": corpus_config.model_dump(),
+               "queries": len(queries), "threads": THREADS, "cpu_count": os.cpu_count(), "systems": []}
+    print(f"{len(passages):,} passages; {len(queries):,} queries", flush=True)
+    for name in args.systems:
+        spec = SYSTEMS[name]
+        work = WORK / "systems" / name.replace(" ", "_").replace("(", "").replace(")", "")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        (work / "queries.json").write_text(json.dumps(queries, ensure_ascii=False), encoding="utf-8")
+        built = run_worker("build", spec, work)
+        searched = run_worker("search", spec, work)
+        for run in searched["runs"]:
+            label = name if run["params"] is None else f"{name}, k1 {run['params'][0]} b {run['params'][1]}"
+            row = {"system": label, **{k: v for k, v in built.items()}, "search_s": run["search_s"],
+                   "queries_per_s": len(queries) / run["search_s"], "search_peak_rss_mb": searched["search_peak_rss_mb"],
+                   "metrics": score(run["ids"], sets, offsets, passages)}
+            results["systems"].append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "metrics"}), json.dumps(row["metrics"]), flush=True)
+        shutil.rmtree(work / "index", ignore_errors=True)
+    write_results("retrieval_ko" + ("_quick" if args.quick else ""), results, table(results))
+
+
+def table(results: dict) -> str:
+    header = ["system", "competition val top-1 / 5 / 20 / 100", f"KorQuAD dev ({results['queries'] - 543 if results['queries'] > 543 else '?'} sample) top-1 / 5 / 20 / 100",
+              "Mr. TyDi dev R@100 / MRR@100", "queries/s", "build s", "build peak MB", "search peak MB"]
+    rows = []
+    for r in results["systems"]:
+        m = r["metrics"]
+        fmt = lambda d: " / ".join(f"{100 * d[f'top{k}']:.1f}" for k in KS)
+        rows.append([r["system"], fmt(m["competition_validation"]), fmt(m["korquad_dev"]),
+                     f"{100 * m['mrtydi_dev']['recall@100']:.1f} / {100 * m['mrtydi_dev']['mrr@100']:.1f}",
+                     f"{r['queries_per_s']:,.0f}", f"{r['build_s']:.0f}", f"{r['build_peak_rss_mb']:,.0f}", f"{r['search_peak_rss_mb']:,.0f}"])
+    return markdown_table(header, rows)
+
+
+if __name__ == "__main__":
+    main()

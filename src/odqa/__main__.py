@@ -1,0 +1,3 @@
+from odqa.cli import main
+
+main()

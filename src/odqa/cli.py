@@ -1,0 +1,187 @@
+"""The `odqa` command line: thin wrappers over the library. Errors in the user's input print one
+line naming the problem and exit with status 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from odqa.errors import OdqaError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Open-domain question answering toolkit.")
+
+
+def _ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(k) for k in text.replace(" ", ",").split(",") if k})
+    except ValueError:
+        raise OdqaError(f"-k expects numbers like 1,5,20,100, got {text!r}") from None
+    if not ks or ks[0] < 1:
+        raise OdqaError(f"-k values must be ≥ 1, got {text!r}")
+    return ks
+
+
+@app.command()
+def index(
+    corpus: Path = typer.Option(..., help="documents: JSONL(.gz/.xz) with id/title/text, SQuAD JSON, or wiki dict JSON"),
+    out: Path = typer.Option(..., help="index folder to write (replaced atomically)"),
+    config: Optional[Path] = typer.Option(None, help="JSON/YAML IndexConfig; the options below override it"),
+    analyzer: Optional[str] = typer.Option(None, help="e.g. mecab, 'mecab:compound=none', ngram, kiwi, whitespace"),
+    method: Optional[str] = typer.Option(None, help="robertson, atire, bm25l, bm25+, lucene or tfidf"),
+    k1: Optional[float] = typer.Option(None),
+    b: Optional[float] = typer.Option(None),
+    delta: Optional[float] = typer.Option(None),
+    target_chars: Optional[int] = typer.Option(None, help="passage length to aim for"),
+    overlap_chars: Optional[int] = typer.Option(None),
+    title: Optional[bool] = typer.Option(None, "--title/--no-title", help="prepend document titles to passages"),
+    processes: Optional[int] = typer.Option(None, help="analysis processes (default: all cores)"),
+    cache_dir: Optional[Path] = typer.Option(None, help="analysis cache (default $ODQA_CACHE or ~/.cache/odqa)"),
+    no_cache: bool = typer.Option(False, help="analyse again even when a cached analysis exists"),
+    limit: Optional[int] = typer.Option(None, help="index only the first N documents"),
+    reuse: bool = typer.Option(False, help="keep an existing index built from the same file with the same config"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Build a sparse (BM25/TF-IDF) index over a document collection."""
+    from odqa.analysis.base import parse_analyzer_spec
+    from odqa.config import IndexConfig
+    from odqa.retrieval.build import build_sparse_index, default_cache_dir, is_current
+
+    cfg = IndexConfig.from_file(config) if config else IndexConfig()
+    corpus_updates = {k: v for k, v in {"target_chars": target_chars, "overlap_chars": overlap_chars, "title": title}.items() if v is not None}
+    scoring_updates = {k: v for k, v in {"method": method, "k1": k1, "b": b, "delta": delta}.items() if v is not None}
+    data = cfg.to_dict()
+    data["corpus"].update(corpus_updates)
+    data["scoring"].update(scoring_updates)
+    if analyzer:
+        data["analyzer"] = parse_analyzer_spec(analyzer).model_dump(mode="json")
+    cfg = IndexConfig.from_dict(data)
+    if reuse and is_current(out, corpus, cfg, limit):
+        typer.echo(f"{out} is up to date (same corpus file and config); not rebuilt")
+        return
+    start = time.perf_counter()
+    idx, timings = build_sparse_index(
+        corpus, out, cfg.corpus, cfg.analyzer, cfg.scoring,
+        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+        processes=processes, limit=limit, quiet=quiet,
+    )
+    counts = idx.manifest["counts"]
+    typer.echo(
+        f"indexed {idx.manifest['corpus']['documents']:,} documents as {counts['passages']:,} passages "
+        f"({counts['vocab']:,} terms) into {out} in {time.perf_counter() - start:.1f}s "
+        f"(analysis {timings['analysis_s']:.1f}s)"
+    )
+
+
+@app.command()
+def search(
+    queries: list[str] = typer.Argument(..., help="one or more queries"),
+    index_path: Path = typer.Option(..., "--index", help="index folder"),
+    k: int = typer.Option(5, "-k", help="passages per query"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON lines instead of a table"),
+    width: int = typer.Option(160, help="characters of passage text to show"),
+) -> None:
+    """Search an index and print the top passages."""
+    from odqa.retrieval.sparse import SparseIndex
+
+    idx = SparseIndex.load(index_path)
+    results = idx.search(queries, k=k, fetch=True)
+    for query, hits in zip(queries, results):
+        if as_json:
+            for hit in hits:
+                p = hit.passage
+                typer.echo(json.dumps({
+                    "query": query, "rank": hit.rank, "score": round(hit.score, 4), "passage_id": hit.passage_id,
+                    "title": p.title, "doc_ids": [s.doc_id for s in p.sources], "text": p.text,
+                }, ensure_ascii=False))
+            continue
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{query}", show_lines=True)
+        for column in ("rank", "score", "title", "passage"):
+            table.add_column(column, overflow="fold")
+        for hit in hits:
+            text = hit.passage.body.replace("\n", " ")
+            table.add_row(str(hit.rank), f"{hit.score:.2f}", hit.passage.title, text[:width] + ("…" if len(text) > width else ""))
+        if not hits:
+            table.add_row("-", "-", "-", "no passage shares a term with this query")
+        Console().print(table)
+
+
+@app.command("eval-retrieval")
+def eval_retrieval(
+    index_path: Path = typer.Option(..., "--index", help="index folder"),
+    questions: Path = typer.Option(..., help="SQuAD JSON, JSONL (id, question, answers) or topics TSV"),
+    qrels: Optional[Path] = typer.Option(None, help="TREC qrels (qid Q0 docid rel) for Recall/MRR by article"),
+    k: str = typer.Option("1,5,10,20,100", "-k", help="comma-separated cut-offs"),
+    limit: Optional[int] = typer.Option(None, help="a seeded random sample of N questions"),
+    seed: int = typer.Option(13),
+    out: Optional[Path] = typer.Option(None, help="write the metrics as JSON here"),
+) -> None:
+    """Has-answer top-k, gold-document top-k and (with qrels) Recall/MRR of an index on a question set."""
+    import random
+
+    from odqa.evaluation import evaluate_retrieval
+    from odqa.io import atomic_write_text, read_qrels, read_questions
+    from odqa.retrieval.sparse import SparseIndex
+
+    ks = _ks(k)
+    idx = SparseIndex.load(index_path)
+    qs = read_questions(questions)
+    if limit and limit < len(qs):
+        qs = random.Random(seed).sample(qs, limit)
+    result = evaluate_retrieval(idx, qs, ks, read_qrels(qrels) if qrels else None)
+    result |= {"index": str(index_path), "questions_file": str(questions)}
+    _print_eval(result)
+    if out:
+        atomic_write_text(out, json.dumps(result, ensure_ascii=False, indent=2))
+        typer.echo(f"wrote {out}")
+
+
+def _print_eval(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"retrieval: {result['questions']:,} questions, search {result['search_s']:.1f}s")
+    table.add_column("metric")
+    ks = result["k"]
+    for k in ks:
+        table.add_column(f"@{k}", justify="right")
+    for name in ("has_answer", "gold_document"):
+        if name in result:
+            table.add_row(f"{name} ({result[name]['questions']:,} q)", *(f"{100 * result[name][f'top{k}']:.1f}" for k in ks))
+    Console().print(table)
+    if "qrels" in result:
+        q = result["qrels"]
+        typer.echo(f"qrels ({q['queries']} queries): " + ", ".join(f"{m} {100 * v:.1f}" for m, v in q.items() if m != "queries"))
+
+
+@app.command()
+def analyze(
+    text: str = typer.Argument(...),
+    analyzer: str = typer.Option("mecab", help="analyzer spec, as for `odqa index`"),
+) -> None:
+    """Show the tokens an analyzer makes of a text."""
+    from odqa.analysis.base import parse_analyzer_spec
+
+    typer.echo(" ".join(parse_analyzer_spec(analyzer).build()(text)))
+
+
+def main() -> None:
+    try:
+        app()
+    except OdqaError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The index configuration as one typed object that round-trips through JSON (or YAML)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from odqa.analysis.base import AnalyzerConfig, default_analyzer
+from odqa.corpus import CorpusConfig
+from odqa.errors import OdqaError
+from odqa.retrieval.scoring import ScoringConfig
+
+
+class IndexConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    analyzer: AnalyzerConfig = Field(default_factory=default_analyzer)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> IndexConfig:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise OdqaError(f"bad index config: {e}") from None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> IndexConfig:
+        path = Path(path)
+        if not path.exists():
+            raise OdqaError(f"config file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        if path.suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise OdqaError("YAML configs need PyYAML (pip install pyyaml); or use JSON") from None
+            data = yaml.safe_load(text)
+        else:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise OdqaError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise OdqaError(f"{path}: expected a mapping with corpus / analyzer / scoring")
+        return cls.from_dict(data)

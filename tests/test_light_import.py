@@ -1,0 +1,12 @@
+import subprocess
+import sys
+
+
+def test_import_odqa_loads_no_heavy_dependency():
+    code = (
+        "import sys, odqa, odqa.cli, odqa.retrieval, odqa.analysis, odqa.metrics;"
+        "heavy = {'torch', 'transformers', 'numba', 'mecab', 'kiwipiepy', 'scipy', 'bm25s'} & set(sys.modules);"
+        "print(sorted(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
