@@ -70,3 +70,12 @@ def test_configs_round_trip_and_specs_parse():
 def test_bad_analyzer_specs_are_named(spec):
     with pytest.raises(OdqaError):
         parse_analyzer_spec(spec)
+
+
+def test_question_words_are_dropped_from_queries_only():
+    config = MecabConfig()
+    passage = config.build()("누구의 무엇인가")
+    query = config.build(query=True)("훈민정음을 만든 사람은 누구인가? 언제 어디서?")
+    assert "누구" in passage and "무엇" in passage
+    assert "누구" not in query and "언제" not in query and "어디" not in query and "훈민정음" in query
+    assert config.build(query=True)("누구?") == ["누구"]  # nothing else left: keep it rather than search nothing

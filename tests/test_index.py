@@ -119,3 +119,12 @@ def test_parallel_analysis_equals_serial(corpus_file):
     serial = analyze_corpus(texts, MecabConfig(), processes=1, quiet=True)
     parallel = analyze_corpus(texts, MecabConfig(), processes=2, quiet=True)
     assert all(serial.tokens(i) == parallel.tokens(i) for i in range(0, 2500, 97))
+
+
+def test_query_only_options_do_not_invalidate_the_analysis_cache(corpus_file, tmp_path):
+    from odqa.analysis.base import MecabConfig
+
+    cache = tmp_path / "cache"
+    build_sparse_index(corpus_file, None, analyzer=MecabConfig(), cache_dir=cache, quiet=True)
+    build_sparse_index(corpus_file, None, analyzer=MecabConfig(query_stopwords=("김치",)), cache_dir=cache, quiet=True)
+    assert len(list(cache.iterdir())) == 1

@@ -96,3 +96,34 @@ def test_scores_match_bm25s(method):
         for s, i in zip(scores[0], ids[0]):
             if i >= 0:
                 assert s == pytest.approx(expected[i], rel=1e-5), (method, query, i)
+
+
+@pytest.mark.parametrize("method", ["lucene", "bm25+", "tfidf"])
+def test_document_context_adds_weighted_document_score(method):
+    """Passages 0-2 form document A, 3-6 document B: each passage's score gains lam x the score
+    of its document (all its passages pooled), computed by the same scheme on document level."""
+    from odqa.retrieval import _kernel
+
+    docs_of = np.array([0, 0, 0, 1, 1, 1, 1])
+    lam = 0.5
+    plain = build(method)
+    vocab: dict[str, int] = {}
+    ids = [vocab.setdefault(t, len(vocab)) for d in CORPUS for t in d.split()]
+    offsets = np.cumsum([0] + [len(d.split()) for d in CORPUS])
+    analyzed = AnalyzedCorpus(np.asarray(ids, dtype=np.int32), offsets, list(vocab))
+    fused = SparseIndex.from_analyzed(analyzed, WhitespaceConfig(), ScoringConfig(method=method, document_weight=lam), passage_docs=docs_of)
+    documents = [sum((CORPUS[i].split() for i in np.nonzero(docs_of == d)[0]), []) for d in (0, 1)]
+    for query in QUERIES:
+        p_scores, p_ids = plain.search_arrays([query], k=7)
+        f_scores, f_ids = fused.search_arrays([query], k=7)
+        base = {int(i): float(s) for s, i in zip(p_scores[0], p_ids[0]) if i >= 0}
+        got = {int(i): float(s) for s, i in zip(f_scores[0], f_ids[0]) if i >= 0}
+        assert set(got) == set(base)
+        for pid, score in got.items():
+            doc_score = reference_score(method, query.split(), documents[docs_of[pid]], documents, 1.2, 0.75, 0.5)
+            assert score == pytest.approx(base[pid] + lam * doc_score, rel=1e-5, abs=1e-5), (query, pid)
+        numpy_scores, numpy_ids = _kernel.search_numpy(
+            *[fused.arrays[n] for n in ("weights", "passage_ids", "indptr")], *fused._query_arrays([query])[:4], 7, 7,
+            fused._query_arrays([query])[4],
+        )
+        assert [int(i) for i in numpy_ids[0] if i >= 0] == [int(i) for i in f_ids[0] if i >= 0]

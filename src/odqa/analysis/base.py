@@ -15,16 +15,29 @@ Analyzer = Callable[[str], list[str]]
 # Bump when any analyzer's output for the same config changes: it invalidates analysis caches.
 ANALYSIS_VERSION = 1
 
+# Interrogatives are rare in encyclopedic text, so BM25 gives them a high idf and they pull in
+# passages that merely contain 'where' or 'who'. Dropped from queries only (as MeCab tokens:
+# 누가 → 누+가, 어떻게 → 어떻+게).
+KOREAN_QUESTION_WORDS = (
+    "무엇", "무엇인가", "누구", "누", "어디", "언제", "어떤", "어느", "몇", "무슨", "왜",
+    "어떻", "어떻게", "얼마", "얼마나", "뭐", "뭘",
+)
+
 
 class _Common(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     lowercase: bool = True
     shingles: bool = Field(False, description="also emit adjacent token pairs joined by '_'")
+    query_stopwords: tuple[str, ...] = Field((), description="tokens dropped from queries (not from passages)")
 
-    def finish(self, tokens: list[str]) -> list[str]:
+    def finish(self, tokens: list[str], query: bool = False) -> list[str]:
         if self.lowercase:
             tokens = [t.lower() for t in tokens]
+        if query and self.query_stopwords:
+            stop = set(self.query_stopwords)
+            kept = [t for t in tokens if t not in stop]
+            tokens = kept or tokens  # a question made only of stopwords still searches
         if self.shingles and len(tokens) > 1:
             tokens = tokens + [f"{a}_{b}" for a, b in zip(tokens, tokens[1:])]
         return tokens
@@ -42,11 +55,12 @@ class MecabConfig(_Common):
     exclude_pos: tuple[str, ...] = ("J", "E", "SF", "SP", "SS", "SE", "SO", "SW", "SC", "SY")
     compound: Literal["none", "mixed", "discard"] = "mixed"
     lemmas: bool = False
+    query_stopwords: tuple[str, ...] = KOREAN_QUESTION_WORDS
 
-    def build(self) -> Analyzer:
+    def build(self, query: bool = False) -> Analyzer:
         from odqa.analysis.mecab import MecabAnalyzer
 
-        return MecabAnalyzer(self)
+        return MecabAnalyzer(self, query)
 
 
 class KiwiConfig(_Common):
@@ -54,11 +68,12 @@ class KiwiConfig(_Common):
 
     name: Literal["kiwi"] = "kiwi"
     exclude_pos: tuple[str, ...] = ("J", "E", "SF", "SP", "SS", "SE", "SO", "SW", "W_")
+    query_stopwords: tuple[str, ...] = KOREAN_QUESTION_WORDS
 
-    def build(self) -> Analyzer:
+    def build(self, query: bool = False) -> Analyzer:
         from odqa.analysis.kiwi import KiwiAnalyzer
 
-        return KiwiAnalyzer(self)
+        return KiwiAnalyzer(self, query)
 
 
 class NgramConfig(_Common):
@@ -67,11 +82,12 @@ class NgramConfig(_Common):
 
     name: Literal["ngram"] = "ngram"
     n: int = Field(2, ge=1, le=5)
+    query_stopwords: tuple[str, ...] = KOREAN_QUESTION_WORDS
 
-    def build(self) -> Analyzer:
+    def build(self, query: bool = False) -> Analyzer:
         from odqa.analysis.simple import NgramAnalyzer
 
-        return NgramAnalyzer(self)
+        return NgramAnalyzer(self, query)
 
 
 class WhitespaceConfig(_Common):
@@ -79,10 +95,10 @@ class WhitespaceConfig(_Common):
 
     name: Literal["whitespace"] = "whitespace"
 
-    def build(self) -> Analyzer:
+    def build(self, query: bool = False) -> Analyzer:
         from odqa.analysis.simple import WordAnalyzer
 
-        return WordAnalyzer(self)
+        return WordAnalyzer(self, query)
 
 
 class MultiConfig(BaseModel):
@@ -93,8 +109,8 @@ class MultiConfig(BaseModel):
     name: Literal["multi"] = "multi"
     parts: tuple[Annotated[Union[MecabConfig, KiwiConfig, NgramConfig, WhitespaceConfig], Field(discriminator="name")], ...]
 
-    def build(self) -> Analyzer:
-        built = [part.build() for part in self.parts]
+    def build(self, query: bool = False) -> Analyzer:
+        built = [part.build(query) for part in self.parts]
 
         def analyze(text: str) -> list[str]:
             tokens = list(built[0](text))

@@ -104,8 +104,21 @@ def analyze_corpus(
     return AnalyzedCorpus(ids, offsets, list(vocab))
 
 
+def passage_side(config: AnalyzerConfig) -> dict:
+    """The config less its query-only options: what determines how passages are analysed."""
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "query_stopwords"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(config.model_dump(mode="json"))
+
+
 def analysis_key(corpus_fingerprint: str, config: AnalyzerConfig) -> str:
-    payload = json.dumps([ANALYSIS_VERSION, corpus_fingerprint, config.model_dump(mode="json")], sort_keys=True)
+    payload = json.dumps([ANALYSIS_VERSION, corpus_fingerprint, passage_side(config)], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 

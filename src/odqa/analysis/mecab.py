@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class MecabAnalyzer:
-    def __init__(self, config: MecabConfig):
+    def __init__(self, config: MecabConfig, query: bool = False):
         try:
             import mecab
             from mecab.utils import create_lattice
@@ -21,6 +21,7 @@ class MecabAnalyzer:
         self._tagger = mecab.MeCab()._tagger
         self._lattice = create_lattice
         self.config = config
+        self.query = query
         self._exclude = tuple(config.exclude_pos)
 
     def morphemes(self, text: str) -> list[tuple[str, str, str, str]]:
@@ -56,4 +57,4 @@ class MecabAnalyzer:
                     tokens.append(first)
             else:
                 tokens.append(surface)
-        return self.config.finish(tokens)
+        return self.config.finish(tokens, self.query)

@@ -14,16 +14,18 @@ _CJK_RUN = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4
 
 
 class WordAnalyzer:
-    def __init__(self, config: WhitespaceConfig):
+    def __init__(self, config: WhitespaceConfig, query: bool = False):
         self.config = config
+        self.query = query
 
     def __call__(self, text: str) -> list[str]:
-        return self.config.finish(_WORD.findall(text))
+        return self.config.finish(_WORD.findall(text), self.query)
 
 
 class NgramAnalyzer:
-    def __init__(self, config: NgramConfig):
+    def __init__(self, config: NgramConfig, query: bool = False):
         self.config = config
+        self.query = query
         self.n = config.n
 
     def __call__(self, text: str) -> list[str]:
@@ -42,4 +44,4 @@ class NgramAnalyzer:
                 position = run.end()
             if position < len(word):
                 tokens.append(word[position:])
-        return self.config.finish(tokens)
+        return self.config.finish(tokens, self.query)

@@ -27,7 +27,17 @@ def _topk_numpy(ids: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray
     return values[keep], ids[keep]
 
 
-def search_numpy(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k):
+def _doc_scores_numpy(docs, q, q_ptr, q_terms):
+    d_data, d_indices, d_indptr, d_weights, passage_doc, n_units, lam = docs
+    scores = np.zeros(n_units, dtype=np.float32)
+    for j in range(q_ptr[q], q_ptr[q + 1]):
+        t = q_terms[j]
+        start, end = d_indptr[t], d_indptr[t + 1]
+        scores[d_indices[start:end]] += d_weights[j] * d_data[start:end]
+    return lam * scores[passage_doc]
+
+
+def search_numpy(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k, docs=None):
     n_queries = len(q_ptr) - 1
     out_scores = np.zeros((n_queries, k), dtype=np.float32)
     out_ids = np.full((n_queries, k), -1, dtype=np.int64)
@@ -40,6 +50,8 @@ def search_numpy(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_do
             # one entry per passage within a term's postings, so plain fancy-index += is exact
             scores[indices[start:end]] += q_weights[j] * data[start:end]
             touched[indices[start:end]] = True
+        if docs is not None:
+            scores += _doc_scores_numpy(docs, q, q_ptr, q_terms)
         cand = np.nonzero(touched)[0]
         s, i = _topk_numpy(cand, scores[cand], k)
         out_scores[q, : len(s)], out_ids[q, : len(i)] = s + q_const[q], i
@@ -49,7 +61,8 @@ def search_numpy(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_do
 if _HAS_NUMBA:
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _search_numba(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k):
+    def _search_numba(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k,
+                      d_data, d_indices, d_indptr, d_weights, passage_doc, n_units, lam):
         n_queries = len(q_ptr) - 1
         out_scores = np.zeros((n_queries, k), dtype=np.float32)
         out_ids = np.full((n_queries, k), -1, dtype=np.int64)
@@ -72,6 +85,17 @@ if _HAS_NUMBA:
                         touched[n_touched] = d
                         n_touched += 1
                     scores[d] += w * data[p]
+            if lam != 0.0:
+                # Document context: each passage also gets lam x its whole document's score.
+                unit_scores = np.zeros(n_units, dtype=np.float32)
+                for j in range(q_ptr[q], q_ptr[q + 1]):
+                    t = q_terms[j]
+                    w = d_weights[j]
+                    for p in range(d_indptr[t], d_indptr[t + 1]):
+                        unit_scores[d_indices[p]] += w * d_data[p]
+                for i in range(n_touched):
+                    d = touched[i]
+                    scores[d] += lam * unit_scores[passage_doc[d]]
             # Only passages that share a term with the query are hits; the rest of the row stays -1.
             cand = touched[:n_touched]
             cand_scores = np.empty(n_touched, dtype=np.float32)
@@ -95,12 +119,19 @@ if _HAS_NUMBA:
         return keep[:m]
 
 
-def search(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k, threads=None):
+def search(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k, threads=None, docs=None):
+    """Top-k (scores, passage ids) per query. `docs`, for document-context scoring, is
+    (doc weights, doc postings, doc indptr, per-query-term doc weights, passage → doc, n docs, lam)."""
     k = min(k, n_docs)
     if not _HAS_NUMBA:
-        return search_numpy(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k)
+        return search_numpy(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k, docs)
     if threads:
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    if docs is None:
+        empty_f, empty_i = np.zeros(0, dtype=np.float32), np.zeros(1, dtype=np.int64)
+        docs = (empty_f, np.zeros(0, dtype=np.int32), empty_i, np.zeros(len(q_terms), dtype=np.float32), np.zeros(0, dtype=np.int32), 0, 0.0)
+    d_data, d_indices, d_indptr, d_weights, passage_doc, n_units, lam = docs
     return _search_numba(
-        np.asarray(data), np.asarray(indices), np.asarray(indptr), q_ptr, q_terms, q_weights, q_const, n_docs, k
+        np.asarray(data), np.asarray(indices), np.asarray(indptr), q_ptr, q_terms, q_weights, q_const, n_docs, k,
+        np.asarray(d_data), np.asarray(d_indices), np.asarray(d_indptr), d_weights, np.asarray(passage_doc), n_units, float(lam),
     )

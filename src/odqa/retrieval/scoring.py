@@ -22,6 +22,9 @@ class ScoringConfig(BaseModel):
     k1: float = Field(1.2, gt=0)
     b: float = Field(0.75, ge=0, le=1)
     delta: float = Field(0.5, ge=0, description="BM25L / BM25+ lower bound")
+    document_weight: float = Field(
+        0.0, ge=0, description="add this times the passage's whole-document score (document context)"
+    )
 
 
 # --- inverse document frequency: (df, n_docs) -> idf -------------------------------------------

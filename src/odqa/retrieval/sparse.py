@@ -30,6 +30,7 @@ FORMAT_VERSION = 1
 MAX_QUERY_CHARS = 4096
 MAX_K = 10_000
 _ARRAYS = ("weights", "passage_ids", "indptr", "idf", "absent")
+_DOC_ARRAYS = ("doc_weights", "doc_passage_ids", "doc_indptr", "doc_idf", "doc_absent", "passage_docs")
 
 
 def check_query(query: object) -> str:
@@ -77,31 +78,34 @@ class SparseIndex:
         scoring: ScoringConfig,
         passages: Sequence[Passage] | None = None,
         corpus_info: dict | None = None,
+        passage_docs: np.ndarray | None = None,
     ) -> SparseIndex:
-        """Weights from token ids: one sort to count term frequencies, then vectorised scoring."""
-        import scipy.sparse as sp
-
-        n_docs, n_terms = len(analyzed), len(analyzed.vocab)
-        if n_docs == 0:
+        """Weights from token ids. With `scoring.document_weight`, a second matrix scores whole
+        documents (all passages of a document pooled); `passage_docs[i]` is passage i's document
+        number, taken from the passages' first source when not given."""
+        n_passages, n_terms = len(analyzed), len(analyzed.vocab)
+        if n_passages == 0:
             raise OdqaError("cannot index an empty corpus")
-        doc_len = np.diff(analyzed.offsets)
-        doc_of_token = np.repeat(np.arange(n_docs, dtype=np.int32), doc_len)
-        counts = sp.csc_matrix(
-            (np.ones(len(analyzed.ids), dtype=np.float32), (doc_of_token, analyzed.ids)),
-            shape=(n_docs, n_terms),
-        )
-        counts.sum_duplicates()
-        del doc_of_token
-        df = np.diff(counts.indptr)
-        term_of_entry = np.repeat(np.arange(n_terms, dtype=np.int32), df)
-        weights, idf, absent = passage_weights(counts.data, term_of_entry, counts.indices, doc_len, df, scoring)
-        arrays = {
-            "weights": weights,
-            "passage_ids": counts.indices.astype(np.int32),
-            "indptr": counts.indptr.astype(np.int64),
-            "idf": idf,
-            "absent": absent,
-        }
+        passage_len = np.diff(analyzed.offsets)
+        passage_of_token = np.repeat(np.arange(n_passages, dtype=np.int32), passage_len)
+        arrays = _weight_matrix(passage_of_token, analyzed.ids, n_passages, n_terms, scoring)
+        extra_counts = {}
+        if scoring.document_weight > 0:
+            if passage_docs is None:
+                if passages is None:
+                    raise OdqaError("document_weight > 0 needs the passages (or passage_docs) to know their documents")
+                numbers: dict[str, int] = {}
+                passage_docs = np.fromiter(
+                    (numbers.setdefault(passages[i].sources[0].doc_id, len(numbers)) for i in range(n_passages)),
+                    dtype=np.int32, count=n_passages,
+                )
+            passage_docs = np.asarray(passage_docs, dtype=np.int32)
+            n_docs = int(passage_docs.max()) + 1
+            doc_arrays = _weight_matrix(passage_docs[passage_of_token], analyzed.ids, n_docs, n_terms, scoring)
+            arrays |= {f"doc_{name}": value for name, value in doc_arrays.items()}
+            arrays["passage_docs"] = passage_docs
+            extra_counts = {"documents": n_docs, "document_postings": int(len(doc_arrays["weights"]))}
+        del passage_of_token
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -111,11 +115,12 @@ class SparseIndex:
             "scoring": scoring.model_dump(mode="json"),
             "corpus": corpus_info or {},
             "counts": {
-                "passages": n_docs,
+                "passages": n_passages,
                 "vocab": n_terms,
-                "postings": len(weights),
+                "postings": len(arrays["weights"]),
                 "tokens": len(analyzed.ids),
-                "empty_passages": int((doc_len == 0).sum()),
+                "empty_passages": int((passage_len == 0).sum()),
+                **extra_counts,
             },
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "python": platform.python_version(),
@@ -129,8 +134,8 @@ class SparseIndex:
         if self.passages is None:
             raise OdqaError("this index has no passages attached; build it with passages to save it")
         with atomic_dir(path) as tmp:
-            for name in _ARRAYS:
-                np.save(tmp / f"{name}.npy", np.asarray(self.arrays[name]))
+            for name, array in self.arrays.items():
+                np.save(tmp / f"{name}.npy", np.asarray(array))
             (tmp / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
             write_passages(tmp, (self.passages[i] for i in range(len(self.passages))))
             for name, text in (extra_files or {}).items():
@@ -144,7 +149,8 @@ class SparseIndex:
         analyzer = analyzer_from_dict(manifest["analyzer"])
         scoring = ScoringConfig(**manifest["scoring"])
         arrays = {}
-        for name in _ARRAYS:
+        names = _ARRAYS + (_DOC_ARRAYS if scoring.document_weight > 0 else ())
+        for name in names:
             file = path / f"{name}.npy"
             if not file.exists():
                 raise OdqaError(f"index {path} is incomplete: {file.name} is missing; rebuild it with `odqa index`")
@@ -166,7 +172,7 @@ class SparseIndex:
 
     def analyze(self, text: str) -> list[str]:
         if self._analyzer is None:
-            self._analyzer = self.analyzer_config.build()
+            self._analyzer = self.analyzer_config.build(query=True)
         return self._analyzer(text)
 
     def _query_arrays(self, queries: Sequence[str]):
@@ -188,15 +194,25 @@ class SparseIndex:
         q_ptr_arr = np.asarray(q_ptr, dtype=np.int64)
         q_const = np.add.reduceat(absent, q_ptr_arr[:-1]) if len(absent) else np.zeros(len(queries))
         q_const = np.where(np.diff(q_ptr_arr) > 0, q_const, 0).astype(np.float32)
-        return q_ptr_arr, q_terms, q_weights, q_const
+        docs = None
+        if self.scoring.document_weight > 0:
+            a = self.arrays
+            d_weights = query_weights(np.asarray(counts, dtype=np.float64), np.asarray(a["doc_idf"])[q_terms], self.scoring)
+            lam = self.scoring.document_weight
+            d_absent = np.asarray(a["doc_absent"])[q_terms] * d_weights
+            if len(d_absent):
+                q_const = q_const + lam * np.where(np.diff(q_ptr_arr) > 0, np.add.reduceat(d_absent, q_ptr_arr[:-1]), 0).astype(np.float32)
+            n_docs = int(self.manifest["counts"]["documents"])
+            docs = (a["doc_weights"], a["doc_passage_ids"], a["doc_indptr"], d_weights, a["passage_docs"], n_docs, lam)
+        return q_ptr_arr, q_terms, q_weights, q_const, docs
 
     def search_arrays(self, queries: Sequence[str], k: int, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, passage ids), each (queries, k); rows are padded with id -1 when fewer match."""
         check_k(k)
-        q_ptr, q_terms, q_weights, q_const = self._query_arrays(queries)
+        q_ptr, q_terms, q_weights, q_const, docs = self._query_arrays(queries)
         a = self.arrays
         return _kernel.search(
-            a["weights"], a["passage_ids"], a["indptr"], q_ptr, q_terms, q_weights, q_const, self.n_passages, k, threads
+            a["weights"], a["passage_ids"], a["indptr"], q_ptr, q_terms, q_weights, q_const, self.n_passages, k, threads, docs
         )
 
     def search(self, queries: Sequence[str], k: int = 10, fetch: bool = False, threads: int | None = None) -> list[list[Hit]]:
@@ -213,6 +229,26 @@ class SparseIndex:
                 hits.append(Hit(int(pid), float(score), rank, passage))
             results.append(hits)
         return results
+
+
+def _weight_matrix(unit_of_token: np.ndarray, ids: np.ndarray, n_units: int, n_terms: int, scoring: ScoringConfig) -> dict:
+    """Term-major weights of every (term, unit) pair: one sort counts term frequencies, then the
+    weighting scheme runs vectorised over all entries."""
+    import scipy.sparse as sp
+
+    counts = sp.csc_matrix((np.ones(len(ids), dtype=np.float32), (unit_of_token, ids)), shape=(n_units, n_terms))
+    counts.sum_duplicates()
+    unit_len = np.bincount(unit_of_token, minlength=n_units)
+    df = np.diff(counts.indptr)
+    term_of_entry = np.repeat(np.arange(n_terms, dtype=np.int32), df)
+    weights, idf, absent = passage_weights(counts.data, term_of_entry, counts.indices, unit_len, df, scoring)
+    return {
+        "weights": weights,
+        "passage_ids": counts.indices.astype(np.int32),
+        "indptr": counts.indptr.astype(np.int64),
+        "idf": idf,
+        "absent": absent,
+    }
 
 
 def read_manifest(path: Path) -> dict:
