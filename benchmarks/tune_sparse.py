@@ -16,7 +16,6 @@ import json
 import time
 
 from common import ROOT, WORK, markdown_table, passages_for, question_sets, require_shared, write_results
-
 from odqa.analysis.base import MecabConfig, MultiConfig, NgramConfig
 from odqa.analysis.corpus import analyze_cached
 from odqa.corpus import CorpusConfig

@@ -112,7 +112,7 @@ def test_document_context_adds_weighted_document_score(method):
     offsets = np.cumsum([0] + [len(d.split()) for d in CORPUS])
     analyzed = AnalyzedCorpus(np.asarray(ids, dtype=np.int32), offsets, list(vocab))
     fused = SparseIndex.from_analyzed(analyzed, WhitespaceConfig(), ScoringConfig(method=method, document_weight=lam), passage_docs=docs_of)
-    documents = [sum((CORPUS[i].split() for i in np.nonzero(docs_of == d)[0]), []) for d in (0, 1)]
+    documents = [[t for i in np.nonzero(docs_of == d)[0] for t in CORPUS[i].split()] for d in (0, 1)]
     for query in QUERIES:
         p_scores, p_ids = plain.search_arrays([query], k=7)
         f_scores, f_ids = fused.search_arrays([query], k=7)

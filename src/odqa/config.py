@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -10,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from odqa.analysis.base import AnalyzerConfig, default_analyzer
 from odqa.corpus import CorpusConfig
 from odqa.errors import OdqaError
+from odqa.io.files import load_json
 from odqa.retrieval.scoring import ScoringConfig
 
 
@@ -35,18 +35,17 @@ class IndexConfig(BaseModel):
         path = Path(path)
         if not path.exists():
             raise OdqaError(f"config file not found: {path}")
-        text = path.read_text(encoding="utf-8")
         if path.suffix in (".yaml", ".yml"):
             try:
                 import yaml
             except ImportError:
                 raise OdqaError("YAML configs need PyYAML (pip install pyyaml); or use JSON") from None
-            data = yaml.safe_load(text)
-        else:
             try:
-                data = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise OdqaError(f"{path}: not valid JSON ({e})") from None
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.YAMLError as e:
+                raise OdqaError(f"{path}: not valid YAML ({e})") from None
+        else:
+            data = load_json(path)
         if not isinstance(data, dict):
             raise OdqaError(f"{path}: expected a mapping with corpus / analyzer / scoring")
         return cls.from_dict(data)

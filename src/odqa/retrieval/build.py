@@ -12,8 +12,15 @@ from odqa.analysis.base import AnalyzerConfig, default_analyzer
 from odqa.analysis.corpus import analyze_cached
 from odqa.corpus import CorpusConfig, build_passages
 from odqa.io.documents import read_documents
+from odqa.progress import progress
 from odqa.retrieval.scoring import ScoringConfig
 from odqa.retrieval.sparse import SparseIndex
+
+
+def _counted(items, bar):
+    for item in items:
+        bar.update()
+        yield item
 
 
 def default_cache_dir() -> Path:
@@ -40,7 +47,9 @@ def build_sparse_index(
     documents = read_documents(corpus)
     if limit:
         documents = itertools.islice(documents, limit)
-    passages, stats = build_passages(documents, corpus_config)
+    bar = progress(desc="reading documents", unit="doc", quiet=quiet)
+    passages, stats = build_passages(_counted(documents, bar), corpus_config)
+    bar.close()
     timings["passages_s"] = time.perf_counter() - start
     start = time.perf_counter()
     analyzed = analyze_cached([p.text for p in passages], stats["fingerprint"], analyzer, cache_dir, processes, quiet)

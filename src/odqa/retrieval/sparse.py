@@ -104,7 +104,7 @@ class SparseIndex:
             doc_arrays = _weight_matrix(passage_docs[passage_of_token], analyzed.ids, n_docs, n_terms, scoring)
             arrays |= {f"doc_{name}": value for name, value in doc_arrays.items()}
             arrays["passage_docs"] = passage_docs
-            extra_counts = {"documents": n_docs, "document_postings": int(len(doc_arrays["weights"]))}
+            extra_counts = {"documents": n_docs, "document_postings": len(doc_arrays["weights"])}
         del passage_of_token
         manifest = {
             "format": FORMAT,
