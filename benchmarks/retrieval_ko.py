@@ -20,17 +20,17 @@ import time
 from pathlib import Path
 
 from common import WORK, markdown_table, passages_for, question_sets, require_shared, write_results
-from odqa.corpus import CorpusConfig
 from odqa.metrics import article_ranking, has_answer, recall_mrr, relevance_matrix, topk_accuracy
 
 KS = (1, 5, 20, 100)
 THREADS = 2
-# The benchmark's own passages are handed to every system verbatim: one input line, one passage.
-VERBATIM = CorpusConfig(target_chars=10**6, max_chars=10**6, literal_newlines=False, strip_markup=False, dedup=False)
 
 SYSTEMS = {
     "odqa (default)": {"kind": "odqa", "config": {}},
-    "odqa ngram2": {"kind": "odqa", "config": {"analyzer": {"name": "ngram", "n": 2}}},
+    # Ablation: Mecab morphemes alone, no document context — what the analyzer and fusion add.
+    "odqa, Mecab only, no document context": {
+        "kind": "odqa", "config": {"analyzer": {"name": "mecab"}, "scoring": {"document_weight": 0.0}},
+    },
     "Lucene (Pyserini) CJK bigrams": {"kind": "pyserini", "tokens": "cjk"},
     "Lucene (Pyserini) Mecab morphemes": {"kind": "pyserini", "tokens": "mecab"},
     "Lucene (Pyserini) odqa analyzer tokens": {"kind": "pyserini", "tokens": "odqa"},
@@ -51,8 +51,9 @@ def _peak_rss_mb() -> float:
 def _odqa_config(spec: dict):
     from odqa.config import IndexConfig
 
-    data = IndexConfig().to_dict() | spec.get("config", {})
-    data["corpus"] = VERBATIM.model_dump()
+    data = IndexConfig().to_dict()
+    data["analyzer"] = spec.get("config", {}).get("analyzer", data["analyzer"])
+    data["scoring"] |= spec.get("config", {}).get("scoring", {})
     return IndexConfig.from_dict(data)
 
 
@@ -76,11 +77,22 @@ def build(spec: dict, work: Path) -> dict:
     out = work / "index"
     start = time.perf_counter()
     if spec["kind"] == "odqa":
-        from odqa.retrieval.build import build_sparse_index
+        from odqa.analysis.corpus import analyze_corpus
+        from odqa.retrieval.sparse import SparseIndex
+        from odqa.types import Passage, PassageSource
 
+        # The same passages as every system, each knowing its article (for document context).
         cfg = _odqa_config(spec)
-        index, timings = build_sparse_index(passages_file, out, cfg.corpus, cfg.analyzer, cfg.scoring, cache_dir=None, processes=THREADS, quiet=True)
-        extra = {"vocab": index.manifest["counts"]["vocab"], **timings}
+        passages = []
+        for i, line in enumerate(passages_file.open(encoding="utf-8")):
+            record = json.loads(line)
+            passages.append(Passage(i, record["text"], record["title"], (PassageSource(record["doc_id"], 0, len(record["text"])),)))
+        analysis_start = time.perf_counter()
+        analyzed = analyze_corpus([p.text for p in passages], cfg.analyzer, processes=THREADS, quiet=True)
+        analysis_s = time.perf_counter() - analysis_start
+        index = SparseIndex.from_analyzed(analyzed, cfg.analyzer, cfg.scoring, passages)
+        index.save(out)
+        extra = {"vocab": index.manifest["counts"]["vocab"], "analysis_s": analysis_s}
     elif spec["kind"] == "bm25s":
         import bm25s
 
@@ -241,7 +253,7 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     with open(WORK / "passages.jsonl", "w", encoding="utf-8") as f:
         for i, p in enumerate(passages):
-            f.write(json.dumps({"id": str(i), "text": p.text}, ensure_ascii=False) + "\n")
+            f.write(json.dumps({"id": str(i), "doc_id": p.doc_id, "title": p.title, "text": p.text}, ensure_ascii=False) + "\n")
     sets = question_sets("eval", korquad_n=args.korquad_n)
     queries, offsets = [], {}
     for name, (questions, _) in sets.items():

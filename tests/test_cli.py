@@ -47,7 +47,7 @@ def test_index_from_config_file(corpus_file, tmp_path):
     run = odqa("index", "--corpus", corpus_file, "--out", out, "--config", config, "--b", "0.5", "--no-cache")
     assert run.returncode == 0, run.stderr
     saved = json.loads((out / "config.json").read_text())
-    assert saved["analyzer"]["name"] == "ngram" and saved["scoring"] == {"method": "bm25+", "k1": 1.0, "b": 0.5, "delta": 0.5, "document_weight": 0.0}
+    assert saved["analyzer"]["name"] == "ngram" and saved["scoring"] == {"method": "bm25+", "k1": 1.0, "b": 0.5, "delta": 0.5, "document_weight": 0.25}
 
 
 @pytest.mark.parametrize(

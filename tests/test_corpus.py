@@ -57,7 +57,7 @@ def test_long_paragraph_splits_on_sentences():
 
 def test_dedup_keeps_every_source_id():
     docs = [Document("a", "같은 본문이다.", "제목"), Document("b", "다른 본문.", "제목"), Document("c", "같은 본문이다.", "제목2")]
-    passages, stats = build_passages(docs, CorpusConfig())
+    passages, stats = build_passages(docs, CorpusConfig(title=False))
     assert stats["passages"] == 2
     shared = next(p for p in passages if p.body == "같은 본문이다.")
     assert [s.doc_id for s in shared.sources] == ["a", "c"]

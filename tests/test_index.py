@@ -37,7 +37,7 @@ def test_round_trip_gives_same_results_memory_mapped(built):
 def test_manifest_records_what_built_it(built):
     _, out = built
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["analyzer"]["name"] == "mecab"
+    assert manifest["analyzer"]["name"] == "multi"
     assert manifest["scoring"]["method"] == "lucene"
     assert manifest["counts"]["passages"] == manifest["corpus"]["passages"] > 0
     assert len(manifest["corpus"]["fingerprint"]) == 16

@@ -64,7 +64,8 @@ def build(method, k1=1.2, b=0.75, delta=0.5):
     ids = [vocab.setdefault(t, len(vocab)) for d in CORPUS for t in d.split()]
     offsets = np.cumsum([0] + [len(d.split()) for d in CORPUS])
     analyzed = AnalyzedCorpus(np.asarray(ids, dtype=np.int32), offsets, list(vocab))
-    return SparseIndex.from_analyzed(analyzed, WhitespaceConfig(), ScoringConfig(method=method, k1=k1, b=b, delta=delta))
+    config = ScoringConfig(method=method, k1=k1, b=b, delta=delta, document_weight=0.0)
+    return SparseIndex.from_analyzed(analyzed, WhitespaceConfig(), config)
 
 
 @pytest.mark.parametrize("method", ["robertson", "lucene", "atire", "bm25l", "bm25+", "tfidf"])
@@ -111,7 +112,8 @@ def test_document_context_adds_weighted_document_score(method):
     ids = [vocab.setdefault(t, len(vocab)) for d in CORPUS for t in d.split()]
     offsets = np.cumsum([0] + [len(d.split()) for d in CORPUS])
     analyzed = AnalyzedCorpus(np.asarray(ids, dtype=np.int32), offsets, list(vocab))
-    fused = SparseIndex.from_analyzed(analyzed, WhitespaceConfig(), ScoringConfig(method=method, document_weight=lam), passage_docs=docs_of)
+    config = ScoringConfig(method=method, k1=1.2, b=0.75, document_weight=lam)
+    fused = SparseIndex.from_analyzed(analyzed, WhitespaceConfig(), config, passage_docs=docs_of)
     documents = [[t for i in np.nonzero(docs_of == d)[0] for t in CORPUS[i].split()] for d in (0, 1)]
     for query in QUERIES:
         p_scores, p_ids = plain.search_arrays([query], k=7)

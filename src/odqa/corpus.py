@@ -31,7 +31,7 @@ class CorpusConfig(BaseModel):
     target_chars: int = Field(500, ge=20, description="pack paragraphs up to this many characters")
     max_chars: int = Field(1000, ge=20, description="hard cap; longer paragraphs split on sentences")
     overlap_chars: int = Field(0, ge=0, description="repeat up to this many trailing characters")
-    title: bool = Field(False, description="prepend the document title to each passage")
+    title: bool = Field(True, description="prepend the document title to each passage")
     literal_newlines: bool = Field(True, description="turn the two characters backslash-n into a newline")
     strip_markup: bool = Field(True, description="drop HTML tags, entities and empty brackets")
     dedup: bool = True

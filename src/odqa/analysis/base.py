@@ -161,4 +161,6 @@ def parse_analyzer_spec(spec: str) -> AnalyzerConfig:
 
 
 def default_analyzer() -> AnalyzerConfig:
-    return MecabConfig()
+    """MeCab morphemes (compounds kept whole and split) plus CJK bigrams, chosen by
+    benchmarks/tune_sparse.py on training questions."""
+    return MultiConfig(parts=(MecabConfig(), NgramConfig(n=2)))
