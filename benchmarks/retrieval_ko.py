@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import WORK, markdown_table, passages_for, question_sets, require_shared, write_results
+from common import ROOT, WORK, markdown_table, passages_for, question_sets, require_shared, write_results
 from odqa.metrics import article_ranking, has_answer, recall_mrr, relevance_matrix, topk_accuracy
 
 KS = (1, 5, 20, 100)
@@ -278,7 +278,20 @@ def main() -> None:
             results["systems"].append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "metrics"}), json.dumps(row["metrics"]), flush=True)
         shutil.rmtree(work / "index", ignore_errors=True)
-    write_results("retrieval_ko" + ("_quick" if args.quick else ""), results, table(results))
+    name = "retrieval_ko" + ("_quick" if args.quick else "")
+    previous = ROOT / "benchmarks" / "results" / f"{name}.json"
+    if set(args.systems) != set(SYSTEMS) and previous.exists():
+        # A partial rerun keeps the other systems' rows from the last run on the same passages.
+        old = json.loads(previous.read_text(encoding="utf-8"))
+        if old.get("passages", {}).get("fingerprint") == stats["fingerprint"]:
+            rerun = {r["system"] for r in results["systems"]}
+            kept = [r for r in old["systems"] if r["system"] not in rerun and r["system"].split(",")[0] not in args.systems]
+            results["systems"] = sorted(kept + results["systems"], key=lambda r: _order(r["system"]))
+    write_results(name, results, table(results))
+
+
+def _order(label: str) -> int:
+    return next((i for i, name in enumerate(SYSTEMS) if label.startswith(name)), len(SYSTEMS))
 
 
 def table(results: dict) -> str:

@@ -43,8 +43,8 @@ def stage_grid(stage: str):
     """(passages, analyzer name, analyzer config, scoring) to try."""
     if stage == "passages":
         for p, a in itertools.product(PASSAGES, ANALYZERS):
-            for k1, b in itertools.product((0.9, 1.2, 1.6), (0.4, 0.75)):
-                yield p, a, ANALYZERS[a], ScoringConfig(k1=k1, b=b)
+            for k1, b in ((0.9, 0.4), (1.2, 0.75)):
+                yield p, a, ANALYZERS[a], ScoringConfig(k1=k1, b=b, document_weight=0.0)
     elif stage == "fusion":
         for a in ("mecab-mixed", "mecab-mixed+ngram2"):
             for (k1, b), weight in itertools.product(((0.9, 0.4), (1.2, 0.4)), (0.0, 0.25, 0.5)):

@@ -39,3 +39,27 @@ def test_kernels_agree_with_brute_force(search):
         got = [(float(s), int(i)) for s, i in zip(scores[q], ids[q]) if i >= 0]
         assert [i for _, i in got] == [i for _, i in expected]
         assert np.allclose([s for s, _ in got], [s for s, _ in expected])
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.25, 1.0])
+@pytest.mark.parametrize("k", [1, 10, 100])
+def test_pruned_search_equals_exhaustive_search(lam, k):
+    """MaxScore pruning must not change a single result: a Zipfian corpus makes common terms
+    that the pruned kernel only looks up."""
+    from odqa.analysis.base import WhitespaceConfig
+    from odqa.analysis.corpus import AnalyzedCorpus
+    from odqa.retrieval.scoring import ScoringConfig
+    from odqa.retrieval.sparse import SparseIndex
+
+    rng = np.random.default_rng(7)
+    vocab = [f"w{i}" for i in range(400)]
+    lengths = rng.integers(5, 60, size=3000)
+    ids = np.minimum(rng.zipf(1.3, size=int(lengths.sum())) - 1, len(vocab) - 1).astype(np.int32)
+    analyzed = AnalyzedCorpus(ids, np.concatenate([[0], np.cumsum(lengths)]), vocab)
+    docs = np.repeat(np.arange(600), 5).astype(np.int32)
+    index = SparseIndex.from_analyzed(analyzed, WhitespaceConfig(), ScoringConfig(document_weight=lam), passage_docs=docs)
+    queries = [" ".join(vocab[t] for t in np.minimum(rng.zipf(1.2, size=rng.integers(1, 12)) - 1, 399)) for _ in range(60)]
+    pruned_scores, pruned_ids = index.search_arrays(queries, k)
+    full_scores, full_ids = index.search_arrays(queries, k, exhaustive=True)
+    assert (pruned_ids == full_ids).all()
+    assert np.array_equal(pruned_scores, full_scores)

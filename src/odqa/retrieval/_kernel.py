@@ -34,7 +34,7 @@ def _doc_scores_numpy(docs, q, q_ptr, q_terms):
         t = q_terms[j]
         start, end = d_indptr[t], d_indptr[t + 1]
         scores[d_indices[start:end]] += d_weights[j] * d_data[start:end]
-    return lam * scores[passage_doc]
+    return lam * scores[passage_doc].astype(np.float64)
 
 
 def search_numpy(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k, docs=None):
@@ -50,8 +50,8 @@ def search_numpy(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_do
             # one entry per passage within a term's postings, so plain fancy-index += is exact
             scores[indices[start:end]] += q_weights[j] * data[start:end]
             touched[indices[start:end]] = True
-        if docs is not None:
-            scores += _doc_scores_numpy(docs, q, q_ptr, q_terms)
+        if docs is not None:  # in float64, then rounded, exactly as the numba kernel does
+            scores = (scores + _doc_scores_numpy(docs, q, q_ptr, q_terms)).astype(np.float32)
         cand = np.nonzero(touched)[0]
         s, i = _topk_numpy(cand, scores[cand], k)
         out_scores[q, : len(s)], out_ids[q, : len(i)] = s + q_const[q], i
@@ -60,22 +60,131 @@ def search_numpy(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_do
 
 if _HAS_NUMBA:
 
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _worse(v1, i1, v2, i2):
+        """Whether (v1, i1) ranks below (v2, i2): lower score, or equal score and larger id."""
+        return v1 < v2 or (v1 == v2 and i1 > i2)
+
+    @numba.njit(cache=True, nogil=True)
+    def _heap_topk(ids, values, n, k):
+        """The k best of the first n (value, id) pairs, best first, ties by smaller id: one pass
+        with a min-heap of the current k best (most values are rejected by one comparison)."""
+        m = min(k, n)
+        heap_v = np.empty(max(m, 1), dtype=np.float32)
+        heap_i = np.empty(max(m, 1), dtype=np.int64)
+        size = 0
+        for x in range(n):
+            v, i = values[x], ids[x]
+            if size < m:
+                pos = size  # sift up
+                size += 1
+                while pos > 0:
+                    parent = (pos - 1) // 2
+                    if _worse(v, i, heap_v[parent], heap_i[parent]):
+                        heap_v[pos], heap_i[pos] = heap_v[parent], heap_i[parent]
+                        pos = parent
+                    else:
+                        break
+                heap_v[pos], heap_i[pos] = v, i
+            elif m > 0 and _worse(heap_v[0], heap_i[0], v, i):
+                pos = 0  # replace the root and sift down
+                while True:
+                    child = 2 * pos + 1
+                    if child >= m:
+                        break
+                    if child + 1 < m and _worse(heap_v[child + 1], heap_i[child + 1], heap_v[child], heap_i[child]):
+                        child += 1
+                    if _worse(heap_v[child], heap_i[child], v, i):
+                        heap_v[pos], heap_i[pos] = heap_v[child], heap_i[child]
+                        pos = child
+                    else:
+                        break
+                heap_v[pos], heap_i[pos] = v, i
+        # Pop worst-first into the back of the output: best first.
+        out_v = np.empty(size, dtype=np.float32)
+        out_i = np.empty(size, dtype=np.int64)
+        for slot in range(size - 1, -1, -1):
+            out_v[slot], out_i[slot] = heap_v[0], heap_i[0]
+            size_left = slot
+            v, i = heap_v[size_left], heap_i[size_left]
+            pos = 0
+            while True:
+                child = 2 * pos + 1
+                if child >= size_left:
+                    break
+                if child + 1 < size_left and _worse(heap_v[child + 1], heap_i[child + 1], heap_v[child], heap_i[child]):
+                    child += 1
+                if _worse(heap_v[child], heap_i[child], v, i):
+                    heap_v[pos], heap_i[pos] = heap_v[child], heap_i[child]
+                    pos = child
+                else:
+                    break
+            heap_v[pos], heap_i[pos] = v, i
+        return out_v, out_i
+
+    @numba.njit(cache=True, nogil=True)
+    def _add_for(indices, data, lo, hi, targets, is_target, w, scores):
+        """Add one term's weights to `targets` only (sorted ids): binary search per target when
+        they are few against the postings, a scan of the postings otherwise."""
+        if hi <= lo:
+            return
+        if len(targets) * 20 < hi - lo:
+            positions = np.searchsorted(indices[lo:hi], targets)
+            for i in range(len(targets)):
+                pos = lo + positions[i]
+                if pos < hi and indices[pos] == targets[i]:
+                    scores[targets[i]] += w * data[pos]
+        else:
+            for p in range(lo, hi):
+                d = indices[p]
+                if is_target[d]:
+                    scores[d] += w * data[p]
+
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _search_numba(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k,
-                      d_data, d_indices, d_indptr, d_weights, passage_doc, n_units, lam):
+    def _search_numba(data, indices, indptr, q_ptr, q_terms, q_weights, q_pbound, q_const, n_docs, k,
+                      d_data, d_indices, d_indptr, d_weights, q_dbound, passage_doc, n_units, lam):
+        """Term-at-a-time with exact MaxScore pruning. Terms arrive sorted by their largest possible
+        contribution. Once no passage that has not yet been touched can reach the k-th best score,
+        the remaining (common, cheap-to-bound) terms are only looked up, by binary search, for the
+        passages that can still make the top k: the results equal a full scan."""
         n_queries = len(q_ptr) - 1
         out_scores = np.zeros((n_queries, k), dtype=np.float32)
         out_ids = np.full((n_queries, k), -1, dtype=np.int64)
+        use_docs = lam != 0.0
         for q in numba.prange(n_queries):
+            start, end = q_ptr[q], q_ptr[q + 1]
             scores = np.zeros(n_docs, dtype=np.float32)
             seen = np.zeros(n_docs, dtype=np.bool_)
-            n_touched = 0
+            unit_scores = np.zeros(n_units if use_docs else 1, dtype=np.float32)
+            p_rem = 0.0
+            d_rem = 0.0
             total = 0
-            for j in range(q_ptr[q], q_ptr[q + 1]):
-                t = q_terms[j]
-                total += indptr[t + 1] - indptr[t]
-            touched = np.empty(total, dtype=np.int64)
-            for j in range(q_ptr[q], q_ptr[q + 1]):
+            for j in range(start, end):
+                p_rem += q_pbound[j]
+                d_rem += q_dbound[j]
+                total += indptr[q_terms[j] + 1] - indptr[q_terms[j]]
+            touched = np.empty(min(total, n_docs), dtype=np.int64)
+            n_touched = 0
+            d_max = 0.0
+            theta = 0.0
+            switched = False
+            remaining = total  # postings not yet scanned
+            last_check = np.inf
+            j = start
+            while j < end:
+                # Checking costs a pass over the touched passages: worth it only when the postings
+                # left to scan are longer, and the bound has fallen since the last failed check.
+                unseen_bound = p_rem + lam * (d_max + d_rem)
+                if n_touched >= k and remaining > 2 * n_touched and unseen_bound < 0.8 * last_check:
+                    last_check = unseen_bound
+                    partial = np.empty(n_touched, dtype=np.float32)
+                    for i in range(n_touched):
+                        d = touched[i]
+                        partial[i] = scores[d] + (lam * unit_scores[passage_doc[d]] if use_docs else 0.0)
+                    theta = _heap_topk(touched, partial, n_touched, k)[0][k - 1]
+                    if unseen_bound * 1.0001 + 1e-6 < theta:
+                        switched = True
+                        break
                 t = q_terms[j]
                 w = q_weights[j]
                 for p in range(indptr[t], indptr[t + 1]):
@@ -85,43 +194,64 @@ if _HAS_NUMBA:
                         touched[n_touched] = d
                         n_touched += 1
                     scores[d] += w * data[p]
-            if lam != 0.0:
-                # Document context: each passage also gets lam x its whole document's score.
-                unit_scores = np.zeros(n_units, dtype=np.float32)
-                for j in range(q_ptr[q], q_ptr[q + 1]):
-                    t = q_terms[j]
+                if use_docs:
                     w = d_weights[j]
                     for p in range(d_indptr[t], d_indptr[t + 1]):
-                        unit_scores[d_indices[p]] += w * d_data[p]
+                        u = d_indices[p]
+                        unit_scores[u] += w * d_data[p]
+                        if unit_scores[u] > d_max:
+                            d_max = unit_scores[u]
+                p_rem -= q_pbound[j]
+                d_rem -= q_dbound[j]
+                remaining -= indptr[t + 1] - indptr[t]
+                j += 1
+            if switched:
+                # Candidates: touched passages whose best case still reaches theta.
+                slack = (p_rem + lam * d_rem) * 1.0001 + 1e-6
+                cand = np.empty(n_touched, dtype=np.int64)
+                n_cand = 0
                 for i in range(n_touched):
                     d = touched[i]
-                    scores[d] += lam * unit_scores[passage_doc[d]]
+                    value = scores[d] + (lam * unit_scores[passage_doc[d]] if use_docs else 0.0)
+                    if value + slack >= theta:
+                        cand[n_cand] = d
+                        n_cand += 1
+                cand = np.sort(cand[:n_cand])
+                is_cand = np.zeros(n_docs, dtype=np.bool_)
+                for i in range(n_cand):
+                    is_cand[cand[i]] = True
+                units = np.empty(0, dtype=np.int64)
+                is_unit = np.zeros(n_units if use_docs else 1, dtype=np.bool_)
+                if use_docs:
+                    units = np.unique(passage_doc[cand].astype(np.int64))
+                    for i in range(len(units)):
+                        is_unit[units[i]] = True
+                for jj in range(j, end):
+                    t = q_terms[jj]
+                    _add_for(indices, data, indptr[t], indptr[t + 1], cand, is_cand, q_weights[jj], scores)
+                    if use_docs:
+                        _add_for(d_indices, d_data, d_indptr[t], d_indptr[t + 1], units, is_unit, d_weights[jj], unit_scores)
+                pool = cand
+            else:
+                pool = touched[:n_touched]
             # Only passages that share a term with the query are hits; the rest of the row stays -1.
-            cand = touched[:n_touched]
-            cand_scores = np.empty(n_touched, dtype=np.float32)
-            for i in range(n_touched):
-                cand_scores[i] = scores[cand[i]]
-            m = min(k, n_touched)
-            if m > 0:
-                order = _top_order(cand, cand_scores, m)
-                for i in range(m):
-                    out_scores[q, i] = cand_scores[order[i]] + q_const[q]
-                    out_ids[q, i] = cand[order[i]]
+            pool_scores = np.empty(len(pool), dtype=np.float32)
+            for i in range(len(pool)):
+                d = pool[i]
+                pool_scores[i] = scores[d] + (lam * unit_scores[passage_doc[d]] if use_docs else 0.0)
+            best_v, best_i = _heap_topk(pool, pool_scores, len(pool), k)
+            for i in range(len(best_v)):
+                out_scores[q, i] = best_v[i] + q_const[q]
+                out_ids[q, i] = best_i[i]
         return out_scores, out_ids
 
-    @numba.njit(cache=True, nogil=True)
-    def _top_order(ids, values, m):
-        """Positions of the m best values, best first, ties by smaller id."""
-        kth = np.partition(-values, m - 1)[m - 1]
-        keep = np.nonzero(-values <= kth)[0]
-        keep = keep[np.argsort(ids[keep], kind="mergesort")]
-        keep = keep[np.argsort(-values[keep], kind="mergesort")]
-        return keep[:m]
 
-
-def search(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k, threads=None, docs=None):
+def search(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k, threads=None, docs=None,
+           q_pbound=None, q_dbound=None, exhaustive=False):
     """Top-k (scores, passage ids) per query. `docs`, for document-context scoring, is
-    (doc weights, doc postings, doc indptr, per-query-term doc weights, passage → doc, n docs, lam)."""
+    (doc weights, doc postings, doc indptr, per-query-term doc weights, passage → doc, n docs, lam).
+    `q_pbound`/`q_dbound`: each query term's largest possible contribution at passage/document
+    level, with each query's terms sorted by them (largest first): they enable exact pruning."""
     k = min(k, n_docs)
     if not _HAS_NUMBA:
         return search_numpy(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k, docs)
@@ -131,7 +261,11 @@ def search(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k,
         empty_f, empty_i = np.zeros(0, dtype=np.float32), np.zeros(1, dtype=np.int64)
         docs = (empty_f, np.zeros(0, dtype=np.int32), empty_i, np.zeros(len(q_terms), dtype=np.float32), np.zeros(0, dtype=np.int32), 0, 0.0)
     d_data, d_indices, d_indptr, d_weights, passage_doc, n_units, lam = docs
+    if exhaustive or q_pbound is None:
+        q_pbound = np.full(len(q_terms), np.inf)  # an infinite bound never allows pruning
+    q_pbound = np.asarray(q_pbound, dtype=np.float64)
+    q_dbound = np.zeros(len(q_terms)) if q_dbound is None else np.asarray(q_dbound, dtype=np.float64)
     return _search_numba(
-        np.asarray(data), np.asarray(indices), np.asarray(indptr), q_ptr, q_terms, q_weights, q_const, n_docs, k,
-        np.asarray(d_data), np.asarray(d_indices), np.asarray(d_indptr), d_weights, np.asarray(passage_doc), n_units, float(lam),
+        np.asarray(data), np.asarray(indices), np.asarray(indptr), q_ptr, q_terms, q_weights, q_pbound, q_const, n_docs, k,
+        np.asarray(d_data), np.asarray(d_indices), np.asarray(d_indptr), d_weights, q_dbound, np.asarray(passage_doc), n_units, float(lam),
     )

@@ -67,6 +67,7 @@ class SparseIndex:
         self.passages = passages
         self._analyzer = None
         self._term_ids: dict[str, int] | None = None
+        self._bounds: dict[str, np.ndarray] = {}
 
     # --- building -----------------------------------------------------------------------------
 
@@ -188,31 +189,57 @@ class SparseIndex:
             counts.extend(bag.values())
             q_ptr.append(len(terms))
         q_terms = np.asarray(terms, dtype=np.int64)
-        idf = np.asarray(self.arrays["idf"])[q_terms]
-        q_weights = query_weights(np.asarray(counts, dtype=np.float64), idf, self.scoring)
-        absent = np.asarray(self.arrays["absent"])[q_terms] * q_weights
         q_ptr_arr = np.asarray(q_ptr, dtype=np.int64)
-        q_const = np.add.reduceat(absent, q_ptr_arr[:-1]) if len(absent) else np.zeros(len(queries))
-        q_const = np.where(np.diff(q_ptr_arr) > 0, q_const, 0).astype(np.float32)
+        counts_arr = np.asarray(counts, dtype=np.float64)
+        q_weights, q_const = self._query_side("", q_terms, counts_arr, q_ptr_arr)
+        q_pbound = q_weights * self._max_weights("")[q_terms]
+        q_dbound = np.zeros(len(q_terms))
+        lam = self.scoring.document_weight
+        if lam > 0:
+            d_weights, d_const = self._query_side("doc_", q_terms, counts_arr, q_ptr_arr)
+            q_const = q_const + lam * d_const
+            q_dbound = d_weights * self._max_weights("doc_")[q_terms]
+        # Within each query, terms by largest possible contribution first: the kernel prunes on it.
+        order = np.lexsort((-(q_pbound + lam * q_dbound), np.repeat(np.arange(len(queries)), np.diff(q_ptr_arr))))
+        q_terms, q_weights, q_pbound, q_dbound = q_terms[order], q_weights[order], q_pbound[order], q_dbound[order]
         docs = None
-        if self.scoring.document_weight > 0:
+        if lam > 0:
             a = self.arrays
-            d_weights = query_weights(np.asarray(counts, dtype=np.float64), np.asarray(a["doc_idf"])[q_terms], self.scoring)
-            lam = self.scoring.document_weight
-            d_absent = np.asarray(a["doc_absent"])[q_terms] * d_weights
-            if len(d_absent):
-                q_const = q_const + lam * np.where(np.diff(q_ptr_arr) > 0, np.add.reduceat(d_absent, q_ptr_arr[:-1]), 0).astype(np.float32)
             n_docs = int(self.manifest["counts"]["documents"])
-            docs = (a["doc_weights"], a["doc_passage_ids"], a["doc_indptr"], d_weights, a["passage_docs"], n_docs, lam)
-        return q_ptr_arr, q_terms, q_weights, q_const, docs
+            docs = (a["doc_weights"], a["doc_passage_ids"], a["doc_indptr"], d_weights[order], a["passage_docs"], n_docs, lam)
+        return q_ptr_arr, q_terms, q_weights, q_const, docs, q_pbound, q_dbound
 
-    def search_arrays(self, queries: Sequence[str], k: int, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, passage ids), each (queries, k); rows are padded with id -1 when fewer match."""
+    def _max_weights(self, level: str) -> np.ndarray:
+        """Each term's largest stored weight at one level (computed once, on first search)."""
+        key = f"{level}max_weight"
+        if key not in self._bounds:
+            weights, indptr = np.asarray(self.arrays[f"{level}weights"]), np.asarray(self.arrays[f"{level}indptr"])
+            bounds = np.zeros(len(indptr) - 1, dtype=np.float64)
+            nonempty = np.nonzero(np.diff(indptr))[0]
+            if len(nonempty):
+                bounds[nonempty] = np.maximum.reduceat(weights, indptr[nonempty])
+            self._bounds[key] = bounds
+        return self._bounds[key]
+
+    def _query_side(self, level: str, q_terms: np.ndarray, counts: np.ndarray, q_ptr: np.ndarray):
+        """Per-term query weights at one level ('' passages, 'doc_' documents), and each query's
+        constant from terms that score even where absent (BM25L/BM25+)."""
+        weights = query_weights(counts, np.asarray(self.arrays[f"{level}idf"])[q_terms], self.scoring)
+        absent = np.asarray(self.arrays[f"{level}absent"])[q_terms] * weights
+        cumulative = np.concatenate([[0.0], np.cumsum(absent, dtype=np.float64)])
+        return weights, (cumulative[q_ptr[1:]] - cumulative[q_ptr[:-1]]).astype(np.float32)
+
+    def search_arrays(
+        self, queries: Sequence[str], k: int, threads: int | None = None, exhaustive: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, passage ids), each (queries, k); rows are padded with id -1 when fewer match.
+        `exhaustive` turns pruning off (the results are the same; tests compare the two)."""
         check_k(k)
-        q_ptr, q_terms, q_weights, q_const, docs = self._query_arrays(queries)
+        q_ptr, q_terms, q_weights, q_const, docs, q_pbound, q_dbound = self._query_arrays(queries)
         a = self.arrays
         return _kernel.search(
-            a["weights"], a["passage_ids"], a["indptr"], q_ptr, q_terms, q_weights, q_const, self.n_passages, k, threads, docs
+            a["weights"], a["passage_ids"], a["indptr"], q_ptr, q_terms, q_weights, q_const, self.n_passages, k, threads, docs,
+            q_pbound, q_dbound, exhaustive,
         )
 
     def search(self, queries: Sequence[str], k: int = 10, fetch: bool = False, threads: int | None = None) -> list[list[Hit]]:
