@@ -4,8 +4,8 @@ competition train split and Mr. TyDi-ko train), never on the evaluation sets.
 Each passage construction x analyzer is analysed once (cached under benchmarks/work/cache); the
 scoring options are swept over the cached analysis. Results: results/tune_sparse.{json,md}.
 
-    .venv/bin/python benchmarks/tune_sparse.py --stage passages   # title / no title, analyzers, k1, b
-    .venv/bin/python benchmarks/tune_sparse.py --stage fusion     # document weight, question words
+    .venv/bin/python benchmarks/tune_sparse.py --stage fusion     # analyzer, k1/b, document weight, question words
+    .venv/bin/python benchmarks/tune_sparse.py --stage passages   # with or without titles
 """
 
 from __future__ import annotations
@@ -42,9 +42,8 @@ PASSAGES = {
 def stage_grid(stage: str):
     """(passages, analyzer name, analyzer config, scoring) to try."""
     if stage == "passages":
-        for p, a in itertools.product(PASSAGES, ANALYZERS):
-            for k1, b in ((0.9, 0.4), (1.2, 0.75)):
-                yield p, a, ANALYZERS[a], ScoringConfig(k1=k1, b=b, document_weight=0.0)
+        for p, a in itertools.product(PASSAGES, ("mecab-mixed", "mecab-mixed+ngram2")):
+            yield p, a, ANALYZERS[a], ScoringConfig(k1=0.9, b=0.4, document_weight=0.25)
     elif stage == "fusion":
         for a in ("mecab-mixed", "mecab-mixed+ngram2"):
             for (k1, b), weight in itertools.product(((0.9, 0.4), (1.2, 0.4)), (0.0, 0.25, 0.5)):
