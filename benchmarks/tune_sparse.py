@@ -34,7 +34,7 @@ NO_STOP = {
     "mecab-mixed+ngram2": MultiConfig(parts=(MecabConfig(query_stopwords=()), NgramConfig(n=2, query_stopwords=()))),
 }
 PASSAGES = {
-    "p500": CorpusConfig(target_chars=500),
+    "p500": CorpusConfig(target_chars=500, title=False),
     "p500-title": CorpusConfig(target_chars=500, title=True),
 }
 
