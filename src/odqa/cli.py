@@ -147,15 +147,17 @@ def _print_eval(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"retrieval: {result['questions']:,} questions, search {result['search_s']:.1f}s")
-    table.add_column("metric")
-    ks = result["k"]
-    for k in ks:
-        table.add_column(f"@{k}", justify="right")
-    for name in ("has_answer", "gold_document"):
-        if name in result:
+    typer.echo(f"retrieval: {result['questions']:,} questions, search {result['search_s']:.1f}s")
+    rows = [name for name in ("has_answer", "gold_document") if name in result]
+    if rows:
+        table = Table()
+        table.add_column("metric (% of questions)")
+        ks = result["k"]
+        for k in ks:
+            table.add_column(f"@{k}", justify="right")
+        for name in rows:
             table.add_row(f"{name} ({result[name]['questions']:,} q)", *(f"{100 * result[name][f'top{k}']:.1f}" for k in ks))
-    Console().print(table)
+        Console().print(table)
     if "qrels" in result:
         q = result["qrels"]
         typer.echo(f"qrels ({q['queries']} queries): " + ", ".join(f"{m} {100 * v:.1f}" for m, v in q.items() if m != "queries"))

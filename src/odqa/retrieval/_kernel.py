@@ -88,40 +88,31 @@ if _HAS_NUMBA:
                         break
                 heap_v[pos], heap_i[pos] = v, i
             elif m > 0 and _worse(heap_v[0], heap_i[0], v, i):
-                pos = 0  # replace the root and sift down
-                while True:
-                    child = 2 * pos + 1
-                    if child >= m:
-                        break
-                    if child + 1 < m and _worse(heap_v[child + 1], heap_i[child + 1], heap_v[child], heap_i[child]):
-                        child += 1
-                    if _worse(heap_v[child], heap_i[child], v, i):
-                        heap_v[pos], heap_i[pos] = heap_v[child], heap_i[child]
-                        pos = child
-                    else:
-                        break
-                heap_v[pos], heap_i[pos] = v, i
+                _sift_down(heap_v, heap_i, m, v, i)  # replace the worst kept
         # Pop worst-first into the back of the output: best first.
         out_v = np.empty(size, dtype=np.float32)
         out_i = np.empty(size, dtype=np.int64)
         for slot in range(size - 1, -1, -1):
             out_v[slot], out_i[slot] = heap_v[0], heap_i[0]
-            size_left = slot
-            v, i = heap_v[size_left], heap_i[size_left]
-            pos = 0
-            while True:
-                child = 2 * pos + 1
-                if child >= size_left:
-                    break
-                if child + 1 < size_left and _worse(heap_v[child + 1], heap_i[child + 1], heap_v[child], heap_i[child]):
-                    child += 1
-                if _worse(heap_v[child], heap_i[child], v, i):
-                    heap_v[pos], heap_i[pos] = heap_v[child], heap_i[child]
-                    pos = child
-                else:
-                    break
-            heap_v[pos], heap_i[pos] = v, i
+            _sift_down(heap_v, heap_i, slot, heap_v[slot], heap_i[slot])
         return out_v, out_i
+
+    @numba.njit(cache=True, nogil=True)
+    def _sift_down(heap_v, heap_i, size, v, i):
+        """Put (v, i) at the root of the first `size` heap slots and restore the heap."""
+        pos = 0
+        while True:
+            child = 2 * pos + 1
+            if child >= size:
+                break
+            if child + 1 < size and _worse(heap_v[child + 1], heap_i[child + 1], heap_v[child], heap_i[child]):
+                child += 1
+            if _worse(heap_v[child], heap_i[child], v, i):
+                heap_v[pos], heap_i[pos] = heap_v[child], heap_i[child]
+                pos = child
+            else:
+                break
+        heap_v[pos], heap_i[pos] = v, i
 
     @numba.njit(cache=True, nogil=True)
     def _add_for(indices, data, lo, hi, targets, is_target, w, scores):
