@@ -128,3 +128,12 @@ def test_query_only_options_do_not_invalidate_the_analysis_cache(corpus_file, tm
     build_sparse_index(corpus_file, None, analyzer=MecabConfig(), cache_dir=cache, quiet=True)
     build_sparse_index(corpus_file, None, analyzer=MecabConfig(query_stopwords=("김치",)), cache_dir=cache, quiet=True)
     assert len(list(cache.iterdir())) == 1
+
+
+def test_sparse_index_follows_the_retriever_contract(built):
+    from odqa.retrieval import Retriever
+
+    index, out = built
+    assert isinstance(index, Retriever) and isinstance(SparseIndex.load(out), Retriever)
+    (hits,) = SparseIndex.load(out).search(["김치"], k=2)
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1)) and hits[0].score >= hits[-1].score
