@@ -25,8 +25,6 @@ from odqa.retrieval.sparse import SparseIndex
 
 ANALYZERS = {
     "mecab-mixed": MecabConfig(),
-    "mecab-all-none": MecabConfig(exclude_pos=("SF", "SP", "SS", "SE", "SO", "SW", "SC", "SY"), compound="none"),
-    "ngram2": NgramConfig(n=2),
     "mecab-mixed+ngram2": MultiConfig(parts=(MecabConfig(), NgramConfig(n=2))),
 }
 NO_STOP = {
