@@ -19,8 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from common import ROOT, WORK, markdown_table, passages_for, question_sets, require_shared, write_results
-from odqa.metrics import article_ranking, has_answer, recall_mrr, relevance_matrix, topk_accuracy
+from odqa.evaluation import score_rankings
 
 KS = (1, 5, 20, 100)
 THREADS = 2
@@ -208,19 +210,13 @@ def run_worker(stage: str, spec: dict, work: Path) -> dict:
 
 
 def score(ids: list[list[int]], sets: dict, offsets: dict, passages: list) -> dict:
+    """The same metric code as `odqa eval-retrieval`, on each system's ranked passage ids."""
     metrics = {}
     for name, (questions, qrels) in sets.items():
         start, end = offsets[name]
-        rows = [row + [-1] * (100 - len(row)) for row in ids[start:end]]
-        import numpy as np
-
-        rows = np.asarray(rows, dtype=np.int64)
-        if qrels is None:
-            flags = relevance_matrix(rows, lambda q, pid: has_answer(passages[pid].text, questions[q].answers))
-            metrics[name] = topk_accuracy(flags, KS)
-        else:
-            rankings = [article_ranking([[s.doc_id for s in passages[p].sources] for p in row if p >= 0]) for row in rows]
-            metrics[name] = recall_mrr(rankings, [qrels.get(q.id, set()) for q in questions], k=100)
+        rows = np.asarray([row + [-1] * (100 - len(row)) for row in ids[start:end]], dtype=np.int64)
+        result = score_rankings(rows, questions, passages, KS, qrels)
+        metrics[name] = result["has_answer"] if qrels is None else result["qrels"]
     return metrics
 
 

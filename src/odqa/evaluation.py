@@ -29,14 +29,31 @@ def evaluate_retrieval(
         [index.search_arrays([q.text for q in questions[i : i + batch_size]], k_max)[1] for i in range(0, len(questions), batch_size)]
     ) if questions else np.zeros((0, k_max), dtype=np.int64)
     search_s = time.perf_counter() - start
+    titles = _titles(index) if any(q.title for q in questions) else None
+    result = score_rankings(ids, questions, index.passages, ks, qrels, titles, details)
+    return {"questions": len(questions), "k": list(ks), "search_s": search_s} | result
+
+
+def score_rankings(
+    ids: np.ndarray,
+    questions: Sequence[Question],
+    passages,
+    ks: Sequence[int],
+    qrels: dict[str, set[str]] | None = None,
+    corpus_titles: set[str] | None = None,
+    details: bool = False,
+) -> dict:
+    """Metrics of ranked passage ids (questions x ranks, -1 = none) from any retriever:
+    has-answer top-k for questions with answers, gold-document top-k when `corpus_titles` (the
+    corpus's passage titles) is given, and Recall/MRR by article with `qrels`."""
     cache: dict[int, object] = {}
 
     def passage(pid: int):
         if pid not in cache:
-            cache[pid] = index.passages[pid]
+            cache[pid] = passages[pid]
         return cache[pid]
 
-    result: dict = {"questions": len(questions), "k": list(ks), "search_s": search_s}
+    result: dict = {}
     answered = [i for i, q in enumerate(questions) if q.answers]
     if answered:
         flags = relevance_matrix(ids[answered], lambda q, pid: has_answer(passage(pid).text, questions[answered[q]].answers))
@@ -47,13 +64,12 @@ def evaluate_retrieval(
                 for i, row in zip(answered, flags)
             ]
     titled = [i for i, q in enumerate(questions) if q.title]
-    if titled:
-        corpus_titles = {normalize_title(passage_title) for passage_title in _titles(index)}
-        present = [i for i in titled if normalize_title(questions[i].title) in corpus_titles]
+    if titled and corpus_titles is not None:
+        normalized = {normalize_title(title) for title in corpus_titles}
+        gold = {i: normalize_title(questions[i].title) for i in titled}
+        present = [i for i in titled if gold[i] in normalized]
         if present:
-            flags = relevance_matrix(
-                ids[present], lambda q, pid: normalize_title(passage(pid).title) == normalize_title(questions[present[q]].title)
-            )
+            flags = relevance_matrix(ids[present], lambda q, pid: normalize_title(passage(pid).title) == gold[present[q]])
             result["gold_document"] = topk_accuracy(flags, ks) | {
                 "questions": len(present),
                 "missing_from_corpus": len(titled) - len(present),
@@ -62,8 +78,7 @@ def evaluate_retrieval(
         rankings = [
             article_ranking([[s.doc_id for s in passage(int(pid)).sources] for pid in row if pid >= 0]) for row in ids
         ]
-        gold = [qrels.get(q.id, set()) for q in questions]
-        result["qrels"] = recall_mrr(rankings, gold, k=k_max)
+        result["qrels"] = recall_mrr(rankings, [qrels.get(q.id, set()) for q in questions], k=max(ks))
     return result
 
 
