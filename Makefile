@@ -9,11 +9,12 @@ INDEX ?= indexes/kowiki-bm25
 # Heavy extras that need torch pin it first, so pip takes the local CPU wheel, not CUDA builds.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench bench-reader install clean
 
 $(VENV)/.installed-dev: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
@@ -36,6 +37,17 @@ $(VENV)/.installed-bench: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-bench
 	cd benchmarks && ../$(PY) retrieval_ko.py
+
+# The reader's peers (transformers' QA pipeline, run_qa's Trainer) need transformers 4.x: own venv.
+PEER_VENV := benchmarks/work/hf4-venv
+$(PEER_VENV)/.installed:
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install -q "$(TORCH)"
+	$(PEER_VENV)/bin/pip install -q "transformers==4.57.6" "accelerate<2" numpy safetensors
+	touch $@
+
+bench-reader: $(VENV)/.installed-bench $(PEER_VENV)/.installed
+	cd benchmarks && ../$(PY) reader.py
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check src tests benchmarks

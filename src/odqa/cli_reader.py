@@ -1,0 +1,176 @@
+"""Reader commands of the `odqa` command line: train-reader, read, evaluate-reader, pretrain-mlm.
+Registered on the app in `odqa.cli`; thin wrappers over `odqa.reader` and `odqa.training`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from odqa.cli import app
+
+
+def _config_file(path: Path | None) -> dict:
+    from odqa.config import load_config_file
+
+    return load_config_file(path) if path else {}
+
+
+def _given(**options) -> dict:
+    return {k: v for k, v in options.items() if v is not None}
+
+
+@app.command("train-reader")
+def train_reader_command(
+    model: str = typer.Option(..., help="encoder to fine-tune: a local folder (safetensors) or a hub id"),
+    train: list[Path] = typer.Option(..., help="SQuAD-format training file(s); repeat the option for several"),
+    eval_file: Optional[Path] = typer.Option(None, "--eval", help="SQuAD-format file scored (EM/F1) after each epoch"),
+    out: Path = typer.Option(..., help="run folder: the best model, checkpoint-last, settings and metrics"),
+    config: Optional[Path] = typer.Option(None, help="JSON/YAML ReaderTrainingConfig; options below override it"),
+    epochs: Optional[float] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    grad_accum: Optional[int] = typer.Option(None, help="gradient accumulation steps"),
+    lr: Optional[float] = typer.Option(None, help="peak learning rate"),
+    max_length: Optional[int] = typer.Option(None, help="window length in tokens"),
+    stride: Optional[int] = typer.Option(None, help="overlap between windows in tokens"),
+    max_steps: Optional[int] = typer.Option(None, help="stop after this many optimizer steps"),
+    max_minutes: Optional[float] = typer.Option(None, help="stop (after saving) when this much time has passed"),
+    metric: Optional[str] = typer.Option(None, help="squad, korquad or klue"),
+    mixed_precision: Optional[str] = typer.Option(None, help="auto, no, fp16 or bf16"),
+    max_train_examples: Optional[int] = typer.Option(None, help="a seeded sample of the training questions"),
+    max_eval_examples: Optional[int] = typer.Option(None, help="a seeded sample of the evaluation questions"),
+    fresh: bool = typer.Option(False, help="ignore checkpoint-last in --out and start over"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Fine-tune an extractive reader; resumes from OUT/checkpoint-last unless --fresh."""
+    from odqa.training.reader import ReaderTrainingConfig, train_reader
+
+    data = _config_file(config)
+    reader = dict(data.get("reader") or {}) | _given(max_length=max_length, stride=stride)
+    data |= _given(
+        model=model, train=[str(p) for p in train], eval=str(eval_file) if eval_file else None, out=str(out),
+        epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_steps=max_steps,
+        max_minutes=max_minutes, metric=metric, mixed_precision=mixed_precision,
+        max_train_examples=max_train_examples, max_eval_examples=max_eval_examples,
+    )  # fmt: skip
+    data["reader"] = reader
+    cfg = ReaderTrainingConfig.from_dict(data)
+    state = train_reader(cfg, quiet=quiet, resume=not fresh)
+    for record in state["history"]:
+        scores = record.get("eval") or {}
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in scores.items() if isinstance(v, float))
+        typer.echo(f"epoch {record['epoch']}: loss {record['loss']:.4f}, {record['examples_per_s']:.1f} windows/s" + (f", {shown}" if shown else ""))
+    typer.echo(f"best model in {out}" + ("" if state.get("finished") else " (stopped early; run again to resume)"))
+
+
+@app.command()
+def read(
+    reader_path: str = typer.Option(..., "--reader", help="reader folder (from train-reader) or hub id"),
+    questions: Path = typer.Option(..., help="SQuAD-format file: each question is read against its own context"),
+    out: Path = typer.Option(..., help="folder for predictions.json and nbest_predictions.json"),
+    mode: Optional[str] = typer.Option(None, help="span scoring: prob (comparable across passages) or logits"),
+    merge: Optional[str] = typer.Option(None, help="equal answer texts: none, max or sum"),
+    n_best: Optional[int] = typer.Option(None),
+    max_answer_tokens: Optional[int] = typer.Option(None),
+    postprocess: Optional[str] = typer.Option(None, help="korean (particles, brackets) or none"),
+    batch_size: Optional[int] = typer.Option(None),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 … (default: cuda when available)"),
+    limit: Optional[int] = typer.Option(None, help="read only a seeded sample of N questions"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Read each question of a SQuAD-format file against its context; write competition-format predictions."""
+    from odqa.io.atomic import atomic_write_text
+    from odqa.io.squad import read_qa_examples
+    from odqa.reader import Reader
+
+    examples = read_qa_examples(questions)
+    if limit and limit < len(examples):
+        import random
+
+        examples = random.Random(13).sample(examples, limit)
+    reader = Reader.load(
+        reader_path, device=device,
+        **_given(mode=mode, merge=merge, n_best=n_best, max_answer_tokens=max_answer_tokens, postprocess=postprocess, batch_size=batch_size),
+    )  # fmt: skip
+    start = time.perf_counter()
+    results = reader.read([e.question for e in examples], [[e.context] for e in examples], progress=not quiet)
+    seconds = time.perf_counter() - start
+    predictions = {e.id: r.text for e, r in zip(examples, results)}
+    nbest = {e.id: [{k: v for k, v in s.to_dict().items() if k != "context"} for s in r.nbest] for e, r in zip(examples, results)}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "predictions.json", json.dumps(predictions, ensure_ascii=False, indent=2))
+    atomic_write_text(out / "nbest_predictions.json", json.dumps(nbest, ensure_ascii=False, indent=2))
+    atomic_write_text(out / "reader_config.json", json.dumps(reader.config.model_dump(mode="json"), indent=2))
+    typer.echo(f"read {len(examples):,} questions in {seconds:.1f}s ({len(examples) / seconds:.1f} questions/s); wrote {out}/predictions.json")
+
+
+@app.command("evaluate-reader")
+def evaluate_reader_command(
+    predictions: Path = typer.Option(..., help="predictions.json: {question id: answer}"),
+    gold: Path = typer.Option(..., help="SQuAD-format file with the gold answers"),
+    metric: str = typer.Option("squad", help="squad, korquad, klue, or all"),
+    allow_missing: bool = typer.Option(False, help="score questions without a prediction as wrong instead of refusing"),
+    out: Optional[Path] = typer.Option(None, help="write scores and per-question details as JSON"),
+) -> None:
+    """EM/F1 of a predictions file under the official SQuAD v1.1, KorQuAD 1.0 or KLUE-MRC rules."""
+    from dataclasses import asdict
+
+    from odqa.io.atomic import atomic_write_text
+    from odqa.io.questions import read_questions
+    from odqa.io.squad import read_predictions
+    from odqa.metrics import ANSWER_METRICS, score_predictions
+
+    preds = read_predictions(predictions)
+    answers = {q.id: q.answers for q in read_questions(gold)}
+    unknown = [qid for qid in preds if qid not in answers]
+    if unknown:
+        typer.echo(f"note: {len(unknown)} predictions have ids that are not in {gold} (ignored)", err=True)
+    names = list(ANSWER_METRICS) if metric == "all" else [metric]
+    report = {}
+    for name in names:
+        scores = score_predictions(preds, answers, name, allow_missing=allow_missing)
+        details = scores.pop("per_question")
+        report[name] = scores
+        partial = "rouge_w" if name == "klue" else "f1"
+        typer.echo(f"{name}: EM {scores['exact_match']:.2f}  {partial.upper()} {scores[partial]:.2f}  ({scores['count']:,} questions, {scores['missing']} missing)")
+    if out:
+        report["per_question"] = [asdict(d) for d in details]
+        atomic_write_text(out, json.dumps(report, ensure_ascii=False, indent=2))
+        typer.echo(f"wrote {out}")
+
+
+@app.command("pretrain-mlm")
+def pretrain_mlm_command(
+    corpus: list[Path] = typer.Option(..., help="documents (JSONL(.xz), SQuAD contexts, wiki dict); repeatable"),
+    out: Path = typer.Option(..., help="encoder folder to write (resumes from OUT/checkpoint-last)"),
+    tokenizer: Optional[str] = typer.Option(None, help="tokenizer folder (from scratch); default: the model's"),
+    model: Optional[str] = typer.Option(None, help="continue pretraining this encoder (task-adaptive pretraining)"),
+    config: Optional[str] = typer.Option(None, help="a size for a new encoder (tiny, small, medium, base) or a JSON/YAML MlmConfig file"),
+    max_length: Optional[int] = typer.Option(None, help="packed sequence length"),
+    batch_size: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    epochs: Optional[float] = typer.Option(None),
+    max_steps: Optional[int] = typer.Option(None),
+    max_minutes: Optional[float] = typer.Option(None, help="stop (after saving) when this much time has passed"),
+    max_documents: Optional[int] = typer.Option(None),
+    fresh: bool = typer.Option(False, help="ignore checkpoint-last in --out and start over"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Masked-LM pretraining of an encoder, from scratch or continued."""
+    from odqa.training.mlm import SIZES, MlmConfig, pretrain_mlm
+
+    data: dict = {}
+    if config and config in SIZES:
+        data["size"] = config
+    elif config:
+        data = _config_file(Path(config))
+    data |= _given(
+        corpus=[str(p) for p in corpus], out=str(out), tokenizer=tokenizer, model=model, max_length=max_length,
+        batch_size=batch_size, lr=lr, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes, max_documents=max_documents,
+    )  # fmt: skip
+    state = pretrain_mlm(MlmConfig.from_dict(data), quiet=quiet, resume=not fresh)
+    last = state["history"][-1] if state["history"] else {}
+    typer.echo(f"{state['step']} steps, last loss {last.get('loss', float('nan')):.3f}; encoder in {out}")

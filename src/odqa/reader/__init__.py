@@ -1,0 +1,18 @@
+"""The extractive reader: windows with character offsets, n-best decoding, Korean clean-up, and
+the model wrapper. Importing this package does not import torch."""
+
+from odqa.reader.decode import Span, aggregate, top_spans
+from odqa.reader.features import WindowConfig, Windows, build_windows
+from odqa.reader.model import Reader, ReaderConfig, ReaderResult
+
+__all__ = [
+    "Reader",
+    "ReaderConfig",
+    "ReaderResult",
+    "Span",
+    "WindowConfig",
+    "Windows",
+    "aggregate",
+    "build_windows",
+    "top_spans",
+]

@@ -1,0 +1,238 @@
+"""The extractive reader: a question-answering encoder + its tokenizer + decoding settings.
+
+`Reader.read(questions, contexts)` returns, per question, the n best character spans over all of
+its contexts. Windows from every (question, context) pair are run together, longest first, in
+batches padded only to their own longest window; decoding is `odqa.reader.decode`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from odqa.errors import OdqaError
+from odqa.reader.decode import Span, WindowSpans, aggregate, check_mode, no_answer_wins, top_spans, window_candidates
+from odqa.reader.features import WindowConfig, Windows, build_windows, pad_batch
+from odqa.reader.postprocess import clean_span
+
+log = logging.getLogger(__name__)
+
+READER_FILE = "odqa_reader.json"
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+
+
+class ReaderConfig(BaseModel):
+    """How a reader cuts windows and decodes; saved beside the weights and overridable per call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_length: int = 384
+    stride: int = 128
+    max_question_tokens: int = 64
+    max_answer_tokens: int = 30
+    n_best: int = 20
+    mode: Literal["logits", "prob"] = "prob"
+    merge: Literal["none", "max", "sum"] = "max"
+    batch_size: int = 32
+    postprocess: Literal["none", "korean"] = "korean"
+    particle_analyzers: tuple[str, ...] = ("mecab",)
+    no_answer: bool = False
+    null_threshold: float = 0.0
+
+    @property
+    def windows(self) -> WindowConfig:
+        return WindowConfig(self.max_length, self.stride, self.max_question_tokens)
+
+    def updated(self, **changes) -> ReaderConfig:
+        changes = {k: v for k, v in changes.items() if v is not None}
+        try:
+            return ReaderConfig.model_validate({**self.model_dump(), **changes})
+        except ValidationError as e:
+            raise OdqaError(f"bad reader settings: {e}") from None
+
+
+@dataclass(frozen=True)
+class ReaderResult:
+    """The reader's answer to one question: the best span (None when nothing or no-answer won)
+    and the n best, each span pointing at its context by index."""
+
+    answer: Span | None
+    nbest: list[Span]
+    null_score: float
+
+    @property
+    def text(self) -> str:
+        return self.answer.text if self.answer else ""
+
+
+def check_model_dir(path: str | Path) -> None:
+    """A local model folder must hold a config and safetensors weights (hub ids pass through)."""
+    from odqa.reader.tokenizer import looks_local
+
+    local = Path(path)
+    if not local.exists():
+        if looks_local(path):
+            raise OdqaError(f"model folder not found: {path}")
+        return  # a hub id such as 'klue/roberta-base'
+    if not local.is_dir():
+        raise OdqaError(f"expected a model folder, got a file: {local}")
+    if not (local / "config.json").exists():
+        raise OdqaError(f"{local}: no config.json; is this a Hugging Face model folder?")
+    if not any((local / name).exists() for name in WEIGHT_FILES):
+        pickled = [p.name for p in local.glob("*.bin")]
+        hint = f" (found {', '.join(pickled)}: convert it to safetensors; odqa does not load pickled weights)" if pickled else ""
+        raise OdqaError(f"{local}: no model.safetensors weights{hint}")
+
+
+def pick_device(device: str | None = None):
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Reader:
+    def __init__(self, model, tokenizer, config: ReaderConfig | None = None, device: str | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config or ReaderConfig()
+        self.device = pick_device(device)
+        self.model.to(self.device).eval()
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None, **overrides) -> Reader:
+        from transformers import AutoModelForQuestionAnswering
+
+        from odqa.reader.tokenizer import load_tokenizer
+
+        check_model_dir(path)
+        config = ReaderConfig()
+        settings = Path(path) / READER_FILE
+        if settings.exists():
+            saved = json.loads(settings.read_text(encoding="utf-8")).get("reader", {})
+            config = config.updated(**saved)
+        config = config.updated(**overrides)
+        tokenizer = load_tokenizer(path)
+        try:
+            model, info = AutoModelForQuestionAnswering.from_pretrained(
+                str(path), use_safetensors=True, trust_remote_code=False, output_loading_info=True
+            )
+        except (OSError, ValueError) as e:
+            raise OdqaError(f"cannot load a question-answering model from {path}: {e}") from None
+        untrained = [k for k in info.get("missing_keys", ()) if "qa_outputs" in k]
+        if untrained:
+            raise OdqaError(f"{path} has no trained question-answering head; fine-tune it first with `odqa train-reader`")
+        return cls(model, tokenizer, config, device)
+
+    def save(self, path: str | Path, extra: dict | None = None) -> None:
+        """Weights (safetensors), tokenizer and reader settings into `path` (an existing folder)."""
+        from odqa.reader.tokenizer import save_tokenizer
+
+        path = Path(path)
+        self.model.save_pretrained(str(path), safe_serialization=True)
+        save_tokenizer(self.tokenizer, path)
+        (path / READER_FILE).write_text(
+            json.dumps({"reader": self.config.model_dump(mode="json"), **(extra or {})}, ensure_ascii=False, indent=2),
+            encoding="utf-8",
+        )
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _forward(self, windows: Windows, progress: bool = False) -> tuple[WindowSpans, np.ndarray]:
+        """Best spans of every window (in the windows' order) and the padded offsets they index."""
+        import torch
+
+        from odqa.progress import progress as bar
+
+        config = self.config
+        order = np.argsort(-windows.lengths, kind="stable")
+        n, width = len(windows), int(windows.lengths.max())
+        keep = config.n_best
+        starts = np.full((n, keep), -1, np.int64)
+        ends = np.full((n, keep), -1, np.int64)
+        scores = np.full((n, keep), -np.inf, np.float32)
+        nulls = np.zeros(n, np.float32)
+        offsets = np.full((n, width, 2), -1, np.int64)
+        pad_id = self.tokenizer.pad_token_id or 0
+        with torch.inference_mode(), bar(total=n, desc="reading", unit="window", quiet=not progress) as pbar:
+            for lo in range(0, n, config.batch_size):
+                rows = order[lo : lo + config.batch_size]
+                batch = pad_batch(windows, rows, pad_id)
+                inputs = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items() if k != "offsets"}
+                out = self.model(**inputs)
+                spans = top_spans(
+                    out.start_logits.float().cpu().numpy(),
+                    out.end_logits.float().cpu().numpy(),
+                    batch["offsets"],
+                    batch["attention_mask"],
+                    n=keep,
+                    max_answer_tokens=config.max_answer_tokens,
+                    mode=config.mode,
+                )
+                k = spans.start.shape[1]
+                starts[rows, :k], ends[rows, :k], scores[rows, :k] = spans.start, spans.end, spans.score
+                nulls[rows] = spans.null
+                offsets[rows, : batch["offsets"].shape[1]] = batch["offsets"]
+                pbar.update(len(rows))
+        return WindowSpans(starts, ends, scores, nulls), offsets
+
+    def read(
+        self,
+        questions: Sequence[str],
+        contexts: Sequence[Sequence[str]],
+        progress: bool = False,
+    ) -> list[ReaderResult]:
+        """For each question, the best spans over its own list of contexts."""
+        if len(questions) != len(contexts):
+            raise OdqaError(f"{len(questions)} questions but {len(contexts)} context lists")
+        pair_question, pair_context, flat_q, flat_c = [], [], [], []
+        for qi, (question, passages) in enumerate(zip(questions, contexts)):
+            for ci, context in enumerate(passages):
+                if context and context.strip():
+                    pair_question.append(qi)
+                    pair_context.append(ci)
+                    flat_q.append(question)
+                    flat_c.append(context)
+        if not flat_q:
+            return [ReaderResult(None, [], 0.0) for _ in questions]
+        windows = build_windows(self.tokenizer, flat_q, flat_c, self.config.windows)
+        if windows.truncated_questions:
+            log.warning("%d questions were longer than %d tokens and were cut", len(windows.truncated_questions), self.config.max_question_tokens)
+        spans, offsets = self._forward(windows, progress)
+        return self._decode(questions, contexts, windows, spans, offsets, pair_question, pair_context)
+
+    def _decode(self, questions, contexts, windows, spans, offsets, pair_question, pair_context) -> list[ReaderResult]:
+        config = self.config
+        check_mode(config.mode)
+        candidates: list[list[Span]] = [[] for _ in questions]
+        nulls: list[list[float]] = [[] for _ in questions]
+        for w, pair in enumerate(windows.pair):
+            qi, ci = pair_question[pair], pair_context[pair]
+            context = contexts[qi][ci]
+            found = window_candidates(spans, w, offsets[w], context, ci)
+            if config.postprocess == "korean":
+                found = [self._clean(span, context) for span in found]
+            candidates[qi].extend(found)
+            nulls[qi].append(float(spans.null[w]))
+        results = []
+        for qi in range(len(questions)):
+            nbest = aggregate(candidates[qi], config.n_best, config.merge, config.mode)
+            best = nbest[0] if nbest else None
+            null = min(nulls[qi]) if nulls[qi] else 0.0
+            if config.no_answer and no_answer_wins(best, nulls[qi] or [0.0], config.null_threshold):
+                best = None
+            results.append(ReaderResult(best, nbest, null))
+        return results
+
+    def _clean(self, span: Span, context: str) -> Span:
+        start, end = clean_span(context, span.start, span.end, analyzers=self.config.particle_analyzers)
+        if (start, end) == (span.start, span.end) or end <= start:
+            return span
+        return Span(context[start:end], start, end, span.score, span.context_index)

@@ -1,0 +1,229 @@
+"""The training loop shared by the reader and masked-LM trainers, on `accelerate`.
+
+What it owns: length-grouped shuffled batches (little padding), AdamW with linear warm-up/decay,
+gradient accumulation and mixed precision (through accelerate), a progress bar, periodic
+checkpoints written atomically (a run killed half-way keeps the last good one), resuming from
+that checkpoint at the exact batch, and an evaluation hook after each epoch that keeps the best.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from odqa.errors import OdqaError
+from odqa.io.atomic import atomic_dir, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint-last"
+STATE_FILE = "trainer_state.json"
+
+
+class LoopSettings(BaseModel):
+    """Optimisation settings every trainer shares; the reader and masked-LM configs extend it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: float = 2.0
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_steps: int | None = None  # optimizer steps; overrides epochs
+    max_minutes: float | None = None  # stop (after a checkpoint) when the wall clock runs out
+    save_steps: int = 500  # optimizer steps between checkpoints (and one at every epoch end)
+    seed: int = 42
+    mixed_precision: str = "auto"  # auto: bf16 on GPUs that have it, else fp16 on GPU, none on CPU
+    group_by_length: bool = True
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise OdqaError(f"bad {cls.__name__} settings: {e}") from None
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in ("odqa", "torch", "transformers", "accelerate", "tokenizers"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            out[name] = md.version(name)
+    return out
+
+
+def file_fingerprint(path: str | Path) -> dict:
+    import hashlib
+
+    path = Path(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, group: bool = True) -> list[np.ndarray]:
+    """Shuffled batches; with `group`, each run of 50 batches is sorted by length first so that a
+    batch holds similar lengths (the Trainer's group_by_length idea), then batches are shuffled."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(lengths))
+    if group:
+        mega = batch_size * 50
+        order = np.concatenate([chunk[np.argsort(-lengths[chunk], kind="stable")] for chunk in np.array_split(order, max(1, math.ceil(len(order) / mega)))])
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _mixed_precision(choice: str) -> str:
+    import torch
+
+    if choice != "auto":
+        return choice
+    if not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+class _BatchList:
+    """A map-style dataset whose item i is already a collated batch (so accelerate can shard it)."""
+
+    def __init__(self, batches: Sequence[np.ndarray], collate: Callable[[np.ndarray], dict]):
+        self.batches, self.collate = batches, collate
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.collate(self.batches[i])
+
+
+def train(
+    model,
+    lengths: np.ndarray,
+    collate: Callable[[np.ndarray], dict],
+    settings: LoopSettings,
+    out: Path,
+    evaluate: Callable[[object], dict] | None = None,
+    score_key: str | None = None,
+    save_best: Callable[[object, dict], None] | None = None,
+    resume: bool = True,
+    quiet: bool = False,
+) -> dict:
+    """Train `model` on items of the given `lengths`, `collate(indices) -> tensors dict` (with
+    labels). After each epoch: `evaluate(model) -> metrics`; when `metrics[score_key]` improves
+    (or there is no evaluation), `save_best(model, metrics)`. Returns the trainer state."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from torch.utils.data import DataLoader
+    from transformers import get_linear_schedule_with_warmup
+
+    from odqa.progress import progress
+
+    if len(lengths) == 0:
+        raise OdqaError("no training examples")
+    set_seed(settings.seed)
+    accelerator = Accelerator(mixed_precision=_mixed_precision(settings.mixed_precision), gradient_accumulation_steps=settings.grad_accum)
+    batches_per_epoch = math.ceil(len(lengths) / settings.batch_size)
+    steps_per_epoch = max(1, batches_per_epoch // settings.grad_accum // accelerator.num_processes)
+    total_steps = settings.max_steps or max(1, math.ceil(settings.epochs * steps_per_epoch))
+    epochs = math.ceil(total_steps / steps_per_epoch)
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    params = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": settings.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+
+    out.mkdir(parents=True, exist_ok=True)
+    state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best": None, "history": [], "total_steps": total_steps}
+    checkpoint = out / CHECKPOINT
+    if resume and (checkpoint / STATE_FILE).exists():
+        accelerator.load_state(str(checkpoint))
+        state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
+        log.info("resuming from %s at epoch %d, step %d", checkpoint, state["epoch"], state["step"])
+
+    def save_checkpoint() -> None:
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            with atomic_dir(checkpoint) as tmp:
+                accelerator.save_state(str(tmp))
+                (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+
+    started = time.monotonic()
+    out_of_time = False
+    bar = progress(total=total_steps, desc="training", unit="step", quiet=quiet or not accelerator.is_main_process)
+    bar.update(state["step"])
+    while state["epoch"] < epochs and state["step"] < total_steps and not out_of_time:
+        epoch = state["epoch"]
+        batches = length_grouped_batches(lengths, settings.batch_size, settings.seed + epoch, settings.group_by_length)
+        done = state["batch_in_epoch"] * accelerator.num_processes  # resuming mid-epoch: skip what was trained
+        loader = accelerator.prepare(DataLoader(_BatchList(batches[done:], collate), batch_size=None, shuffle=False))
+        model.train()
+        seen, tick, loss_sum, loss_n, completed = 0, time.monotonic(), 0.0, 0, True
+        for batch in loader:
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            state["batch_in_epoch"] += 1
+            seen += len(batch["input_ids"])
+            loss_sum, loss_n = loss_sum + float(loss.detach()), loss_n + 1
+            if accelerator.sync_gradients:
+                state["step"] += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", epoch=epoch)
+                if state["step"] % settings.save_steps == 0:
+                    save_checkpoint()
+                if settings.max_minutes and (time.monotonic() - started) / 60 >= settings.max_minutes:
+                    out_of_time = True
+                if state["step"] >= total_steps or out_of_time:
+                    completed = False
+                    break
+        elapsed = time.monotonic() - tick
+        record = {
+            "epoch": epoch,
+            "step": state["step"],
+            "loss": loss_sum / max(1, loss_n),
+            "examples_per_s": seen / elapsed if elapsed > 0 else 0.0,
+            "seconds": elapsed,
+        }
+        if completed:
+            state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
+        if evaluate is not None:
+            model.eval()
+            record["eval"] = evaluate(accelerator.unwrap_model(model))
+        state["history"].append(record)
+        score = record.get("eval", {}).get(score_key) if score_key else None
+        improved = score is None or state["best"] is None or score > state["best"]
+        if improved:
+            state["best"] = score
+        if save_best is not None and improved and accelerator.is_main_process:
+            save_best(accelerator.unwrap_model(model), {**record, "best": True})
+        save_checkpoint()
+    bar.close()
+    state["finished"] = state["step"] >= total_steps
+    atomic_write_text(out / STATE_FILE, json.dumps(state, indent=2))
+    return state

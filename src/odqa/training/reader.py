@@ -1,0 +1,144 @@
+"""Fine-tuning an extractive reader on SQuAD-family files.
+
+Any encoder `AutoModelForQuestionAnswering` can load (a local folder or a hub id, safetensors only,
+no remote code) becomes a reader: windows with labels from `odqa.reader.features`, the shared
+accelerate loop, EM/F1 on the evaluation file after every epoch with the same decoding `odqa read`
+uses, and the best model written to `out/` with its settings, data fingerprints, metrics and
+library versions in `odqa_reader.json`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from pydantic import Field
+
+from odqa.errors import OdqaError
+from odqa.io.squad import QAExample, read_qa_files
+from odqa.reader.model import READER_FILE, Reader, ReaderConfig, check_model_dir
+from odqa.training.loop import LoopSettings, file_fingerprint, train, versions
+
+log = logging.getLogger(__name__)
+
+
+class ReaderTrainingConfig(LoopSettings):
+    model: str
+    train: list[str]
+    eval: str | None = None
+    out: str
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    metric: str = "squad"
+    reader: ReaderConfig = Field(default_factory=ReaderConfig)
+
+
+def _sample(examples: list[QAExample], limit: int | None, seed: int) -> list[QAExample]:
+    if limit is None or limit >= len(examples):
+        return examples
+    import random
+
+    return random.Random(seed).sample(examples, limit)
+
+
+def read_examples(reader: Reader, examples: list[QAExample], progress: bool = False):
+    """The reader over each example's own context: (predictions {id: text}, results)."""
+    results = reader.read([e.question for e in examples], [[e.context] for e in examples], progress=progress)
+    return {e.id: r.text for e, r in zip(examples, results)}, results
+
+
+def evaluate_reader(reader: Reader, examples: list[QAExample], metric: str = "squad", progress: bool = False) -> dict:
+    from odqa.metrics import score_predictions
+
+    predictions, _ = read_examples(reader, examples, progress)
+    scores = score_predictions(predictions, {e.id: e.answer_texts for e in examples}, metric)
+    scores.pop("per_question")
+    return scores
+
+
+def _save_into(folder: Path, write) -> None:
+    """Write files into a temporary sibling, then move each into `folder` by an atomic rename."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".best.", dir=folder))
+    try:
+        write(tmp)
+        names = sorted(p.name for p in tmp.iterdir())
+        names.sort(key=lambda name: name == READER_FILE)  # the settings file last: it marks a complete save
+        for name in names:
+            os.replace(tmp / name, folder / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool = True) -> dict:
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    from odqa.reader.features import build_windows
+    from odqa.reader.tokenizer import load_tokenizer
+
+    check_model_dir(config.model)
+    out = Path(config.out)
+    train_examples = _sample(read_qa_files(config.train, require_answers=True), config.max_train_examples, config.seed)
+    eval_examples = _sample(read_qa_files([config.eval]), config.max_eval_examples, config.seed) if config.eval else []
+    tokenizer = load_tokenizer(config.model)
+    try:
+        model = AutoModelForQuestionAnswering.from_pretrained(config.model, use_safetensors=True, trust_remote_code=False)
+    except (OSError, ValueError) as e:
+        raise OdqaError(f"cannot load {config.model} as a question-answering encoder: {e}") from None
+
+    windows = build_windows(
+        tokenizer,
+        [e.question for e in train_examples],
+        [e.context for e in train_examples],
+        config.reader.windows,
+        answers=[(e.answers[0].start, e.answers[0].end) for e in train_examples],
+    )
+    log.info("%d training examples → %d windows", len(train_examples), len(windows))
+    pad_id = tokenizer.pad_token_id or 0
+
+    def collate(indices):
+        from odqa.reader.features import pad_batch
+
+        batch = pad_batch(windows, indices, pad_id)
+        tensors = {k: torch.from_numpy(v) for k, v in batch.items() if k != "offsets"}
+        tensors["start_positions"] = torch.from_numpy(windows.start_positions[indices])
+        tensors["end_positions"] = torch.from_numpy(windows.end_positions[indices])
+        return tensors
+
+    record = {
+        "training": config.model_dump(mode="json"),
+        "data": {"train": [file_fingerprint(p) for p in config.train], "eval": file_fingerprint(config.eval) if config.eval else None},
+        "counts": {"train_examples": len(train_examples), "train_windows": len(windows), "eval_examples": len(eval_examples)},
+        "versions": versions(),
+    }
+    (out).mkdir(parents=True, exist_ok=True)
+    (out / "training_config.json").write_text(json.dumps(config.model_dump(mode="json"), ensure_ascii=False, indent=2), encoding="utf-8")
+
+    def evaluate(trained) -> dict:
+        if not eval_examples:
+            return {}
+        reader = Reader(trained, tokenizer, config.reader, device=str(next(trained.parameters()).device))
+        return evaluate_reader(reader, eval_examples, config.metric, progress=not quiet)
+
+    def save_best(trained, metrics: dict) -> None:
+        reader = Reader(trained, tokenizer, config.reader, device=str(next(trained.parameters()).device))
+        _save_into(out, lambda folder: reader.save(folder, {**record, "metrics": metrics}))
+        trained.train()
+
+    state = train(
+        model,
+        windows.lengths,
+        collate,
+        config,
+        out,
+        evaluate=evaluate if eval_examples else None,
+        score_key="f1" if config.metric != "klue" else "rouge_w",
+        save_best=save_best,
+        resume=resume,
+        quiet=quiet,
+    )
+    return state

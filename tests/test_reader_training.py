@@ -1,0 +1,121 @@
+"""Training, features and decoding fit together: a tiny model overfits a few dozen questions;
+a saved reader reloads to identical predictions; runs resume; bad model folders are named."""
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("accelerate")
+
+from odqa.errors import OdqaError
+from odqa.io.squad import read_qa_examples
+from odqa.reader import Reader
+from odqa.training.reader import ReaderTrainingConfig, evaluate_reader, train_reader
+
+WINDOWS = {"max_length": 192, "stride": 32, "max_question_tokens": 32, "postprocess": "none"}
+
+
+@pytest.fixture(scope="module")
+def trained_reader(tmp_path_factory, tiny_encoder, korquad_small):
+    out = tmp_path_factory.mktemp("run") / "reader"
+    config = ReaderTrainingConfig(
+        model=str(tiny_encoder), train=[str(korquad_small)], out=str(out), epochs=14, lr=3e-3,
+        batch_size=8, warmup_ratio=0.0, metric="korquad", reader=WINDOWS,
+    )  # fmt: skip
+    state = train_reader(config, quiet=True, resume=False)
+    return out, state
+
+
+def test_tiny_model_overfits_its_training_questions(trained_reader, korquad_small):
+    out, state = trained_reader
+    assert state["finished"] and state["history"][-1]["loss"] < state["history"][0]["loss"] / 4
+    reader = Reader.load(out)
+    scores = evaluate_reader(reader, read_qa_examples(korquad_small), "korquad")
+    assert scores["exact_match"] >= 80 and scores["f1"] >= 90
+    saved = json.loads((out / "odqa_reader.json").read_text(encoding="utf-8"))
+    assert saved["reader"]["max_length"] == 192 and saved["data"]["train"][0]["sha256"]
+    assert {"torch", "transformers"} <= set(saved["versions"]) and (out / "model.safetensors").exists()
+
+
+def test_save_load_gives_identical_predictions(trained_reader, korquad_small, tmp_path):
+    out, _ = trained_reader
+    examples = read_qa_examples(korquad_small)[:8]
+    questions, contexts = [e.question for e in examples], [[e.context, "관계없는 문장이다."] for e in examples]
+    first = Reader.load(out).read(questions, contexts)
+    reader = Reader.load(out)
+    reader.save(tmp_path)
+    second = Reader.load(tmp_path).read(questions, contexts)
+    assert [r.nbest for r in first] == [r.nbest for r in second]
+    for result, context in zip(first, contexts):
+        for span in result.nbest:
+            assert context[span.context_index][span.start : span.end] == span.text
+
+
+def test_logits_and_prob_modes_both_decode(trained_reader, korquad_small):
+    out, _ = trained_reader
+    examples = read_qa_examples(korquad_small)[:4]
+    for mode in ("logits", "prob"):
+        results = Reader.load(out, mode=mode).read([e.question for e in examples], [[e.context] for e in examples])
+        assert all(r.answer is not None and r.nbest[0].score >= r.nbest[-1].score for r in results)
+
+
+def test_resume_continues_from_the_last_checkpoint(tiny_encoder, korquad_small, tmp_path):
+    common = dict(model=str(tiny_encoder), train=[str(korquad_small)], out=str(tmp_path / "run"), batch_size=8, save_steps=2, reader=WINDOWS)
+    state = train_reader(ReaderTrainingConfig(max_steps=2, **common), quiet=True)
+    assert state["step"] == 2 and (tmp_path / "run" / "checkpoint-last" / "trainer_state.json").exists()
+    state = train_reader(ReaderTrainingConfig(max_steps=5, **common), quiet=True)
+    assert state["step"] == 5 and len(state["history"]) == 2
+
+
+def test_a_crash_keeps_the_last_good_checkpoint(tiny_encoder, korquad_small, tmp_path, monkeypatch):
+    from odqa.training import loop
+
+    config = ReaderTrainingConfig(model=str(tiny_encoder), train=[str(korquad_small)], out=str(tmp_path / "run"), batch_size=4, save_steps=2, max_steps=6, reader=WINDOWS)
+    calls = {"n": 0}
+    real_train = loop.train
+
+    def crashing_train(model, lengths, collate, *args, **kwargs):
+        def collate_then_crash(indices):
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise KeyboardInterrupt
+            return collate(indices)
+
+        return real_train(model, lengths, collate_then_crash, *args, **kwargs)
+
+    monkeypatch.setattr("odqa.training.reader.train", crashing_train)
+    with pytest.raises(KeyboardInterrupt):
+        train_reader(config, quiet=True)
+    saved = json.loads((tmp_path / "run" / "checkpoint-last" / "trainer_state.json").read_text())
+    assert saved["step"] == 2
+    monkeypatch.undo()
+    assert train_reader(config, quiet=True)["step"] == 6
+
+
+def test_bad_model_folders_are_named(tmp_path, tiny_encoder):
+    with pytest.raises(OdqaError, match="model folder not found"):
+        Reader.load(tmp_path / "nope")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(OdqaError, match="no config.json"):
+        Reader.load(empty)
+    (empty / "config.json").write_text("{}")
+    (empty / "pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(OdqaError, match="convert it to safetensors"):
+        Reader.load(empty)
+    no_tokenizer = tmp_path / "no-tokenizer"
+    no_tokenizer.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (no_tokenizer / name).write_bytes((tiny_encoder / name).read_bytes())
+    with pytest.raises(OdqaError, match="no tokenizer files"):
+        Reader.load(no_tokenizer)
+    # an encoder whose question-answering head was never trained is not a reader
+    from transformers import BertModel
+
+    encoder = tmp_path / "encoder"
+    BertModel.from_pretrained(tiny_encoder).save_pretrained(encoder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (encoder / name).write_bytes((tiny_encoder / name).read_bytes())
+    with pytest.raises(OdqaError, match="no trained question-answering head"):
+        Reader.load(encoder)
