@@ -99,3 +99,18 @@ def test_hangul_survives_a_tokenizer_round_trip(tmp_path, klue_tokenizer):
     save_tokenizer(repaired, tmp_path / "fixed")
     assert unk_share(AutoTokenizer.from_pretrained(tmp_path / "fixed")) == 0.0
     assert unk_share(load_tokenizer(tmp_path / "fixed")) == 0.0
+
+
+def test_slow_tokenizers_are_refused(monkeypatch, tmp_path):
+    import transformers
+
+    from odqa.reader.tokenizer import load_tokenizer
+
+    class Slow:
+        is_fast = False
+
+    (tmp_path / "tokenizer_config.json").write_text("{}")
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: Slow())
+    with pytest.raises(OdqaError, match="slow .* tokenizer; odqa needs a fast one"):
+        load_tokenizer(tmp_path)
