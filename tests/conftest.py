@@ -97,3 +97,57 @@ def korquad_small(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("korquad") / "small.json"
     path.write_text(json.dumps({"data": articles}, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+# Questions about KOREAN_DOCS, for a tiny reader that has learned them (pipeline and service tests).
+KOREAN_QA = [
+    ("5", "훈민정음을 창제한 왕은?", "세종"),
+    ("5", "세종은 조선의 몇 대 왕인가?", "제4대"),
+    ("1", "대한민국의 수도는?", "서울특별시"),
+    ("2", "해운대 해수욕장이 유명한 도시는?", "부산광역시"),
+    ("4", "김치는 무엇으로 만드는가?", "배추와 고춧가루"),
+    ("6", "한강이 흘러가는 바다는?", "황해"),
+    ("3", "직각삼각형에 관한 정리는?", "피타고라스 정리"),
+    ("1", "서울의 인구는 약 몇 명인가?", "천만 명"),
+]
+
+
+@pytest.fixture(scope="session")
+def korean_docs_index(tmp_path_factory):
+    from odqa.retrieval.build import build_sparse_index
+
+    folder = tmp_path_factory.mktemp("kodocs")
+    corpus = folder / "docs.jsonl"
+    corpus.write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in KOREAN_DOCS) + "\n", encoding="utf-8")
+    build_sparse_index(corpus, folder / "index", cache_dir=None, processes=1, quiet=True)
+    return folder / "index"
+
+
+@pytest.fixture(scope="session")
+def korean_qa_file(tmp_path_factory) -> Path:
+    by_id = {d["id"]: d for d in KOREAN_DOCS}
+    articles = []
+    for n, (doc_id, question, answer) in enumerate(KOREAN_QA):
+        doc = by_id[doc_id]
+        context = f"{doc['title']}\n{doc['text']}"  # as the index's passages read: title first
+        start = context.index(answer, len(doc["title"]) + 1)
+        articles.append({"title": doc["title"], "paragraphs": [{"context": context, "qas": [
+            {"id": f"k{n}", "question": question, "answers": [{"text": answer, "answer_start": start}]}]}]})  # fmt: skip
+    path = tmp_path_factory.mktemp("koqa") / "korean_qa.json"
+    path.write_text(json.dumps({"data": articles}, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def korean_reader(tmp_path_factory, tiny_encoder, korean_qa_file) -> Path:
+    """The tiny encoder overfitted to KOREAN_QA: answers those questions from KOREAN_DOCS."""
+    pytest.importorskip("accelerate")
+    from odqa.training.reader import ReaderTrainingConfig, train_reader
+
+    out = tmp_path_factory.mktemp("korean-reader") / "reader"
+    config = ReaderTrainingConfig(
+        model=str(tiny_encoder), train=[str(korean_qa_file)], out=str(out), epochs=60, lr=3e-3, batch_size=8,
+        warmup_ratio=0.0, save_steps=10**6, reader={"max_length": 128, "stride": 32, "max_question_tokens": 32},
+    )  # fmt: skip
+    train_reader(config, quiet=True, resume=False)
+    return out

@@ -174,8 +174,8 @@ def analyze(
     typer.echo(" ".join(parse_analyzer_spec(analyzer).build()(text)))
 
 
-# The reader commands live in their own module; importing it registers them on `app`.
-from odqa import cli_reader  # noqa: E402, F401
+# The reader and end-to-end commands live in their own modules; importing them registers them on `app`.
+from odqa import cli_qa, cli_reader  # noqa: E402, F401
 
 
 def main() -> None:

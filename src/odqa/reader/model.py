@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from odqa.errors import OdqaError
-from odqa.reader.decode import Span, WindowSpans, aggregate, check_mode, no_answer_wins, top_spans, window_candidates
+from odqa.reader.decode import Span, WindowSpans, aggregate, no_answer_wins, top_spans, window_candidates
 from odqa.reader.features import WindowConfig, Windows, build_windows, pad_batch
 from odqa.reader.postprocess import clean_span
 
@@ -190,8 +190,19 @@ class Reader:
         progress: bool = False,
     ) -> list[ReaderResult]:
         """For each question, the best spans over its own list of contexts."""
+        candidates, nulls = self.read_candidates(questions, contexts, progress)
+        return [self.finish(c, n) for c, n in zip(candidates, nulls)]
+
+    def read_candidates(
+        self, questions: Sequence[str], contexts: Sequence[Sequence[str]], progress: bool = False
+    ) -> tuple[list[list[Span]], list[list[float]]]:
+        """Every window's best spans (cleaned up), pooled per question but not yet aggregated, and
+        the windows' no-answer scores: what `finish` ranks. Callers that want answers from the
+        first k contexts only (evaluation at several k) filter by `Span.context_index`."""
         if len(questions) != len(contexts):
             raise OdqaError(f"{len(questions)} questions but {len(contexts)} context lists")
+        candidates: list[list[Span]] = [[] for _ in questions]
+        nulls: list[list[float]] = [[] for _ in questions]
         pair_question, pair_context, flat_q, flat_c = [], [], [], []
         for qi, (question, passages) in enumerate(zip(questions, contexts)):
             for ci, context in enumerate(passages):
@@ -201,35 +212,29 @@ class Reader:
                     flat_q.append(question)
                     flat_c.append(context)
         if not flat_q:
-            return [ReaderResult(None, [], 0.0) for _ in questions]
+            return candidates, nulls
         windows = build_windows(self.tokenizer, flat_q, flat_c, self.config.windows)
         if windows.truncated_questions:
             log.warning("%d questions were longer than %d tokens and were cut", len(windows.truncated_questions), self.config.max_question_tokens)
         spans, offsets = self._forward(windows, progress)
-        return self._decode(questions, contexts, windows, spans, offsets, pair_question, pair_context)
-
-    def _decode(self, questions, contexts, windows, spans, offsets, pair_question, pair_context) -> list[ReaderResult]:
-        config = self.config
-        check_mode(config.mode)
-        candidates: list[list[Span]] = [[] for _ in questions]
-        nulls: list[list[float]] = [[] for _ in questions]
         for w, pair in enumerate(windows.pair):
             qi, ci = pair_question[pair], pair_context[pair]
             context = contexts[qi][ci]
             found = window_candidates(spans, w, offsets[w], context, ci)
-            if config.postprocess == "korean":
+            if self.config.postprocess == "korean":
                 found = [self._clean(span, context) for span in found]
             candidates[qi].extend(found)
             nulls[qi].append(float(spans.null[w]))
-        results = []
-        for qi in range(len(questions)):
-            nbest = aggregate(candidates[qi], config.n_best, config.merge, config.mode)
-            best = nbest[0] if nbest else None
-            null = min(nulls[qi]) if nulls[qi] else 0.0
-            if config.no_answer and no_answer_wins(best, nulls[qi] or [0.0], config.null_threshold):
-                best = None
-            results.append(ReaderResult(best, nbest, null))
-        return results
+        return candidates, nulls
+
+    def finish(self, candidates: Sequence[Span], nulls: Sequence[float]) -> ReaderResult:
+        """Aggregate one question's candidates into its answer and n best."""
+        config = self.config
+        nbest = aggregate(candidates, config.n_best, config.merge, config.mode)
+        best = nbest[0] if nbest else None
+        if config.no_answer and no_answer_wins(best, nulls or [0.0], config.null_threshold):
+            best = None
+        return ReaderResult(best, nbest, min(nulls) if nulls else 0.0)
 
     def _clean(self, span: Span, context: str) -> Span:
         start, end = clean_span(context, span.start, span.end, analyzers=self.config.particle_analyzers)

@@ -217,7 +217,11 @@ def train(
             record["eval"] = evaluate(accelerator.unwrap_model(model))
         state["history"].append(record)
         score = record.get("eval", {}).get(score_key) if score_key else None
-        improved = score is None or state["best"] is None or score > state["best"]
+        last = out_of_time or state["step"] >= total_steps
+        if evaluate is None:
+            improved = last  # nothing to compare: the model at the end is the one kept
+        else:
+            improved = score is None or state["best"] is None or score > state["best"]
         if improved:
             state["best"] = score
         if save_best is not None and improved and accelerator.is_main_process:

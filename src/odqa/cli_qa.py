@@ -1,0 +1,168 @@
+"""End-to-end commands of the `odqa` command line: ask, predict, evaluate, serve.
+Registered on the app in `odqa.cli`; thin wrappers over `odqa.pipeline`, `odqa.e2e`, `odqa.serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from odqa.cli import app
+from odqa.errors import OdqaError
+
+INDEX_HELP = "sparse index folder (from `odqa index`)"
+READER_HELP = "reader folder (from `odqa train-reader`) or hub id; default $ODQA_READER"
+
+
+def _pipeline(config: Path | None, index: Path | None, reader: str | None, k: int | None, device: str | None, mode: str | None = None):
+    from odqa.pipeline import Pipeline, PipelineConfig
+
+    data = PipelineConfig.from_file(config).to_dict() if config else {}
+    reader = reader or data.get("reader") or os.environ.get("ODQA_READER")
+    if index is not None:
+        data["index"] = str(index)
+    if not data.get("index"):
+        raise OdqaError("no index given: pass --index (or a --config naming one)")
+    if not reader:
+        raise OdqaError("no reader given: pass --reader, set ODQA_READER, or train one with `odqa train-reader`")
+    data["reader"] = reader
+    if k is not None:
+        data["k"] = k
+    if device is not None:
+        data["device"] = device
+    if mode is not None:
+        data["reader_options"] = {**data.get("reader_options", {}), "mode": mode}
+    return Pipeline(PipelineConfig.from_dict(data)).warm_up()
+
+
+@app.command()
+def ask(
+    questions: list[str] = typer.Argument(..., help="one or more questions"),
+    index: Optional[Path] = typer.Option(None, help=INDEX_HELP),
+    reader: Optional[str] = typer.Option(None, help=READER_HELP),
+    k: Optional[int] = typer.Option(None, "-k", help="passages to read per question"),
+    config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
+    device: Optional[str] = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object per question"),
+) -> None:
+    """Answer questions from the indexed documents, with the evidence sentence."""
+    pipeline = _pipeline(config, index, reader, k, device)
+    for result in pipeline.ask_batch(questions):
+        if as_json:
+            typer.echo(json.dumps(result.to_dict(with_passages=False), ensure_ascii=False))
+            continue
+        typer.echo(f"Q: {result.question}")
+        answer = result.answer
+        if answer is None:
+            typer.echo("A: (no answer found)\n")
+            continue
+        passage = next(p for p in result.passages if p.passage_id == answer.passage_id)
+        typer.echo(f"A: {answer.text}   [score {answer.score:.3f}, {answer.title}, passage rank {answer.passage_rank}]")
+        typer.echo(f"   {evidence_sentence(passage.text, answer.start, answer.end)}")
+        others = ", ".join(a.text for a in result.nbest[1:4])
+        timings = result.timings
+        typer.echo(f"   others: {others or '-'} · retrieve {timings['retrieve_ms']:.0f} ms, read {timings['read_ms']:.0f} ms\n")
+
+
+def evidence_sentence(text: str, start: int, end: int, limit: int = 200) -> str:
+    """The sentence around [start, end) with the answer in 【brackets】."""
+    left = max(text.rfind(mark, 0, start) for mark in (". ", "\n", "다. ", "? ", "! "))
+    left = 0 if left < 0 else left + 1
+    right = min((i for i in (text.find(mark, end) for mark in (". ", "\n", "? ", "! ")) if i >= 0), default=len(text))
+    sentence = (text[left:start] + "【" + text[start:end] + "】" + text[end : right + 1]).strip().replace("\n", " ")
+    return sentence if len(sentence) <= limit else sentence[: limit - 1] + "…"
+
+
+@app.command()
+def predict(
+    questions: Path = typer.Option(..., help="questions: JSONL (id, question), SQuAD JSON or topics TSV"),
+    out: Path = typer.Option(..., help="folder for predictions.json, nbest_predictions.json, retrieved.json"),
+    index: Optional[Path] = typer.Option(None, help=INDEX_HELP),
+    reader: Optional[str] = typer.Option(None, help=READER_HELP),
+    k: Optional[int] = typer.Option(None, "-k"),
+    config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
+    batch_size: int = typer.Option(32, help="questions per batch (and per resumable step)"),
+    device: Optional[str] = typer.Option(None),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Answer a question file in the competition format; a rerun resumes an interrupted one."""
+    from odqa.e2e import predict_file
+    from odqa.io.questions import read_questions
+
+    pipeline = _pipeline(config, index, reader, k, device)
+    predictions = predict_file(pipeline, read_questions(questions), out, batch_size, quiet)
+    typer.echo(f"answered {len(predictions):,} questions; wrote {out}/predictions.json, nbest_predictions.json, retrieved.json")
+
+
+@app.command()
+def evaluate(
+    questions: Path = typer.Option(..., help="questions with gold answers (SQuAD JSON or JSONL)"),
+    index: Optional[Path] = typer.Option(None, help=INDEX_HELP),
+    reader: Optional[str] = typer.Option(None, help=READER_HELP),
+    k: Optional[int] = typer.Option(None, "-k", help="passages read per question"),
+    ks: str = typer.Option("1,5,10,20", help="also score at these k (one reading of the largest)"),
+    metric: str = typer.Option("korquad,squad", help="answer metrics; the first one decides the error categories"),
+    config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
+    limit: Optional[int] = typer.Option(None, help="a seeded random sample of N questions"),
+    out: Optional[Path] = typer.Option(None, help="folder for evaluation.json (per-question details) and em_by_k.png"),
+    device: Optional[str] = typer.Option(None),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """End-to-end EM/F1, retrieval hit rate and where each miss comes from."""
+    import random
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from odqa.cli import _ks
+    from odqa.e2e import evaluate_end_to_end, plot_em_by_k
+    from odqa.io.atomic import atomic_write_text
+    from odqa.io.questions import read_questions
+
+    pipeline = _pipeline(config, index, reader, k, device)
+    qs = read_questions(questions)
+    if limit and limit < len(qs):
+        qs = random.Random(13).sample(qs, limit)
+    metrics = [m for m in metric.split(",") if m]
+    result = evaluate_end_to_end(pipeline, qs, _ks(ks), metrics, quiet=quiet)
+    table = Table(title=f"{result['questions']:,} questions, k = {result['k']}")
+    table.add_column("k", justify="right")
+    for m in metrics:
+        table.add_column(f"{m} EM", justify="right")
+        table.add_column(f"{m} F1", justify="right")
+    for kk, scores in result["by_k"].items():
+        table.add_row(str(kk), *(f"{scores[m][key]:.1f}" for m in metrics for key in ("exact_match", "f1")))
+    Console().print(table)
+    n = result["questions"]
+    typer.echo(f"retrieved passages hold an answer for {result['retrieval_has_answer']:.1f}% of questions at k = {result['k']}")
+    typer.echo("errors: " + ", ".join(f"{c} {v} ({100 * v / n:.1f}%)" for c, v in result["attribution"].items()))
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "evaluation.json", json.dumps(result, ensure_ascii=False, indent=2))
+        plotted = plot_em_by_k(result, out / "em_by_k.png", metrics[0])
+        typer.echo(f"wrote {out}/evaluation.json" + (" and em_by_k.png" if plotted else " (install matplotlib for em_by_k.png)"))
+
+
+@app.command()
+def serve(
+    index: Optional[Path] = typer.Option(None, help=INDEX_HELP),
+    reader: Optional[str] = typer.Option(None, help=READER_HELP),
+    k: Optional[int] = typer.Option(None, "-k"),
+    config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+    device: Optional[str] = typer.Option(None),
+) -> None:
+    """HTTP API (POST /ask, POST /search, GET /health, /docs) and a web page at /."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise OdqaError("serving needs the serve extra: pip install 'odqa[serve]'") from None
+    from odqa.serve.app import create_app
+
+    application = create_app(_pipeline(config, index, reader, k, device))
+    typer.echo(f"serving on http://{host}:{port}/ (API docs at /docs)")
+    uvicorn.run(application, host=host, port=port, log_level="warning")

@@ -1,0 +1,189 @@
+"""End to end over question files: batch prediction (resumable, competition format) and
+evaluation with error attribution.
+
+Each question's error is put in one category a person can act on:
+- `correct`: exact match;
+- `near_miss`: F1 > 0.5 without exact match (a trailing particle, a bracket, one word too many);
+- `retrieval_miss`: no retrieved passage contains a gold answer, so no reader could have found it;
+- `reading_miss`: a passage held the answer but the reader chose something else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from odqa.errors import OdqaError
+from odqa.io.atomic import atomic_write_text
+from odqa.io.questions import Question
+from odqa.metrics import get_answer_metric, has_answer
+from odqa.pipeline import Pipeline, PipelineResult
+
+PARTIAL = "partial.jsonl"
+CATEGORIES = ("correct", "near_miss", "retrieval_miss", "reading_miss")
+
+
+def _batches(items: Sequence, size: int):
+    for lo in range(0, len(items), size):
+        yield items[lo : lo + size]
+
+
+def _record(question: Question, result: PipelineResult) -> dict:
+    return {
+        "id": question.id,
+        "answer": result.text,
+        "nbest": [a.to_dict() for a in result.nbest],
+        "passages": [{"passage_id": p.passage_id, "score": p.score, "title": p.title, "doc_id": p.doc_id} for p in result.passages],
+    }
+
+
+def _done_records(path: Path) -> dict[str, dict]:
+    """Records already written by an interrupted run; a half-written last line is dropped."""
+    done: dict[str, dict] = {}
+    if not path.exists():
+        return done
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            done[record["id"]] = record
+    return done
+
+
+def predict_file(
+    pipeline: Pipeline, questions: Sequence[Question], out: str | Path, batch_size: int = 32, quiet: bool = False
+) -> dict[str, str]:
+    """Answer every question, appending to OUT/partial.jsonl as batches finish (a rerun continues
+    where a killed one stopped); then write predictions.json ({id: answer}, the competition
+    format), nbest_predictions.json and retrieved.json atomically."""
+    from odqa.progress import progress
+
+    ids = [q.id for q in questions]
+    if len(set(ids)) != len(ids):
+        raise OdqaError("question ids are not unique; predictions are keyed by id")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    partial = out / PARTIAL
+    done = _done_records(partial)
+    todo = [q for q in questions if q.id not in done]
+    pipeline.warm_up()
+    with open(partial, "a", encoding="utf-8") as f, progress(total=len(questions), desc="predicting", unit="q", quiet=quiet) as bar:
+        bar.update(len(questions) - len(todo))
+        for batch in _batches(todo, batch_size):
+            for question, result in zip(batch, pipeline.ask_batch([q.text for q in batch])):
+                record = _record(question, result)
+                done[question.id] = record
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            bar.update(len(batch))
+    records = [done[i] for i in ids]
+    predictions = {r["id"]: r["answer"] for r in records}
+    atomic_write_text(out / "predictions.json", json.dumps(predictions, ensure_ascii=False, indent=2))
+    atomic_write_text(out / "nbest_predictions.json", json.dumps({r["id"]: r["nbest"] for r in records}, ensure_ascii=False, indent=2))
+    atomic_write_text(out / "retrieved.json", json.dumps({r["id"]: r["passages"] for r in records}, ensure_ascii=False, indent=2))
+    atomic_write_text(out / "pipeline_config.json", json.dumps(pipeline.config.to_dict(), ensure_ascii=False, indent=2))
+    partial.unlink()
+    return predictions
+
+
+def attribute(exact: float, partial: float, retrieved_answer: bool) -> str:
+    if exact == 1.0:
+        return "correct"
+    if partial > 0.5:
+        return "near_miss"
+    if not retrieved_answer:
+        return "retrieval_miss"
+    return "reading_miss"
+
+
+def evaluate_end_to_end(
+    pipeline: Pipeline,
+    questions: Sequence[Question],
+    ks: Sequence[int] | None = None,
+    metrics: Sequence[str] = ("squad", "korquad"),
+    batch_size: int = 32,
+    quiet: bool = False,
+) -> dict:
+    """EM/F1 at the pipeline's k (and at every k in `ks`, from one reading of the largest k),
+    the has-answer rate of the retrieved passages, and each question's error category (by the
+    first metric)."""
+    from odqa.progress import progress
+
+    questions = [q for q in questions if q.answers]
+    if not questions:
+        raise OdqaError("no question has gold answers to evaluate against")
+    pipeline.warm_up()
+    k = pipeline.config.k
+    ks = sorted({*(ks or ()), k})
+    scorers = [get_answer_metric(m) for m in metrics]
+    sums = {kk: {m.name: [0.0, 0.0] for m in scorers} for kk in ks}
+    details, categories = [], Counter()
+    found_at_k = 0
+    with progress(total=len(questions), desc="evaluating", unit="q", quiet=quiet) as bar:
+        for batch in _batches(questions, batch_size):
+            texts = [q.text for q in batch]
+            hits = pipeline.retrieve(texts, max(ks))
+            candidates, nulls = pipeline.reader.read_candidates(texts, [[h.passage.text for h in row] for row in hits])
+            for question, row, spans, null in zip(batch, hits, candidates, nulls):
+                first_hit = next((h.rank for h in row if has_answer(h.passage.text, question.answers)), None)
+                for kk in ks:
+                    result = pipeline.rank(question.text, row[:kk], [s for s in spans if s.context_index < kk], null)
+                    for metric in scorers:
+                        exact = max(metric.exact(result.text, a) for a in question.answers)
+                        partial = max(metric.partial(result.text, a) for a in question.answers)
+                        sums[kk][metric.name][0] += exact
+                        sums[kk][metric.name][1] += partial
+                        if kk == k and metric is scorers[0]:
+                            retrieved = first_hit is not None and first_hit <= k
+                            category = attribute(exact, partial, retrieved)
+                            categories[category] += 1
+                            found_at_k += retrieved
+                            answer = result.answer
+                            details.append({
+                                "id": question.id, "question": question.text, "gold": list(question.answers),
+                                "prediction": result.text, "exact_match": exact, "f1": partial, "category": category,
+                                "answer_rank": answer.passage_rank if answer else None, "answer_title": answer.title if answer else None,
+                                "first_answer_rank": first_hit,
+                            })  # fmt: skip
+            bar.update(len(batch))
+    n = len(questions)
+    by_k = {kk: {m: {"exact_match": 100 * v[0] / n, "f1": 100 * v[1] / n} for m, v in sums[kk].items()} for kk in ks}
+    return {
+        "questions": n,
+        "k": k,
+        "metrics": by_k[k],
+        "retrieval_has_answer": 100 * found_at_k / n,
+        "attribution": {c: categories.get(c, 0) for c in CATEGORIES},
+        "by_k": by_k,
+        "per_question": details,
+    }
+
+
+def plot_em_by_k(result: dict, path: str | Path, metric: str | None = None) -> bool:
+    """EM (and F1) against k as a PNG; False when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    by_k = result["by_k"]
+    ks = sorted(by_k, key=int)
+    metric = metric or next(iter(by_k[ks[0]]))
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for key, label in (("exact_match", "EM"), ("f1", "F1")):
+        ax.plot(ks, [by_k[k][metric][key] for k in ks], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("passages read (k)")
+    ax.set_ylabel(f"{metric} score (%)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True

@@ -1,0 +1,180 @@
+"""Open-domain QA as one fixed chain: retrieve the top-k passages, read them all in one batch,
+rank the candidate spans across passages, answer with the evidence.
+
+`Pipeline(config)` is cheap; `warm_up()` loads the index (memory-mapped) and the reader once.
+A `PipelineConfig` round-trips through `to_dict`/`from_dict` and a JSON/YAML file."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from odqa.errors import OdqaError
+from odqa.reader.decode import Span
+from odqa.types import Hit, Passage
+
+DEFAULT_K = 20
+
+
+class PipelineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: str
+    reader: str
+    k: int = Field(DEFAULT_K, ge=1, le=1000)  # passages read per question
+    n_best: int = Field(5, ge=1, le=100)  # answers returned per question
+    retriever_weight: float = 0.0  # answer score = reader score + weight × passage retrieval score
+    reader_options: dict = Field(default_factory=dict)  # ReaderConfig overrides (mode, batch_size, …)
+    device: str | None = None
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PipelineConfig:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise OdqaError(f"bad pipeline config: {e}") from None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PipelineConfig:
+        from odqa.config import load_config_file
+
+        return cls.from_dict(load_config_file(path))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A retrieved passage, as the answer's evidence."""
+
+    passage_id: int
+    rank: int
+    score: float
+    title: str
+    doc_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer span: `passage.text[start:end] == text`; `doc_start/doc_end` place it in the
+    source document when it lies in the passage body (not in a prepended title)."""
+
+    text: str
+    score: float
+    reader_score: float
+    passage_id: int
+    passage_rank: int
+    title: str
+    doc_id: str
+    start: int
+    end: int
+    doc_start: int | None = None
+    doc_end: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PipelineResult:
+    question: str
+    answer: Answer | None
+    nbest: list[Answer]
+    passages: list[Evidence]
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.answer.text if self.answer else ""
+
+    def to_dict(self, with_passages: bool = True) -> dict:
+        out = {
+            "question": self.question,
+            "answer": self.answer.to_dict() if self.answer else None,
+            "nbest": [a.to_dict() for a in self.nbest],
+            "timings": self.timings,
+        }
+        if with_passages:
+            out["passages"] = [asdict(p) for p in self.passages]
+        return out
+
+
+def _answer(span: Span, hit: Hit, reader_score: float) -> Answer:
+    passage: Passage = hit.passage
+    source = passage.sources[0]
+    doc_start = doc_end = None
+    if span.start >= passage.body_start:
+        doc_start = source.start + span.start - passage.body_start
+        doc_end = source.start + span.end - passage.body_start
+    return Answer(
+        text=span.text, score=span.score, reader_score=reader_score, passage_id=hit.passage_id,
+        passage_rank=hit.rank, title=passage.title, doc_id=source.doc_id, start=span.start, end=span.end,
+        doc_start=doc_start, doc_end=doc_end,
+    )  # fmt: skip
+
+
+class Pipeline:
+    def __init__(self, config: PipelineConfig, index=None, reader=None):
+        self.config = config
+        self.index = index
+        self.reader = reader
+
+    def warm_up(self) -> Pipeline:
+        """Load the index and the reader (once); fails fast naming a missing path."""
+        if self.index is None:
+            from odqa.retrieval.sparse import SparseIndex
+
+            if not Path(self.config.index).exists():
+                raise OdqaError(f"index not found: {self.config.index} (build one with `odqa index`)")
+            self.index = SparseIndex.load(self.config.index)
+        if self.reader is None:
+            from odqa.reader import Reader
+
+            self.reader = Reader.load(self.config.reader, device=self.config.device, **self.config.reader_options)
+        return self
+
+    def retrieve(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
+        self.warm_up()
+        return self.index.search(list(questions), k=k or self.config.k, fetch=True)
+
+    def ask(self, question: str, k: int | None = None) -> PipelineResult:
+        return self.ask_batch([question], k)[0]
+
+    def ask_batch(self, questions: Sequence[str], k: int | None = None, progress: bool = False) -> list[PipelineResult]:
+        """Answers for a batch of questions: one search call, one reading pass over every passage."""
+        self.warm_up()
+        k = k or self.config.k
+        start = time.perf_counter()
+        hits = self.retrieve(questions, k)
+        retrieved = time.perf_counter()
+        candidates, nulls = self.reader.read_candidates(questions, [[h.passage.text for h in row] for row in hits], progress)
+        read = time.perf_counter()
+        results = []
+        for question, row, spans, null in zip(questions, hits, candidates, nulls):
+            results.append(self.rank(question, row, spans, null))
+        per_question = {"retrieve_ms": 1000 * (retrieved - start) / len(questions), "read_ms": 1000 * (read - retrieved) / len(questions)}
+        for result in results:
+            result.timings = dict(per_question)
+        return results
+
+    def rank(self, question: str, hits: Sequence[Hit], spans: Sequence[Span], nulls: Sequence[float]) -> PipelineResult:
+        """Aggregate one question's candidate spans across its passages into answers."""
+        weight = self.config.retriever_weight
+        if weight:
+            spans = [Span(s.text, s.start, s.end, s.score + weight * hits[s.context_index].score, s.context_index) for s in spans]
+        finished = self.reader.finish(spans, nulls)
+        nbest = []
+        for span in finished.nbest[: self.config.n_best]:
+            hit = hits[span.context_index]
+            nbest.append(_answer(span, hit, span.score - weight * hit.score))
+        best = nbest[0] if finished.answer is not None and nbest else None
+        evidence = [
+            Evidence(h.passage_id, h.rank, h.score, h.passage.title, h.passage.doc_id, h.passage.text) for h in hits
+        ]
+        return PipelineResult(question, best, nbest, evidence)

@@ -1,0 +1,1 @@
+"""The HTTP service and its web page (`odqa serve`); needs the `serve` extra (fastapi, uvicorn)."""

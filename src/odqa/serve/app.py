@@ -1,0 +1,166 @@
+"""The HTTP service: POST /ask, POST /search, GET /health, the web page at /, OpenAPI at /docs.
+
+The pipeline is loaded once, before the app is made. Questions that arrive together are answered
+in one batch (a short collection window, one worker thread owning the model), so concurrent
+clients share reading passes instead of queueing one by one. Every bad input gets a JSON error
+(413 for oversized bodies, 422 for invalid fields) and the server keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from odqa.errors import OdqaError
+from odqa.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 1000
+MAX_K = 100
+MAX_BODY_BYTES = 16 * 1024
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("the question is empty")
+    return value.strip()
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(..., max_length=MAX_QUESTION_CHARS, description="the question, in any language the index covers")
+    k: int | None = Field(None, ge=1, le=MAX_K, description="passages to read (default: the server's k)")
+    n_best: int = Field(5, ge=1, le=20, description="answers to return")
+    passages: bool = Field(True, description="include the retrieved passages as evidence")
+
+    check_question = field_validator("question")(classmethod(lambda cls, value: _not_blank(value)))
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(..., max_length=MAX_QUESTION_CHARS)
+    k: int = Field(10, ge=1, le=MAX_K)
+
+    check_question = field_validator("question")(classmethod(lambda cls, value: _not_blank(value)))
+
+
+class Batcher:
+    """Collects /ask requests for a few milliseconds and answers each group (same k) in one call."""
+
+    def __init__(self, pipeline: Pipeline, window_ms: float = 10.0, max_batch: int = 16):
+        self.pipeline, self.window, self.max_batch = pipeline, window_ms / 1000, max_batch
+        self.queue: asyncio.Queue | None = None
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="odqa-reader")
+        self.task: asyncio.Task | None = None
+
+    async def ask(self, question: str, k: int):
+        if self.task is None:
+            self.queue = asyncio.Queue()
+            self.task = asyncio.create_task(self._run())
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((question, k, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            pending = [await self.queue.get()]
+            deadline = loop.time() + self.window
+            while len(pending) < self.max_batch:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    pending.append(await asyncio.wait_for(self.queue.get(), timeout))
+                except asyncio.TimeoutError:
+                    break
+            for k in {k for _, k, _ in pending}:
+                group = [(q, f) for q, kk, f in pending if kk == k]
+                try:
+                    results = await loop.run_in_executor(self.executor, self.pipeline.ask_batch, [q for q, _ in group], k)
+                except Exception as e:  # every waiting request must get an answer, even an error
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(e)
+                    continue
+                for (_, future), result in zip(group, results):
+                    if not future.done():
+                        future.set_result(result)
+
+    async def search(self, question: str, k: int):
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self.pipeline.retrieve, [question], k)
+
+
+def create_app(pipeline: Pipeline, max_body_bytes: int = MAX_BODY_BYTES, batch_window_ms: float = 10.0):
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse
+
+    pipeline.warm_up()
+    batcher = Batcher(pipeline, batch_window_ms)
+    app = FastAPI(title="odqa", version="1", description="Open-domain question answering: retrieve, read, answer with evidence.")
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        if request.method == "POST":
+            declared = request.headers.get("content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
+                return JSONResponse({"error": f"request body over {max_body_bytes} bytes"}, status_code=413)
+            body = await request.body()
+            if len(body) > max_body_bytes:
+                return JSONResponse({"error": f"request body over {max_body_bytes} bytes"}, status_code=413)
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return JSONResponse({"error": f"request body is not UTF-8 ({e.reason} at byte {e.start})"}, status_code=422)
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": e.get("msg", "")} for e in exc.errors()]
+        return JSONResponse({"error": "invalid request", "problems": problems}, status_code=422)
+
+    @app.exception_handler(OdqaError)
+    async def refused(request: Request, exc: OdqaError):
+        return JSONResponse({"error": str(exc)}, status_code=422)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {
+            "status": "ok",
+            "passages": pipeline.index.n_passages,
+            "reader": pipeline.config.reader,
+            "k": pipeline.config.k,
+        }
+
+    @app.post("/ask")
+    async def ask(request: AskRequest) -> dict:
+        start = time.perf_counter()
+        result = await batcher.ask(request.question, request.k or pipeline.config.k)
+        out = result.to_dict(with_passages=request.passages)
+        out["nbest"] = out["nbest"][: request.n_best]
+        out["timings"]["total_ms"] = 1000 * (time.perf_counter() - start)
+        return out
+
+    @app.post("/search")
+    async def search(request: SearchRequest) -> dict:
+        hits = (await batcher.search(request.question, request.k))[0]
+        passages = [
+            {"passage_id": h.passage_id, "rank": h.rank, "score": h.score, "title": h.passage.title, "doc_id": h.passage.doc_id, "text": h.passage.text}
+            for h in hits
+        ]
+        return {"question": request.question, "passages": passages}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> str:
+        return resources.files("odqa.serve").joinpath("index.html").read_text(encoding="utf-8")
+
+    app.state.pipeline = pipeline
+    return app
