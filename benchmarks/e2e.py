@@ -1,0 +1,137 @@
+"""End-to-end benchmark: the sparse index over the kowiki sample + the Korean reader that
+`benchmarks/reader.py` produced, on the competition validation (240) and a seeded 1,000-question
+sample of KorQuAD dev.
+
+1. Tune on training questions only (a seeded sample of the competition *train* split): the number
+   of passages read (k) and the weight of the retrieval score in the answer score (BERTserini's
+   linear combination), both from one reading at the largest k.
+2. Evaluate with the chosen settings: EM/F1 (squad + korquad), has-answer rate at k, error
+   attribution, EM by k (plot), and single-question latency with its breakdown.
+
+    python e2e.py [--reader PATH] [--index PATH] [--train-sample 300] [--korquad-sample 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from common import DATA, KOWIKI, ROOT, markdown_table, sample, write_results
+
+KS = [1, 3, 5, 10, 20]
+WEIGHTS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2]
+
+
+def load_pipeline(index: Path, reader: Path):
+    from odqa.pipeline import Pipeline, PipelineConfig
+
+    if not index.exists():
+        from odqa.retrieval.build import build_sparse_index, default_cache_dir
+
+        print(f"building {index} (default config) ...", flush=True)
+        build_sparse_index(KOWIKI, index, cache_dir=default_cache_dir())
+    return Pipeline(PipelineConfig(index=str(index), reader=str(reader), k=max(KS))).warm_up()
+
+
+def tune(pipeline, questions) -> dict:
+    """EM (korquad) of every (k, retriever weight) pair on training questions, one reading."""
+    from odqa.metrics import get_answer_metric
+
+    metric = get_answer_metric("korquad")
+    grid = {(k, w): 0.0 for k in KS for w in WEIGHTS}
+    for lo in range(0, len(questions), 32):
+        batch = questions[lo : lo + 32]
+        texts = [q.text for q in batch]
+        hits = pipeline.retrieve(texts, max(KS))
+        candidates, nulls = pipeline.reader.read_candidates(texts, [[h.passage.text for h in row] for row in hits])
+        for question, row, spans, null in zip(batch, hits, candidates, nulls):
+            for k, w in grid:
+                pipeline.config.retriever_weight = w
+                result = pipeline.rank(question.text, row[:k], [s for s in spans if s.context_index < k], null)
+                grid[(k, w)] += max(metric.exact(result.text, a) for a in question.answers)
+    pipeline.config.retriever_weight = 0.0
+    n = len(questions)
+    table = {f"k={k} w={w}": 100 * v / n for (k, w), v in grid.items()}
+    (k, w), _ = max(grid.items(), key=lambda item: (item[1], -item[0][0]))
+    return {"questions": n, "em_korquad": table, "chosen": {"k": k, "retriever_weight": w}}
+
+
+def latency(pipeline, questions, n: int = 40) -> dict:
+    retrieve, read, total = [], [], []
+    for question in questions[:n]:
+        start = time.perf_counter()
+        result = pipeline.ask(question.text)
+        total.append(1000 * (time.perf_counter() - start))
+        retrieve.append(result.timings["retrieve_ms"])
+        read.append(result.timings["read_ms"])
+    return {
+        "questions": len(total),
+        "k": pipeline.config.k,
+        "retrieve_ms_p50": statistics.median(retrieve),
+        "read_ms_p50": statistics.median(read),
+        "total_ms_p50": statistics.median(total),
+        "total_ms_p95": sorted(total)[int(0.95 * (len(total) - 1))],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "kowiki-bm25")
+    parser.add_argument("--reader", type=Path, default=ROOT / "benchmarks" / "work" / "reader" / "ko-reader")
+    parser.add_argument("--train-sample", type=int, default=300)
+    parser.add_argument("--korquad-sample", type=int, default=1000)
+    args = parser.parse_args()
+
+    from odqa.e2e import evaluate_end_to_end, plot_em_by_k
+    from odqa.io import read_questions
+
+    pipeline = load_pipeline(args.index, args.reader)
+    train = sample(read_questions(DATA / "boostcamp_odqa/train.squad.json"), args.train_sample, seed=7)
+    print(f"tuning k and the retriever weight on {len(train)} competition-train questions ...", flush=True)
+    tuned = tune(pipeline, train)
+    pipeline.config.k = tuned["chosen"]["k"]
+    pipeline.config.retriever_weight = tuned["chosen"]["retriever_weight"]
+    print(f"chosen: {tuned['chosen']}", flush=True)
+
+    sets = {
+        "competition validation": read_questions(DATA / "boostcamp_odqa/validation.squad.json"),
+        "KorQuAD 1.0 dev sample": sample(read_questions(DATA / "korquad/KorQuAD_v1.0_dev.json"), args.korquad_sample),
+    }
+    results = {"reader": str(args.reader), "index": str(args.index), "tuning": tuned, "sets": {}}
+    rows, attribution_rows = [], []
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, questions in sets.items():
+        print(f"evaluating {name} ({len(questions)}) ...", flush=True)
+        start = time.perf_counter()
+        result = evaluate_end_to_end(pipeline, questions, KS, ["korquad", "squad"], quiet=True)
+        result["seconds"] = time.perf_counter() - start
+        details = result.pop("per_question")
+        slug = "e2e_" + name.split()[0].lower()
+        (out / f"{slug}_details.json").write_text(json.dumps(details, ensure_ascii=False, indent=1), encoding="utf-8")
+        plot_em_by_k(result, out / f"{slug}_em_by_k.png", "korquad")
+        results["sets"][name] = result
+        m = result["metrics"]
+        rows.append([name, result["questions"], f"{m['korquad']['exact_match']:.1f} / {m['korquad']['f1']:.1f}", f"{m['squad']['exact_match']:.1f} / {m['squad']['f1']:.1f}", f"{result['retrieval_has_answer']:.1f}"])
+        n = result["questions"]
+        attribution_rows.append([name, *(f"{100 * v / n:.1f}" for v in result["attribution"].values())])
+    results["latency"] = latency(pipeline, sets["competition validation"])
+    k = pipeline.config.k
+    by_k = [[kk, *(f"{results['sets'][s]['by_k'][kk]['korquad']['exact_match']:.1f}" for s in sets)] for kk in KS]
+    lat = results["latency"]
+    table = "\n\n".join([
+        f"k = {k} passages read, retriever weight {pipeline.config.retriever_weight} (chosen on {tuned['questions']} competition-train questions)\n\n"
+        + markdown_table(["set", "questions", "korquad EM / F1", "squad EM / F1", f"has-answer@{k}"], rows),
+        "Error attribution (% of questions)\n\n" + markdown_table(["set", "correct", "near miss (F1>0.5)", "retrieval miss", "reading miss"], attribution_rows),
+        "korquad EM by k\n\n" + markdown_table(["k", *sets], by_k),
+        f"Single-question latency at k = {k} ({lat['questions']} questions, one at a time, 2 CPU cores): "
+        f"retrieval {lat['retrieve_ms_p50']:.0f} ms + reading {lat['read_ms_p50']:.0f} ms (p50); total p50 {lat['total_ms_p50']:.0f} ms, p95 {lat['total_ms_p95']:.0f} ms",
+    ])  # fmt: skip
+    write_results("e2e", results, table + "\n")
+
+
+if __name__ == "__main__":
+    main()
