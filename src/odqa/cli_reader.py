@@ -14,7 +14,7 @@ from odqa.cli import app
 
 
 def _config_file(path: Path | None) -> dict:
-    from odqa.config import load_config_file
+    from odqa.settings import load_config_file
 
     return load_config_file(path) if path else {}
 

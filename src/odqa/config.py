@@ -2,55 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from odqa.analysis.base import AnalyzerConfig, default_analyzer
 from odqa.corpus import CorpusConfig
-from odqa.errors import OdqaError
-from odqa.io.files import load_json
 from odqa.retrieval.scoring import ScoringConfig
+from odqa.settings import Settings
 
 
-class IndexConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class IndexConfig(Settings):
+    what = "index config"
 
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     analyzer: AnalyzerConfig = Field(default_factory=default_analyzer)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
-
-    def to_dict(self) -> dict:
-        return self.model_dump(mode="json")
-
-    @classmethod
-    def from_dict(cls, data: dict) -> IndexConfig:
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            raise OdqaError(f"bad index config: {e}") from None
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> IndexConfig:
-        return cls.from_dict(load_config_file(path))
-
-
-def load_config_file(path: str | Path) -> dict:
-    """A JSON or YAML file holding one mapping."""
-    path = Path(path)
-    if not path.exists():
-        raise OdqaError(f"config file not found: {path}")
-    if path.suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise OdqaError("YAML configs need PyYAML (pip install pyyaml); or use JSON") from None
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise OdqaError(f"{path}: not valid YAML ({e})") from None
-    else:
-        data = load_json(path)
-    if not isinstance(data, dict):
-        raise OdqaError(f"{path}: expected a mapping of settings")
-    return data

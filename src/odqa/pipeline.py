@@ -11,17 +11,18 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from odqa.errors import OdqaError
 from odqa.reader.decode import Span
+from odqa.settings import Settings
 from odqa.types import Hit, Passage
 
 DEFAULT_K = 20
 
 
-class PipelineConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PipelineConfig(Settings):
+    what = "pipeline config"
 
     index: str
     reader: str
@@ -30,22 +31,6 @@ class PipelineConfig(BaseModel):
     retriever_weight: float = 0.0  # answer score = reader score + weight × passage retrieval score
     reader_options: dict = Field(default_factory=dict)  # ReaderConfig overrides (mode, batch_size, …)
     device: str | None = None
-
-    def to_dict(self) -> dict:
-        return self.model_dump(mode="json")
-
-    @classmethod
-    def from_dict(cls, data: dict) -> PipelineConfig:
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            raise OdqaError(f"bad pipeline config: {e}") from None
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> PipelineConfig:
-        from odqa.config import load_config_file
-
-        return cls.from_dict(load_config_file(path))
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_dir, atomic_write_text
+from odqa.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +29,10 @@ CHECKPOINT = "checkpoint-last"
 STATE_FILE = "trainer_state.json"
 
 
-class LoopSettings(BaseModel):
+class LoopSettings(Settings):
     """Optimisation settings every trainer shares; the reader and masked-LM configs extend it."""
 
-    model_config = ConfigDict(extra="forbid")
+    what = "training config"
 
     epochs: float = 2.0
     batch_size: int = 16
@@ -46,13 +46,6 @@ class LoopSettings(BaseModel):
     seed: int = 42
     mixed_precision: str = "auto"  # auto: bf16 on GPUs that have it, else fp16 on GPU, none on CPU
     group_by_length: bool = True
-
-    @classmethod
-    def from_dict(cls, data: dict):
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            raise OdqaError(f"bad {cls.__name__} settings: {e}") from None
 
 
 def versions() -> dict[str, str]:

@@ -28,6 +28,8 @@ SIZES = {
 
 
 class MlmConfig(LoopSettings):
+    what = "pretraining config"
+
     tokenizer: str | None = None  # required from scratch; defaults to the model's own when continuing
     corpus: list[str]
     out: str

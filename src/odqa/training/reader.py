@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 
 class ReaderTrainingConfig(LoopSettings):
+    what = "reader training config"
+
     model: str
     train: list[str]
     eval: str | None = None
