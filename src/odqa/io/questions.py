@@ -4,6 +4,7 @@ TREC-style topics (`id<TAB>question`) with qrels (`qid Q0 docid rel`)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,21 @@ class Question:
     doc_id: str = ""  # the gold document's id, where the set names one
 
 
+def iter_squad(path: str | Path) -> Iterator[tuple[str, dict, dict]]:
+    """(article title, paragraph, qa) for every question of a SQuAD-format file; a question
+    without an id or a question text is an error naming its article."""
+    data = load_json(path)
+    if not (isinstance(data, dict) and isinstance(data.get("data"), list)):
+        raise OdqaError(f"{path}: expected SQuAD-format JSON with a top-level 'data' list")
+    for article in data["data"]:
+        title = str(article.get("title") or "")
+        for paragraph in article.get("paragraphs") or []:
+            for qa in paragraph.get("qas") or []:
+                if not qa.get("id") or not isinstance(qa.get("question"), str):
+                    raise OdqaError(f"{path}: a question of {title!r} lacks 'id' or 'question'")
+                yield title, paragraph, qa
+
+
 def read_questions(path: str | Path) -> list[Question]:
     path = Path(path)
     suffix = base_suffix(path)
@@ -27,24 +43,10 @@ def read_questions(path: str | Path) -> list[Question]:
         return [_jsonl_question(obj, path, lineno) for lineno, obj in iter_jsonl(path)]
     if suffix in (".tsv", ".txt"):
         return _read_topics(path)
-    data = load_json(path)
-    if not (isinstance(data, dict) and isinstance(data.get("data"), list)):
-        raise OdqaError(f"{path}: expected SQuAD-format JSON with a top-level 'data' list")
     questions = []
-    for article in data["data"]:
-        title = str(article.get("title") or "")
-        for paragraph in article.get("paragraphs") or []:
-            for qa in paragraph.get("qas") or []:
-                answers = tuple(dict.fromkeys(a["text"] for a in qa.get("answers") or [] if a.get("text")))
-                questions.append(
-                    Question(
-                        id=str(qa["id"]),
-                        text=str(qa["question"]),
-                        answers=answers,
-                        title=title,
-                        doc_id=str(paragraph.get("document_id", "")),
-                    )
-                )
+    for title, paragraph, qa in iter_squad(path):
+        answers = tuple(dict.fromkeys(a["text"] for a in qa.get("answers") or [] if isinstance(a, dict) and a.get("text")))
+        questions.append(Question(str(qa["id"]), qa["question"], answers, title, str(paragraph.get("document_id", ""))))
     if not questions:
         raise OdqaError(f"{path}: no questions found")
     return questions

@@ -15,6 +15,7 @@ from pathlib import Path
 from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_write_text
 from odqa.io.files import load_json
+from odqa.io.questions import iter_squad
 
 # How far (in characters) an offset may be off before the answer is refused.
 OFFSET_TOLERANCE = 32
@@ -69,31 +70,20 @@ def locate_answer(context: str, text: str, start: int, where: str = "") -> Answe
 
 def read_qa_examples(path: str | Path, require_answers: bool = False) -> list[QAExample]:
     path = Path(path)
-    data = load_json(path)
-    if not (isinstance(data, dict) and isinstance(data.get("data"), list)):
-        raise OdqaError(f"{path}: expected SQuAD-format JSON with a top-level 'data' list")
     examples = []
-    for article in data["data"]:
-        title = str(article.get("title") or "")
-        for paragraph in article.get("paragraphs") or []:
-            context = paragraph.get("context")
-            if not isinstance(context, str):
-                raise OdqaError(f"{path}: a paragraph of {title!r} has no string 'context'")
-            for qa in paragraph.get("qas") or []:
-                qid = str(qa.get("id", ""))
-                question = qa.get("question")
-                if not qid or not isinstance(question, str):
-                    raise OdqaError(f"{path}: a question of {title!r} lacks 'id' or 'question'")
-                answers = []
-                for answer in qa.get("answers") or []:
-                    if not isinstance(answer, dict) or "text" not in answer or "answer_start" not in answer:
-                        raise OdqaError(f"{path}: question {qid}: each answer needs 'text' and 'answer_start'")
-                    answers.append(
-                        locate_answer(context, str(answer["text"]), int(answer["answer_start"]), f"{path}: question {qid}: ")
-                    )
-                if require_answers and not answers:
-                    raise OdqaError(f"{path}: question {qid} has no answers; training needs one")
-                examples.append(QAExample(qid, question, context, tuple(dict.fromkeys(answers)), title))
+    for title, paragraph, qa in iter_squad(path):
+        context = paragraph.get("context")
+        qid = str(qa["id"])
+        if not isinstance(context, str):
+            raise OdqaError(f"{path}: the paragraph of question {qid} has no string 'context'")
+        answers = []
+        for answer in qa.get("answers") or []:
+            if not isinstance(answer, dict) or "text" not in answer or "answer_start" not in answer:
+                raise OdqaError(f"{path}: question {qid}: each answer needs 'text' and 'answer_start'")
+            answers.append(locate_answer(context, str(answer["text"]), int(answer["answer_start"]), f"{path}: question {qid}: "))
+        if require_answers and not answers:
+            raise OdqaError(f"{path}: question {qid} has no answers; training needs one")
+        examples.append(QAExample(qid, qa["question"], context, tuple(dict.fromkeys(answers)), title))
     if not examples:
         raise OdqaError(f"{path}: no questions found")
     ids = [e.id for e in examples]
