@@ -1,0 +1,48 @@
+"""ask / predict / evaluate as a user runs them, and their errors."""
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from conftest import KOREAN_QA
+from odqa.cli_qa import evidence_sentence
+from test_cli import odqa
+
+
+def test_ask_prints_answer_title_and_evidence(korean_docs_index, korean_reader):
+    run = odqa("ask", "--index", korean_docs_index, "--reader", korean_reader, "-k", "2", "훈민정음을 창제한 왕은?")
+    assert run.returncode == 0, run.stderr
+    assert "A: 세종" in run.stdout and "【세종】" in run.stdout
+    as_json = odqa("ask", "--index", korean_docs_index, "--reader", korean_reader, "--json", "대한민국의 수도는?")
+    assert json.loads(as_json.stdout)["answer"]["title"] == "서울특별시"
+
+
+def test_predict_and_evaluate(korean_docs_index, korean_reader, korean_qa_file, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps({"id": f"t{i}", "question": q}, ensure_ascii=False) + "\n" for i, (_, q, _) in enumerate(KOREAN_QA)))
+    run = odqa("predict", "--index", korean_docs_index, "--reader", korean_reader, "--questions", questions, "--out", tmp_path / "p", "-q")
+    assert run.returncode == 0, run.stderr
+    assert set(json.loads((tmp_path / "p" / "predictions.json").read_text())) == {f"t{i}" for i in range(len(KOREAN_QA))}
+    run = odqa("evaluate", "--index", korean_docs_index, "--reader", korean_reader, "--questions", korean_qa_file, "-k", "3", "--ks", "1,3", "--out", tmp_path / "e", "-q")
+    assert run.returncode == 0, run.stderr
+    assert "errors: correct" in run.stdout and "retrieval_miss" in run.stdout
+    saved = json.loads((tmp_path / "e" / "evaluation.json").read_text())
+    assert len(saved["per_question"]) == len(KOREAN_QA)
+
+
+def test_missing_index_or_reader_is_named(korean_docs_index, tmp_path, monkeypatch):
+    monkeypatch.delenv("ODQA_READER", raising=False)
+    run = odqa("ask", "--index", korean_docs_index, "질문")
+    assert run.returncode == 2 and "no reader given" in run.stderr
+    run = odqa("ask", "--index", tmp_path / "none", "--reader", tmp_path, "질문")
+    assert run.returncode == 2 and "index not found" in run.stderr
+    run = odqa("serve", "--index", korean_docs_index, "--reader", tmp_path / "missing-reader")
+    assert run.returncode == 2 and "model folder not found" in run.stderr
+
+
+def test_evidence_sentence_marks_the_answer():
+    text = "세종은 조선의 왕이다. 그는 훈민정음을 창제하였다. 한글의 옛 이름이다."
+    start = text.index("훈민정음")
+    assert evidence_sentence(text, start, start + 4) == "그는 【훈민정음】을 창제하였다."
