@@ -1,0 +1,210 @@
+"""Dense retrieval: a bi-encoder (any Hugging Face encoder; CLS or mean pooling; dot or cosine)
+and a FAISS index over passage vectors, in a folder like the sparse index (manifest, passages,
+written atomically, checked on load).
+
+    encoder = DenseEncoder.load("runs/dense-1")
+    index = DenseIndex.build(passages, encoder, faiss="hnsw")
+    index.save("indexes/kowiki-dense"); DenseIndex.load("indexes/kowiki-dense").search(["질문"], k=20)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from odqa import __version__
+from odqa.errors import OdqaError
+from odqa.io.atomic import atomic_dir
+from odqa.io.store import PassageStore, write_passages
+from odqa.retrieval.sparse import check_k, check_query
+from odqa.settings import Settings
+from odqa.types import Hit, Passage
+
+FORMAT = "odqa.dense"
+FORMAT_VERSION = 1
+ENCODER_FILE = "odqa_encoder.json"
+
+
+class EncoderConfig(Settings):
+    what = "dense encoder config"
+
+    pooling: Literal["cls", "mean"] = "cls"
+    similarity: Literal["dot", "cosine"] = "dot"
+    query_max_length: int = 64
+    passage_max_length: int = 256
+    batch_size: int = 64
+
+
+class DenseEncoder:
+    """Question and passage encoders (the same weights unless `question_model` is given)."""
+
+    def __init__(self, model, tokenizer, config: EncoderConfig | None = None, question_model=None, device: str | None = None):
+        from odqa.reader.model import pick_device
+
+        self.model, self.tokenizer = model, tokenizer
+        self.question_model = question_model or model
+        self.config = config or EncoderConfig()
+        self.device = pick_device(device)
+        self.model.to(self.device).eval()
+        self.question_model.to(self.device).eval()
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None, **overrides) -> DenseEncoder:
+        from transformers import AutoModel
+
+        from odqa.reader.model import check_model_dir
+        from odqa.reader.tokenizer import load_tokenizer
+
+        check_model_dir(path)
+        settings = Path(path) / ENCODER_FILE
+        saved = json.loads(settings.read_text(encoding="utf-8")) if settings.exists() else {}
+        config = EncoderConfig.from_dict({**saved.get("encoder", {}), **overrides})
+        model = AutoModel.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
+        question_model = None
+        if (Path(path) / "question").is_dir():
+            question_model = AutoModel.from_pretrained(str(Path(path) / "question"), use_safetensors=True, trust_remote_code=False)
+        return cls(model, load_tokenizer(path), config, question_model, device)
+
+    def save(self, path: str | Path, extra: dict | None = None) -> None:
+        from odqa.reader.tokenizer import save_tokenizer
+
+        path = Path(path)
+        self.model.save_pretrained(str(path), safe_serialization=True)
+        if self.question_model is not self.model:
+            self.question_model.save_pretrained(str(path / "question"), safe_serialization=True)
+        save_tokenizer(self.tokenizer, path)
+        (path / ENCODER_FILE).write_text(json.dumps({"encoder": self.config.to_dict(), **(extra or {})}, indent=2), encoding="utf-8")
+
+    def pool(self, hidden, attention_mask):
+        """Sentence vectors from token states (torch tensors), normalised for cosine similarity."""
+        import torch
+
+        if self.config.pooling == "cls":
+            vectors = hidden[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            vectors = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        if self.config.similarity == "cosine":
+            vectors = torch.nn.functional.normalize(vectors, dim=-1)
+        return vectors
+
+    def encode(self, texts: Sequence[str], kind: Literal["query", "passage"] = "passage", progress: bool = False) -> np.ndarray:
+        """float32 vectors (n, dim) in the order of `texts`; batches run longest first."""
+        import torch
+
+        from odqa.progress import progress as bar
+
+        model = self.question_model if kind == "query" else self.model
+        max_length = self.config.query_max_length if kind == "query" else self.config.passage_max_length
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = None
+        with torch.inference_mode(), bar(total=len(texts), desc=f"encoding {kind}s", unit=kind, quiet=not progress) as pbar:
+            for lo in range(0, len(texts), self.config.batch_size):
+                rows = order[lo : lo + self.config.batch_size]
+                batch = self.tokenizer([texts[i] for i in rows], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                vectors = self.pool(model(**batch).last_hidden_state, batch["attention_mask"]).float().cpu().numpy()
+                if out is None:
+                    out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+                out[rows] = vectors
+                pbar.update(len(rows))
+        return out if out is not None else np.empty((0, 0), dtype=np.float32)
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise OdqaError("dense retrieval needs faiss: pip install 'odqa[dense]' (faiss-cpu)") from None
+    return faiss
+
+
+def make_faiss_index(vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ef_search: int = 128):
+    """Inner-product FAISS index over `vectors` (cosine when they are normalised)."""
+    faiss = _faiss()
+    dim = vectors.shape[1]
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 200
+        index.hnsw.efSearch = ef_search
+    else:
+        raise OdqaError(f"unknown FAISS index kind {kind!r}; choose flat or hnsw")
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+class DenseIndex:
+    def __init__(self, encoder: DenseEncoder | None, faiss_index, manifest: dict, passages=None, encoder_path: str | None = None):
+        self.encoder, self.faiss_index, self.manifest, self.passages = encoder, faiss_index, manifest, passages
+        self.encoder_path = encoder_path
+
+    @classmethod
+    def build(cls, passages: Sequence[Passage], encoder: DenseEncoder, faiss: str = "flat", encoder_path: str | None = None, corpus_info: dict | None = None, progress: bool = False) -> DenseIndex:
+        if not passages:
+            raise OdqaError("cannot index an empty corpus")
+        vectors = encoder.encode([p.text for p in passages], "passage", progress)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "odqa_version": __version__,
+            "encoder": {"path": encoder_path, **encoder.config.to_dict()},
+            "faiss": faiss,
+            "corpus": corpus_info or {},
+            "counts": {"passages": len(passages), "dim": int(vectors.shape[1])},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        return cls(encoder, make_faiss_index(vectors, faiss), manifest, list(passages), encoder_path)
+
+    def save(self, path: str | Path) -> None:
+        faiss = _faiss()
+        with atomic_dir(path) as tmp:
+            faiss.write_index(self.faiss_index, str(tmp / "faiss.index"))
+            write_passages(tmp, self.passages)
+            (tmp / "manifest.json").write_text(json.dumps(self.manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path, encoder: DenseEncoder | None = None, device: str | None = None) -> DenseIndex:
+        path = Path(path)
+        if not (path / "manifest.json").exists():
+            raise OdqaError(f"dense index not found: {path} (build one with `odqa index-dense`)")
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+            raise OdqaError(f"{path} is not a dense index of format {FORMAT_VERSION}; rebuild it with `odqa index-dense`")
+        faiss_index = _faiss().read_index(str(path / "faiss.index"))
+        store = PassageStore(path)
+        if faiss_index.ntotal != manifest["counts"]["passages"] or len(store) != faiss_index.ntotal:
+            raise OdqaError(f"dense index {path} does not match its manifest (files changed after it was built); rebuild it")
+        encoder_path = manifest["encoder"].get("path")
+        if encoder is None:
+            if not encoder_path:
+                raise OdqaError(f"dense index {path} does not name its encoder; pass one")
+            encoder = DenseEncoder.load(encoder_path, device=device)
+        if manifest["encoder"].get("pooling") != encoder.config.pooling or manifest["encoder"].get("similarity") != encoder.config.similarity:
+            raise OdqaError(f"dense index {path} was built with other pooling/similarity than its encoder now has; rebuild it")
+        return cls(encoder, faiss_index, manifest, store, encoder_path)
+
+    @property
+    def n_passages(self) -> int:
+        return int(self.manifest["counts"]["passages"])
+
+    def search(self, queries: Sequence[str], k: int = 10, fetch: bool = False) -> list[list[Hit]]:
+        check_k(k)
+        queries = [check_query(q) for q in queries]
+        if not queries:
+            return []
+        vectors = self.encoder.encode(queries, "query")
+        scores, ids = self.faiss_index.search(vectors, min(k, self.n_passages))
+        results = []
+        for row_scores, row_ids in zip(scores, ids):
+            hits = []
+            for rank, (pid, score) in enumerate(((int(p), float(s)) for p, s in zip(row_ids, row_scores) if p >= 0), 1):
+                hits.append(Hit(pid, score, rank, self.passages[pid] if fetch else None))
+            results.append(hits)
+        return results

@@ -1,0 +1,65 @@
+"""Dense retrieval with a tiny random encoder: build, search, save → load → same hits, refusals."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("faiss")
+
+from conftest import KOREAN_DOCS
+from odqa.errors import OdqaError
+from odqa.retrieval.dense import DenseEncoder, DenseIndex, EncoderConfig
+from odqa.types import Passage, PassageSource
+
+PASSAGES = [Passage(i, d["text"], d["title"], (PassageSource(d["id"], 0, len(d["text"])),)) for i, d in enumerate(KOREAN_DOCS)]
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory, klue_tokenizer):
+    from transformers import BertModel
+
+    from conftest import tiny_bert_config
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("dense-encoder")
+    encoder = DenseEncoder(BertModel(tiny_bert_config(klue_tokenizer)), klue_tokenizer, EncoderConfig(pooling="mean", similarity="cosine"))
+    encoder.save(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_exact_passage_text_is_its_own_nearest_neighbour(encoder_dir, kind, tmp_path):
+    encoder = DenseEncoder.load(encoder_dir)
+    index = DenseIndex.build(PASSAGES, encoder, faiss=kind, encoder_path=str(encoder_dir))
+    hits = index.search([p.text for p in PASSAGES], k=3)
+    assert [row[0].passage_id for row in hits] == list(range(len(PASSAGES)))
+    assert hits[0][0].score == pytest.approx(1.0, abs=1e-4)  # cosine of a text with itself
+    index.save(tmp_path / "dense")
+    loaded = DenseIndex.load(tmp_path / "dense")
+    again = loaded.search([p.text for p in PASSAGES], k=3, fetch=True)
+    assert [[h.passage_id for h in row] for row in again] == [[h.passage_id for h in row] for row in hits]
+    assert again[2][0].passage.title == PASSAGES[2].title
+
+
+def test_encoding_is_batch_order_independent(encoder_dir):
+    encoder = DenseEncoder.load(encoder_dir, batch_size=2)
+    texts = [p.text for p in PASSAGES]
+    one_by_one = np.stack([encoder.encode([t])[0] for t in texts])
+    np.testing.assert_allclose(encoder.encode(texts), one_by_one, atol=1e-5)
+
+
+def test_dense_index_refusals(encoder_dir, tmp_path):
+    with pytest.raises(OdqaError, match="dense index not found"):
+        DenseIndex.load(tmp_path / "none")
+    encoder = DenseEncoder.load(encoder_dir)
+    index = DenseIndex.build(PASSAGES, encoder, encoder_path=str(encoder_dir))
+    with pytest.raises(OdqaError, match="k must be"):
+        index.search(["질문"], k=0)
+    with pytest.raises(OdqaError, match="empty query"):
+        index.search([" "], k=1)
+    index.save(tmp_path / "dense")
+    other = DenseEncoder.load(encoder_dir, pooling="cls")
+    with pytest.raises(OdqaError, match="other pooling"):
+        DenseIndex.load(tmp_path / "dense", encoder=other)
+    with pytest.raises(OdqaError, match="unknown FAISS index kind"):
+        DenseIndex.build(PASSAGES, encoder, faiss="ivf")
