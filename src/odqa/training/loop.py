@@ -116,10 +116,13 @@ def train(
     save_best: Callable[[object, dict], None] | None = None,
     resume: bool = True,
     quiet: bool = False,
+    step: Callable[[object, dict, object], object] | None = None,
 ) -> dict:
     """Train `model` on items of the given `lengths`, `collate(indices) -> tensors dict` (with
     labels). After each epoch: `evaluate(model) -> metrics`; when `metrics[score_key]` improves
-    (or there is no evaluation), `save_best(model, metrics)`. Returns the trainer state."""
+    (or there is no evaluation), `save_best(model, metrics)`. `step(model, batch, accelerator)`
+    replaces forward + backward when a trainer needs its own (gradient caching); it returns the
+    loss. Returns the trainer state."""
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -174,15 +177,18 @@ def train(
         seen, tick, loss_sum, loss_n, completed = 0, time.monotonic(), 0.0, 0, True
         for batch in loader:
             with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
+                if step is None:
+                    loss = model(**batch).loss
+                    accelerator.backward(loss)
+                else:
+                    loss = step(model, batch, accelerator)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
             state["batch_in_epoch"] += 1
-            seen += len(batch["input_ids"])
+            seen += len(next(iter(batch.values())))
             loss_sum, loss_n = loss_sum + float(loss.detach()), loss_n + 1
             if accelerator.sync_gradients:
                 state["step"] += 1

@@ -1,0 +1,207 @@
+"""Training a DPR-style bi-encoder: in-batch negatives plus BM25 hard negatives, with gradient
+caching so that a large effective batch fits a small machine.
+
+Each example is (question, positive passage = the gold context with its title); hard negatives
+are the best BM25 passages of our sparse index that contain no gold answer and are not from the
+gold article. The loss is cross-entropy over the similarities of each question to every passage
+in the batch. With `cache_chunk`, the batch is encoded in chunks without gradients, the loss's
+gradients with respect to the vectors are computed once, and each chunk is encoded again with
+gradients and back-propagated with those cached gradients (Gao et al. 2021, "GradCache"), replaying
+the random state so dropout matches."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+
+from odqa.errors import OdqaError
+from odqa.io.squad import QAExample, read_qa_files
+from odqa.retrieval.dense import DenseEncoder, EncoderConfig
+from odqa.training.loop import LoopSettings, file_fingerprint, train, versions
+
+log = logging.getLogger(__name__)
+
+
+class DenseTrainingConfig(LoopSettings):
+    what = "dense training config"
+
+    model: str
+    question_model: str | None = None  # separate question encoder (default: shared weights)
+    train: list[str]
+    eval: str | None = None
+    out: str
+    hard_negatives_index: str | None = None  # a sparse index to mine BM25 hard negatives from
+    hard_negatives: int = 1  # per question
+    temperature: float = 1.0  # similarities are divided by it (use ~0.05 with cosine)
+    cache_chunk: int | None = None  # gradient caching: encode at most this many texts at once
+    max_train_examples: int | None = None
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    batch_size: int = 32
+    lr: float = 2e-5
+
+
+def passage_text(example: QAExample) -> str:
+    return f"{example.title}\n{example.context}" if example.title else example.context
+
+
+def mine_hard_negatives(index_path: str, examples: list[QAExample], n: int, depth: int = 30) -> list[list[str]]:
+    """Per example, the n best BM25 passages that hold no gold answer and are not from its article."""
+    from odqa.metrics import has_answer, normalize_title
+    from odqa.retrieval.sparse import SparseIndex
+
+    index = SparseIndex.load(index_path)
+    results = index.search([e.question for e in examples], k=depth, fetch=True)
+    negatives = []
+    for example, hits in zip(examples, results):
+        gold_title = normalize_title(example.title)
+        picked = [
+            h.passage.text for h in hits
+            if not has_answer(h.passage.text, example.answer_texts) and normalize_title(h.passage.title) != gold_title
+        ][:n]  # fmt: skip
+        negatives.append(picked)
+    return negatives
+
+
+def bi_encoder(passage_model, question_model, pooling: str):
+    """Question + passage encoders as one torch module for the training loop."""
+    from torch import nn
+
+    class BiEncoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.passage_model = passage_model
+            self.question_model = question_model if question_model is not None else passage_model
+
+        def encode(self, inputs: dict, kind: str):
+            model = self.question_model if kind == "query" else self.passage_model
+            hidden = model(**inputs).last_hidden_state
+            if pooling == "cls":
+                return hidden[:, 0]
+            mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    return BiEncoder()
+
+
+def _chunks(inputs: dict, size: int) -> list[dict]:
+    n = len(inputs["input_ids"])
+    return [{k: v[lo : lo + size] for k, v in inputs.items()} for lo in range(0, n, size)]
+
+
+def contrastive_step(config: DenseTrainingConfig):
+    """The loop's step: in-batch + hard-negative cross-entropy, with or without gradient caching."""
+    import torch
+    import torch.nn.functional as F
+
+    cosine = config.encoder.similarity == "cosine"
+
+    def loss_of(q, p):
+        if cosine:
+            q, p = F.normalize(q, dim=-1), F.normalize(p, dim=-1)
+        scores = q @ p.T / config.temperature
+        return F.cross_entropy(scores.float(), torch.arange(len(q), device=q.device))  # positive i is passage i
+
+    def step(model, batch, accelerator):
+        module = accelerator.unwrap_model(model)
+        queries = {k[2:]: v for k, v in batch.items() if k.startswith("q_")}
+        passages = {k[2:]: v for k, v in batch.items() if k.startswith("p_")}
+        if not config.cache_chunk:
+            loss = loss_of(module.encode(queries, "query"), module.encode(passages, "passage"))
+            accelerator.backward(loss)
+            return loss.detach()
+        plan = [(c, "query") for c in _chunks(queries, config.cache_chunk)] + [(c, "passage") for c in _chunks(passages, config.cache_chunk)]
+        states, vectors = [], []
+        with torch.no_grad():
+            for inputs, kind in plan:
+                states.append((torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None))
+                vectors.append(module.encode(inputs, kind))
+        n_query_chunks = len(_chunks(queries, config.cache_chunk))
+        q = torch.cat(vectors[:n_query_chunks]).detach().requires_grad_()
+        p = torch.cat(vectors[n_query_chunks:]).detach().requires_grad_()
+        loss = loss_of(q, p)
+        loss.backward()
+        grads = list(q.grad.split([len(v) for v in vectors[:n_query_chunks]])) + list(p.grad.split([len(v) for v in vectors[n_query_chunks:]]))
+        for (inputs, kind), (cpu_state, cuda_state), grad in zip(plan, states, grads):
+            torch.set_rng_state(cpu_state)
+            if cuda_state is not None:
+                torch.cuda.set_rng_state_all(cuda_state)
+            accelerator.backward((module.encode(inputs, kind) * grad).sum())
+        return loss.detach()
+
+    return step
+
+
+def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool = True) -> dict:
+    from transformers import AutoModel
+
+    from odqa.reader.model import check_model_dir
+    from odqa.reader.tokenizer import load_tokenizer
+
+    check_model_dir(config.model)
+    examples = read_qa_files(config.train, require_answers=True)
+    if config.max_train_examples and config.max_train_examples < len(examples):
+        import random
+
+        examples = random.Random(config.seed).sample(examples, config.max_train_examples)
+    if config.hard_negatives and not config.hard_negatives_index:
+        log.warning("no --hard-negatives index: training with in-batch negatives only")
+    negatives = mine_hard_negatives(config.hard_negatives_index, examples, config.hard_negatives) if config.hard_negatives_index and config.hard_negatives else [[] for _ in examples]
+    tokenizer = load_tokenizer(config.model)
+    passage_model = AutoModel.from_pretrained(config.model, use_safetensors=True, trust_remote_code=False)
+    question_model = None
+    if config.question_model:
+        check_model_dir(config.question_model)
+        question_model = AutoModel.from_pretrained(config.question_model, use_safetensors=True, trust_remote_code=False)
+    module = bi_encoder(passage_model, question_model, config.encoder.pooling)
+    positives = [passage_text(e) for e in examples]
+
+    def collate(indices):
+        questions = [examples[i].question for i in indices]
+        passages = [positives[i] for i in indices] + [text for i in indices for text in negatives[i]]
+        q = tokenizer(questions, truncation=True, max_length=config.encoder.query_max_length, padding=True, return_tensors="pt")
+        p = tokenizer(passages, truncation=True, max_length=config.encoder.passage_max_length, padding=True, return_tensors="pt")
+        return {**{f"q_{k}": v for k, v in q.items()}, **{f"p_{k}": v for k, v in p.items()}}
+
+    out = Path(config.out)
+    record = {
+        "training": config.to_dict(),
+        "data": {"train": [file_fingerprint(p) for p in config.train]},
+        "counts": {"examples": len(examples), "with_hard_negatives": sum(1 for n in negatives if n)},
+        "versions": versions(),
+    }
+    eval_examples = read_qa_files([config.eval]) if config.eval else []
+
+    def evaluate(trained) -> dict:
+        encoder = DenseEncoder(trained.passage_model, tokenizer, config.encoder, trained.question_model, device=str(next(trained.parameters()).device))
+        return evaluate_dense(encoder, eval_examples)
+
+    def save_best(trained, metrics: dict) -> None:
+        from odqa.training.reader import _save_into
+
+        encoder = DenseEncoder(trained.passage_model, tokenizer, config.encoder, trained.question_model, device=str(next(trained.parameters()).device))
+        _save_into(out, lambda folder: encoder.save(folder, {**record, "metrics": metrics}))
+        trained.train()
+
+    lengths = np.array([len(t) for t in positives], dtype=np.int64)
+    return train(
+        module, lengths, collate, config, out,
+        evaluate=evaluate if eval_examples else None, score_key="top20", save_best=save_best,
+        resume=resume, quiet=quiet, step=contrastive_step(config),
+    )  # fmt: skip
+
+
+def evaluate_dense(encoder: DenseEncoder, examples: list[QAExample], ks=(1, 5, 20)) -> dict:
+    """Top-k accuracy of finding each question's own context among all the set's contexts."""
+    contexts = list(dict.fromkeys(passage_text(e) for e in examples))
+    position = {text: i for i, text in enumerate(contexts)}
+    if not contexts:
+        raise OdqaError("no evaluation examples")
+    p = encoder.encode(contexts, "passage")
+    q = encoder.encode([e.question for e in examples], "query")
+    ranks = np.argsort(-(q @ p.T), axis=1)
+    gold = np.array([position[passage_text(e)] for e in examples])
+    first = (ranks == gold[:, None]).argmax(axis=1) + 1
+    return {f"top{k}": float(100 * (first <= k).mean()) for k in ks} | {"contexts": len(contexts)}

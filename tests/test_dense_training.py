@@ -1,0 +1,90 @@
+"""Bi-encoder training: gradient caching gives the gradients of the full batch; a tiny encoder
+learns to find its questions' contexts."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("accelerate")
+
+from conftest import tiny_bert_config
+from odqa.io.squad import read_qa_examples
+from odqa.training.dense import DenseTrainingConfig, bi_encoder, contrastive_step, evaluate_dense, train_dense
+
+
+def _batch(tokenizer, examples):
+    q = tokenizer([e.question for e in examples], padding=True, return_tensors="pt")
+    p = tokenizer([e.context for e in examples], padding=True, truncation=True, max_length=64, return_tensors="pt")
+    return {**{f"q_{k}": v for k, v in q.items()}, **{f"p_{k}": v for k, v in p.items()}}
+
+
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_gradient_cache_equals_full_batch_gradients(klue_tokenizer, korean_qa_file, similarity):
+    from accelerate import Accelerator
+    from transformers import BertModel
+
+    examples = read_qa_examples(korean_qa_file)
+    batch = _batch(klue_tokenizer, examples)
+    grads = []
+    for chunk in (None, 3):
+        torch.manual_seed(0)
+        config = tiny_bert_config(klue_tokenizer)
+        # without dropout the chunked pass is the same function as the full one (with dropout the
+        # masks differ from the full batch's, but the step replays them between its two passes)
+        config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+        model = BertModel(config)
+        module = bi_encoder(model, None, "mean")
+        settings = DenseTrainingConfig(model="m", train=["t"], out="o", cache_chunk=chunk, temperature=0.5, encoder={"similarity": similarity})
+        loss = contrastive_step(settings)(module, batch, Accelerator(cpu=True))
+        grads.append((float(loss), [p.grad.clone() for p in module.parameters() if p.grad is not None]))
+    (full_loss, full), (cached_loss, cached) = grads
+    assert cached_loss == pytest.approx(full_loss, rel=1e-5)
+    assert len(full) == len(cached)
+    for a, b in zip(full, cached):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_tiny_bi_encoder_learns_its_contexts(tiny_encoder, korean_qa_file, korean_docs_index, tmp_path):
+    from odqa.retrieval.dense import DenseEncoder
+
+    config = DenseTrainingConfig(
+        model=str(tiny_encoder), train=[str(korean_qa_file)], out=str(tmp_path / "dense"), epochs=25, lr=2e-3,
+        batch_size=8, warmup_ratio=0.0, cache_chunk=4, hard_negatives_index=str(korean_docs_index), hard_negatives=1,
+        encoder={"pooling": "mean", "passage_max_length": 64},
+    )  # fmt: skip
+    state = train_dense(config, quiet=True, resume=False)
+    assert state["history"][-1]["loss"] < state["history"][0]["loss"]
+    encoder = DenseEncoder.load(tmp_path / "dense")
+    scores = evaluate_dense(encoder, read_qa_examples(korean_qa_file))
+    assert scores["top1"] >= 75
+
+
+def test_gradient_cache_replays_dropout(klue_tokenizer, korean_qa_file):
+    """With dropout on, the cached step's gradients equal those of encoding the same chunks, in the
+    same order, with gradients: the second pass reuses the first pass's dropout masks."""
+    from accelerate import Accelerator
+    from transformers import BertModel
+
+    from odqa.training.dense import _chunks
+
+    batch = _batch(klue_tokenizer, read_qa_examples(korean_qa_file))
+    queries = {k[2:]: v for k, v in batch.items() if k.startswith("q_")}
+    passages = {k[2:]: v for k, v in batch.items() if k.startswith("p_")}
+    torch.manual_seed(0)
+    config = tiny_bert_config(klue_tokenizer)
+    config.hidden_dropout_prob = 0.3
+    module = bi_encoder(BertModel(config), None, "cls")
+    module.train()
+    settings = DenseTrainingConfig(model="m", train=["t"], out="o", cache_chunk=3)
+
+    torch.manual_seed(5)
+    q = torch.cat([module.encode(c, "query") for c in _chunks(queries, 3)])
+    p = torch.cat([module.encode(c, "passage") for c in _chunks(passages, 3)])
+    torch.nn.functional.cross_entropy(q @ p.T, torch.arange(len(q))).backward()
+    direct = [param.grad.clone() for param in module.parameters() if param.grad is not None]
+    module.zero_grad()
+
+    torch.manual_seed(5)
+    contrastive_step(settings)(module, batch, Accelerator(cpu=True))
+    cached = [param.grad.clone() for param in module.parameters() if param.grad is not None]
+    for a, b in zip(direct, cached):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
