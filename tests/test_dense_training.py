@@ -88,3 +88,26 @@ def test_gradient_cache_replays_dropout(klue_tokenizer, korean_qa_file):
     cached = [param.grad.clone() for param in module.parameters() if param.grad is not None]
     for a, b in zip(direct, cached):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_tiny_reranker_learns_to_put_the_answer_first(tiny_encoder, korean_qa_file, korean_docs_index, tmp_path):
+    from odqa.metrics import has_answer
+    from odqa.retrieval.rerank import Reranker
+    from odqa.retrieval.sparse import SparseIndex
+    from odqa.training.rerank import RerankerTrainingConfig, train_reranker
+
+    config = RerankerTrainingConfig(
+        model=str(tiny_encoder), train=[str(korean_qa_file)], index=str(korean_docs_index), out=str(tmp_path / "rr"),
+        negatives=4, depth=6, epochs=40, lr=2e-3, batch_size=4, warmup_ratio=0.0, reranker={"max_length": 96},
+    )  # fmt: skip
+    state = train_reranker(config, quiet=True, resume=False)
+    assert state["history"][-1]["loss"] < state["history"][0]["loss"] / 2
+    reranker = Reranker.load(tmp_path / "rr")
+    index = SparseIndex.load(korean_docs_index)
+    examples = read_qa_examples(korean_qa_file)
+    everything = [index.passages[i] for i in range(index.n_passages)]
+    first_right = 0
+    for example in examples:
+        scores = reranker.score([example.question] * len(everything), [p.text for p in everything])
+        first_right += has_answer(everything[int(scores.argmax())].text, example.answer_texts)
+    assert first_right >= 6

@@ -89,3 +89,35 @@ def is_current(out: str | Path, corpus: str | Path, config, limit: int | None = 
         and manifest["scoring"] == config.scoring.model_dump(mode="json")
     )
     return same_config and Path(corpus).exists() and manifest["corpus"].get("source") == source_stamp(corpus, limit)
+
+
+def build_dense_index(
+    corpus: str | Path,
+    out: str | Path | None,
+    encoder_path: str,
+    corpus_config: CorpusConfig | None = None,
+    faiss: str = "flat",
+    limit: int | None = None,
+    device: str | None = None,
+    quiet: bool = False,
+):
+    """Passages cut exactly as `build_sparse_index` cuts them (same config → same passage ids and
+    corpus fingerprint, so the two indexes can be fused), encoded into a FAISS index."""
+    from odqa.retrieval.dense import DenseEncoder, DenseIndex
+
+    corpus_config = corpus_config or CorpusConfig()
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    documents = read_documents(corpus)
+    if limit:
+        documents = itertools.islice(documents, limit)
+    passages, stats = build_passages(documents, corpus_config)
+    timings["passages_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    encoder = DenseEncoder.load(encoder_path, device=device)
+    info = {"source": source_stamp(corpus, limit), "config": corpus_config.model_dump(mode="json"), **stats}
+    index = DenseIndex.build(passages, encoder, faiss, str(encoder_path), info, progress=not quiet)
+    timings["encoding_s"] = time.perf_counter() - start
+    if out is not None:
+        index.save(out)
+    return index, timings

@@ -21,6 +21,7 @@ from odqa import __version__
 from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_dir
 from odqa.io.store import PassageStore, write_passages
+from odqa.retrieval.base import hits_to_arrays
 from odqa.retrieval.sparse import check_k, check_query
 from odqa.settings import Settings
 from odqa.types import Hit, Passage
@@ -193,6 +194,9 @@ class DenseIndex:
     @property
     def n_passages(self) -> int:
         return int(self.manifest["counts"]["passages"])
+
+    def search_arrays(self, queries: Sequence[str], k: int, threads: int | None = None):
+        return hits_to_arrays(self.search(queries, k), k)
 
     def search(self, queries: Sequence[str], k: int = 10, fetch: bool = False) -> list[list[Hit]]:
         check_k(k)

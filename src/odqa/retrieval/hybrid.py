@@ -1,0 +1,92 @@
+"""Opening any index folder by its manifest, fusing several retrievers over the same passages,
+and reranking the fused candidates with a cross-encoder: the one retriever the rest of odqa uses.
+
+    retriever = open_retriever(["indexes/kowiki-bm25", "indexes/kowiki-dense"], fusion="rrf",
+                               rerank="runs/reranker-1", rerank_top=50)
+    retriever.search(["질문"], k=20, fetch=True)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from odqa.errors import OdqaError
+from odqa.retrieval.base import hits_to_arrays
+from odqa.retrieval.fusion import FUSIONS, fuse
+from odqa.types import Hit
+
+
+def load_index(path: str | Path, device: str | None = None):
+    """A SparseIndex or a DenseIndex, by the format its manifest names."""
+    path = Path(path)
+    manifest = path / "manifest.json"
+    if not manifest.exists():
+        raise OdqaError(f"index not found: {path} (build one with `odqa index` or `odqa index-dense`)")
+    try:
+        kind = json.loads(manifest.read_text(encoding="utf-8")).get("format")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise OdqaError(f"{manifest} is corrupt ({e}); rebuild the index") from None
+    if kind == "odqa.dense":
+        from odqa.retrieval.dense import DenseIndex
+
+        return DenseIndex.load(path, device=device)
+    from odqa.retrieval.sparse import SparseIndex
+
+    return SparseIndex.load(path)
+
+
+class HybridRetriever:
+    """Several retrievers over the same passages, fused; optionally reranked by a cross-encoder."""
+
+    def __init__(self, retrievers: Sequence, fusion: str = "rrf", weights: Sequence[float] | None = None, depth: int = 100, reranker=None, rerank_top: int = 50):
+        if not retrievers:
+            raise OdqaError("a hybrid retriever needs at least one index")
+        if fusion not in FUSIONS:
+            raise OdqaError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
+        counts = {r.n_passages for r in retrievers}
+        fingerprints = {r.manifest.get("corpus", {}).get("fingerprint") for r in retrievers} - {None}
+        if len(counts) > 1 or len(fingerprints) > 1:
+            raise OdqaError("the indexes to fuse were built over different passages (counts or corpus fingerprints differ); build them from the same corpus and config")
+        self.retrievers, self.fusion, self.weights, self.depth = list(retrievers), fusion, weights, depth
+        self.reranker, self.rerank_top = reranker, rerank_top
+        self.passages = retrievers[0].passages
+        self.manifest = retrievers[0].manifest
+
+    @property
+    def n_passages(self) -> int:
+        return self.retrievers[0].n_passages
+
+    def search(self, queries: Sequence[str], k: int = 10, fetch: bool = False) -> list[list[Hit]]:
+        depth = max(k, self.depth, self.rerank_top if self.reranker else 0)
+        if len(self.retrievers) == 1:
+            fused = self.retrievers[0].search(list(queries), k=depth)
+        else:
+            runs = [r.search(list(queries), k=depth) for r in self.retrievers]
+            fused = [fuse([run[q] for run in runs], depth, self.fusion, self.weights) for q in range(len(queries))]
+        if self.reranker is not None:
+            top = [[Hit(h.passage_id, h.score, h.rank, self.passages[h.passage_id]) for h in hits[: self.rerank_top]] for hits in fused]
+            fused = [reranked + hits[self.rerank_top :] for reranked, hits in zip(self.reranker.rerank(queries, top), fused)]
+        out = []
+        for hits in fused:
+            hits = hits[:k]
+            out.append([Hit(h.passage_id, h.score, rank, (h.passage or self.passages[h.passage_id]) if fetch else None) for rank, h in enumerate(hits, 1)])
+        return out
+
+    def search_arrays(self, queries: Sequence[str], k: int, threads: int | None = None):
+        return hits_to_arrays(self.search(queries, k), k)
+
+
+def open_retriever(paths: Sequence[str | Path] | str | Path, fusion: str = "rrf", weights=None, depth: int = 100, rerank: str | None = None, rerank_top: int = 50, device: str | None = None):
+    """One index as it is, or several fused (and/or reranked) as a HybridRetriever."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    indexes = [load_index(p, device) for p in paths]
+    reranker = None
+    if rerank:
+        from odqa.retrieval.rerank import Reranker
+
+        reranker = Reranker.load(rerank, device=device)
+    if len(indexes) == 1 and reranker is None:
+        return indexes[0]
+    return HybridRetriever(indexes, fusion, weights, depth, reranker, rerank_top)

@@ -1,0 +1,90 @@
+"""Cross-encoder reranking: a sequence-classification model with one output scores each
+(question, passage) pair read together; the candidates are re-sorted by that score.
+
+The model is any `AutoModelForSequenceClassification` with `num_labels=1` (safetensors, no remote
+code); `odqa train-reranker` makes one from an encoder (`odqa.training.rerank`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from odqa.errors import OdqaError
+from odqa.settings import Settings
+from odqa.types import Hit
+
+RERANKER_FILE = "odqa_reranker.json"
+
+
+class RerankerConfig(Settings):
+    what = "reranker config"
+
+    max_length: int = 320
+    batch_size: int = 32
+
+
+class Reranker:
+    def __init__(self, model, tokenizer, config: RerankerConfig | None = None, device: str | None = None):
+        from odqa.reader.model import pick_device
+
+        self.model, self.tokenizer = model, tokenizer
+        self.config = config or RerankerConfig()
+        self.device = pick_device(device)
+        self.model.to(self.device).eval()
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None, **overrides) -> Reranker:
+        from transformers import AutoModelForSequenceClassification
+
+        from odqa.reader.model import check_model_dir
+        from odqa.reader.tokenizer import load_tokenizer
+
+        check_model_dir(path)
+        settings = Path(path) / RERANKER_FILE
+        saved = json.loads(settings.read_text(encoding="utf-8")).get("reranker", {}) if settings.exists() else {}
+        config = RerankerConfig.from_dict({**saved, **overrides})
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
+        if model.config.num_labels != 1:
+            raise OdqaError(f"{path}: a reranker has one output (num_labels=1), this model has {model.config.num_labels}")
+        return cls(model, load_tokenizer(path), config, device)
+
+    def save(self, path: str | Path, extra: dict | None = None) -> None:
+        from odqa.reader.tokenizer import save_tokenizer
+
+        path = Path(path)
+        self.model.save_pretrained(str(path), safe_serialization=True)
+        save_tokenizer(self.tokenizer, path)
+        (path / RERANKER_FILE).write_text(json.dumps({"reranker": self.config.to_dict(), **(extra or {})}, indent=2), encoding="utf-8")
+
+    def score(self, questions: Sequence[str], passages: Sequence[str]) -> np.ndarray:
+        """One relevance score per aligned (question, passage) pair; batches run longest first."""
+        import torch
+
+        if len(questions) != len(passages):
+            raise OdqaError(f"{len(questions)} questions but {len(passages)} passages")
+        order = np.argsort([-(len(q) + len(p)) for q, p in zip(questions, passages)], kind="stable")
+        scores = np.empty(len(questions), dtype=np.float32)
+        with torch.inference_mode():
+            for lo in range(0, len(order), self.config.batch_size):
+                rows = order[lo : lo + self.config.batch_size]
+                batch = self.tokenizer(
+                    [questions[i] for i in rows], [passages[i] for i in rows],
+                    truncation="only_second", max_length=self.config.max_length, padding=True, return_tensors="pt",
+                )  # fmt: skip
+                logits = self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits
+                scores[rows] = logits[:, 0].float().cpu().numpy()
+        return scores
+
+    def rerank(self, queries: Sequence[str], candidates: Sequence[Sequence[Hit]]) -> list[list[Hit]]:
+        """Each query's hits (with passages fetched) re-sorted by the cross-encoder's score."""
+        pairs = [(qi, hit) for qi, hits in enumerate(candidates) for hit in hits]
+        if any(hit.passage is None for _, hit in pairs):
+            raise OdqaError("reranking needs the passages' text: search with fetch=True")
+        scores = self.score([queries[qi] for qi, _ in pairs], [hit.passage.text for _, hit in pairs]) if pairs else []
+        out: list[list[Hit]] = [[] for _ in candidates]
+        for (qi, hit), score in zip(pairs, scores):
+            out[qi].append(Hit(hit.passage_id, float(score), 0, hit.passage))
+        return [[Hit(h.passage_id, h.score, rank, h.passage) for rank, h in enumerate(sorted(hits, key=lambda h: -h.score), 1)] for hits in out]

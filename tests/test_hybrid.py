@@ -1,0 +1,82 @@
+"""Sparse + dense over the same passages, fused and reranked; the retrievers the CLI opens."""
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("faiss")
+
+from conftest import KOREAN_DOCS, tiny_bert_config
+from odqa.errors import OdqaError
+from odqa.retrieval.hybrid import HybridRetriever, load_index, open_retriever
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("hy") / "docs.jsonl"
+    path.write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in KOREAN_DOCS) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def indexes(corpus, tmp_path_factory, klue_tokenizer):
+    from transformers import BertForSequenceClassification, BertModel
+
+    from odqa.retrieval.build import build_dense_index, build_sparse_index
+    from odqa.retrieval.dense import DenseEncoder, EncoderConfig
+    from odqa.retrieval.rerank import Reranker
+
+    folder = tmp_path_factory.mktemp("indexes")
+    build_sparse_index(corpus, folder / "sparse", processes=1, quiet=True)
+    torch.manual_seed(0)
+    DenseEncoder(BertModel(tiny_bert_config(klue_tokenizer)), klue_tokenizer, EncoderConfig(pooling="mean")).save(folder / "encoder")
+    build_dense_index(corpus, folder / "dense", str(folder / "encoder"), quiet=True)
+    config = tiny_bert_config(klue_tokenizer)
+    config.num_labels = 1
+    Reranker(BertForSequenceClassification(config), klue_tokenizer).save(folder / "reranker")
+    return folder
+
+
+def test_load_index_by_manifest(indexes):
+    from odqa.retrieval.dense import DenseIndex
+    from odqa.retrieval.sparse import SparseIndex
+
+    assert isinstance(load_index(indexes / "sparse"), SparseIndex)
+    assert isinstance(load_index(indexes / "dense"), DenseIndex)
+    with pytest.raises(OdqaError, match="index not found"):
+        load_index(indexes / "nothing")
+
+
+def test_fused_search_covers_both_and_ranks_from_one(indexes):
+    retriever = open_retriever([indexes / "sparse", indexes / "dense"], fusion="rrf")
+    assert isinstance(retriever, HybridRetriever)
+    hits = retriever.search(["훈민정음을 창제한 왕은?"], k=6, fetch=True)[0]
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert len(hits) == 6  # the dense side returns every passage, so the fused list is full
+    assert hits[0].passage.title == "세종"  # sparse puts it first and rrf keeps a unanimous-ish winner
+    scores, ids = retriever.search_arrays(["김치"], 3)
+    assert ids.shape == (1, 3) and (ids >= 0).all()
+
+
+def test_reranking_reorders_by_cross_encoder_score(indexes):
+    from odqa.retrieval.rerank import Reranker
+
+    retriever = open_retriever([indexes / "sparse"], rerank=str(indexes / "reranker"), rerank_top=3)
+    question = "한강은 어디로 흐르나?"
+    hits = retriever.search([question], k=3, fetch=True)[0]
+    reranker = Reranker.load(indexes / "reranker")
+    expected = reranker.score([question] * len(hits), [h.passage.text for h in hits])
+    assert [h.score for h in hits] == pytest.approx(sorted(expected, reverse=True), rel=1e-5)
+
+
+def test_fusing_indexes_of_different_corpora_is_refused(indexes, tmp_path):
+    from odqa.retrieval.build import build_sparse_index
+
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"id": "x", "title": "다른", "text": "다른 문서이다."}, ensure_ascii=False) + "\n", encoding="utf-8")
+    build_sparse_index(other, tmp_path / "other", processes=1, quiet=True)
+    with pytest.raises(OdqaError, match="different passages"):
+        open_retriever([indexes / "sparse", tmp_path / "other"])
+    with pytest.raises(OdqaError, match="unknown fusion"):
+        open_retriever([indexes / "sparse", indexes / "dense"], fusion="borda")
