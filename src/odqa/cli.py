@@ -80,15 +80,18 @@ def index(
 @app.command()
 def search(
     queries: list[str] = typer.Argument(..., help="one or more queries"),
-    index_path: Path = typer.Option(..., "--index", help="index folder"),
+    index_path: list[Path] = typer.Option(..., "--index", help="index folder; repeat to fuse several (sparse + dense)"),
     k: int = typer.Option(5, "-k", help="passages per query"),
+    fusion: str = typer.Option("rrf", help="how several indexes are fused: rrf, combsum or zscore"),
+    rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
+    rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),
     as_json: bool = typer.Option(False, "--json", help="print JSON lines instead of a table"),
     width: int = typer.Option(160, help="characters of passage text to show"),
 ) -> None:
-    """Search an index and print the top passages."""
-    from odqa.retrieval.sparse import SparseIndex
+    """Search one or more indexes (fused, optionally reranked) and print the top passages."""
+    from odqa.retrieval.hybrid import open_retriever
 
-    idx = SparseIndex.load(index_path)
+    idx = open_retriever(index_path, fusion=fusion, rerank=rerank, rerank_top=rerank_top)
     results = idx.search(queries, k=k, fetch=True)
     for query, hits in zip(queries, results):
         if as_json:
@@ -115,8 +118,11 @@ def search(
 
 @app.command("eval-retrieval")
 def eval_retrieval(
-    index_path: Path = typer.Option(..., "--index", help="index folder"),
+    index_path: list[Path] = typer.Option(..., "--index", help="index folder; repeat to fuse several"),
     questions: Path = typer.Option(..., help="SQuAD JSON, JSONL (id, question, answers) or topics TSV"),
+    fusion: str = typer.Option("rrf", help="how several indexes are fused: rrf, combsum or zscore"),
+    rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder"),
+    rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),
     qrels: Optional[Path] = typer.Option(None, help="TREC qrels (qid Q0 docid rel) for Recall/MRR by article"),
     k: str = typer.Option("1,5,10,20,100", "-k", help="comma-separated cut-offs"),
     limit: Optional[int] = typer.Option(None, help="a seeded random sample of N questions"),
@@ -128,15 +134,15 @@ def eval_retrieval(
 
     from odqa.evaluation import evaluate_retrieval
     from odqa.io import atomic_write_text, read_qrels, read_questions
-    from odqa.retrieval.sparse import SparseIndex
+    from odqa.retrieval.hybrid import open_retriever
 
     ks = _ks(k)
-    idx = SparseIndex.load(index_path)
+    idx = open_retriever(index_path, fusion=fusion, rerank=rerank, rerank_top=rerank_top)
     qs = read_questions(questions)
     if limit and limit < len(qs):
         qs = random.Random(seed).sample(qs, limit)
     result = evaluate_retrieval(idx, qs, ks, read_qrels(qrels) if qrels else None)
-    result |= {"index": str(index_path), "questions_file": str(questions)}
+    result |= {"index": [str(p) for p in index_path], "fusion": fusion, "rerank": rerank, "questions_file": str(questions)}
     _print_eval(result)
     if out:
         atomic_write_text(out, json.dumps(result, ensure_ascii=False, indent=2))
@@ -175,7 +181,7 @@ def analyze(
 
 
 # The reader and end-to-end commands live in their own modules; importing them registers them on `app`.
-from odqa import cli_qa, cli_reader  # noqa: E402, F401
+from odqa import cli_dense, cli_qa, cli_reader  # noqa: E402, F401
 
 
 def main() -> None:

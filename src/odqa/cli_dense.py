@@ -1,0 +1,108 @@
+"""Dense and reranking commands of the `odqa` command line: train-dense, index-dense,
+train-reranker. Registered on the app in `odqa.cli`; thin wrappers over `odqa.training` and
+`odqa.retrieval`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from odqa.cli import app
+from odqa.cli_reader import _config_file, _given
+
+
+def _report(state: dict, out: Path, what: str) -> None:
+    for record in state["history"]:
+        scores = record.get("eval") or {}
+        shown = ", ".join(f"{k} {v:.1f}" for k, v in scores.items() if isinstance(v, float))
+        typer.echo(f"epoch {record['epoch']}: loss {record['loss']:.4f}" + (f", {shown}" if shown else ""))
+    typer.echo(f"{what} in {out}" + ("" if state.get("finished") else " (stopped early; run again to resume)"))
+
+
+@app.command("train-dense")
+def train_dense_command(
+    model: str = typer.Option(..., help="encoder to start from: a local folder (safetensors) or a hub id"),
+    train: list[Path] = typer.Option(..., help="SQuAD-format training file(s): (question, gold context) pairs"),
+    out: Path = typer.Option(..., help="run folder: the encoder, checkpoint-last, settings"),
+    hard_negatives: Optional[Path] = typer.Option(None, help="sparse index to mine BM25 hard negatives from"),
+    negatives: Optional[int] = typer.Option(None, help="hard negatives per question"),
+    eval_file: Optional[Path] = typer.Option(None, "--eval", help="SQuAD-format file: top-k of finding each question's context"),
+    question_model: Optional[str] = typer.Option(None, help="separate question encoder (default: shared weights)"),
+    pooling: Optional[str] = typer.Option(None, help="cls or mean"),
+    similarity: Optional[str] = typer.Option(None, help="dot or cosine"),
+    temperature: Optional[float] = typer.Option(None),
+    cache_chunk: Optional[int] = typer.Option(None, help="gradient caching: encode at most this many texts at once"),
+    config: Optional[Path] = typer.Option(None, help="JSON/YAML DenseTrainingConfig; options override it"),
+    epochs: Optional[float] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None, help="questions per batch (the in-batch negatives)"),
+    lr: Optional[float] = typer.Option(None),
+    max_steps: Optional[int] = typer.Option(None),
+    max_minutes: Optional[float] = typer.Option(None),
+    fresh: bool = typer.Option(False, help="ignore checkpoint-last in --out and start over"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train a DPR-style bi-encoder (in-batch + BM25 hard negatives, gradient caching)."""
+    from odqa.training.dense import DenseTrainingConfig, train_dense
+
+    data = _config_file(config)
+    data["encoder"] = dict(data.get("encoder") or {}) | _given(pooling=pooling, similarity=similarity)
+    data |= _given(
+        model=model, train=[str(p) for p in train], out=str(out), eval=str(eval_file) if eval_file else None,
+        hard_negatives_index=str(hard_negatives) if hard_negatives else None, hard_negatives=negatives,
+        question_model=question_model, temperature=temperature, cache_chunk=cache_chunk, epochs=epochs,
+        batch_size=batch_size, lr=lr, max_steps=max_steps, max_minutes=max_minutes,
+    )  # fmt: skip
+    _report(train_dense(DenseTrainingConfig.from_dict(data), quiet=quiet, resume=not fresh), out, "encoder")
+
+
+@app.command("index-dense")
+def index_dense(
+    encoder: str = typer.Option(..., help="encoder folder (from train-dense)"),
+    corpus: Path = typer.Option(..., help="documents, as for `odqa index`"),
+    out: Path = typer.Option(..., help="dense index folder to write (replaced atomically)"),
+    faiss: str = typer.Option("flat", help="flat (exact) or hnsw (approximate, faster on large corpora)"),
+    config: Optional[Path] = typer.Option(None, help="the IndexConfig of the sparse index to fuse with (same passages)"),
+    limit: Optional[int] = typer.Option(None, help="index only the first N documents"),
+    device: Optional[str] = typer.Option(None),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Encode a corpus into a FAISS index, cut into the same passages as `odqa index`."""
+    from odqa.config import IndexConfig
+    from odqa.retrieval.build import build_dense_index
+
+    corpus_config = (IndexConfig.from_file(config) if config else IndexConfig()).corpus
+    start = time.perf_counter()
+    index, _ = build_dense_index(corpus, out, encoder, corpus_config, faiss, limit, device, quiet)
+    typer.echo(f"encoded {index.n_passages:,} passages into {out} ({faiss}) in {time.perf_counter() - start:.1f}s")
+
+
+@app.command("train-reranker")
+def train_reranker_command(
+    model: str = typer.Option(..., help="encoder to start from: a local folder (safetensors) or a hub id"),
+    train: list[Path] = typer.Option(..., help="SQuAD-format training file(s)"),
+    index: Path = typer.Option(..., help="sparse index giving positives and hard negatives"),
+    out: Path = typer.Option(..., help="run folder"),
+    negatives: Optional[int] = typer.Option(None, help="negatives per question"),
+    max_length: Optional[int] = typer.Option(None, help="question + passage tokens"),
+    config: Optional[Path] = typer.Option(None, help="JSON/YAML RerankerTrainingConfig"),
+    epochs: Optional[float] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None, help="questions per batch"),
+    lr: Optional[float] = typer.Option(None),
+    max_steps: Optional[int] = typer.Option(None),
+    max_minutes: Optional[float] = typer.Option(None),
+    fresh: bool = typer.Option(False),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train a cross-encoder reranker (listwise, BM25 hard negatives)."""
+    from odqa.training.rerank import RerankerTrainingConfig, train_reranker
+
+    data = _config_file(config)
+    data["reranker"] = dict(data.get("reranker") or {}) | _given(max_length=max_length)
+    data |= _given(
+        model=model, train=[str(p) for p in train], index=str(index), out=str(out), negatives=negatives,
+        epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, max_minutes=max_minutes,
+    )  # fmt: skip
+    _report(train_reranker(RerankerTrainingConfig.from_dict(data), quiet=quiet, resume=not fresh), out, "reranker")

@@ -1,0 +1,35 @@
+"""train-dense → index-dense → search with fusion, and train-reranker → search --rerank, as a user runs them."""
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("faiss")
+
+from test_cli import odqa
+
+
+def test_dense_and_hybrid_commands(tiny_encoder, korean_qa_file, korean_docs_index, corpus_file, tmp_path):
+    run = odqa("train-dense", "--model", tiny_encoder, "--train", korean_qa_file, "--out", tmp_path / "enc",
+               "--hard-negatives", korean_docs_index, "--max-steps", "2", "--batch-size", "4", "--cache-chunk", "2", "-q")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "encoder in" in run.stdout
+    # the sparse index of the same corpus file and config, so passages line up
+    sparse = tmp_path / "sparse"
+    assert odqa("index", "--corpus", corpus_file, "--out", sparse, "--cache-dir", tmp_path / "cache").returncode == 0
+    run = odqa("index-dense", "--encoder", tmp_path / "enc", "--corpus", corpus_file, "--out", tmp_path / "dense", "-q")
+    assert run.returncode == 0, run.stderr
+    assert "encoded 6 passages" in run.stdout
+    run = odqa("search", "--index", sparse, "--index", tmp_path / "dense", "--fusion", "rrf", "-k", "3", "--json", "훈민정음을 창제한 왕은?")
+    assert run.returncode == 0, run.stderr
+    hits = [json.loads(line) for line in run.stdout.splitlines()]
+    assert len(hits) == 3 and hits[0]["title"] == "세종"
+    run = odqa("train-reranker", "--model", tiny_encoder, "--train", korean_qa_file, "--index", sparse, "--out", tmp_path / "rr",
+               "--negatives", "2", "--max-steps", "2", "-q")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    run = odqa("search", "--index", sparse, "--rerank", tmp_path / "rr", "--rerank-top", "3", "-k", "2", "--json", "대한민국의 도시")
+    assert run.returncode == 0, run.stderr
+    assert len(run.stdout.splitlines()) == 2
+    run = odqa("search", "--index", sparse, "--index", tmp_path / "missing", "질문")
+    assert run.returncode == 2 and "index not found" in run.stderr
