@@ -13,17 +13,17 @@ import typer
 from odqa.cli import app
 from odqa.errors import OdqaError
 
-INDEX_HELP = "sparse index folder (from `odqa index`)"
+INDEX_HELP = "index folder (from `odqa index` / `odqa index-dense`); repeat to fuse several"
 READER_HELP = "reader folder (from `odqa train-reader`) or hub id; default $ODQA_READER"
 
 
-def _pipeline(config: Path | None, index: Path | None, reader: str | None, k: int | None, device: str | None, mode: str | None = None):
+def _pipeline(config: Path | None, index: list[Path] | None, reader: str | None, k: int | None, device: str | None, rerank: str | None = None):
     from odqa.pipeline import Pipeline, PipelineConfig
 
     data = PipelineConfig.from_file(config).to_dict() if config else {}
     reader = reader or data.get("reader") or os.environ.get("ODQA_READER")
-    if index is not None:
-        data["index"] = str(index)
+    if index:
+        data["index"] = str(index[0]) if len(index) == 1 else [str(p) for p in index]
     if not data.get("index"):
         raise OdqaError("no index given: pass --index (or a --config naming one)")
     if not reader:
@@ -33,15 +33,16 @@ def _pipeline(config: Path | None, index: Path | None, reader: str | None, k: in
         data["k"] = k
     if device is not None:
         data["device"] = device
-    if mode is not None:
-        data["reader_options"] = {**data.get("reader_options", {}), "mode": mode}
+    if rerank is not None:
+        data["rerank"] = rerank
     return Pipeline(PipelineConfig.from_dict(data)).warm_up()
 
 
 @app.command()
 def ask(
     questions: list[str] = typer.Argument(..., help="one or more questions"),
-    index: Optional[Path] = typer.Option(None, help=INDEX_HELP),
+    index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
+    rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
     reader: Optional[str] = typer.Option(None, help=READER_HELP),
     k: Optional[int] = typer.Option(None, "-k", help="passages to read per question"),
     config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
@@ -49,7 +50,7 @@ def ask(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object per question"),
 ) -> None:
     """Answer questions from the indexed documents, with the evidence sentence."""
-    pipeline = _pipeline(config, index, reader, k, device)
+    pipeline = _pipeline(config, index, reader, k, device, rerank)
     for result in pipeline.ask_batch(questions):
         if as_json:
             typer.echo(json.dumps(result.to_dict(with_passages=False), ensure_ascii=False))
@@ -80,7 +81,8 @@ def evidence_sentence(text: str, start: int, end: int, limit: int = 200) -> str:
 def predict(
     questions: Path = typer.Option(..., help="questions: JSONL (id, question), SQuAD JSON or topics TSV"),
     out: Path = typer.Option(..., help="folder for predictions.json, nbest_predictions.json, retrieved.json"),
-    index: Optional[Path] = typer.Option(None, help=INDEX_HELP),
+    index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
+    rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
     reader: Optional[str] = typer.Option(None, help=READER_HELP),
     k: Optional[int] = typer.Option(None, "-k"),
     config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
@@ -92,7 +94,7 @@ def predict(
     from odqa.e2e import predict_file
     from odqa.io.questions import read_questions
 
-    pipeline = _pipeline(config, index, reader, k, device)
+    pipeline = _pipeline(config, index, reader, k, device, rerank)
     predictions = predict_file(pipeline, read_questions(questions), out, batch_size, quiet)
     typer.echo(f"answered {len(predictions):,} questions; wrote {out}/predictions.json, nbest_predictions.json, retrieved.json")
 
@@ -100,7 +102,8 @@ def predict(
 @app.command()
 def evaluate(
     questions: Path = typer.Option(..., help="questions with gold answers (SQuAD JSON or JSONL)"),
-    index: Optional[Path] = typer.Option(None, help=INDEX_HELP),
+    index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
+    rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
     reader: Optional[str] = typer.Option(None, help=READER_HELP),
     k: Optional[int] = typer.Option(None, "-k", help="passages read per question"),
     ks: str = typer.Option("1,5,10,20", help="also score at these k (one reading of the largest)"),
@@ -122,7 +125,7 @@ def evaluate(
     from odqa.io.atomic import atomic_write_text
     from odqa.io.questions import read_questions
 
-    pipeline = _pipeline(config, index, reader, k, device)
+    pipeline = _pipeline(config, index, reader, k, device, rerank)
     qs = read_questions(questions)
     if limit and limit < len(qs):
         qs = random.Random(13).sample(qs, limit)
@@ -148,7 +151,8 @@ def evaluate(
 
 @app.command()
 def serve(
-    index: Optional[Path] = typer.Option(None, help=INDEX_HELP),
+    index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
+    rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
     reader: Optional[str] = typer.Option(None, help=READER_HELP),
     k: Optional[int] = typer.Option(None, "-k"),
     config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
@@ -163,6 +167,6 @@ def serve(
         raise OdqaError("serving needs the serve extra: pip install 'odqa[serve]'") from None
     from odqa.serve.app import create_app
 
-    application = create_app(_pipeline(config, index, reader, k, device))
+    application = create_app(_pipeline(config, index, reader, k, device, rerank))
     typer.echo(f"serving on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run(application, host=host, port=port, log_level="warning")

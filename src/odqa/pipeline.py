@@ -9,11 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from pydantic import Field
 
-from odqa.errors import OdqaError
 from odqa.reader.decode import Span
 from odqa.settings import Settings
 from odqa.types import Hit, Passage
@@ -24,12 +22,15 @@ DEFAULT_K = 20
 class PipelineConfig(Settings):
     what = "pipeline config"
 
-    index: str
+    index: str | list[str]  # one index, or several (sparse + dense) to fuse
     reader: str
     k: int = Field(DEFAULT_K, ge=1, le=1000)  # passages read per question
     n_best: int = Field(5, ge=1, le=100)  # answers returned per question
     retriever_weight: float = 0.0  # answer score = reader score + weight × passage retrieval score
     reader_options: dict = Field(default_factory=dict)  # ReaderConfig overrides (mode, batch_size, …)
+    fusion: str = "rrf"  # how several indexes are fused
+    rerank: str | None = None  # a cross-encoder reranker folder
+    rerank_top: int = Field(50, ge=1, le=1000)
     device: str | None = None
 
 
@@ -113,11 +114,10 @@ class Pipeline:
     def warm_up(self) -> Pipeline:
         """Load the index and the reader (once); fails fast naming a missing path."""
         if self.index is None:
-            from odqa.retrieval.sparse import SparseIndex
+            from odqa.retrieval.hybrid import open_retriever
 
-            if not Path(self.config.index).exists():
-                raise OdqaError(f"index not found: {self.config.index} (build one with `odqa index`)")
-            self.index = SparseIndex.load(self.config.index)
+            config = self.config
+            self.index = open_retriever(config.index, config.fusion, rerank=config.rerank, rerank_top=config.rerank_top, device=config.device)
         if self.reader is None:
             from odqa.reader import Reader
 
