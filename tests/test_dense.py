@@ -63,3 +63,15 @@ def test_dense_index_refusals(encoder_dir, tmp_path):
         DenseIndex.load(tmp_path / "dense", encoder=other)
     with pytest.raises(OdqaError, match="unknown FAISS index kind"):
         DenseIndex.build(PASSAGES, encoder, faiss="ivf")
+
+
+def test_ivfpq_compresses_and_still_finds_near_duplicates():
+    from odqa.retrieval.dense import make_faiss_index
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(2000, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = make_faiss_index(vectors, "ivfpq")
+    queries = vectors[:50] + 0.01 * rng.normal(size=(50, 64)).astype(np.float32)
+    _, ids = index.search(queries, 5)
+    assert np.mean([i in row for i, row in enumerate(ids)]) >= 0.9

@@ -63,7 +63,7 @@ def index_dense(
     encoder: str = typer.Option(..., help="encoder folder (from train-dense)"),
     corpus: Path = typer.Option(..., help="documents, as for `odqa index`"),
     out: Path = typer.Option(..., help="dense index folder to write (replaced atomically)"),
-    faiss: str = typer.Option("flat", help="flat (exact) or hnsw (approximate, faster on large corpora)"),
+    faiss: str = typer.Option("flat", help="flat (exact), hnsw (approximate, faster) or ivfpq (compressed, for corpora that outgrow memory)"),
     config: Optional[Path] = typer.Option(None, help="the IndexConfig of the sparse index to fuse with (same passages)"),
     limit: Optional[int] = typer.Option(None, help="index only the first N documents"),
     device: Optional[str] = typer.Option(None),
