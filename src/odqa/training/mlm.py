@@ -53,7 +53,7 @@ def pack_sequences(tokenizer, texts, max_length: int, limit_tokens: int | None =
 
     def flush():
         nonlocal total
-        for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
+        for ids in tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]:
             if ids:
                 pieces.append(np.asarray(ids + [tokenizer.sep_token_id], dtype=np.int32))
                 total += len(ids) + 1
