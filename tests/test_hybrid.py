@@ -80,3 +80,18 @@ def test_fusing_indexes_of_different_corpora_is_refused(indexes, tmp_path):
         open_retriever([indexes / "sparse", tmp_path / "other"])
     with pytest.raises(OdqaError, match="unknown fusion"):
         open_retriever([indexes / "sparse", indexes / "dense"], fusion="borda")
+
+
+def test_sharded_encoding_resumes_and_merges_to_the_same_index(corpus, indexes, tmp_path):
+    from odqa.retrieval.build import build_dense_index
+
+    out = tmp_path / "dense"
+    assert build_dense_index(corpus, out, str(indexes / "encoder"), shards=3, shard=1, quiet=True)[0] is None
+    assert len(list((tmp_path / "dense.shards").glob("*-1-of-3.npy"))) == 1 and not out.exists()
+    merged, _ = build_dense_index(corpus, out, str(indexes / "encoder"), shards=3, quiet=True)
+    whole = load_index(indexes / "dense")
+    queries = ["훈민정음을 창제한 왕은?", "김치"]
+    assert [[h.passage_id for h in row] for row in merged.search(queries, k=6)] == [[h.passage_id for h in row] for row in whole.search(queries, k=6)]
+    assert not (tmp_path / "dense.shards").exists()
+    with pytest.raises(OdqaError, match="shard 3 does not exist"):
+        build_dense_index(corpus, out, str(indexes / "encoder"), shards=3, shard=3)

@@ -66,6 +66,8 @@ def index_dense(
     faiss: str = typer.Option("flat", help="flat (exact), hnsw (approximate, faster) or ivfpq (compressed, for corpora that outgrow memory)"),
     config: Optional[Path] = typer.Option(None, help="the IndexConfig of the sparse index to fuse with (same passages)"),
     limit: Optional[int] = typer.Option(None, help="index only the first N documents"),
+    shards: int = typer.Option(1, help="encode in this many parts, each saved when done (a killed run resumes)"),
+    shard: Optional[int] = typer.Option(None, help="encode only this part (0-based), e.g. one per GPU/machine; then run without --shard to merge"),
     device: Optional[str] = typer.Option(None),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -75,7 +77,10 @@ def index_dense(
 
     corpus_config = (IndexConfig.from_file(config) if config else IndexConfig()).corpus
     start = time.perf_counter()
-    index, _ = build_dense_index(corpus, out, encoder, corpus_config, faiss, limit, device, quiet)
+    index, _ = build_dense_index(corpus, out, encoder, corpus_config, faiss, limit, device, quiet, shards, shard)
+    if index is None:
+        typer.echo(f"encoded shard {shard} of {shards} into {out}.shards/ in {time.perf_counter() - start:.1f}s; run again without --shard to merge")
+        return
     typer.echo(f"encoded {index.n_passages:,} passages into {out} ({faiss}) in {time.perf_counter() - start:.1f}s")
 
 

@@ -100,11 +100,26 @@ def build_dense_index(
     limit: int | None = None,
     device: str | None = None,
     quiet: bool = False,
+    shards: int = 1,
+    shard: int | None = None,
 ):
     """Passages cut exactly as `build_sparse_index` cuts them (same config → same passage ids and
-    corpus fingerprint, so the two indexes can be fused), encoded into a FAISS index."""
+    corpus fingerprint, so the two indexes can be fused), encoded into a FAISS index.
+
+    With `shards`, passages are encoded in that many contiguous parts, each saved on its own under
+    `OUT.shards/` as soon as it is done: a killed run resumes at the first missing part, and with
+    `shard=i` one process (or machine) encodes only part i; the run without `shard` merges."""
+    import hashlib
+
+    import numpy as np
+
+    from odqa.errors import OdqaError
     from odqa.retrieval.dense import DenseEncoder, DenseIndex
 
+    if shard is not None and not 0 <= shard < shards:
+        raise OdqaError(f"shard {shard} does not exist: shards are numbered 0 to {shards - 1}")
+    if shards > 1 and out is None:
+        raise OdqaError("sharded encoding needs an output folder")
     corpus_config = corpus_config or CorpusConfig()
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -116,8 +131,31 @@ def build_dense_index(
     start = time.perf_counter()
     encoder = DenseEncoder.load(encoder_path, device=device)
     info = {"source": source_stamp(corpus, limit), "config": corpus_config.model_dump(mode="json"), **stats}
-    index = DenseIndex.build(passages, encoder, faiss, str(encoder_path), info, progress=not quiet)
+    vectors = None
+    if shards > 1:
+        identity = json.dumps([stats["fingerprint"], str(Path(encoder_path).resolve()), encoder.config.to_dict()], sort_keys=True)
+        folder = Path(f"{out}.shards")
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = hashlib.sha256(identity.encode()).hexdigest()[:16]
+        bounds = np.linspace(0, len(passages), shards + 1).astype(int)
+        parts = []
+        for i in range(shards) if shard is None else [shard]:
+            file = folder / f"{stem}-{i}-of-{shards}.npy"
+            if not file.exists():
+                part = encoder.encode([p.text for p in passages[bounds[i] : bounds[i + 1]]], "passage", progress=not quiet)
+                tmp = folder / f".{file.name}.tmp.npy"
+                np.save(tmp, part)
+                os.replace(tmp, file)
+            parts.append(file)
+        if shard is not None:
+            return None, timings  # this process's part is done; a run without `shard` merges
+        vectors = np.concatenate([np.load(f) for f in parts])
+    index = DenseIndex.build(passages, encoder, faiss, str(encoder_path), info, progress=not quiet, vectors=vectors)
     timings["encoding_s"] = time.perf_counter() - start
     if out is not None:
         index.save(out)
+        if shards > 1:
+            import shutil
+
+            shutil.rmtree(Path(f"{out}.shards"), ignore_errors=True)
     return index, timings

@@ -159,10 +159,17 @@ class DenseIndex:
         self.encoder_path = encoder_path
 
     @classmethod
-    def build(cls, passages: Sequence[Passage], encoder: DenseEncoder, faiss: str = "flat", encoder_path: str | None = None, corpus_info: dict | None = None, progress: bool = False) -> DenseIndex:
+    def build(
+        cls, passages: Sequence[Passage], encoder: DenseEncoder, faiss: str = "flat", encoder_path: str | None = None,
+        corpus_info: dict | None = None, progress: bool = False, vectors: np.ndarray | None = None,
+    ) -> DenseIndex:
+        """Encode `passages` (or take their precomputed `vectors`) into a FAISS index."""
         if not passages:
             raise OdqaError("cannot index an empty corpus")
-        vectors = encoder.encode([p.text for p in passages], "passage", progress)
+        if vectors is None:
+            vectors = encoder.encode([p.text for p in passages], "passage", progress)
+        if len(vectors) != len(passages):
+            raise OdqaError(f"{len(vectors)} vectors for {len(passages)} passages")
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
