@@ -111,3 +111,19 @@ def test_tiny_reranker_learns_to_put_the_answer_first(tiny_encoder, korean_qa_fi
         scores = reranker.score([example.question] * len(everything), [p.text for p in everything])
         first_right += has_answer(everything[int(scores.argmax())].text, example.answer_texts)
     assert first_right >= 6
+
+
+def test_hard_negatives_never_hold_an_answer_and_qrels_give_pairs(korean_qa_file, korean_docs_index, tmp_path):
+    from odqa.metrics import has_answer
+    from odqa.training.dense import mine_hard_negatives, qrels_pairs
+
+    examples = read_qa_examples(korean_qa_file)
+    for example, negatives in zip(examples, mine_hard_negatives(str(korean_docs_index), examples, n=3)):
+        assert not any(has_answer(text, example.answer_texts) for text in negatives)
+        assert not any(text.startswith(example.title + "\n") for text in negatives)
+    topics, qrels = tmp_path / "topics.tsv", tmp_path / "qrels.txt"
+    topics.write_text("a\t훈민정음을 만든 왕\nb\t해운대가 있는 도시\nc\t화성의 위성\n", encoding="utf-8")
+    qrels.write_text("a Q0 5#0 1\nb Q0 2#3 1\nc Q0 99#1 1\n", encoding="utf-8")
+    pairs = qrels_pairs(str(korean_docs_index), str(topics), str(qrels), n=2)
+    assert [(q, positive.split("\n")[0]) for q, positive, _ in pairs] == [("훈민정음을 만든 왕", "세종"), ("해운대가 있는 도시", "부산광역시")]
+    assert all("세종\n" not in negative for negative in pairs[0][2])

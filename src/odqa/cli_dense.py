@@ -22,11 +22,21 @@ def _report(state: dict, out: Path, what: str) -> None:
     typer.echo(f"{what} in {out}" + ("" if state.get("finished") else " (stopped early; run again to resume)"))
 
 
+def _pair(text: str) -> tuple[str, str]:
+    from odqa.errors import OdqaError
+
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise OdqaError(f"--qrels expects TOPICS,QRELS (two paths separated by a comma), got {text!r}")
+    return parts[0], parts[1]
+
+
 @app.command("train-dense")
 def train_dense_command(
     model: str = typer.Option(..., help="encoder to start from: a local folder (safetensors) or a hub id"),
-    train: list[Path] = typer.Option(..., help="SQuAD-format training file(s): (question, gold context) pairs"),
     out: Path = typer.Option(..., help="run folder: the encoder, checkpoint-last, settings"),
+    train: Optional[list[Path]] = typer.Option(None, help="SQuAD-format training file(s): (question, gold context) pairs"),
+    qrels: Optional[list[str]] = typer.Option(None, help="TOPICS,QRELS: a retrieval set judged by article (e.g. MIRACL-ko train); needs --hard-negatives"),
     hard_negatives: Optional[Path] = typer.Option(None, help="sparse index to mine BM25 hard negatives from"),
     negatives: Optional[int] = typer.Option(None, help="hard negatives per question"),
     eval_file: Optional[Path] = typer.Option(None, "--eval", help="SQuAD-format file: top-k of finding each question's context"),
@@ -50,7 +60,8 @@ def train_dense_command(
     data = _config_file(config)
     data["encoder"] = dict(data.get("encoder") or {}) | _given(pooling=pooling, similarity=similarity)
     data |= _given(
-        model=model, train=[str(p) for p in train], out=str(out), eval=str(eval_file) if eval_file else None,
+        model=model, train=[str(p) for p in train or []], out=str(out), eval=str(eval_file) if eval_file else None,
+        qrels=[_pair(q) for q in qrels] if qrels else None,
         hard_negatives_index=str(hard_negatives) if hard_negatives else None, hard_negatives=negatives,
         question_model=question_model, temperature=temperature, cache_chunk=cache_chunk, epochs=epochs,
         batch_size=batch_size, lr=lr, max_steps=max_steps, max_minutes=max_minutes,

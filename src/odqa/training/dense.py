@@ -30,10 +30,11 @@ class DenseTrainingConfig(LoopSettings):
 
     model: str
     question_model: str | None = None  # separate question encoder (default: shared weights)
-    train: list[str]
+    train: list[str] = Field(default_factory=list)  # SQuAD-family files: (question, gold context)
+    qrels: list[tuple[str, str]] = Field(default_factory=list)  # (topics, qrels) sets, e.g. MIRACL-ko train
     eval: str | None = None
     out: str
-    hard_negatives_index: str | None = None  # a sparse index to mine BM25 hard negatives from
+    hard_negatives_index: str | None = None  # a sparse index to mine BM25 hard negatives from (needed for qrels)
     hard_negatives: int = 1  # per question
     temperature: float = 1.0  # similarities are divided by it (use ~0.05 with cosine)
     cache_chunk: int | None = None  # gradient caching: encode at most this many texts at once
@@ -63,6 +64,26 @@ def mine_hard_negatives(index_path: str, examples: list[QAExample], n: int, dept
         ][:n]  # fmt: skip
         negatives.append(picked)
     return negatives
+
+
+def qrels_pairs(index_path: str, topics: str, qrels: str, n: int, depth: int = 100) -> list[tuple[str, str, list[str]]]:
+    """(question, positive, negatives) from a qrels set judged at the article level: the positive
+    is the best BM25 passage of a relevant article, negatives the best passages of other articles.
+    Queries whose relevant articles BM25 does not reach within `depth` are skipped."""
+    from odqa.io.questions import read_qrels, read_questions
+    from odqa.retrieval.sparse import SparseIndex
+
+    index = SparseIndex.load(index_path)
+    relevant = read_qrels(qrels)
+    questions = [q for q in read_questions(topics) if relevant.get(q.id)]
+    pairs = []
+    for question, hits in zip(questions, index.search([q.text for q in questions], k=depth, fetch=True)):
+        gold = relevant[question.id]
+        judged = [h for h in hits if any(s.doc_id in gold for s in h.passage.sources)]
+        if judged:
+            others = [h.passage.text for h in hits if not any(s.doc_id in gold for s in h.passage.sources)][:n]
+            pairs.append((question.text, judged[0].passage.text, others))
+    return pairs
 
 
 def bi_encoder(passage_model, question_model, pooling: str):
@@ -141,14 +162,26 @@ def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool =
     from odqa.reader.tokenizer import load_tokenizer
 
     check_model_dir(config.model)
-    examples = read_qa_files(config.train, require_answers=True)
+    if not config.train and not config.qrels:
+        raise OdqaError("nothing to train on: give SQuAD-format --train files and/or --qrels sets")
+    if config.qrels and not config.hard_negatives_index:
+        raise OdqaError("training from qrels needs --hard-negatives INDEX: positives are found in that index's passages")
+    examples = read_qa_files(config.train, require_answers=True) if config.train else []
     if config.max_train_examples and config.max_train_examples < len(examples):
         import random
 
         examples = random.Random(config.seed).sample(examples, config.max_train_examples)
     if config.hard_negatives and not config.hard_negatives_index:
         log.warning("no --hard-negatives index: training with in-batch negatives only")
-    negatives = mine_hard_negatives(config.hard_negatives_index, examples, config.hard_negatives) if config.hard_negatives_index and config.hard_negatives else [[] for _ in examples]
+    mined = (
+        mine_hard_negatives(config.hard_negatives_index, examples, config.hard_negatives)
+        if config.hard_negatives_index and config.hard_negatives and examples else [[] for _ in examples]
+    )  # fmt: skip
+    pairs = [(e.question, passage_text(e), negatives) for e, negatives in zip(examples, mined)]
+    for topics, qrels in config.qrels:
+        pairs += qrels_pairs(config.hard_negatives_index, topics, qrels, config.hard_negatives)
+    if not pairs:
+        raise OdqaError("no training pairs: no qrels query reached a relevant article in the index")
     tokenizer = load_tokenizer(config.model)
     passage_model = AutoModel.from_pretrained(config.model, use_safetensors=True, trust_remote_code=False)
     question_model = None
@@ -156,11 +189,10 @@ def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool =
         check_model_dir(config.question_model)
         question_model = AutoModel.from_pretrained(config.question_model, use_safetensors=True, trust_remote_code=False)
     module = bi_encoder(passage_model, question_model, config.encoder.pooling)
-    positives = [passage_text(e) for e in examples]
 
     def collate(indices):
-        questions = [examples[i].question for i in indices]
-        passages = [positives[i] for i in indices] + [text for i in indices for text in negatives[i]]
+        questions = [pairs[i][0] for i in indices]
+        passages = [pairs[i][1] for i in indices] + [text for i in indices for text in pairs[i][2]]
         q = tokenizer(questions, truncation=True, max_length=config.encoder.query_max_length, padding=True, return_tensors="pt")
         p = tokenizer(passages, truncation=True, max_length=config.encoder.passage_max_length, padding=True, return_tensors="pt")
         return {**{f"q_{k}": v for k, v in q.items()}, **{f"p_{k}": v for k, v in p.items()}}
@@ -168,8 +200,8 @@ def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool =
     out = Path(config.out)
     record = {
         "training": config.to_dict(),
-        "data": {"train": [file_fingerprint(p) for p in config.train]},
-        "counts": {"examples": len(examples), "with_hard_negatives": sum(1 for n in negatives if n)},
+        "data": {"train": [file_fingerprint(p) for p in config.train], "qrels": [[file_fingerprint(t), file_fingerprint(q)] for t, q in config.qrels]},
+        "counts": {"pairs": len(pairs), "with_hard_negatives": sum(1 for _, _, n in pairs if n)},
         "versions": versions(),
     }
     eval_examples = read_qa_files([config.eval]) if config.eval else []
@@ -185,7 +217,7 @@ def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool =
         _save_into(out, lambda folder: encoder.save(folder, {**record, "metrics": metrics}))
         trained.train()
 
-    lengths = np.array([len(t) for t in positives], dtype=np.int64)
+    lengths = np.array([len(positive) for _, positive, _ in pairs], dtype=np.int64)
     return train(
         module, lengths, collate, config, out,
         evaluate=evaluate if eval_examples else None, score_key="top20", save_best=save_best,
