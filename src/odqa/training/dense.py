@@ -20,7 +20,7 @@ from pydantic import Field
 from odqa.errors import OdqaError
 from odqa.io.squad import QAExample, read_qa_files
 from odqa.retrieval.dense import DenseEncoder, EncoderConfig
-from odqa.training.loop import LoopSettings, file_fingerprint, train, versions
+from odqa.training.loop import LoopSettings, file_fingerprint, seed_everything, train, versions
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,7 @@ def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool =
         pairs += qrels_pairs(config.hard_negatives_index, topics, qrels, config.hard_negatives)
     if not pairs:
         raise OdqaError("no training pairs: no qrels query reached a relevant article in the index")
+    seed_everything(config.seed)
     tokenizer = load_tokenizer(config.model)
     passage_model = AutoModel.from_pretrained(config.model, use_safetensors=True, trust_remote_code=False)
     question_model = None

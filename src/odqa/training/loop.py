@@ -48,6 +48,14 @@ class LoopSettings(Settings):
     group_by_length: bool = True
 
 
+def seed_everything(seed: int) -> None:
+    """Python, numpy and torch generators: call before a model's new layers are initialised, so
+    the same seed gives the same run."""
+    from accelerate.utils import set_seed
+
+    set_seed(seed)
+
+
 def versions() -> dict[str, str]:
     import importlib.metadata as md
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from odqa.errors import OdqaError
-from odqa.training.loop import LoopSettings, file_fingerprint, train, versions
+from odqa.training.loop import LoopSettings, file_fingerprint, seed_everything, train, versions
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,7 @@ def pretrain_mlm(config: MlmConfig, quiet: bool = False, resume: bool = True) ->
                 count += 1
                 yield f"{document.title}\n{document.text}" if document.title else document.text
 
+    seed_everything(config.seed)
     rows = pack_sequences(tokenizer, texts(), config.max_length, limit_tokens)
     log.info("%d packed sequences of %d tokens", len(rows), config.max_length)
 

@@ -20,7 +20,7 @@ from pydantic import Field
 from odqa.errors import OdqaError
 from odqa.io.squad import QAExample, read_qa_files
 from odqa.reader.model import READER_FILE, Reader, ReaderConfig, check_model_dir
-from odqa.training.loop import LoopSettings, file_fingerprint, train, versions
+from odqa.training.loop import LoopSettings, file_fingerprint, seed_everything, train, versions
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
     out = Path(config.out)
     train_examples = _sample(read_qa_files(config.train, require_answers=True), config.max_train_examples, config.seed)
     eval_examples = _sample(read_qa_files([config.eval]), config.max_eval_examples, config.seed) if config.eval else []
+    seed_everything(config.seed)
     tokenizer = load_tokenizer(config.model)
     try:
         model = AutoModelForQuestionAnswering.from_pretrained(config.model, use_safetensors=True, trust_remote_code=False)

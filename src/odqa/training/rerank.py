@@ -15,7 +15,7 @@ from pydantic import Field
 from odqa.errors import OdqaError
 from odqa.io.squad import QAExample, read_qa_files
 from odqa.retrieval.rerank import Reranker, RerankerConfig
-from odqa.training.loop import LoopSettings, file_fingerprint, train, versions
+from odqa.training.loop import LoopSettings, file_fingerprint, seed_everything, train, versions
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ def train_reranker(config: RerankerTrainingConfig, quiet: bool = False, resume: 
     groups = mine_groups(config.index, examples, config.negatives, config.depth)
     if not groups:
         raise OdqaError(f"no training question has {config.negatives} BM25 negatives in {config.index}")
+    seed_everything(config.seed)
     tokenizer = load_tokenizer(config.model)
     model = AutoModelForSequenceClassification.from_pretrained(config.model, num_labels=1, use_safetensors=True, trust_remote_code=False)
     group_size = config.negatives + 1
