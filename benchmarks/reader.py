@@ -165,8 +165,8 @@ def _scores(predictions, gold, score) -> dict:
 
 KLUE_TOKENIZER = DATA.parent / "tokenizers" / "klue-bert-base"
 # What fits the 2-core CPU: a 4-layer, 256-wide BERT (size "small"), a few hundred MLM steps.
-KO_MLM = {"size": "small", "max_length": 128, "batch_size": 32, "lr": 5e-4, "max_steps": 600, "max_documents": 20000, "max_minutes": 25}
-KO_TRAIN = {"epochs": 1.0, "batch_size": 16, "lr": 2e-4, "warmup_ratio": 0.1, "max_minutes": 25}
+KO_MLM = {"size": "small", "max_length": 128, "batch_size": 32, "lr": 5e-4, "max_steps": 2000, "max_documents": 20000, "max_minutes": 16}
+KO_TRAIN = {"epochs": 2.0, "batch_size": 16, "lr": 2e-4, "warmup_ratio": 0.1, "max_minutes": 18}
 KO_WINDOWS = {"max_length": 256, "stride": 64, "batch_size": 32}
 
 
