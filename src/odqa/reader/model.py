@@ -41,7 +41,7 @@ class ReaderConfig(BaseModel):
     merge: Literal["none", "max", "sum"] = "max"
     batch_size: int = 32
     postprocess: Literal["none", "korean"] = "korean"
-    particle_analyzers: tuple[str, ...] = ("mecab",)
+    particle_analyzers: tuple[str, ...] = ("kiwi",)  # repairs most answer+particle spans (benchmarks/reader.py, ko-cleanup)
     no_answer: bool = False
     null_threshold: float = 0.0
 
