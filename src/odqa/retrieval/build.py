@@ -27,6 +27,19 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("ODQA_CACHE", Path.home() / ".cache" / "odqa"))
 
 
+def read_passages(corpus: str | Path, corpus_config: CorpusConfig, limit: int | None = None, quiet: bool = False):
+    """The corpus file cut into passages, with its stats and the `corpus` record an index manifest
+    keeps (what every index built from the same file and config shares)."""
+    documents = read_documents(corpus)
+    if limit:
+        documents = itertools.islice(documents, limit)
+    bar = progress(desc="reading documents", unit="doc", quiet=quiet)
+    passages, stats = build_passages(_counted(documents, bar), corpus_config)
+    bar.close()
+    info = {"source": source_stamp(corpus, limit), "config": corpus_config.model_dump(mode="json"), **stats}
+    return passages, stats, info
+
+
 def build_sparse_index(
     corpus: str | Path,
     out: str | Path | None,
@@ -44,18 +57,12 @@ def build_sparse_index(
     scoring = scoring or ScoringConfig()
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    documents = read_documents(corpus)
-    if limit:
-        documents = itertools.islice(documents, limit)
-    bar = progress(desc="reading documents", unit="doc", quiet=quiet)
-    passages, stats = build_passages(_counted(documents, bar), corpus_config)
-    bar.close()
+    passages, stats, info = read_passages(corpus, corpus_config, limit, quiet)
     timings["passages_s"] = time.perf_counter() - start
     start = time.perf_counter()
     analyzed = analyze_cached([p.text for p in passages], stats["fingerprint"], analyzer, cache_dir, processes, quiet)
     timings["analysis_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    info = {"source": source_stamp(corpus, limit), "config": corpus_config.model_dump(mode="json"), **stats}
     index = SparseIndex.from_analyzed(analyzed, analyzer, scoring, passages, info)
     timings["weighting_s"] = time.perf_counter() - start
     if out is not None:
@@ -123,14 +130,10 @@ def build_dense_index(
     corpus_config = corpus_config or CorpusConfig()
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    documents = read_documents(corpus)
-    if limit:
-        documents = itertools.islice(documents, limit)
-    passages, stats = build_passages(documents, corpus_config)
+    passages, stats, info = read_passages(corpus, corpus_config, limit, quiet)
     timings["passages_s"] = time.perf_counter() - start
     start = time.perf_counter()
     encoder = DenseEncoder.load(encoder_path, device=device)
-    info = {"source": source_stamp(corpus, limit), "config": corpus_config.model_dump(mode="json"), **stats}
     vectors = None
     if shards > 1:
         identity = json.dumps([stats["fingerprint"], str(Path(encoder_path).resolve()), encoder.config.to_dict()], sort_keys=True)

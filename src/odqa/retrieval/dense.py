@@ -41,6 +41,15 @@ class EncoderConfig(Settings):
     batch_size: int = 64
 
 
+def pool_tokens(hidden, attention_mask, pooling: str):
+    """One vector per sequence from token states (torch): the first token's, or the mean over
+    real (unpadded) tokens."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
 class DenseEncoder:
     """Question and passage encoders (the same weights unless `question_model` is given)."""
 
@@ -85,11 +94,7 @@ class DenseEncoder:
         """Sentence vectors from token states (torch tensors), normalised for cosine similarity."""
         import torch
 
-        if self.config.pooling == "cls":
-            vectors = hidden[:, 0]
-        else:
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            vectors = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        vectors = pool_tokens(hidden, attention_mask, self.config.pooling)
         if self.config.similarity == "cosine":
             vectors = torch.nn.functional.normalize(vectors, dim=-1)
         return vectors

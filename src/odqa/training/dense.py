@@ -19,8 +19,16 @@ from pydantic import Field
 
 from odqa.errors import OdqaError
 from odqa.io.squad import QAExample, read_qa_files
-from odqa.retrieval.dense import DenseEncoder, EncoderConfig
-from odqa.training.loop import LoopSettings, file_fingerprint, seed_everything, train, versions
+from odqa.retrieval.dense import DenseEncoder, EncoderConfig, pool_tokens
+from odqa.training.loop import (
+    LoopSettings,
+    file_fingerprint,
+    sample_examples,
+    save_into,
+    seed_everything,
+    train,
+    versions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +106,7 @@ def bi_encoder(passage_model, question_model, pooling: str):
 
         def encode(self, inputs: dict, kind: str):
             model = self.question_model if kind == "query" else self.passage_model
-            hidden = model(**inputs).last_hidden_state
-            if pooling == "cls":
-                return hidden[:, 0]
-            mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            return pool_tokens(model(**inputs).last_hidden_state, inputs["attention_mask"], pooling)
 
     return BiEncoder()
 
@@ -167,10 +171,7 @@ def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool =
     if config.qrels and not config.hard_negatives_index:
         raise OdqaError("training from qrels needs --hard-negatives INDEX: positives are found in that index's passages")
     examples = read_qa_files(config.train, require_answers=True) if config.train else []
-    if config.max_train_examples and config.max_train_examples < len(examples):
-        import random
-
-        examples = random.Random(config.seed).sample(examples, config.max_train_examples)
+    examples = sample_examples(examples, config.max_train_examples, config.seed)
     if config.hard_negatives and not config.hard_negatives_index:
         log.warning("no --hard-negatives index: training with in-batch negatives only")
     mined = (
@@ -212,10 +213,8 @@ def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool =
         return evaluate_dense(encoder, eval_examples)
 
     def save_best(trained, metrics: dict) -> None:
-        from odqa.training.reader import _save_into
-
         encoder = DenseEncoder(trained.passage_model, tokenizer, config.encoder, trained.question_model, device=str(next(trained.parameters()).device))
-        _save_into(out, lambda folder: encoder.save(folder, {**record, "metrics": metrics}))
+        save_into(out, lambda folder: encoder.save(folder, {**record, "metrics": metrics}))
         trained.train()
 
     lengths = np.array([len(positive) for _, positive, _ in pairs], dtype=np.int64)

@@ -48,6 +48,34 @@ class LoopSettings(Settings):
     group_by_length: bool = True
 
 
+def sample_examples(examples: list, limit: int | None, seed: int) -> list:
+    """A seeded random sample of `limit` examples (all of them when `limit` is None or larger)."""
+    if limit is None or limit >= len(examples):
+        return examples
+    import random
+
+    return random.Random(seed).sample(examples, limit)
+
+
+def save_into(folder: Path, write: Callable[[Path], None]) -> None:
+    """`write(tmp)` fills a temporary sibling, then each file moves into `folder` by an atomic
+    rename; odqa's own settings files (odqa_*.json) move last, marking a complete save."""
+    import os
+    import shutil
+    import tempfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".best.", dir=folder))
+    try:
+        write(tmp)
+        names = sorted(p.name for p in tmp.iterdir())
+        names.sort(key=lambda name: name.startswith("odqa_") and name.endswith(".json"))
+        for name in names:
+            os.replace(tmp / name, folder / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def seed_everything(seed: int) -> None:
     """Python, numpy and torch generators: call before a model's new layers are initialised, so
     the same seed gives the same run."""

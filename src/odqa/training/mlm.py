@@ -14,7 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from odqa.errors import OdqaError
-from odqa.training.loop import LoopSettings, file_fingerprint, seed_everything, train, versions
+from odqa.training.loop import (
+    LoopSettings,
+    file_fingerprint,
+    save_into,
+    seed_everything,
+    train,
+    versions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +187,6 @@ def pretrain_mlm(config: MlmConfig, quiet: bool = False, resume: bool = True) ->
     def save(trained, metrics: dict) -> None:
         import json
 
-        from odqa.training.reader import _save_into
-
         inner = getattr(trained, "inner", trained)
 
         def write(folder: Path) -> None:
@@ -189,7 +194,7 @@ def pretrain_mlm(config: MlmConfig, quiet: bool = False, resume: bool = True) ->
             save_tokenizer(tokenizer, folder)
             (folder / "odqa_pretraining.json").write_text(json.dumps({**extra, "metrics": metrics}, indent=2), encoding="utf-8")
 
-        _save_into(out, write)
+        save_into(out, write)
 
     lengths = np.full(len(rows), config.max_length, dtype=np.int64)
     return train(wrapped, lengths, collate, config, out, save_best=save, resume=resume, quiet=quiet)

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from pydantic import Field
 
 from odqa.errors import OdqaError
 from odqa.io.squad import QAExample, read_qa_files
-from odqa.reader.model import READER_FILE, Reader, ReaderConfig, check_model_dir
-from odqa.training.loop import LoopSettings, file_fingerprint, seed_everything, train, versions
+from odqa.reader.model import Reader, ReaderConfig, check_model_dir
+from odqa.training.loop import (
+    LoopSettings,
+    file_fingerprint,
+    sample_examples,
+    save_into,
+    seed_everything,
+    train,
+    versions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +43,6 @@ class ReaderTrainingConfig(LoopSettings):
     reader: ReaderConfig = Field(default_factory=ReaderConfig)
 
 
-def _sample(examples: list[QAExample], limit: int | None, seed: int) -> list[QAExample]:
-    if limit is None or limit >= len(examples):
-        return examples
-    import random
-
-    return random.Random(seed).sample(examples, limit)
-
-
 def read_examples(reader: Reader, examples: list[QAExample], progress: bool = False):
     """The reader over each example's own context: (predictions {id: text}, results)."""
     results = reader.read([e.question for e in examples], [[e.context] for e in examples], progress=progress)
@@ -61,20 +58,6 @@ def evaluate_reader(reader: Reader, examples: list[QAExample], metric: str = "sq
     return scores
 
 
-def _save_into(folder: Path, write) -> None:
-    """Write files into a temporary sibling, then move each into `folder` by an atomic rename."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".best.", dir=folder))
-    try:
-        write(tmp)
-        names = sorted(p.name for p in tmp.iterdir())
-        names.sort(key=lambda name: name == READER_FILE)  # the settings file last: it marks a complete save
-        for name in names:
-            os.replace(tmp / name, folder / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool = True) -> dict:
     import torch
     from transformers import AutoModelForQuestionAnswering
@@ -84,8 +67,8 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
 
     check_model_dir(config.model)
     out = Path(config.out)
-    train_examples = _sample(read_qa_files(config.train, require_answers=True), config.max_train_examples, config.seed)
-    eval_examples = _sample(read_qa_files([config.eval]), config.max_eval_examples, config.seed) if config.eval else []
+    train_examples = sample_examples(read_qa_files(config.train, require_answers=True), config.max_train_examples, config.seed)
+    eval_examples = sample_examples(read_qa_files([config.eval]), config.max_eval_examples, config.seed) if config.eval else []
     seed_everything(config.seed)
     tokenizer = load_tokenizer(config.model)
     try:
@@ -129,7 +112,7 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
 
     def save_best(trained, metrics: dict) -> None:
         reader = Reader(trained, tokenizer, config.reader, device=str(next(trained.parameters()).device))
-        _save_into(out, lambda folder: reader.save(folder, {**record, "metrics": metrics}))
+        save_into(out, lambda folder: reader.save(folder, {**record, "metrics": metrics}))
         trained.train()
 
     state = train(

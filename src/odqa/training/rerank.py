@@ -15,7 +15,15 @@ from pydantic import Field
 from odqa.errors import OdqaError
 from odqa.io.squad import QAExample, read_qa_files
 from odqa.retrieval.rerank import Reranker, RerankerConfig
-from odqa.training.loop import LoopSettings, file_fingerprint, seed_everything, train, versions
+from odqa.training.loop import (
+    LoopSettings,
+    file_fingerprint,
+    sample_examples,
+    save_into,
+    seed_everything,
+    train,
+    versions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +98,7 @@ def train_reranker(config: RerankerTrainingConfig, quiet: bool = False, resume: 
 
     check_model_dir(config.model)
     examples = read_qa_files(config.train, require_answers=True)
-    if config.max_train_examples and config.max_train_examples < len(examples):
-        import random
-
-        examples = random.Random(config.seed).sample(examples, config.max_train_examples)
+    examples = sample_examples(examples, config.max_train_examples, config.seed)
     groups = mine_groups(config.index, examples, config.negatives, config.depth)
     if not groups:
         raise OdqaError(f"no training question has {config.negatives} BM25 negatives in {config.index}")
@@ -111,10 +116,8 @@ def train_reranker(config: RerankerTrainingConfig, quiet: bool = False, resume: 
     record = {"training": config.to_dict(), "data": {"train": [file_fingerprint(p) for p in config.train]}, "groups": len(groups), "versions": versions()}
 
     def save_best(trained, metrics: dict) -> None:
-        from odqa.training.reader import _save_into
-
         reranker = Reranker(trained, tokenizer, config.reranker, device=str(next(trained.parameters()).device))
-        _save_into(out, lambda folder: reranker.save(folder, {**record, "metrics": metrics}))
+        save_into(out, lambda folder: reranker.save(folder, {**record, "metrics": metrics}))
         trained.train()
 
     lengths = np.array([sum(len(t) for t in passages) for _, passages in groups], dtype=np.int64)
