@@ -63,7 +63,7 @@ def stage_train_dense() -> dict:
 
     config = DenseTrainingConfig(
         model=minilm(), train=[str(TYDI)], out=str(OUT / "minilm-dpr"), hard_negatives_index=str(OUT / "tydi-bm25"),
-        hard_negatives=1, temperature=0.05, cache_chunk=32, batch_size=64, epochs=1, lr=2e-5, encoder=ENCODER,
+        hard_negatives=1, temperature=0.05, cache_chunk=32, batch_size=64, epochs=1, lr=2e-5, encoder=ENCODER, max_train_examples=2000,
     )  # fmt: skip
     start = time.perf_counter()
     state = train_dense(config)
@@ -75,7 +75,7 @@ def stage_train_reranker() -> dict:
 
     config = RerankerTrainingConfig(
         model=minilm(), train=[str(TYDI)], index=str(OUT / "tydi-bm25"), out=str(OUT / "minilm-reranker"),
-        negatives=3, epochs=1, batch_size=8, lr=3e-5, max_train_examples=2000, reranker={"max_length": 256},
+        negatives=3, epochs=1, batch_size=8, lr=3e-5, max_train_examples=1000, reranker={"max_length": 256},
     )  # fmt: skip
     start = time.perf_counter()
     state = train_reranker(config)

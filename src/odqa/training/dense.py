@@ -102,7 +102,12 @@ def bi_encoder(passage_model, question_model, pooling: str):
         def __init__(self):
             super().__init__()
             self.passage_model = passage_model
-            self.question_model = question_model if question_model is not None else passage_model
+            if question_model is not None:  # shared weights are registered once (checkpoints stay clean)
+                self.separate_question_model = question_model
+
+        @property
+        def question_model(self):
+            return getattr(self, "separate_question_model", None) or self.passage_model
 
         def encode(self, inputs: dict, kind: str):
             model = self.question_model if kind == "query" else self.passage_model
