@@ -9,7 +9,7 @@ INDEX ?= indexes/kowiki-bm25
 # Heavy extras that need torch pin it first, so pip takes the local CPU wheel, not CUDA builds.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo korean-reader test lint bench bench-reader install clean
+.PHONY: demo korean-reader test lint bench bench-reader bench-dense install clean
 
 $(VENV)/.installed-dev: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,11 @@ $(PEER_VENV)/.installed:
 
 bench-reader: $(VENV)/.installed-bench $(PEER_VENV)/.installed
 	cd benchmarks && ../$(PY) reader.py
+
+# Dense / hybrid / rerank: English (MiniLM, SQuAD dev paragraphs) then Korean (needs the encoder and
+# reader of bench-reader and the kowiki index of `make demo`).
+bench-dense: $(VENV)/.installed-bench
+	cd benchmarks && ../$(PY) retrieval_dense.py && ../$(PY) retrieval_dense_ko.py
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check src tests benchmarks

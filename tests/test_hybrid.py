@@ -95,3 +95,21 @@ def test_sharded_encoding_resumes_and_merges_to_the_same_index(corpus, indexes, 
     assert not (tmp_path / "dense.shards").exists()
     with pytest.raises(OdqaError, match="shard 3 does not exist"):
         build_dense_index(corpus, out, str(indexes / "encoder"), shards=3, shard=3)
+
+
+def test_a_corpus_too_big_for_memory_is_refused_before_encoding(corpus, indexes, tmp_path, monkeypatch):
+    from odqa.retrieval import dense
+    from odqa.retrieval.build import build_dense_index
+
+    with pytest.raises(OdqaError, match=r"1,000,000 passages × 768 dimensions need ~5\.7 GB.*--faiss ivfpq.*--shards"):
+        dense.check_memory(1_000_000, 768, "flat", available=4 * 1024**3)
+    dense.check_memory(1_000_000, 768, "ivfpq", available=4 * 1024**3)  # compressed: fits
+    assert dense.index_memory(1000, 64, "hnsw") > dense.index_memory(1000, 64, "flat") > dense.index_memory(1000, 64, "ivfpq")
+
+    monkeypatch.setattr(dense, "available_memory", lambda: 1024)
+    out = tmp_path / "dense"
+    with pytest.raises(OdqaError, match="memory is available"):
+        build_dense_index(corpus, out, str(indexes / "encoder"), quiet=True)
+    assert not out.exists()
+    # one shard of many holds only its part: it may still be encoded here
+    assert build_dense_index(corpus, out, str(indexes / "encoder"), shards=2, shard=0, quiet=True)[0] is None

@@ -121,7 +121,7 @@ def build_dense_index(
     import numpy as np
 
     from odqa.errors import OdqaError
-    from odqa.retrieval.dense import DenseEncoder, DenseIndex
+    from odqa.retrieval.dense import DenseEncoder, DenseIndex, check_memory
 
     if shard is not None and not 0 <= shard < shards:
         raise OdqaError(f"shard {shard} does not exist: shards are numbered 0 to {shards - 1}")
@@ -134,6 +134,8 @@ def build_dense_index(
     timings["passages_s"] = time.perf_counter() - start
     start = time.perf_counter()
     encoder = DenseEncoder.load(encoder_path, device=device)
+    if shard is None:  # the process that merges holds every vector and the index
+        check_memory(len(passages), encoder.dim, faiss)
     vectors = None
     if shards > 1:
         identity = json.dumps([stats["fingerprint"], str(Path(encoder_path).resolve()), encoder.config.to_dict()], sort_keys=True)

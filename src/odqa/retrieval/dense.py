@@ -80,6 +80,11 @@ class DenseEncoder:
             question_model = AutoModel.from_pretrained(str(Path(path) / "question"), use_safetensors=True, trust_remote_code=False)
         return cls(model, load_tokenizer(path), config, question_model, device)
 
+    @property
+    def dim(self) -> int:
+        """Length of the vectors this encoder makes."""
+        return int(self.model.config.hidden_size)
+
     def save(self, path: str | Path, extra: dict | None = None) -> None:
         from odqa.reader.tokenizer import save_tokenizer
 
@@ -128,6 +133,40 @@ def _faiss():
     except ImportError:
         raise OdqaError("dense retrieval needs faiss: pip install 'odqa[dense]' (faiss-cpu)") from None
     return faiss
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can still give (Linux MemAvailable); None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def index_memory(n: int, dim: int, kind: str, hnsw_m: int = 32) -> int:
+    """Peak bytes to build a FAISS index of `n` vectors: the float32 vectors (held while the index
+    copies them) plus the index itself."""
+    vectors = n * dim * 4
+    index = {"flat": vectors, "hnsw": vectors + n * hnsw_m * 2 * 4, "ivfpq": n * (dim // 8 + 8)}.get(kind, vectors)
+    return vectors + index
+
+
+def check_memory(n: int, dim: int, kind: str, available: int | None = None) -> None:
+    """Refuse, before hours of encoding, a corpus whose index cannot fit in memory."""
+    available = available_memory() if available is None else available
+    need = index_memory(n, dim, kind)
+    if available is not None and need > 0.8 * available:
+        gb = 1024**3
+        raise OdqaError(
+            f"{n:,} passages × {dim} dimensions need ~{need / gb:.1f} GB to build a {kind} index, and only "
+            f"{available / gb:.1f} GB of memory is available. Build it with --faiss ivfpq (~{dim // 8 + 8} bytes a "
+            f"passage), or encode it with --shards N --shard i on several processes or machines and merge on one "
+            f"with more memory, or index part of the corpus with --limit."
+        )
 
 
 def make_faiss_index(vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ef_search: int = 128):

@@ -1,0 +1,267 @@
+"""Korean dense, hybrid and reranked retrieval against BM25, all on the same passages.
+
+The encoder is the small Korean BERT that benchmarks/reader.py pretrains here (`ko-mlm` stage:
+4 layers, 256 wide, 2,000 masked-LM steps on the kowiki sample), trained as a bi-encoder on the
+competition train questions (less 300 held out for tuning) + MIRACL-ko train (article-level qrels),
+with BM25 hard negatives mined from the full kowiki index. The reranker starts from the Korean
+reader (the same encoder after QA fine-tuning) and learns from the same BM25 negatives.
+
+Encoding all 500k kowiki passages takes ~2 hours on 2 CPU cores, so the passages searched are a
+pool of whole kowiki articles: every gold article of the questions asked, every article among
+the full-corpus BM25 top 5 of each question (the distractors BM25 finds hardest) and random
+articles. Every system searches the same pool; BM25 on the full corpus is reported beside it.
+Fusion weights are tuned on the 300 held-out competition train questions, never on the
+evaluation sets (competition validation, KorQuAD dev sample).
+
+Each stage caches its result in benchmarks/work/dense/ko-*; `--redo STAGE` runs it again.
+
+    python retrieval_dense_ko.py [--stages ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import DATA, KOWIKI, ROOT, WORK, markdown_table, sample, write_results
+
+OUT = WORK / "dense"
+FULL_INDEX = ROOT / "indexes" / "kowiki-bm25"
+ENCODER_MLM = WORK / "reader" / "ko-encoder"
+READER = WORK / "reader" / "ko-reader"
+COMP_TRAIN = DATA / "boostcamp_odqa/train.squad.json"
+MIRACL = (
+    str(DATA / "miracl_ko/topics.miracl-v1.0-ko-train.tsv"),
+    str(DATA / "miracl_ko/qrels.miracl-v1.0-ko-train.tsv"),
+)
+ENCODER = {"pooling": "mean", "similarity": "cosine", "passage_max_length": 256, "batch_size": 64}
+HELD_OUT, KORQUAD_N, POOL_DEPTH, RANDOM_ARTICLES = 300, 500, 5, 1000
+STAGES = ["split", "pool", "indexes", "train-dense", "train-reranker", "evaluate"]
+KS = [1, 5, 20]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def question_sets() -> dict:
+    from odqa.io import read_questions
+
+    held = set(json.loads((OUT / "ko-split.json").read_text(encoding="utf-8"))["held_out_ids"])
+    return {
+        "tune": [q for q in read_questions(COMP_TRAIN) if q.id in held],
+        "competition validation": read_questions(DATA / "boostcamp_odqa/validation.squad.json"),
+        "KorQuAD 1.0 dev sample": sample(read_questions(DATA / "korquad/KorQuAD_v1.0_dev.json"), KORQUAD_N),
+    }
+
+
+def stage_split() -> dict:
+    """Hold out competition train questions for tuning; the rest is the training file."""
+    data = json.loads(COMP_TRAIN.read_text(encoding="utf-8"))
+    ids = sorted(qa["id"] for article in data["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"])
+    held = set(random.Random(5).sample(ids, HELD_OUT))
+    for article in data["data"]:
+        for paragraph in article["paragraphs"]:
+            paragraph["qas"] = [qa for qa in paragraph["qas"] if qa["id"] not in held]
+    (OUT / "ko-train.squad.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return {"held_out_ids": sorted(held), "train_questions": len(ids) - len(held)}
+
+
+def stage_pool() -> dict:
+    from odqa.io import read_documents
+    from odqa.metrics import normalize_title
+    from odqa.retrieval.sparse import SparseIndex
+
+    questions = [q for qs in question_sets().values() for q in qs]
+    full = SparseIndex.load(FULL_INDEX)
+    wanted_ids: set[str] = set()
+    for hits in full.search([q.text for q in questions], k=POOL_DEPTH, fetch=True):
+        wanted_ids.update(s.doc_id for h in hits for s in h.passage.sources)
+    gold_titles = {normalize_title(q.title) for q in questions if q.title}
+    documents = list(read_documents(KOWIKI))
+    gold = {d.id for d in documents if normalize_title(d.title) in gold_titles}
+    rest = [d.id for d in documents if d.id not in wanted_ids and d.id not in gold]
+    extra = set(random.Random(11).sample(rest, RANDOM_ARTICLES))
+    keep = wanted_ids | gold | extra
+    with open(OUT / "ko-pool.jsonl", "w", encoding="utf-8") as f:
+        for d in documents:
+            if d.id in keep:
+                f.write(json.dumps({"id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False) + "\n")
+    return {
+        "articles": len(keep),
+        "gold_articles": len(gold),
+        "bm25_articles": len(wanted_ids),
+        "random_articles": len(extra),
+        "questions_pooled": len(questions),
+    }
+
+
+def stage_indexes() -> dict:
+    from odqa.analysis.base import analyzer_from_dict
+    from odqa.corpus import CorpusConfig
+    from odqa.retrieval.build import build_sparse_index
+    from odqa.retrieval.scoring import ScoringConfig
+
+    config = json.loads((FULL_INDEX / "config.json").read_text(encoding="utf-8"))
+    index, timings = build_sparse_index(
+        OUT / "ko-pool.jsonl", OUT / "ko-pool-bm25", CorpusConfig(**config["corpus"]), analyzer_from_dict(config["analyzer"]),
+        ScoringConfig(**config["scoring"]), processes=1, quiet=True,
+    )  # fmt: skip
+    return {"passages": index.n_passages, **timings}
+
+
+def stage_train_dense() -> dict:
+    from odqa.training.dense import DenseTrainingConfig, train_dense
+
+    config = DenseTrainingConfig(
+        model=str(ENCODER_MLM), train=[str(OUT / "ko-train.squad.json")], qrels=[MIRACL], out=str(OUT / "ko-dpr"),
+        hard_negatives_index=str(FULL_INDEX), hard_negatives=1, temperature=0.05, cache_chunk=64, batch_size=64,
+        epochs=2, lr=1e-4, encoder=ENCODER, max_minutes=16,
+    )  # fmt: skip
+    start = time.perf_counter()
+    state = train_dense(config)
+    return {"seconds": time.perf_counter() - start, "history": state["history"], "settings": config.to_dict()}
+
+
+def stage_train_reranker() -> dict:
+    from odqa.training.rerank import RerankerTrainingConfig, train_reranker
+
+    config = RerankerTrainingConfig(
+        model=str(READER), train=[str(OUT / "ko-train.squad.json")], index=str(FULL_INDEX), out=str(OUT / "ko-reranker"),
+        negatives=3, epochs=1, batch_size=8, lr=5e-5, max_train_examples=2000, reranker={"max_length": 256}, max_minutes=10,
+    )  # fmt: skip
+    start = time.perf_counter()
+    state = train_reranker(config)
+    return {"seconds": time.perf_counter() - start, "history": state["history"], "settings": config.to_dict()}
+
+
+def hnsw_against_flat(vectors: np.ndarray, queries: np.ndarray) -> dict:
+    from odqa.retrieval.dense import make_faiss_index
+
+    flat, approx = make_faiss_index(vectors, "flat"), make_faiss_index(vectors, "hnsw")
+    timings = {}
+    for name, index in (("flat", flat), ("hnsw", approx)):
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            _, ids = index.search(queries, 10)
+            best = min(best, time.perf_counter() - start)
+        timings[name] = (best, ids)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(timings["hnsw"][1], timings["flat"][1])])
+    return {
+        "passages": len(vectors),
+        "queries": len(queries),
+        "recall@10": float(recall),
+        "speedup": timings["flat"][0] / timings["hnsw"][0],
+    }
+
+
+def stage_evaluate() -> dict:
+    from odqa.evaluation import evaluate_retrieval
+    from odqa.retrieval.dense import DenseEncoder, DenseIndex
+    from odqa.retrieval.hybrid import HybridRetriever
+    from odqa.retrieval.rerank import Reranker
+    from odqa.retrieval.sparse import SparseIndex
+
+    sets = question_sets()
+    tune = sets.pop("tune")
+    sparse = SparseIndex.load(OUT / "ko-pool-bm25")
+    passages = [sparse.passages[i] for i in range(sparse.n_passages)]
+    encoder = DenseEncoder.load(OUT / "ko-dpr", **ENCODER)
+    log(f"encoding {len(passages)} passages")
+    start = time.perf_counter()
+    vectors = encoder.encode([p.text for p in passages], "passage")
+    encode_s = time.perf_counter() - start
+    dense = DenseIndex.build(passages, encoder, "flat", str(OUT / "ko-dpr"), sparse.manifest["corpus"], vectors=vectors)
+    dense.save(OUT / "ko-pool-dense")
+    reranker = Reranker.load(OUT / "ko-reranker")
+
+    # fusion tuned on the held-out training questions: rrf against combsum / zscore at several weights
+    candidates = [("rrf", 1.0)] + [(f, w) for f in ("combsum", "zscore") for w in (0.1, 0.25, 0.5, 1.0, 2.0)]
+    tuning = {}
+    for fusion, w in candidates:
+        tuning[f"{fusion} w={w}"] = evaluate_retrieval(HybridRetriever([sparse, dense], fusion, [1.0, w]), tune, KS)[
+            "has_answer"
+        ]
+    best = max(tuning, key=lambda name: (tuning[name]["top5"] + tuning[name]["top20"], tuning[name]["top1"]))
+    fusion, w = best.split(" w=")[0], float(best.split(" w=")[1])
+    tuning["BM25"] = evaluate_retrieval(sparse, tune, KS)["has_answer"]
+    tuning["dense"] = evaluate_retrieval(dense, tune, KS)["has_answer"]
+
+    full = SparseIndex.load(FULL_INDEX)
+    results = {}
+    for set_name, questions in sets.items():
+        runs = {
+            "BM25": sparse,
+            "dense": dense,
+            "hybrid rrf": HybridRetriever([sparse, dense], "rrf"),
+            f"hybrid {best} (tuned)": HybridRetriever([sparse, dense], fusion, [1.0, w]),
+            "BM25 + rerank top 20": HybridRetriever([sparse], reranker=reranker, rerank_top=20),
+            f"hybrid {best} + rerank top 20": HybridRetriever(
+                [sparse, dense], fusion, [1.0, w], reranker=reranker, rerank_top=20
+            ),
+        }
+        results[set_name] = {}
+        for system, retriever in runs.items():
+            log(f"{set_name}: {system}")
+            results[set_name][system] = evaluate_retrieval(retriever, questions, KS)["has_answer"]
+        results[set_name]["BM25, full kowiki (reference)"] = evaluate_retrieval(full, questions, KS)["has_answer"]
+    queries = encoder.encode([q.text for qs in sets.values() for q in qs], "query")
+    return {
+        "passages": len(passages), "encode_passages_per_s": len(passages) / encode_s, "tuning": tuning, "chosen": best,
+        "sets": {name: len(qs) for name, qs in sets.items()}, "results": results, "hnsw": hnsw_against_flat(vectors, queries),
+    }  # fmt: skip
+
+
+def main() -> None:
+    global FULL_INDEX
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument("--redo", default="")
+    parser.add_argument("--index", type=Path, default=FULL_INDEX, help="the sparse index over the whole kowiki sample (`make demo` builds it)")
+    args = parser.parse_args()
+    FULL_INDEX = args.index
+    redo = {s for s in args.redo.split(",") if s}
+    runners = {
+        "split": stage_split, "pool": stage_pool, "indexes": stage_indexes, "train-dense": stage_train_dense,
+        "train-reranker": stage_train_reranker, "evaluate": stage_evaluate,
+    }  # fmt: skip
+    OUT.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for stage in [s for s in args.stages.split(",") if s]:
+        path = OUT / f"ko-{stage}.json"
+        if path.exists() and stage not in redo:
+            results[stage] = json.loads(path.read_text(encoding="utf-8"))
+            continue
+        log(f"stage {stage}")
+        results[stage] = runners[stage]()
+        path.write_text(json.dumps(results[stage], ensure_ascii=False, indent=1), encoding="utf-8")
+    if "evaluate" not in results:
+        return
+    ev = results["evaluate"]
+    sections = []
+    for set_name, systems in ev["results"].items():
+        rows = [[name, *(100 * s[f"top{k}"] for k in KS)] for name, s in systems.items()]
+        sections.append(
+            f"### Korean: {set_name} ({ev['sets'][set_name]} questions) over a pool of {ev['passages']:,} kowiki passages, has-answer top-k (%)\n\n"
+            + markdown_table(["system", *(f"top-{k}" for k in KS)], rows)
+        )  # fmt: skip
+    rows = [[name, *(100 * s[f"top{k}"] for k in KS)] for name, s in ev["tuning"].items()]
+    sections.append(
+        f"Fusion tuned on {HELD_OUT} held-out competition train questions (chosen: {ev['chosen']}):\n\n"
+        + markdown_table(["fusion", *(f"top-{k}" for k in KS)], rows)
+    )
+    h = ev["hnsw"]
+    sections.append(
+        f"FAISS HNSW vs flat on the pool's {h['passages']:,} vectors ({h['queries']} queries): recall@10 {h['recall@10']:.3f}, {h['speedup']:.1f}× faster. Encoding: {ev['encode_passages_per_s']:.0f} passages/s."
+    )
+    write_results("retrieval_dense_ko", results, "\n\n".join(sections) + "\n")
+
+
+if __name__ == "__main__":
+    main()
