@@ -83,7 +83,8 @@ def stage_train_reranker() -> dict:
 
 
 def stage_speed() -> dict:
-    """Encoding throughput (passages/s) on the SQuAD dev paragraphs, same model and batch size."""
+    """Encoding throughput (passages/s) on the SQuAD dev paragraphs, same model and batch size,
+    best of 3 alternating rounds."""
     from sentence_transformers import SentenceTransformer
 
     from odqa.retrieval.dense import DenseEncoder
@@ -94,12 +95,17 @@ def stage_speed() -> dict:
     ours = DenseEncoder.load(minilm(), **ENCODER)
     peer = SentenceTransformer(minilm(), device="cpu")
     peer.max_seq_length = ENCODER["passage_max_length"]
-    results = {}
-    for name, run in (("odqa", lambda: ours.encode(texts)), ("sentence-transformers", lambda: peer.encode(texts, batch_size=ENCODER["batch_size"], normalize_embeddings=True))):
-        start = time.perf_counter()
-        vectors = run()
-        results[name] = {"passages_per_s": len(texts) / (time.perf_counter() - start)}
-        results[name]["vectors"] = np.asarray(vectors)
+    runs = {
+        "odqa": lambda: ours.encode(texts),
+        "sentence-transformers": lambda: peer.encode(texts, batch_size=ENCODER["batch_size"], normalize_embeddings=True),
+    }
+    results = {name: {"passages_per_s": 0.0} for name in runs}
+    for _ in range(3):  # alternate, keep each system's best round: the machine is shared and noisy
+        for name, run in runs.items():
+            start = time.perf_counter()
+            vectors = run()
+            results[name]["passages_per_s"] = max(results[name]["passages_per_s"], len(texts) / (time.perf_counter() - start))
+            results[name]["vectors"] = np.asarray(vectors)
     agreement = float(np.mean(np.sum(results["odqa"].pop("vectors") * results["sentence-transformers"].pop("vectors"), axis=1)))
     return {"passages": len(texts), "batch_size": ENCODER["batch_size"], "mean_cosine_between_systems": agreement, **results}
 

@@ -29,6 +29,7 @@ from odqa.types import Hit, Passage
 FORMAT = "odqa.dense"
 FORMAT_VERSION = 1
 ENCODER_FILE = "odqa_encoder.json"
+ENCODE_CHUNK = 8192  # texts tokenized (and sorted by length) at a time
 
 
 class EncoderConfig(Settings):
@@ -105,26 +106,39 @@ class DenseEncoder:
         return vectors
 
     def encode(self, texts: Sequence[str], kind: Literal["query", "passage"] = "passage", progress: bool = False) -> np.ndarray:
-        """float32 vectors (n, dim) in the order of `texts`; batches run longest first."""
+        """float32 vectors (n, dim) in the order of `texts`. Texts are tokenized a chunk at a time
+        in one call, sorted by token count and batched longest first, so batches carry almost no
+        padding."""
         import torch
 
         from odqa.progress import progress as bar
 
         model = self.question_model if kind == "query" else self.model
         max_length = self.config.query_max_length if kind == "query" else self.config.passage_max_length
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = None
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode(), bar(total=len(texts), desc=f"encoding {kind}s", unit=kind, quiet=not progress) as pbar:
-            for lo in range(0, len(texts), self.config.batch_size):
-                rows = order[lo : lo + self.config.batch_size]
-                batch = self.tokenizer([texts[i] for i in rows], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-                batch = {k: v.to(self.device) for k, v in batch.items()}
-                vectors = self.pool(model(**batch).last_hidden_state, batch["attention_mask"]).float().cpu().numpy()
-                if out is None:
-                    out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-                out[rows] = vectors
-                pbar.update(len(rows))
-        return out if out is not None else np.empty((0, 0), dtype=np.float32)
+            for first in range(0, len(texts), ENCODE_CHUNK):
+                chunk = [str(t) for t in texts[first : first + ENCODE_CHUNK]]
+                encoded = self.tokenizer(chunk, truncation=True, max_length=max_length, return_attention_mask=False)
+                ids, types = encoded["input_ids"], encoded.get("token_type_ids")
+                order = np.argsort([-len(row) for row in ids], kind="stable")
+                for lo in range(0, len(chunk), self.config.batch_size):
+                    rows = order[lo : lo + self.config.batch_size]
+                    width = len(ids[rows[0]])
+                    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+                    mask = np.zeros((len(rows), width), dtype=np.int64)
+                    for r, i in enumerate(rows):
+                        input_ids[r, : len(ids[i])] = ids[i]
+                        mask[r, : len(ids[i])] = 1
+                    batch = {"input_ids": input_ids, "attention_mask": mask}
+                    if types is not None:  # single sequences: segment 0 throughout
+                        batch["token_type_ids"] = np.zeros_like(input_ids)
+                    batch = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
+                    vectors = self.pool(model(**batch).last_hidden_state, batch["attention_mask"])
+                    out[first + rows] = vectors.float().cpu().numpy()
+                    pbar.update(len(rows))
+        return out
 
 
 def _faiss():
