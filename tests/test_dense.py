@@ -39,6 +39,8 @@ def test_exact_passage_text_is_its_own_nearest_neighbour(encoder_dir, kind, tmp_
     again = loaded.search([p.text for p in PASSAGES], k=3, fetch=True)
     assert [[h.passage_id for h in row] for row in again] == [[h.passage_id for h in row] for row in hits]
     assert again[2][0].passage.title == PASSAGES[2].title
+    in_memory = DenseIndex.load(tmp_path / "dense", mmap=False).search([p.text for p in PASSAGES], k=3)
+    assert [[(h.passage_id, h.score) for h in row] for row in in_memory] == [[(h.passage_id, h.score) for h in row] for row in loaded.search([p.text for p in PASSAGES], k=3)]
 
 
 def test_encoding_is_batch_order_independent(encoder_dir):

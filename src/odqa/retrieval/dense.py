@@ -248,14 +248,18 @@ class DenseIndex:
             (tmp / "manifest.json").write_text(json.dumps(self.manifest, ensure_ascii=False, indent=2), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: str | Path, encoder: DenseEncoder | None = None, device: str | None = None) -> DenseIndex:
+    def load(cls, path: str | Path, encoder: DenseEncoder | None = None, device: str | None = None, mmap: bool = True) -> DenseIndex:
+        """With `mmap` the vectors (flat and HNSW storage, IVF lists) stay on disk, paged in as
+        searched: many processes share one copy and loading takes no time."""
         path = Path(path)
         if not (path / "manifest.json").exists():
             raise OdqaError(f"dense index not found: {path} (build one with `odqa index-dense`)")
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
             raise OdqaError(f"{path} is not a dense index of format {FORMAT_VERSION}; rebuild it with `odqa index-dense`")
-        faiss_index = _faiss().read_index(str(path / "faiss.index"))
+        faiss = _faiss()
+        flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        faiss_index = faiss.read_index(str(path / "faiss.index"), flags)
         store = PassageStore(path)
         if faiss_index.ntotal != manifest["counts"]["passages"] or len(store) != faiss_index.ntotal:
             raise OdqaError(f"dense index {path} does not match its manifest (files changed after it was built); rebuild it")
