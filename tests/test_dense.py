@@ -63,6 +63,13 @@ def test_dense_index_refusals(encoder_dir, tmp_path):
     other = DenseEncoder.load(encoder_dir, pooling="cls")
     with pytest.raises(OdqaError, match="other pooling"):
         DenseIndex.load(tmp_path / "dense", encoder=other)
+    from transformers import BertModel
+
+    from conftest import tiny_bert_config
+
+    wider = DenseEncoder(BertModel(tiny_bert_config(encoder.tokenizer, hidden=32)), encoder.tokenizer, encoder.config)
+    with pytest.raises(OdqaError, match="holds 64-dimensional vectors but the encoder makes 32"):
+        DenseIndex.load(tmp_path / "dense", encoder=wider)
     with pytest.raises(OdqaError, match="unknown FAISS index kind"):
         DenseIndex.build(PASSAGES, encoder, faiss="ivf")
 

@@ -270,6 +270,11 @@ class DenseIndex:
             encoder = DenseEncoder.load(encoder_path, device=device)
         if manifest["encoder"].get("pooling") != encoder.config.pooling or manifest["encoder"].get("similarity") != encoder.config.similarity:
             raise OdqaError(f"dense index {path} was built with other pooling/similarity than its encoder now has; rebuild it")
+        if encoder.dim != faiss_index.d:
+            raise OdqaError(
+                f"dense index {path} holds {faiss_index.d}-dimensional vectors but the encoder makes {encoder.dim}: "
+                f"it was built by another encoder ({encoder_path or 'unnamed'}); search it with that one or rebuild it"
+            )
         return cls(encoder, faiss_index, manifest, store, encoder_path)
 
     @property
