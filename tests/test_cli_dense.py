@@ -25,6 +25,23 @@ def test_dense_and_hybrid_commands(tiny_encoder, korean_qa_file, korean_docs_ind
     assert run.returncode == 0, run.stderr
     hits = [json.loads(line) for line in run.stdout.splitlines()]
     assert len(hits) == 3 and hits[0]["title"] == "세종"
+    # fusion tuned on (here: the same toy) questions, then used: the same scores come back
+    run = odqa("tune-fusion", "--index", sparse, "--index", tmp_path / "dense", "--questions", korean_qa_file, "-k", "1,3", "--out", tmp_path / "tuned.json")
+    assert run.returncode == 0, run.stderr
+    tuned = json.loads((tmp_path / "tuned.json").read_text(encoding="utf-8"))
+    assert len(tuned["candidates"]) == 3 * 6 and "best: --fusion" in run.stdout
+    best = tuned["best"]
+    weights = ",".join(str(w) for w in best["weights"])
+    run = odqa("eval-retrieval", "--index", sparse, "--index", tmp_path / "dense", "--questions", korean_qa_file, "-k", "1,3",
+               "--fusion", best["fusion"], "--fusion-weights", weights, "--out", tmp_path / "ev.json")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    scored = json.loads((tmp_path / "ev.json").read_text(encoding="utf-8"))["has_answer"]
+    assert (scored["top1"], scored["top3"]) == (best["top1"], best["top3"])
+    for bad, message in (("1,x", "expects numbers"), ("1", "1 fusion weights for 2 retrievers")):
+        run = odqa("search", "--index", sparse, "--index", tmp_path / "dense", "--fusion-weights", bad, "질문")
+        assert run.returncode == 2 and message in run.stderr
+    run = odqa("tune-fusion", "--index", sparse, "--questions", korean_qa_file)
+    assert run.returncode == 2 and "at least two indexes" in run.stderr
     run = odqa("train-reranker", "--model", tiny_encoder, "--train", korean_qa_file, "--index", sparse, "--out", tmp_path / "rr",
                "--negatives", "2", "--max-steps", "2", "-q")  # fmt: skip
     assert run.returncode == 0, run.stderr

@@ -16,6 +16,15 @@ from odqa.errors import OdqaError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Open-domain question answering toolkit.")
 
 
+def _weights(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(w) for w in text.replace(" ", ",").split(",") if w]
+    except ValueError:
+        raise OdqaError(f"--fusion-weights expects numbers like 1,0.5, got {text!r}") from None
+
+
 def _ks(text: str) -> list[int]:
     try:
         ks = sorted({int(k) for k in text.replace(" ", ",").split(",") if k})
@@ -83,6 +92,7 @@ def search(
     index_path: list[Path] = typer.Option(..., "--index", help="index folder; repeat to fuse several (sparse + dense)"),
     k: int = typer.Option(5, "-k", help="passages per query"),
     fusion: str = typer.Option("rrf", help="how several indexes are fused: rrf, combsum or zscore"),
+    fusion_weights: Optional[str] = typer.Option(None, help="one weight per --index, e.g. 1,0.5 (`odqa tune-fusion` picks them)"),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
     rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),
     as_json: bool = typer.Option(False, "--json", help="print JSON lines instead of a table"),
@@ -91,7 +101,7 @@ def search(
     """Search one or more indexes (fused, optionally reranked) and print the top passages."""
     from odqa.retrieval.hybrid import open_retriever
 
-    idx = open_retriever(index_path, fusion=fusion, rerank=rerank, rerank_top=rerank_top)
+    idx = open_retriever(index_path, fusion=fusion, weights=_weights(fusion_weights), rerank=rerank, rerank_top=rerank_top)
     results = idx.search(queries, k=k, fetch=True)
     for query, hits in zip(queries, results):
         if as_json:
@@ -121,6 +131,7 @@ def eval_retrieval(
     index_path: list[Path] = typer.Option(..., "--index", help="index folder; repeat to fuse several"),
     questions: Path = typer.Option(..., help="SQuAD JSON, JSONL (id, question, answers) or topics TSV"),
     fusion: str = typer.Option("rrf", help="how several indexes are fused: rrf, combsum or zscore"),
+    fusion_weights: Optional[str] = typer.Option(None, help="one weight per --index, e.g. 1,0.5 (`odqa tune-fusion` picks them)"),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder"),
     rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),
     qrels: Optional[Path] = typer.Option(None, help="TREC qrels (qid Q0 docid rel) for Recall/MRR by article"),
@@ -137,12 +148,12 @@ def eval_retrieval(
     from odqa.retrieval.hybrid import open_retriever
 
     ks = _ks(k)
-    idx = open_retriever(index_path, fusion=fusion, rerank=rerank, rerank_top=rerank_top)
+    idx = open_retriever(index_path, fusion=fusion, weights=_weights(fusion_weights), rerank=rerank, rerank_top=rerank_top)
     qs = read_questions(questions)
     if limit and limit < len(qs):
         qs = random.Random(seed).sample(qs, limit)
     result = evaluate_retrieval(idx, qs, ks, read_qrels(qrels) if qrels else None)
-    result |= {"index": [str(p) for p in index_path], "fusion": fusion, "rerank": rerank, "questions_file": str(questions)}
+    result |= {"index": [str(p) for p in index_path], "fusion": fusion, "fusion_weights": _weights(fusion_weights), "rerank": rerank, "questions_file": str(questions)}
     _print_eval(result)
     if out:
         atomic_write_text(out, json.dumps(result, ensure_ascii=False, indent=2))

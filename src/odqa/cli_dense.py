@@ -1,5 +1,5 @@
 """Dense and reranking commands of the `odqa` command line: train-dense, index-dense,
-train-reranker. Registered on the app in `odqa.cli`; thin wrappers over `odqa.training` and
+train-reranker, tune-fusion. Registered on the app in `odqa.cli`; thin wrappers over `odqa.training` and
 `odqa.retrieval`."""
 
 from __future__ import annotations
@@ -122,3 +122,44 @@ def train_reranker_command(
         epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, max_minutes=max_minutes,
     )  # fmt: skip
     _report(train_reranker(RerankerTrainingConfig.from_dict(data), quiet=quiet, resume=not fresh), out, "reranker")
+
+
+@app.command("tune-fusion")
+def tune_fusion_command(
+    index_path: list[Path] = typer.Option(..., "--index", help="index folder; repeat (two or more: sparse + dense)"),
+    questions: Path = typer.Option(..., help="TRAINING questions (SQuAD JSON/JSONL with answers, or topics with --qrels)"),
+    qrels: Optional[Path] = typer.Option(None, help="TREC qrels: tune on Recall/MRR by article instead"),
+    k: str = typer.Option("1,5,20", "-k", help="cut-offs; the best has the highest mean over those ≥ 5"),
+    limit: Optional[int] = typer.Option(None, help="a seeded random sample of N questions"),
+    seed: int = typer.Option(13),
+    out: Optional[Path] = typer.Option(None, help="write every candidate's scores as JSON here"),
+) -> None:
+    """Choose the fusion method and weights of several indexes on training questions (never the
+    evaluation ones) and print the options that use them."""
+    import json
+    import random
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from odqa.cli import _ks
+    from odqa.io import atomic_write_text, read_qrels, read_questions
+    from odqa.retrieval.hybrid import load_index, tune_fusion
+
+    qs = read_questions(questions)
+    if limit and limit < len(qs):
+        qs = random.Random(seed).sample(qs, limit)
+    start = time.perf_counter()
+    result = tune_fusion([load_index(p) for p in index_path], qs, _ks(k), qrels=read_qrels(qrels) if qrels else None)
+    metrics = [m for m in result["best"] if m not in ("fusion", "weights")]
+    table = Table(title=f"fusion on {result['questions']:,} questions ({time.perf_counter() - start:.1f}s)")
+    for column in ("fusion", "weights", *metrics):
+        table.add_column(column, justify="right")
+    for c in sorted(result["candidates"], key=lambda c: [c[m] for m in metrics], reverse=True)[:15]:
+        table.add_row(c["fusion"], ",".join(f"{w:g}" for w in c["weights"]), *(f"{100 * c[m]:.1f}" for m in metrics))
+    Console().print(table)
+    best = result["best"]
+    typer.echo(f"best: --fusion {best['fusion']} --fusion-weights {','.join(f'{w:g}' for w in best['weights'])}")
+    if out:
+        atomic_write_text(out, json.dumps(result | {"index": [str(p) for p in index_path]}, ensure_ascii=False, indent=2))
+        typer.echo(f"wrote {out}")

@@ -29,6 +29,7 @@ class PipelineConfig(Settings):
     retriever_weight: float = 0.0  # answer score = reader score + weight × passage retrieval score
     reader_options: dict = Field(default_factory=dict)  # ReaderConfig overrides (mode, batch_size, …)
     fusion: str = "rrf"  # how several indexes are fused
+    fusion_weights: list[float] | None = None  # one per index (`odqa tune-fusion` chooses them)
     rerank: str | None = None  # a cross-encoder reranker folder
     rerank_top: int = Field(50, ge=1, le=1000)
     device: str | None = None
@@ -117,7 +118,7 @@ class Pipeline:
             from odqa.retrieval.hybrid import open_retriever
 
             config = self.config
-            self.index = open_retriever(config.index, config.fusion, rerank=config.rerank, rerank_top=config.rerank_top, device=config.device)
+            self.index = open_retriever(config.index, config.fusion, config.fusion_weights, rerank=config.rerank, rerank_top=config.rerank_top, device=config.device)
         if self.reader is None:
             from odqa.reader import Reader
 

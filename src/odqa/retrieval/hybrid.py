@@ -78,6 +78,49 @@ class HybridRetriever:
         return hits_to_arrays(self.search(queries, k), k)
 
 
+def tune_fusion(
+    retrievers: Sequence, questions: Sequence, ks: Sequence[int] = (1, 5, 20), methods: Sequence[str] = tuple(FUSIONS),
+    grid: Sequence[float] = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0), depth: int = 100, qrels: dict | None = None,
+) -> dict:
+    """Choose the fusion method and weights on (training, never evaluation) questions. Each
+    retriever searches once; every candidate — each method with the first retriever's weight at 1
+    and each other's over `grid` — is fused from those runs and scored by has-answer top-k (by
+    article recall with `qrels`). The best has the highest mean over the cut-offs ≥ 5, then top-1.
+    Returns {"candidates": [{fusion, weights, top1, …}], "best": {...}}."""
+    import itertools
+
+    from odqa.evaluation import score_rankings
+
+    if len(retrievers) < 2:
+        raise OdqaError("tuning fusion needs at least two indexes")
+    HybridRetriever(retrievers)  # refuses indexes over different passages
+    if not questions:
+        raise OdqaError("no questions to tune fusion on")
+    texts = [q.text for q in questions]
+    runs = [r.search(texts, k=max(depth, *ks)) for r in retrievers]
+    k_max = max(ks)
+    candidates = []
+    for method in methods:
+        for others in itertools.product(grid, repeat=len(retrievers) - 1):
+            weights = (1.0, *others)
+            fused = [fuse([run[q] for run in runs], k_max, method, weights) for q in range(len(questions))]
+            metrics = score_rankings(hits_to_arrays(fused, k_max)[1], questions, retrievers[0].passages, ks, qrels)
+            if qrels is not None:
+                scores = {f"recall@{k_max}": metrics["qrels"][f"recall@{k_max}"], f"mrr@{k_max}": metrics["qrels"][f"mrr@{k_max}"]}
+                key = (scores[f"recall@{k_max}"], scores[f"mrr@{k_max}"])
+            else:
+                if "has_answer" not in metrics:
+                    raise OdqaError("the tuning questions have no answers: give SQuAD-format questions or --qrels")
+                scores = {f"top{k}": metrics["has_answer"][f"top{k}"] for k in ks}
+                wide = [scores[f"top{k}"] for k in ks if k >= 5] or [scores[f"top{k_max}"]]
+                key = (sum(wide) / len(wide), scores[f"top{min(ks)}"])
+            candidates.append({"fusion": method, "weights": list(weights), **scores, "_key": key})
+    best = max(candidates, key=lambda c: c["_key"])
+    for c in candidates:
+        c.pop("_key")
+    return {"questions": len(questions), "candidates": candidates, "best": best}
+
+
 def open_retriever(paths: Sequence[str | Path] | str | Path, fusion: str = "rrf", weights=None, depth: int = 100, rerank: str | None = None, rerank_top: int = 50, device: str | None = None):
     """One index as it is, or several fused (and/or reranked) as a HybridRetriever."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
