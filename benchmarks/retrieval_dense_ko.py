@@ -121,7 +121,7 @@ def stage_train_dense() -> dict:
     config = DenseTrainingConfig(
         model=str(ENCODER_MLM), train=[str(OUT / "ko-train.squad.json")], qrels=[MIRACL], out=str(OUT / "ko-dpr"),
         hard_negatives_index=str(FULL_INDEX), hard_negatives=1, temperature=0.05, cache_chunk=64, batch_size=64,
-        epochs=2, lr=1e-4, encoder=ENCODER, max_minutes=16,
+        epochs=2, lr=1e-4, encoder=ENCODER, max_minutes=12,
     )  # fmt: skip
     start = time.perf_counter()
     state = train_dense(config)
@@ -133,7 +133,7 @@ def stage_train_reranker() -> dict:
 
     config = RerankerTrainingConfig(
         model=str(READER), train=[str(OUT / "ko-train.squad.json")], index=str(FULL_INDEX), out=str(OUT / "ko-reranker"),
-        negatives=3, epochs=1, batch_size=8, lr=5e-5, max_train_examples=2000, reranker={"max_length": 256}, max_minutes=10,
+        negatives=3, epochs=1, batch_size=8, lr=5e-5, max_train_examples=2000, reranker={"max_length": 256}, max_minutes=7,
     )  # fmt: skip
     start = time.perf_counter()
     state = train_reranker(config)
