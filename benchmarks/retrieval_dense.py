@@ -163,7 +163,7 @@ def stage_evaluate(n_questions: int) -> dict:
 
 
 def stage_rerank(n_questions: int) -> dict:
-    """The reranker over BM25 and over the best hybrid of the evaluate stage (same questions)."""
+    """The reranker over the best hybrid of the evaluate stage (same questions)."""
     from odqa.evaluation import evaluate_retrieval
     from odqa.io import read_questions
     from odqa.retrieval.dense import DenseEncoder, DenseIndex
@@ -184,7 +184,6 @@ def stage_rerank(n_questions: int) -> dict:
     reranker = Reranker.load(OUT / "minilm-reranker")
     systems = {}
     for name, retriever in (
-        ("BM25 + rerank top 20", HybridRetriever([sparse], reranker=reranker, rerank_top=20)),
         (f"{best} + rerank top 20", HybridRetriever([sparse, dense], fusion, [1.0, weight], reranker=reranker, rerank_top=20)),
     ):
         log(name)

@@ -66,6 +66,12 @@ def test_resume_continues_from_the_last_checkpoint(tiny_encoder, korquad_small, 
     assert state["step"] == 2 and (tmp_path / "run" / "checkpoint-last" / "trainer_state.json").exists()
     state = train_reader(ReaderTrainingConfig(max_steps=5, **common), quiet=True)
     assert state["step"] == 5 and len(state["history"]) == 2
+    # a checkpoint of other settings is never silently continued (nor silently taken as done)
+    from odqa.errors import OdqaError
+
+    with pytest.raises(OdqaError, match=r"other settings or data \(changed: lr\).*--fresh"):
+        train_reader(ReaderTrainingConfig(max_steps=5, lr=1e-3, **common), quiet=True)
+    assert train_reader(ReaderTrainingConfig(max_steps=2, lr=1e-3, **common), quiet=True, resume=False)["step"] == 2
 
 
 def test_a_crash_keeps_the_last_good_checkpoint(tiny_encoder, korquad_small, tmp_path, monkeypatch):

@@ -141,6 +141,15 @@ class _BatchList:
         return self.collate(self.batches[i])
 
 
+# settings a resumed run may change: they stop a run, they do not shape it
+_STOPPING = ("max_minutes", "max_steps", "epochs", "save_steps")
+
+
+def _resumable(settings: LoopSettings) -> dict:
+    data = settings.to_dict()
+    return json.loads(json.dumps({k: v for k, v in data.items() if k not in _STOPPING}, default=str))
+
+
 def train(
     model,
     lengths: np.ndarray,
@@ -186,11 +195,20 @@ def train(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     out.mkdir(parents=True, exist_ok=True)
-    state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best": None, "history": [], "total_steps": total_steps}
+    run = {"settings": _resumable(settings), "items": len(lengths)}
+    state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best": None, "history": [], "total_steps": total_steps, "run": run}
     checkpoint = out / CHECKPOINT
     if resume and (checkpoint / STATE_FILE).exists():
+        saved = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
+        if saved.get("run") is not None and saved["run"] != run:
+            old, new = saved["run"]["settings"] | {"items": saved["run"]["items"]}, run["settings"] | {"items": run["items"]}
+            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            raise OdqaError(
+                f"{checkpoint} belongs to a run with other settings or data (changed: {', '.join(changed)}); "
+                f"continue it with the same settings, or start over (--fresh, or another --out)"
+            )
         accelerator.load_state(str(checkpoint))
-        state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
+        state = saved | {"run": run}
         log.info("resuming from %s at epoch %d, step %d", checkpoint, state["epoch"], state["step"])
 
     def save_checkpoint() -> None:
