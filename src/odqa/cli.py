@@ -91,7 +91,7 @@ def search(
     queries: list[str] = typer.Argument(..., help="one or more queries"),
     index_path: list[Path] = typer.Option(..., "--index", help="index folder; repeat to fuse several (sparse + dense)"),
     k: int = typer.Option(5, "-k", help="passages per query"),
-    fusion: str = typer.Option("rrf", help="how several indexes are fused: rrf, combsum or zscore"),
+    fusion: str = typer.Option("combsum", help="how several indexes are fused: combsum, rrf or zscore"),
     fusion_weights: Optional[str] = typer.Option(None, help="one weight per --index, e.g. 1,0.5 (`odqa tune-fusion` picks them)"),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
     rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),
@@ -130,7 +130,7 @@ def search(
 def eval_retrieval(
     index_path: list[Path] = typer.Option(..., "--index", help="index folder; repeat to fuse several"),
     questions: Path = typer.Option(..., help="SQuAD JSON, JSONL (id, question, answers) or topics TSV"),
-    fusion: str = typer.Option("rrf", help="how several indexes are fused: rrf, combsum or zscore"),
+    fusion: str = typer.Option("combsum", help="how several indexes are fused: combsum, rrf or zscore"),
     fusion_weights: Optional[str] = typer.Option(None, help="one weight per --index, e.g. 1,0.5 (`odqa tune-fusion` picks them)"),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder"),
     rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),

@@ -28,7 +28,7 @@ class PipelineConfig(Settings):
     n_best: int = Field(5, ge=1, le=100)  # answers returned per question
     retriever_weight: float = 0.0  # answer score = reader score + weight × passage retrieval score
     reader_options: dict = Field(default_factory=dict)  # ReaderConfig overrides (mode, batch_size, …)
-    fusion: str = "rrf"  # how several indexes are fused
+    fusion: str = "combsum"  # how several indexes are fused (rrf, combsum, zscore)
     fusion_weights: list[float] | None = None  # one per index (`odqa tune-fusion` chooses them)
     rerank: str | None = None  # a cross-encoder reranker folder
     rerank_top: int = Field(50, ge=1, le=1000)

@@ -1,7 +1,9 @@
 """Fusing the rankings of several retrievers into one, by name from `FUSIONS`.
 
-- `rrf`: reciprocal rank fusion, Σ 1 / (c + rank) (Cormack et al. 2009); scale-free, the safe default.
-- `combsum`: Σ of min-max normalised scores (a passage a retriever did not return scores 0 there).
+- `combsum` (the default): Σ of weighted min-max normalised scores (a passage a retriever did not
+  return scores 0 there). It won in both benchmarks (benchmarks/retrieval_dense*.py) with weights
+  from `odqa tune-fusion`; rrf lost top-1 wherever one retriever was much weaker than the other.
+- `rrf`: reciprocal rank fusion, Σ 1 / (c + rank) (Cormack et al. 2009); scale-free, no scores needed.
 - `zscore`: Σ of z-normalised scores, robust to one retriever's long tail.
 Each takes per-retriever hit lists for one query and weights, and returns new Hits ranked 1..k.
 """

@@ -1,7 +1,7 @@
 """Opening any index folder by its manifest, fusing several retrievers over the same passages,
 and reranking the fused candidates with a cross-encoder: the one retriever the rest of odqa uses.
 
-    retriever = open_retriever(["indexes/kowiki-bm25", "indexes/kowiki-dense"], fusion="rrf",
+    retriever = open_retriever(["indexes/kowiki-bm25", "indexes/kowiki-dense"], fusion="combsum", weights=[1, 0.5],
                                rerank="runs/reranker-1", rerank_top=50)
     retriever.search(["질문"], k=20, fetch=True)
 """
@@ -40,7 +40,7 @@ def load_index(path: str | Path, device: str | None = None):
 class HybridRetriever:
     """Several retrievers over the same passages, fused; optionally reranked by a cross-encoder."""
 
-    def __init__(self, retrievers: Sequence, fusion: str = "rrf", weights: Sequence[float] | None = None, depth: int = 100, reranker=None, rerank_top: int = 50):
+    def __init__(self, retrievers: Sequence, fusion: str = "combsum", weights: Sequence[float] | None = None, depth: int = 100, reranker=None, rerank_top: int = 50):
         if not retrievers:
             raise OdqaError("a hybrid retriever needs at least one index")
         if fusion not in FUSIONS:
@@ -121,7 +121,7 @@ def tune_fusion(
     return {"questions": len(questions), "candidates": candidates, "best": best}
 
 
-def open_retriever(paths: Sequence[str | Path] | str | Path, fusion: str = "rrf", weights=None, depth: int = 100, rerank: str | None = None, rerank_top: int = 50, device: str | None = None):
+def open_retriever(paths: Sequence[str | Path] | str | Path, fusion: str = "combsum", weights=None, depth: int = 100, rerank: str | None = None, rerank_top: int = 50, device: str | None = None):
     """One index as it is, or several fused (and/or reranked) as a HybridRetriever."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     indexes = [load_index(p, device) for p in paths]
