@@ -192,7 +192,7 @@ def analyze(
 
 
 # The reader and end-to-end commands live in their own modules; importing them registers them on `app`.
-from odqa import cli_dense, cli_qa, cli_reader  # noqa: E402, F401
+from odqa import cli_dense, cli_models, cli_qa, cli_reader  # noqa: E402, F401
 
 
 def main() -> None:

@@ -42,6 +42,8 @@ def train_reader_command(
     mixed_precision: Optional[str] = typer.Option(None, help="auto, no, fp16 or bf16"),
     max_train_examples: Optional[int] = typer.Option(None, help="a seeded sample of the training questions"),
     max_eval_examples: Optional[int] = typer.Option(None, help="a seeded sample of the evaluation questions"),
+    negative_windows: Optional[float] = typer.Option(None, help="share of windows without the answer to train on (default: all)"),
+    freeze_embeddings: Optional[bool] = typer.Option(None, "--freeze-embeddings/--train-embeddings", help="keep the word embeddings fixed (faster on a CPU)"),
     fresh: bool = typer.Option(False, help="ignore checkpoint-last in --out and start over"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -55,6 +57,7 @@ def train_reader_command(
         epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_steps=max_steps,
         max_minutes=max_minutes, metric=metric, mixed_precision=mixed_precision,
         max_train_examples=max_train_examples, max_eval_examples=max_eval_examples,
+        negative_windows=negative_windows, freeze_embeddings=freeze_embeddings,
     )  # fmt: skip
     data["reader"] = reader
     cfg = ReaderTrainingConfig.from_dict(data)

@@ -51,6 +51,13 @@ class Windows:
     def __len__(self) -> int:
         return len(self.input_ids)
 
+    def subset(self, indices: Sequence[int]) -> Windows:
+        """The windows at `indices`, in that order (e.g. a sample of the no-answer windows)."""
+        idx = [int(i) for i in indices]
+        pick = lambda values: None if values is None else [values[i] for i in idx]
+        labels = lambda values: None if values is None else values[idx]
+        return Windows(pick(self.input_ids), pick(self.token_type_ids), pick(self.offsets), self.pair[idx], labels(self.start_positions), labels(self.end_positions), self.truncated_questions)
+
     @property
     def lengths(self) -> np.ndarray:
         return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self.input_ids))

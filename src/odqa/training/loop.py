@@ -46,6 +46,7 @@ class LoopSettings(Settings):
     seed: int = 42
     mixed_precision: str = "auto"  # auto: bf16 on GPUs that have it, else fp16 on GPU, none on CPU
     group_by_length: bool = True
+    freeze_embeddings: bool = False  # keep the word-embedding matrix fixed (most of a multilingual model; AdamW over it dominates a CPU step)
 
 
 def sample_examples(examples: list, limit: int | None, seed: int) -> list:
@@ -174,7 +175,7 @@ def train(
     from torch.utils.data import DataLoader
     from transformers import get_linear_schedule_with_warmup
 
-    from odqa.progress import progress
+    from odqa.progress import PlainProgress, progress
 
     if len(lengths) == 0:
         raise OdqaError("no training examples")
@@ -185,10 +186,13 @@ def train(
     total_steps = settings.max_steps or max(1, math.ceil(settings.epochs * steps_per_epoch))
     epochs = math.ceil(total_steps / steps_per_epoch)
 
+    if settings.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": settings.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+        {"params": [p for n, p in trainable if not n.endswith(no_decay)], "weight_decay": settings.weight_decay},
+        {"params": [p for n, p in trainable if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(params, lr=settings.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
@@ -222,6 +226,8 @@ def train(
     out_of_time = False
     bar = progress(total=total_steps, desc="training", unit="step", quiet=quiet or not accelerator.is_main_process)
     bar.update(state["step"])
+    # A log file or CI gets a plain line every minute instead of a bar it cannot show.
+    plain = PlainProgress(total_steps, "training", enabled=bar.disable and not quiet and accelerator.is_main_process, start=state["step"])
     while state["epoch"] < epochs and state["step"] < total_steps and not out_of_time:
         epoch = state["epoch"]
         batches = length_grouped_batches(lengths, settings.batch_size, settings.seed + epoch, settings.group_by_length)
@@ -248,6 +254,7 @@ def train(
                 state["step"] += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", epoch=epoch)
+                plain.update(state["step"], loss=loss_sum / loss_n, epoch=epoch, items=seen)
                 if state["step"] % settings.save_steps == 0:
                     save_checkpoint()
                 if settings.max_minutes and (time.monotonic() - started) / 60 >= settings.max_minutes:

@@ -40,7 +40,23 @@ class ReaderTrainingConfig(LoopSettings):
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     metric: str = "squad"
+    negative_windows: float | None = None  # share of the windows without the answer to train on (None: all)
     reader: ReaderConfig = Field(default_factory=ReaderConfig)
+
+
+def sample_negative_windows(windows, share: float | None, seed: int):
+    """All windows that hold their answer, and a seeded `share` of those that do not (no-answer
+    windows are most windows of long contexts; fewer of them train a span reader faster)."""
+    import numpy as np
+
+    if share is None or share >= 1:
+        return windows
+    if share < 0:
+        raise OdqaError(f"negative_windows must be between 0 and 1, got {share}")
+    negative = np.flatnonzero(windows.start_positions == 0)
+    rng = np.random.default_rng(seed)
+    kept = rng.choice(negative, size=round(share * len(negative)), replace=False) if len(negative) else negative
+    return windows.subset(np.sort(np.concatenate([np.flatnonzero(windows.start_positions != 0), kept])))
 
 
 def read_examples(reader: Reader, examples: list[QAExample], progress: bool = False):
@@ -83,6 +99,7 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
         config.reader.windows,
         answers=[(e.answers[0].start, e.answers[0].end) for e in train_examples],
     )
+    windows = sample_negative_windows(windows, config.negative_windows, config.seed)
     log.info("%d training examples → %d windows", len(train_examples), len(windows))
     pad_id = tokenizer.pad_token_id or 0
 
