@@ -36,7 +36,7 @@ HELD_OUT = 300
 KORQUAD_SAMPLE = int(os.environ.get("KO_KORQUAD_SAMPLE", "1000"))
 RECIPE = {  # what `make korean-reader` runs
     "max_length": 384, "stride": 128, "batch_size": 16, "lr": 1e-4, "epochs": 2.0,
-    "negative_windows": 0.1, "freeze_embeddings": True, "max_minutes": float(os.environ.get("KO_TRAIN_MINUTES", "70")),
+    "negative_windows": 0.1, "freeze_embeddings": True, "save_steps": 100, "max_minutes": float(os.environ.get("KO_TRAIN_MINUTES", "50")),
 }  # fmt: skip
 PROBE_TEXTS = [
     "대한민국의 수도는 서울이다.", "훈민정음을 창제한 조선의 왕은 누구인가?", "한국 전쟁은 1950년 6월 25일에 시작되었다.",

@@ -55,10 +55,12 @@ def train_dense_command(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train a DPR-style bi-encoder (in-batch + BM25 hard negatives, gradient caching)."""
+    from odqa.retrieval.dense import imported_defaults
     from odqa.training.dense import DenseTrainingConfig, train_dense
 
     data = _config_file(config)
-    data["encoder"] = dict(data.get("encoder") or {}) | _given(pooling=pooling, similarity=similarity)
+    # An imported model (e.g. multilingual-e5-small) brings the pooling and prefixes it was trained with.
+    data["encoder"] = imported_defaults(model) | dict(data.get("encoder") or {}) | _given(pooling=pooling, similarity=similarity)
     data |= _given(
         model=model, train=[str(p) for p in train or []], out=str(out), eval=str(eval_file) if eval_file else None,
         qrels=[_pair(q) for q in qrels] if qrels else None,

@@ -43,6 +43,7 @@ def train_reader_command(
     max_train_examples: Optional[int] = typer.Option(None, help="a seeded sample of the training questions"),
     max_eval_examples: Optional[int] = typer.Option(None, help="a seeded sample of the evaluation questions"),
     negative_windows: Optional[float] = typer.Option(None, help="share of windows without the answer to train on (default: all)"),
+    save_steps: Optional[int] = typer.Option(None, help="optimizer steps between checkpoints (a killed run resumes from the last)"),
     freeze_embeddings: Optional[bool] = typer.Option(None, "--freeze-embeddings/--train-embeddings", help="keep the word embeddings fixed (faster on a CPU)"),
     fresh: bool = typer.Option(False, help="ignore checkpoint-last in --out and start over"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
@@ -57,7 +58,7 @@ def train_reader_command(
         epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_steps=max_steps,
         max_minutes=max_minutes, metric=metric, mixed_precision=mixed_precision,
         max_train_examples=max_train_examples, max_eval_examples=max_eval_examples,
-        negative_windows=negative_windows, freeze_embeddings=freeze_embeddings,
+        negative_windows=negative_windows, freeze_embeddings=freeze_embeddings, save_steps=save_steps,
     )  # fmt: skip
     data["reader"] = reader
     cfg = ReaderTrainingConfig.from_dict(data)

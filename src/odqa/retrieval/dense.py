@@ -40,6 +40,20 @@ class EncoderConfig(Settings):
     query_max_length: int = 64
     passage_max_length: int = 256
     batch_size: int = 64
+    query_prefix: str = ""  # E5-style encoders were trained with "query: " / "passage: " before the text
+    passage_prefix: str = ""
+
+
+def imported_defaults(path: str | Path) -> dict:
+    """Encoder settings an imported model's manifest recommends (E5: mean pooling, cosine, prefixes)."""
+    manifest = Path(path) / "odqa_model.json"
+    if not manifest.exists():
+        return {}
+    recommended = json.loads(manifest.read_text(encoding="utf-8")).get("encoder") or {}
+    defaults = {key: recommended[key] for key in ("pooling", "query_prefix", "passage_prefix") if key in recommended}
+    if recommended.get("normalize"):
+        defaults["similarity"] = "cosine"
+    return defaults
 
 
 def pool_tokens(hidden, attention_mask, pooling: str):
@@ -74,7 +88,7 @@ class DenseEncoder:
         check_model_dir(path)
         settings = Path(path) / ENCODER_FILE
         saved = json.loads(settings.read_text(encoding="utf-8")) if settings.exists() else {}
-        config = EncoderConfig.from_dict({**saved.get("encoder", {}), **overrides})
+        config = EncoderConfig.from_dict({**imported_defaults(path), **saved.get("encoder", {}), **overrides})
         model = AutoModel.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
         question_model = None
         if (Path(path) / "question").is_dir():
@@ -114,12 +128,13 @@ class DenseEncoder:
         from odqa.progress import progress as bar
 
         model = self.question_model if kind == "query" else self.model
+        prefix = self.config.query_prefix if kind == "query" else self.config.passage_prefix
         max_length = self.config.query_max_length if kind == "query" else self.config.passage_max_length
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode(), bar(total=len(texts), desc=f"encoding {kind}s", unit=kind, quiet=not progress) as pbar:
             for first in range(0, len(texts), ENCODE_CHUNK):
-                chunk = [str(t) for t in texts[first : first + ENCODE_CHUNK]]
+                chunk = [prefix + str(t) for t in texts[first : first + ENCODE_CHUNK]]
                 encoded = self.tokenizer(chunk, truncation=True, max_length=max_length, return_attention_mask=False)
                 ids, types = encoded["input_ids"], encoded.get("token_type_ids")
                 order = np.argsort([-len(row) for row in ids], kind="stable")
@@ -268,8 +283,11 @@ class DenseIndex:
             if not encoder_path:
                 raise OdqaError(f"dense index {path} does not name its encoder; pass one")
             encoder = DenseEncoder.load(encoder_path, device=device)
-        if manifest["encoder"].get("pooling") != encoder.config.pooling or manifest["encoder"].get("similarity") != encoder.config.similarity:
-            raise OdqaError(f"dense index {path} was built with other pooling/similarity than its encoder now has; rebuild it")
+        built = {key: manifest["encoder"].get(key, EncoderConfig.model_fields[key].default) for key in ("pooling", "similarity", "query_prefix", "passage_prefix")}
+        now = {key: getattr(encoder.config, key) for key in built}
+        if built != now:
+            changed = ", ".join(f"{key} {built[key]!r} at build, {now[key]!r} now" for key in built if built[key] != now[key])
+            raise OdqaError(f"dense index {path} was built with other encoder settings than its encoder now has ({changed}); rebuild it or use the settings it was built with")
         if encoder.dim != faiss_index.d:
             raise OdqaError(
                 f"dense index {path} holds {faiss_index.d}-dimensional vectors but the encoder makes {encoder.dim}: "

@@ -198,8 +198,8 @@ def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool =
     module = bi_encoder(passage_model, question_model, config.encoder.pooling)
 
     def collate(indices):
-        questions = [pairs[i][0] for i in indices]
-        passages = [pairs[i][1] for i in indices] + [text for i in indices for text in pairs[i][2]]
+        questions = [config.encoder.query_prefix + pairs[i][0] for i in indices]
+        passages = [config.encoder.passage_prefix + text for text in [pairs[i][1] for i in indices] + [text for i in indices for text in pairs[i][2]]]
         q = tokenizer(questions, truncation=True, max_length=config.encoder.query_max_length, padding=True, return_tensors="pt")
         p = tokenizer(passages, truncation=True, max_length=config.encoder.passage_max_length, padding=True, return_tensors="pt")
         return {**{f"q_{k}": v for k, v in q.items()}, **{f"p_{k}": v for k, v in p.items()}}
