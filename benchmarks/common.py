@@ -66,6 +66,22 @@ def passages_for(config) -> tuple[list, dict]:
     return _PASSAGES[key]
 
 
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def cached_stage(folder: Path, stage: str, redo: set[str], run) -> dict:
+    """A benchmark stage's result from `folder/STAGE.json`, or run it (when absent or in `redo`) and keep it."""
+    path = folder / f"{stage}.json"
+    if path.exists() and stage not in redo:
+        return json.loads(path.read_text(encoding="utf-8"))
+    log(f"stage {stage}")
+    result = run()
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    return result
+
+
 def write_results(name: str, results: dict, table: str) -> None:
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import DATA, KOWIKI, WORK, markdown_table, sample, write_results
+from common import DATA, KOWIKI, WORK, cached_stage, log, markdown_table, sample, write_results
 
 OUT = WORK / "korean_model"
 ODQA = [sys.executable, "-m", "odqa"]
@@ -35,8 +35,8 @@ TRAIN_FILES = [DATA / "boostcamp_odqa/train.squad.json", DATA / "tydiqa/korean_t
 HELD_OUT = 300
 KORQUAD_SAMPLE = int(os.environ.get("KO_KORQUAD_SAMPLE", "1000"))
 RECIPE = {  # what `make korean-reader` runs
-    "max_length": 384, "stride": 128, "batch_size": 16, "lr": 1e-4, "epochs": 2.0,
-    "negative_windows": 0.1, "freeze_embeddings": True, "save_steps": 100, "max_minutes": float(os.environ.get("KO_TRAIN_MINUTES", "50")),
+    "max_length": 384, "stride": 128, "batch_size": 16, "lr": 1e-4, "epochs": float(os.environ.get("KO_EPOCHS", "2")),
+    "negative_windows": 0.1, "freeze_embeddings": True, "save_steps": 100, "max_minutes": float(os.environ.get("KO_TRAIN_MINUTES", "35")),
 }  # fmt: skip
 PROBE_TEXTS = [
     "대한민국의 수도는 서울이다.", "훈민정음을 창제한 조선의 왕은 누구인가?", "한국 전쟁은 1950년 6월 25일에 시작되었다.",
@@ -46,19 +46,8 @@ PROBE_TEXTS = [
 ]  # fmt: skip
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def cached(stage: str, redo: set[str], run) -> dict:
-    path = OUT / f"{stage}.json"
-    if path.exists() and stage not in redo:
-        return json.loads(path.read_text(encoding="utf-8"))
-    log(f"stage {stage}")
-    result = run()
-    OUT.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
-    return result
+    return cached_stage(OUT, stage, redo, run)
 
 
 def odqa(*args: str) -> None:

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import DATA, ROOT, WORK, markdown_table, sample, write_results
+from common import DATA, ROOT, WORK, cached_stage, log, markdown_table, sample, write_results
 
 OUT = WORK / "reader"
 PEER_VENV = WORK / "hf4-venv"
@@ -39,19 +39,8 @@ THROUGHPUT_STEPS = 30
 STAGES = ["en-train", "en-train-speed", "en-eval", "ko-mlm", "ko-train", "ko-eval", "ko-cleanup"]
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def cached(stage: str, redo: set[str], run) -> dict:
-    path = OUT / f"{stage}.json"
-    if path.exists() and stage not in redo:
-        return json.loads(path.read_text(encoding="utf-8"))
-    log(f"stage {stage}")
-    result = run()
-    OUT.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
-    return result
+    return cached_stage(OUT, stage, redo, run)
 
 
 def minilm_dir() -> Path:

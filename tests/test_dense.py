@@ -61,8 +61,10 @@ def test_dense_index_refusals(encoder_dir, tmp_path):
         index.search([" "], k=1)
     index.save(tmp_path / "dense")
     other = DenseEncoder.load(encoder_dir, pooling="cls")
-    with pytest.raises(OdqaError, match="other pooling"):
+    with pytest.raises(OdqaError, match="pooling 'mean' at build, 'cls' now"):
         DenseIndex.load(tmp_path / "dense", encoder=other)
+    with pytest.raises(OdqaError, match="query_prefix '' at build, 'query: ' now"):
+        DenseIndex.load(tmp_path / "dense", encoder=DenseEncoder.load(encoder_dir, query_prefix="query: "))
     from transformers import BertModel
 
     from conftest import tiny_bert_config
@@ -72,6 +74,27 @@ def test_dense_index_refusals(encoder_dir, tmp_path):
         DenseIndex.load(tmp_path / "dense", encoder=wider)
     with pytest.raises(OdqaError, match="unknown FAISS index kind"):
         DenseIndex.build(PASSAGES, encoder, faiss="ivf")
+
+
+def test_an_imported_models_prefixes_and_pooling_are_used_and_recorded(encoder_dir, tmp_path):
+    """An E5-style folder (odqa_model.json recommends prefixes, mean pooling, normalised vectors)."""
+    import json
+    import shutil
+
+    e5 = tmp_path / "e5"
+    shutil.copytree(encoder_dir, e5)
+    (e5 / "odqa_encoder.json").unlink()
+    recommended = {"pooling": "mean", "normalize": True, "query_prefix": "query: ", "passage_prefix": "passage: "}
+    (e5 / "odqa_model.json").write_text(json.dumps({"encoder": recommended}), encoding="utf-8")
+    encoder = DenseEncoder.load(e5)
+    assert (encoder.config.pooling, encoder.config.similarity, encoder.config.query_prefix) == ("mean", "cosine", "query: ")
+    plain = DenseEncoder.load(encoder_dir)
+    np.testing.assert_allclose(encoder.encode(["세종"], "query"), plain.encode(["query: 세종"], "query"), atol=1e-6)
+    np.testing.assert_allclose(encoder.encode(["세종"], "passage"), plain.encode(["passage: 세종"], "passage"), atol=1e-6)
+    index = DenseIndex.build(PASSAGES, encoder, encoder_path=str(e5))
+    assert index.manifest["encoder"]["passage_prefix"] == "passage: "
+    index.save(tmp_path / "dense")
+    assert DenseIndex.load(tmp_path / "dense").encoder.config.query_prefix == "query: "
 
 
 def test_ivfpq_compresses_and_still_finds_near_duplicates():

@@ -125,3 +125,48 @@ def test_bad_model_folders_are_named(tmp_path, tiny_encoder):
         (encoder / name).write_bytes((tiny_encoder / name).read_bytes())
     with pytest.raises(OdqaError, match="no trained question-answering head"):
         Reader.load(encoder)
+
+
+def test_negative_window_sampling_keeps_every_answer_window(tiny_encoder, korquad_small):
+    from odqa.reader.features import WindowConfig, build_windows
+    from odqa.reader.tokenizer import load_tokenizer
+    from odqa.training.reader import sample_negative_windows
+
+    examples = read_qa_examples(korquad_small)
+    windows = build_windows(load_tokenizer(tiny_encoder), [e.question for e in examples], [e.context for e in examples], WindowConfig(64, 16, 16),
+                            answers=[(e.answers[0].start, e.answers[0].end) for e in examples])  # fmt: skip
+    positive, negative = int((windows.start_positions != 0).sum()), int((windows.start_positions == 0).sum())
+    assert negative > 10
+    kept = sample_negative_windows(windows, 0.25, seed=1)
+    assert int((kept.start_positions != 0).sum()) == positive
+    assert int((kept.start_positions == 0).sum()) == round(0.25 * negative)
+    assert len(kept.input_ids) == len(kept.offsets) == len(kept.pair) == len(kept)
+    assert sample_negative_windows(windows, None, seed=1) is windows
+    again = sample_negative_windows(windows, 0.25, seed=1)
+    assert [a.tolist() for a in again.input_ids] == [a.tolist() for a in kept.input_ids]  # seeded
+
+
+def test_frozen_embeddings_stay_as_they_were(tiny_encoder, korquad_small, tmp_path, capsys, monkeypatch):
+    from safetensors.torch import load_file
+
+    monkeypatch.setenv("ODQA_PROGRESS_SECONDS", "0")  # a plain progress line at every step (output is not a terminal)
+    config = ReaderTrainingConfig(model=str(tiny_encoder), train=[str(korquad_small)], out=str(tmp_path / "frozen"), max_steps=3,
+                                  lr=1e-2, batch_size=8, freeze_embeddings=True, reader=WINDOWS)  # fmt: skip
+    train_reader(config, resume=False)
+    before, after = load_file(str(tiny_encoder / "model.safetensors")), load_file(str(tmp_path / "frozen/model.safetensors"))
+    word = next(k for k in before if k.endswith("word_embeddings.weight"))
+    assert torch.equal(before[word], after[next(k for k in after if k.endswith("word_embeddings.weight"))])
+    layer = next(k for k in before if k.endswith("attention.self.query.weight"))
+    assert not torch.equal(before[layer], after[layer])  # the rest trains
+    assert "training: step 3/3" in capsys.readouterr().err
+
+
+def test_a_missing_folder_under_an_existing_one_is_refused_at_once(tmp_path, monkeypatch):
+    """'runs/reader-1' looks like a hub id; when runs/ is a folder here it is a path that does not exist."""
+    from odqa.reader.model import check_model_dir
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(OdqaError, match="model folder not found: runs/reader-1"):
+        check_model_dir("runs/reader-1")
+    check_model_dir("klue/roberta-large")  # no klue/ here: a hub id, passed through

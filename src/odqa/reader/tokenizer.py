@@ -37,7 +37,10 @@ def unk_share(tokenizer, text: str = HANGUL_PROBE) -> float:
 def looks_local(path: str | Path) -> bool:
     """A path the user meant as a folder on disk rather than a hub id like 'klue/bert-base'."""
     text = str(path)
-    return Path(path).exists() or text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
+    if Path(path).exists() or text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text:
+        return True
+    # 'runs/reader-1' has the shape of a hub id, but when 'runs/' is a folder here it is a path.
+    return "/" in text and Path(text.split("/")[0]).is_dir()
 
 
 def load_tokenizer(path: str | Path, **kwargs):
