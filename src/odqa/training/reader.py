@@ -55,7 +55,7 @@ def sample_negative_windows(windows, share: float | None, seed: int):
         raise OdqaError(f"negative_windows must be between 0 and 1, got {share}")
     negative = np.flatnonzero(windows.start_positions == 0)
     rng = np.random.default_rng(seed)
-    kept = rng.choice(negative, size=round(share * len(negative)), replace=False) if len(negative) else negative
+    kept = rng.choice(negative, size=round(share * len(negative)), replace=False)
     return windows.subset(np.sort(np.concatenate([np.flatnonzero(windows.start_positions != 0), kept])))
 
 
