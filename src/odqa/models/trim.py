@@ -11,6 +11,7 @@ other text can only fall back to shorter kept pieces. Ids are renumbered in thei
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import shutil
@@ -37,7 +38,6 @@ def corpus_texts(paths: Iterable[str | Path], max_documents: int | None = None) 
         path = Path(path)
         if not path.exists():
             raise OdqaError(f"corpus file not found: {path}")
-        count = 0
         if base_suffix(path) == ".json":
             data = load_json(path)
             if isinstance(data, dict) and isinstance(data.get("data"), list):
@@ -47,11 +47,8 @@ def corpus_texts(paths: Iterable[str | Path], max_documents: int | None = None) 
                         for qa in paragraph.get("qas") or []:
                             yield str(qa.get("question") or "")
                 continue
-        for document in read_documents(path):
-            if max_documents is not None and count >= max_documents:
-                break
+        for document in itertools.islice(read_documents(path), max_documents):
             yield f"{document.title}\n{document.text}" if document.title else document.text
-            count += 1
 
 
 def _chunks(texts: Iterable[str], size: int = 2048) -> Iterator[list[str]]:
