@@ -22,6 +22,7 @@ install: $(VENV)/.installed-dev
 
 test: $(VENV)/.installed-dev
 	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
 	$(PY) -m pytest
 
 # The reader the demo uses: $(ODQA_READER) or READER=... (a folder or a hub id); without one, the

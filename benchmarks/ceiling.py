@@ -35,9 +35,21 @@ def main() -> None:
         )
         metrics = evaluate_retrieval(index, questions, (100, 1000))["has_answer"]
         results[name] = {"questions": len(questions), "gold_article_has_answer": reachable / len(questions), **metrics}
-        rows.append([name, len(questions), 100 * reachable / len(questions), 100 * metrics["top100"], 100 * metrics["top1000"]])
-    header = ["set", "questions", "gold article in corpus and contains answer %", "has-answer@100 %", "has-answer@1000 %"]
-    write_results("ceiling", {"index": args.index, "manifest": index.manifest["scoring"], "sets": results}, markdown_table(header, rows))
+        rows.append(
+            [name, len(questions), 100 * reachable / len(questions), 100 * metrics["top100"], 100 * metrics["top1000"]]
+        )
+    header = [
+        "set",
+        "questions",
+        "gold article in corpus and contains answer %",
+        "has-answer@100 %",
+        "has-answer@1000 %",
+    ]
+    write_results(
+        "ceiling",
+        {"index": args.index, "manifest": index.manifest["scoring"], "sets": results},
+        markdown_table(header, rows),
+    )
     print(json.dumps(results, indent=1))
 
 

@@ -115,21 +115,36 @@ def main() -> None:
         plot_em_by_k(result, out / f"{slug}_em_by_k.png", "korquad")
         results["sets"][name] = result
         m = result["metrics"]
-        rows.append([name, result["questions"], f"{m['korquad']['exact_match']:.1f} / {m['korquad']['f1']:.1f}", f"{m['squad']['exact_match']:.1f} / {m['squad']['f1']:.1f}", f"{result['retrieval_has_answer']:.1f}"])
+        rows.append(
+            [
+                name,
+                result["questions"],
+                f"{m['korquad']['exact_match']:.1f} / {m['korquad']['f1']:.1f}",
+                f"{m['squad']['exact_match']:.1f} / {m['squad']['f1']:.1f}",
+                f"{result['retrieval_has_answer']:.1f}",
+            ]
+        )
         n = result["questions"]
         attribution_rows.append([name, *(f"{100 * v / n:.1f}" for v in result["attribution"].values())])
     results["latency"] = latency(pipeline, sets["competition validation"])
     k = pipeline.config.k
     by_k = [[kk, *(f"{results['sets'][s]['by_k'][kk]['korquad']['exact_match']:.1f}" for s in sets)] for kk in KS]
     lat = results["latency"]
-    table = "\n\n".join([
-        f"k = {k} passages read, retriever weight {pipeline.config.retriever_weight} (chosen on {tuned['questions']} competition-train questions)\n\n"
-        + markdown_table(["set", "questions", "korquad EM / F1", "squad EM / F1", f"has-answer@{k}"], rows),
-        "Error attribution (% of questions)\n\n" + markdown_table(["set", "correct", "near miss (F1>0.5)", "retrieval miss", "reading miss"], attribution_rows),
-        "korquad EM by k\n\n" + markdown_table(["k", *sets], by_k),
-        f"Single-question latency at k = {k} ({lat['questions']} questions, one at a time, 2 CPU cores): "
-        f"retrieval {lat['retrieve_ms_p50']:.0f} ms + reading {lat['read_ms_p50']:.0f} ms (p50); total p50 {lat['total_ms_p50']:.0f} ms, p95 {lat['total_ms_p95']:.0f} ms",
-    ])  # fmt: skip
+    table = "\n\n".join(
+        [
+            f"k = {k} passages read, retriever weight {pipeline.config.retriever_weight} (chosen on "
+            f"{tuned['questions']} competition-train questions)\n\n"
+            + markdown_table(["set", "questions", "korquad EM / F1", "squad EM / F1", f"has-answer@{k}"], rows),
+            "Error attribution (% of questions)\n\n"
+            + markdown_table(
+                ["set", "correct", "near miss (F1>0.5)", "retrieval miss", "reading miss"], attribution_rows
+            ),
+            "korquad EM by k\n\n" + markdown_table(["k", *sets], by_k),
+            f"Single-question latency at k = {k} ({lat['questions']} questions, one at a time, 2 CPU cores): "
+            f"retrieval {lat['retrieve_ms_p50']:.0f} ms + reading {lat['read_ms_p50']:.0f} ms (p50); total p50 "
+            f"{lat['total_ms_p50']:.0f} ms, p95 {lat['total_ms_p95']:.0f} ms",
+        ]
+    )
     write_results("e2e", results, table + "\n")
 
 

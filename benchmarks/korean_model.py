@@ -35,15 +35,28 @@ TRAIN_FILES = [DATA / "boostcamp_odqa/train.squad.json", DATA / "tydiqa/korean_t
 HELD_OUT = 300
 KORQUAD_SAMPLE = int(os.environ.get("KO_KORQUAD_SAMPLE", "1000"))
 RECIPE = {  # what `make korean-reader` runs
-    "max_length": 384, "stride": 128, "batch_size": 16, "lr": 1e-4, "epochs": float(os.environ.get("KO_EPOCHS", "2")),
-    "negative_windows": 0.1, "freeze_embeddings": True, "save_steps": 100, "max_minutes": float(os.environ.get("KO_TRAIN_MINUTES", "35")),
-}  # fmt: skip
+    "max_length": 384,
+    "stride": 128,
+    "batch_size": 16,
+    "lr": 1e-4,
+    "epochs": float(os.environ.get("KO_EPOCHS", "2")),
+    "negative_windows": 0.1,
+    "freeze_embeddings": True,
+    "save_steps": 100,
+    "max_minutes": float(os.environ.get("KO_TRAIN_MINUTES", "35")),
+}
 PROBE_TEXTS = [
-    "대한민국의 수도는 서울이다.", "훈민정음을 창제한 조선의 왕은 누구인가?", "한국 전쟁은 1950년 6월 25일에 시작되었다.",
-    "마오리언어와 영어, 뉴질랜드 수화를 공식 언어로 사용하는 나라는?", "태양계에서 가장 큰 행성은 목성이다.",
-    "The quick brown fox jumps over the lazy dog.", "東京は日本の首都です。", "  여러   공백이  있는 문장  ",
-    "ＡＢＣ１２３ 전각 문자와 ㈜ 기호", "Привет, мир! Ça va? naïve café",
-]  # fmt: skip
+    "대한민국의 수도는 서울이다.",
+    "훈민정음을 창제한 조선의 왕은 누구인가?",
+    "한국 전쟁은 1950년 6월 25일에 시작되었다.",
+    "마오리언어와 영어, 뉴질랜드 수화를 공식 언어로 사용하는 나라는?",
+    "태양계에서 가장 큰 행성은 목성이다.",
+    "The quick brown fox jumps over the lazy dog.",
+    "東京は日本の首都です。",
+    "  여러   공백이  있는 문장  ",
+    "ＡＢＣ１２３ 전각 문자와 ㈜ 기호",
+    "Привет, мир! Ça va? naïve café",
+]
 
 
 def cached(stage: str, redo: set[str], run) -> dict:
@@ -74,7 +87,13 @@ def engine_parity(model_dir: Path, texts: list[str]) -> dict:
             ids = encoded["input_ids"][0].tolist()[1:-1]
             same_ids += engine.token_ids(prefix + text) == ids
             tokens += len(ids)
-    return {"texts": len(texts) * 2, "cosine_min": min(cosines), "cosine_mean": float(np.mean(cosines)), "same_token_ids": same_ids, "tokens": tokens}
+    return {
+        "texts": len(texts) * 2,
+        "cosine_min": min(cosines),
+        "cosine_mean": float(np.mean(cosines)),
+        "same_token_ids": same_ids,
+        "tokens": tokens,
+    }
 
 
 def stage_import() -> dict:
@@ -87,15 +106,27 @@ def stage_import() -> dict:
     seconds = time.perf_counter() - start
     korean = [e.question for e in sample(read_qa_examples(DATA / "boostcamp_odqa/validation.squad.json"), 100)]
     contexts = sorted({e.context for e in sample(read_qa_examples(DATA / "korquad/KorQuAD_v1.0_dev.json"), 40)})
-    return {"seconds": seconds, "probe": engine_parity(target, PROBE_TEXTS), "korean": engine_parity(target, korean + contexts)}
+    return {
+        "seconds": seconds,
+        "probe": engine_parity(target, PROBE_TEXTS),
+        "korean": engine_parity(target, korean + contexts),
+    }
 
 
 def stage_trim() -> dict:
     target = OUT / "me5-small-ko"
     start = time.perf_counter()
     if not target.exists():
-        odqa("trim-vocab", "--model", str(OUT / "me5-small"), "--out", str(target), "--max-documents", "50000",
-             *[arg for path in [*TRAIN_FILES, KOWIKI] for arg in ("--corpus", str(path))])  # fmt: skip
+        odqa(
+            "trim-vocab",
+            "--model",
+            str(OUT / "me5-small"),
+            "--out",
+            str(target),
+            "--max-documents",
+            "50000",
+            *[arg for path in [*TRAIN_FILES, KOWIKI] for arg in ("--corpus", str(path))],
+        )
     report = json.loads((target / "odqa_model.json").read_text(encoding="utf-8"))["trimmed"]
     return {"seconds": time.perf_counter() - start, **report}
 
@@ -115,7 +146,9 @@ def windows_per_second(model_dir: Path, freeze: bool, steps: int = 8, batch: int
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        model(input_ids=ids, attention_mask=torch.ones_like(ids), start_positions=positions, end_positions=positions).loss.backward()
+        model(
+            input_ids=ids, attention_mask=torch.ones_like(ids), start_positions=positions, end_positions=positions
+        ).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         times.append(time.perf_counter() - start)
@@ -158,7 +191,9 @@ def stage_split() -> dict:
         return {"version": data.get("version", ""), "data": articles}
 
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "train-rest.json").write_text(json.dumps(keep(lambda i: i not in held), ensure_ascii=False), encoding="utf-8")
+    (OUT / "train-rest.json").write_text(
+        json.dumps(keep(lambda i: i not in held), ensure_ascii=False), encoding="utf-8"
+    )
     (OUT / "train-heldout.json").write_text(json.dumps(keep(lambda i: i in held), ensure_ascii=False), encoding="utf-8")
     return {"held_out": len(held), "rest": len(ids) - len(held)}
 
@@ -172,10 +207,29 @@ def stage_train() -> dict:
         else:
             options += [flag, str(value)]
     start = time.perf_counter()
-    odqa("train-reader", "--model", str(OUT / "me5-small-ko"), "--train", str(OUT / "train-rest.json"), "--train", str(TRAIN_FILES[1]),
-         "--eval", str(OUT / "train-heldout.json"), "--metric", "korquad", "--out", str(OUT / "ko-reader"), *options)  # fmt: skip
+    odqa(
+        "train-reader",
+        "--model",
+        str(OUT / "me5-small-ko"),
+        "--train",
+        str(OUT / "train-rest.json"),
+        "--train",
+        str(TRAIN_FILES[1]),
+        "--eval",
+        str(OUT / "train-heldout.json"),
+        "--metric",
+        "korquad",
+        "--out",
+        str(OUT / "ko-reader"),
+        *options,
+    )
     state = json.loads((OUT / "ko-reader" / "trainer_state.json").read_text(encoding="utf-8"))
-    return {"seconds": time.perf_counter() - start, "recipe": RECIPE, "history": state["history"], "finished": state.get("finished")}
+    return {
+        "seconds": time.perf_counter() - start,
+        "recipe": RECIPE,
+        "history": state["history"],
+        "finished": state.get("finished"),
+    }
 
 
 def stage_eval() -> dict:
@@ -197,7 +251,9 @@ def stage_eval() -> dict:
             seconds = time.perf_counter() - start
             predictions = {e.id: r.text for e, r in zip(examples, read)}
             scores = {m: score_predictions(predictions, gold, m) for m in ("squad", "korquad")}
-            results[f"{set_name} / {clean_name}"] = {m: {"exact_match": v["exact_match"], "f1": v["f1"]} for m, v in scores.items()} | {"questions": len(examples), "seconds": seconds}
+            results[f"{set_name} / {clean_name}"] = {
+                m: {"exact_match": v["exact_match"], "f1": v["f1"]} for m, v in scores.items()
+            } | {"questions": len(examples), "seconds": seconds}
             log(f"{set_name} / {clean_name}: {results[f'{set_name} / {clean_name}']}")
     return {"results": results}
 
@@ -207,29 +263,66 @@ def report(results: dict) -> None:
     if "import" in results:
         r = results["import"]
         parts.append(
-            f"Import: {r['seconds']:.0f} s. Against the package's C engine: probe texts cosine ≥ {r['probe']['cosine_min']:.5f}, "
-            f"token ids identical {r['probe']['same_token_ids']}/{r['probe']['texts']}; Korean questions + KorQuAD contexts cosine ≥ "
-            f"{r['korean']['cosine_min']:.5f}, ids identical {r['korean']['same_token_ids']}/{r['korean']['texts']} ({r['korean']['tokens']:,} tokens).\n"
+            f"Import: {r['seconds']:.0f} s. Against the package's C engine: probe texts cosine ≥ "
+            f"{r['probe']['cosine_min']:.5f}, "
+            f"token ids identical {r['probe']['same_token_ids']}/{r['probe']['texts']}; Korean questions + KorQuAD "
+            "contexts cosine ≥ "
+            f"{r['korean']['cosine_min']:.5f}, ids identical {r['korean']['same_token_ids']}/{r['korean']['texts']} "
+            f"({r['korean']['tokens']:,} tokens).\n"
         )
     if "trim" in results:
         r = results["trim"]
-        parts.append(f"Trim: kept {r['pieces_kept']:,} of {r['pieces_before']:,} pieces ({r['pieces_used_by_corpus']:,} used by {r['corpus_tokens']:,} corpus tokens); parameters {r['parameters'][0]:,} → {r['parameters'][1]:,}.\n")
+        parts.append(
+            f"Trim: kept {r['pieces_kept']:,} of {r['pieces_before']:,} pieces ({r['pieces_used_by_corpus']:,} used "
+            f"by {r['corpus_tokens']:,} corpus tokens); parameters {r['parameters'][0]:,} → "
+            f"{r['parameters'][1]:,}.\n"
+        )
     if "speed" in results:
         r = results["speed"]
         parts.append("### Training speed (length 256, batch 8, 2 CPU cores, best of 2 alternating rounds)\n")
-        parts.append(markdown_table(["variant", "windows/s", "× untouched"], [[k, f"{v:.2f}", f"{r['speedup'][k]:.2f}"] for k, v in r["windows_per_s"].items()]) + "\n")
+        parts.append(
+            markdown_table(
+                ["variant", "windows/s", "× untouched"],
+                [[k, f"{v:.2f}", f"{r['speedup'][k]:.2f}"] for k, v in r["windows_per_s"].items()],
+            )
+            + "\n"
+        )
     if "train" in results:
         r = results["train"]
-        rows = [[h["epoch"], h["step"], f"{h['loss']:.3f}", f"{h['examples_per_s']:.2f}", f"{h['seconds'] / 60:.0f}", f"{h.get('eval', {}).get('exact_match', float('nan')):.1f} / {h.get('eval', {}).get('f1', float('nan')):.1f}"] for h in r["history"]]
+        rows = [
+            [
+                h["epoch"],
+                h["step"],
+                f"{h['loss']:.3f}",
+                f"{h['examples_per_s']:.2f}",
+                f"{h['seconds'] / 60:.0f}",
+                f"{h.get('eval', {}).get('exact_match', float('nan')):.1f} / "
+                f"{h.get('eval', {}).get('f1', float('nan')):.1f}",
+            ]
+            for h in r["history"]
+        ]
         parts.append(f"### Training (recipe {json.dumps(r['recipe'])}; {r['seconds'] / 60:.0f} min on 2 CPU cores)\n")
-        parts.append(markdown_table(["epoch", "step", "loss", "windows/s", "minutes", "held-out 300 korquad EM / F1"], rows) + "\n")
+        parts.append(
+            markdown_table(["epoch", "step", "loss", "windows/s", "minutes", "held-out 300 korquad EM / F1"], rows)
+            + "\n"
+        )
     if "eval" in results:
         rows = []
         for name, r in results["eval"]["results"].items():
             set_name, clean = name.split(" / ")
-            rows.append([set_name, r["questions"], clean, f"{r['squad']['exact_match']:.1f} / {r['squad']['f1']:.1f}", f"{r['korquad']['exact_match']:.1f} / {r['korquad']['f1']:.1f}"])
+            rows.append(
+                [
+                    set_name,
+                    r["questions"],
+                    clean,
+                    f"{r['squad']['exact_match']:.1f} / {r['squad']['f1']:.1f}",
+                    f"{r['korquad']['exact_match']:.1f} / {r['korquad']['f1']:.1f}",
+                ]
+            )
         parts.append("### Reading with the gold passage\n")
-        parts.append(markdown_table(["set", "questions", "clean-up", "squad EM / F1", "korquad EM / char-F1"], rows) + "\n")
+        parts.append(
+            markdown_table(["set", "questions", "clean-up", "squad EM / F1", "korquad EM / char-F1"], rows) + "\n"
+        )
     write_results("korean_model", results, "\n".join(parts))
 
 
@@ -239,7 +332,14 @@ def main() -> None:
     parser.add_argument("--redo", default="", help="stages to run again although cached")
     args = parser.parse_args()
     redo = {s for s in args.redo.split(",") if s}
-    runners = {"import": stage_import, "trim": stage_trim, "speed": stage_speed, "split": stage_split, "train": stage_train, "eval": stage_eval}
+    runners = {
+        "import": stage_import,
+        "trim": stage_trim,
+        "speed": stage_speed,
+        "split": stage_split,
+        "train": stage_train,
+        "eval": stage_eval,
+    }
     results = {}
     for path in sorted(OUT.glob("*.json")) if OUT.exists() else []:
         if path.stem in runners:

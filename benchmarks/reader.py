@@ -61,7 +61,17 @@ def peer(command: str, model: Path, examples: list[dict], **options) -> dict:
     OUT.mkdir(parents=True, exist_ok=True)
     data, out = OUT / f"peer-{command}-input.json", OUT / f"peer-{command}-output.json"
     data.write_text(json.dumps(examples, ensure_ascii=False), encoding="utf-8")
-    args = [str(PEER_VENV / "bin" / "python"), str(PEER), command, "--model", str(model), "--examples", str(data), "--out", str(out)]
+    args = [
+        str(PEER_VENV / "bin" / "python"),
+        str(PEER),
+        command,
+        "--model",
+        str(model),
+        "--examples",
+        str(data),
+        "--out",
+        str(out),
+    ]
     for key, value in options.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     subprocess.run(args, check=True)
@@ -84,7 +94,11 @@ def en_train() -> dict:
     )
     start = time.perf_counter()
     state = train_reader(config, resume=True)
-    return {"seconds": time.perf_counter() - start, "history": state["history"], "settings": config.model_dump(mode="json")}
+    return {
+        "seconds": time.perf_counter() - start,
+        "history": state["history"],
+        "settings": config.model_dump(mode="json"),
+    }
 
 
 def en_train_speed() -> dict:
@@ -95,10 +109,25 @@ def en_train_speed() -> dict:
 
     examples = read_qa_examples(DATA / "tydiqa/english_tydiqa_train.json")
     rows = [
-        {"id": e.id, "question": e.question, "context": e.context, "answer_text": e.answers[0].text, "answer_start": e.answers[0].start}
+        {
+            "id": e.id,
+            "question": e.question,
+            "context": e.context,
+            "answer_text": e.answers[0].text,
+            "answer_start": e.answers[0].start,
+        }
         for e in examples
     ]
-    hf = peer("trainer", minilm_dir(), rows, steps=THROUGHPUT_STEPS, batch_size=EN_TRAIN["batch_size"], lr=EN_TRAIN["lr"], max_length=EN["max_length"], stride=EN["stride"])
+    hf = peer(
+        "trainer",
+        minilm_dir(),
+        rows,
+        steps=THROUGHPUT_STEPS,
+        batch_size=EN_TRAIN["batch_size"],
+        lr=EN_TRAIN["lr"],
+        max_length=EN["max_length"],
+        stride=EN["stride"],
+    )
     config = ReaderTrainingConfig(
         model=str(minilm_dir()),
         train=[str(DATA / "tydiqa/english_tydiqa_train.json")],
@@ -137,7 +166,9 @@ def en_eval() -> dict:
         systems[f"odqa ({mode})"] = {"seconds": seconds, **_scores(predictions, gold, score_predictions)}
         log(f"odqa {mode}: {systems[f'odqa ({mode})']}")
     for command, name in (("reference", "HF run_qa + utils_qa"), ("pipeline", "HF question-answering pipeline")):
-        result = peer(command, model, rows, max_length=EN["max_length"], stride=EN["stride"], batch_size=EN["batch_size"])
+        result = peer(
+            command, model, rows, max_length=EN["max_length"], stride=EN["stride"], batch_size=EN["batch_size"]
+        )
         systems[name] = {"seconds": result["seconds"], **_scores(result["predictions"], gold, score_predictions)}
         log(f"{name}: {systems[name]}")
     for system in systems.values():
@@ -154,7 +185,15 @@ def _scores(predictions, gold, score) -> dict:
 
 KLUE_TOKENIZER = DATA.parent / "tokenizers" / "klue-bert-base"
 # What fits the 2-core CPU: a 4-layer, 256-wide BERT (size "small"), a few hundred MLM steps.
-KO_MLM = {"size": "small", "max_length": 128, "batch_size": 32, "lr": 5e-4, "max_steps": 2000, "max_documents": 20000, "max_minutes": 16}
+KO_MLM = {
+    "size": "small",
+    "max_length": 128,
+    "batch_size": 32,
+    "lr": 5e-4,
+    "max_steps": 2000,
+    "max_documents": 20000,
+    "max_minutes": 16,
+}
 KO_TRAIN = {"epochs": 2.0, "batch_size": 16, "lr": 2e-4, "warmup_ratio": 0.1, "max_minutes": 18}
 KO_WINDOWS = {"max_length": 256, "stride": 64, "batch_size": 32}
 
@@ -162,10 +201,20 @@ KO_WINDOWS = {"max_length": 256, "stride": 64, "batch_size": 32}
 def ko_mlm() -> dict:
     from odqa.training.mlm import MlmConfig, pretrain_mlm
 
-    config = MlmConfig(tokenizer=str(KLUE_TOKENIZER), corpus=[str(DATA / "kowiki/kowiki-sample.jsonl.xz")], out=str(OUT / "ko-encoder"), **KO_MLM)
+    config = MlmConfig(
+        tokenizer=str(KLUE_TOKENIZER),
+        corpus=[str(DATA / "kowiki/kowiki-sample.jsonl.xz")],
+        out=str(OUT / "ko-encoder"),
+        **KO_MLM,
+    )
     start = time.perf_counter()
     state = pretrain_mlm(config)
-    return {"seconds": time.perf_counter() - start, "steps": state["step"], "history": state["history"], "settings": config.model_dump(mode="json")}
+    return {
+        "seconds": time.perf_counter() - start,
+        "steps": state["step"],
+        "history": state["history"],
+        "settings": config.model_dump(mode="json"),
+    }
 
 
 def ko_train() -> dict:
@@ -181,7 +230,11 @@ def ko_train() -> dict:
     )
     start = time.perf_counter()
     state = train_reader(config)
-    return {"seconds": time.perf_counter() - start, "history": state["history"], "settings": config.model_dump(mode="json")}
+    return {
+        "seconds": time.perf_counter() - start,
+        "history": state["history"],
+        "settings": config.model_dump(mode="json"),
+    }
 
 
 def ko_eval() -> dict:
@@ -190,8 +243,14 @@ def ko_eval() -> dict:
     from odqa.reader import Reader
 
     sets = {
-        "KorQuAD 1.0 dev": (sample(read_qa_examples(DATA / "korquad/KorQuAD_v1.0_dev.json"), KORQUAD_SAMPLE), ["korquad"]),
-        "competition validation": (read_qa_examples(DATA / "boostcamp_odqa/validation.squad.json"), ["squad", "korquad"]),
+        "KorQuAD 1.0 dev": (
+            sample(read_qa_examples(DATA / "korquad/KorQuAD_v1.0_dev.json"), KORQUAD_SAMPLE),
+            ["korquad"],
+        ),
+        "competition validation": (
+            read_qa_examples(DATA / "boostcamp_odqa/validation.squad.json"),
+            ["squad", "korquad"],
+        ),
     }
     clean_ups = {
         "none": {"postprocess": "none"},
@@ -209,8 +268,20 @@ def ko_eval() -> dict:
             seconds = time.perf_counter() - start
             predictions = {e.id: r.text for e, r in zip(examples, read)}
             scores = {m: score_predictions(predictions, gold, m) for m in metrics}
-            results[f"{set_name} / {clean_name}"] = {m: {"exact_match": v["exact_match"], "f1": v["f1"]} for m, v in scores.items()} | {"questions": len(examples), "seconds": seconds}
-            rows.append([set_name, len(examples), clean_name, *(f"{scores[m]['exact_match']:.1f} / {scores[m]['f1']:.1f}" if m in scores else "-" for m in ("squad", "korquad"))])
+            results[f"{set_name} / {clean_name}"] = {
+                m: {"exact_match": v["exact_match"], "f1": v["f1"]} for m, v in scores.items()
+            } | {"questions": len(examples), "seconds": seconds}
+            rows.append(
+                [
+                    set_name,
+                    len(examples),
+                    clean_name,
+                    *(
+                        f"{scores[m]['exact_match']:.1f} / {scores[m]['f1']:.1f}" if m in scores else "-"
+                        for m in ("squad", "korquad")
+                    ),
+                ]
+            )
             log(f"{set_name} / {clean_name}: {results[f'{set_name} / {clean_name}']}")
     table = "### Korean: small encoder pretrained here, fine-tuned on competition train + TyDi-ko\n\n" + markdown_table(
         ["set", "questions", "clean-up", "squad EM / F1", "korquad EM / char-F1"], rows
@@ -254,7 +325,9 @@ def ko_cleanup() -> dict:
         f"### Korean clean-up on its own (KorQuAD dev + competition train gold answers)\n\n"
         f"Damaged: the gold answer extended to the end of its word ({len(damaged):,} spans, e.g. answer + particle); "
         f"intact: the gold spans ({len(intact):,}).\n\n"
-        + markdown_table(["particle analyzer", "damaged spans repaired to gold (%)", "intact gold spans changed (%)"], rows)
+        + markdown_table(
+            ["particle analyzer", "damaged spans repaired to gold (%)", "intact gold spans changed (%)"], rows
+        )
     )
     return out
 
@@ -276,27 +349,43 @@ def main() -> None:
     report(results)
 
 
-
-
 def report(results: dict) -> None:
     sections = []
     if "en-eval" in results:
         ev = results["en-eval"]
         rows = [[name, s["exact_match"], s["f1"], f"{s['questions_per_s']:.1f}"] for name, s in ev["systems"].items()]
-        sections.append(f"### English: MiniLM-L6 fine-tuned on TyDi-en, SQuAD v1.1 dev sample ({ev['questions']})\n\n" + markdown_table(["system", "EM", "F1", "questions/s"], rows))
+        sections.append(
+            f"### English: MiniLM-L6 fine-tuned on TyDi-en, SQuAD v1.1 dev sample ({ev['questions']})\n\n"
+            + markdown_table(["system", "EM", "F1", "questions/s"], rows)
+        )
     if "en-train-speed" in results:
         sp = results["en-train-speed"]
         sections.append(
             f"### Training throughput ({sp['steps']} steps, same settings)\n\n"
-            + markdown_table(["system", "examples/s"], [["odqa train-reader", f"{sp['odqa_examples_per_s']:.2f}"], [f"HF Trainer (run_qa recipe, transformers {sp['hf_transformers']})", f"{sp['hf_trainer_examples_per_s']:.2f}"]])
+            + markdown_table(
+                ["system", "examples/s"],
+                [
+                    ["odqa train-reader", f"{sp['odqa_examples_per_s']:.2f}"],
+                    [
+                        f"HF Trainer (run_qa recipe, transformers {sp['hf_transformers']})",
+                        f"{sp['hf_trainer_examples_per_s']:.2f}",
+                    ],
+                ],
+            )
         )
     compute = []
-    for stage, what in (("en-train", "English reader fine-tuning"), ("ko-mlm", "Korean masked-LM pretraining"), ("ko-train", "Korean reader fine-tuning")):
+    for stage, what in (
+        ("en-train", "English reader fine-tuning"),
+        ("ko-mlm", "Korean masked-LM pretraining"),
+        ("ko-train", "Korean reader fine-tuning"),
+    ):
         if stage in results:
             history = results[stage]["history"]
             compute.append(
-                f"- {what}: {history[-1]['step']} optimizer steps; the last run (resumed runs continue a checkpoint) took "
-                f"{results[stage]['seconds'] / 60:.0f} min on this machine's 2 CPU cores; mean loss {history[0]['loss']:.2f} "
+                f"- {what}: {history[-1]['step']} optimizer steps; the last run (resumed runs continue a "
+                "checkpoint) took "
+                f"{results[stage]['seconds'] / 60:.0f} min on this machine's 2 CPU cores; mean loss "
+                f"{history[0]['loss']:.2f} "
                 f"(first record) → {history[-1]['loss']:.2f} (last); settings in reader.json"
             )
     if compute:

@@ -7,8 +7,9 @@ paragraphs: has-answer top-1/5/20 for BM25, dense, hybrid (rrf; combsum with its
 TyDi-en training questions), BM25 and the best hybrid + cross-encoder rerank (the reranker starts
 from the English reader of benchmarks/reader.py — the same MiniLM fine-tuned as a reader on
 TyDi-en — and learns from TyDi-en BM25 negatives; started from the sentence encoder with a small
-learning rate it did not learn in this budget and made top-1 worse). Encoding throughput against sentence-transformers' `encode` on the same
-model and batch size; FAISS HNSW recall@10 against flat and its speed-up.
+learning rate it did not learn in this budget and made top-1 worse).
+Encoding throughput against sentence-transformers' `encode` on
+the same model and batch size; FAISS HNSW recall@10 against flat and its speed-up.
 
 Each stage caches its result in benchmarks/work/dense/; `--redo STAGE` runs it again.
 
@@ -51,7 +52,9 @@ def build_sparse(source: Path, out: Path):
     from odqa.corpus import CorpusConfig
     from odqa.retrieval.build import build_sparse_index
 
-    return build_sparse_index(source, out, CorpusConfig(**CORPUS), analyzer_from_dict(ANALYZER), processes=1, quiet=True)[0]
+    return build_sparse_index(
+        source, out, CorpusConfig(**CORPUS), analyzer_from_dict(ANALYZER), processes=1, quiet=True
+    )[0]
 
 
 def stage_indexes() -> dict:
@@ -65,9 +68,19 @@ def stage_train_dense() -> dict:
     from odqa.training.dense import DenseTrainingConfig, train_dense
 
     config = DenseTrainingConfig(
-        model=minilm(), train=[str(TYDI)], out=str(OUT / "minilm-dpr"), hard_negatives_index=str(OUT / "tydi-bm25"),
-        hard_negatives=1, temperature=0.05, cache_chunk=32, batch_size=64, epochs=1, lr=2e-5, encoder=ENCODER, max_train_examples=2000,
-    )  # fmt: skip
+        model=minilm(),
+        train=[str(TYDI)],
+        out=str(OUT / "minilm-dpr"),
+        hard_negatives_index=str(OUT / "tydi-bm25"),
+        hard_negatives=1,
+        temperature=0.05,
+        cache_chunk=32,
+        batch_size=64,
+        epochs=1,
+        lr=2e-5,
+        encoder=ENCODER,
+        max_train_examples=2000,
+    )
     start = time.perf_counter()
     state = train_dense(config)
     return {"seconds": time.perf_counter() - start, "history": state["history"], "settings": config.to_dict()}
@@ -77,9 +90,17 @@ def stage_train_reranker() -> dict:
     from odqa.training.rerank import RerankerTrainingConfig, train_reranker
 
     config = RerankerTrainingConfig(
-        model=str(READER), train=[str(TYDI)], index=str(OUT / "tydi-bm25"), out=str(OUT / "minilm-reranker"),
-        negatives=3, epochs=1, batch_size=8, lr=1e-4, max_train_examples=800, reranker={"max_length": 256},
-    )  # fmt: skip
+        model=str(READER),
+        train=[str(TYDI)],
+        index=str(OUT / "tydi-bm25"),
+        out=str(OUT / "minilm-reranker"),
+        negatives=3,
+        epochs=1,
+        batch_size=8,
+        lr=1e-4,
+        max_train_examples=800,
+        reranker={"max_length": 256},
+    )
     start = time.perf_counter()
     state = train_reranker(config)
     return {"seconds": time.perf_counter() - start, "history": state["history"], "settings": config.to_dict()}
@@ -100,17 +121,28 @@ def stage_speed() -> dict:
     peer.max_seq_length = ENCODER["passage_max_length"]
     runs = {
         "odqa": lambda: ours.encode(texts),
-        "sentence-transformers": lambda: peer.encode(texts, batch_size=ENCODER["batch_size"], normalize_embeddings=True),
+        "sentence-transformers": lambda: peer.encode(
+            texts, batch_size=ENCODER["batch_size"], normalize_embeddings=True
+        ),
     }
     results = {name: {"passages_per_s": 0.0} for name in runs}
     for _ in range(3):  # alternate, keep each system's best round: the machine is shared and noisy
         for name, run in runs.items():
             start = time.perf_counter()
             vectors = run()
-            results[name]["passages_per_s"] = max(results[name]["passages_per_s"], len(texts) / (time.perf_counter() - start))
+            results[name]["passages_per_s"] = max(
+                results[name]["passages_per_s"], len(texts) / (time.perf_counter() - start)
+            )
             results[name]["vectors"] = np.asarray(vectors)
-    agreement = float(np.mean(np.sum(results["odqa"].pop("vectors") * results["sentence-transformers"].pop("vectors"), axis=1)))
-    return {"passages": len(texts), "batch_size": ENCODER["batch_size"], "mean_cosine_between_systems": agreement, **results}
+    agreement = float(
+        np.mean(np.sum(results["odqa"].pop("vectors") * results["sentence-transformers"].pop("vectors"), axis=1))
+    )
+    return {
+        "passages": len(texts),
+        "batch_size": ENCODER["batch_size"],
+        "mean_cosine_between_systems": agreement,
+        **results,
+    }
 
 
 def stage_evaluate(n_questions: int) -> dict:
@@ -136,7 +168,9 @@ def stage_evaluate(n_questions: int) -> dict:
         tydi_dense = DenseIndex.build(tydi_passages, encoder, "flat", path, tydi_sparse.manifest["corpus"])
         best_w, best = 1.0, -1.0
         for w in (0.25, 0.5, 1.0, 2.0, 4.0):
-            top5 = evaluate_retrieval(HybridRetriever([tydi_sparse, tydi_dense], "combsum", [1.0, w]), tydi_questions, [5])["has_answer"]["top5"]
+            top5 = evaluate_retrieval(
+                HybridRetriever([tydi_sparse, tydi_dense], "combsum", [1.0, w]), tydi_questions, [5]
+            )["has_answer"]["top5"]
             best_w, best = (w, top5) if top5 > best else (best_w, best)
         runs = {
             f"dense ({name})": dense,
@@ -157,7 +191,11 @@ def stage_evaluate(n_questions: int) -> dict:
         _, approx_ids = approx.search(queries, 10)
         hnsw_s = time.perf_counter() - start
         recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx_ids, exact_ids)])
-        hnsw[name] = {"recall@10": float(recall), "speedup": flat_s / hnsw_s if hnsw_s else None, "passages": len(passages)}
+        hnsw[name] = {
+            "recall@10": float(recall),
+            "speedup": flat_s / hnsw_s if hnsw_s else None,
+            "passages": len(passages),
+        }
     systems["BM25 (whitespace words)"] = evaluate_retrieval(sparse, questions, ks)["has_answer"]
     return {"questions": len(questions), "systems": systems, "hnsw": hnsw}
 
@@ -184,7 +222,10 @@ def stage_rerank(n_questions: int) -> dict:
     reranker = Reranker.load(OUT / "minilm-reranker")
     systems = {}
     for name, retriever in (
-        (f"{best} + rerank top 20", HybridRetriever([sparse, dense], fusion, [1.0, weight], reranker=reranker, rerank_top=20)),
+        (
+            f"{best} + rerank top 20",
+            HybridRetriever([sparse, dense], fusion, [1.0, weight], reranker=reranker, rerank_top=20),
+        ),
     ):
         log(name)
         systems[name] = evaluate_retrieval(retriever, questions, [1, 5, 20])["has_answer"]
@@ -198,7 +239,14 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=1000)
     args = parser.parse_args()
     redo = {s for s in args.redo.split(",") if s}
-    runners = {"indexes": stage_indexes, "train-dense": stage_train_dense, "train-reranker": stage_train_reranker, "speed": stage_speed, "evaluate": lambda: stage_evaluate(args.questions), "rerank": lambda: stage_rerank(args.questions)}
+    runners = {
+        "indexes": stage_indexes,
+        "train-dense": stage_train_dense,
+        "train-reranker": stage_train_reranker,
+        "speed": stage_speed,
+        "evaluate": lambda: stage_evaluate(args.questions),
+        "rerank": lambda: stage_rerank(args.questions),
+    }
     results = {}
     OUT.mkdir(parents=True, exist_ok=True)
     for stage in [s for s in args.stages.split(",") if s]:
@@ -214,13 +262,23 @@ def main() -> None:
         ev = results["evaluate"]
         systems = ev["systems"] | results.get("rerank", {}).get("systems", {})
         rows = [[name, *(100 * s[f"top{k}"] for k in (1, 5, 20))] for name, s in systems.items()]
-        sections.append(f"### English: SQuAD v1.1 dev ({ev['questions']} questions) among its 2,067 paragraphs, has-answer top-k (%)\n\n" + markdown_table(["system", "top-1", "top-5", "top-20"], rows))
-        sections.append("FAISS HNSW vs flat (same vectors): " + "; ".join(f"{n}: recall@10 {h['recall@10']:.3f}, {h['speedup']:.1f}× faster" for n, h in ev["hnsw"].items()))
+        sections.append(
+            f"### English: SQuAD v1.1 dev ({ev['questions']} questions) among its 2,067 paragraphs, has-answer "
+            "top-k (%)\n\n" + markdown_table(["system", "top-1", "top-5", "top-20"], rows)
+        )
+        sections.append(
+            "FAISS HNSW vs flat (same vectors): "
+            + "; ".join(
+                f"{n}: recall@10 {h['recall@10']:.3f}, {h['speedup']:.1f}× faster" for n, h in ev["hnsw"].items()
+            )
+        )
     if "speed" in results:
         sp = results["speed"]
         sections.append(
-            f"Encoding {sp['passages']} paragraphs, batch {sp['batch_size']}: odqa {sp['odqa']['passages_per_s']:.1f}/s, "
-            f"sentence-transformers {sp['sentence-transformers']['passages_per_s']:.1f}/s (mean cosine between their vectors {sp['mean_cosine_between_systems']:.4f})"
+            f"Encoding {sp['passages']} paragraphs, batch {sp['batch_size']}: odqa "
+            f"{sp['odqa']['passages_per_s']:.1f}/s, "
+            f"sentence-transformers {sp['sentence-transformers']['passages_per_s']:.1f}/s (mean cosine between "
+            f"their vectors {sp['mean_cosine_between_systems']:.4f})"
         )
     write_results("retrieval_dense", results, "\n\n".join(sections) + "\n")
 

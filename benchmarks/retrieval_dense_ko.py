@@ -109,9 +109,14 @@ def stage_indexes() -> dict:
 
     config = json.loads((FULL_INDEX / "config.json").read_text(encoding="utf-8"))
     index, timings = build_sparse_index(
-        OUT / "ko-pool.jsonl", OUT / "ko-pool-bm25", CorpusConfig(**config["corpus"]), analyzer_from_dict(config["analyzer"]),
-        ScoringConfig(**config["scoring"]), processes=1, quiet=True,
-    )  # fmt: skip
+        OUT / "ko-pool.jsonl",
+        OUT / "ko-pool-bm25",
+        CorpusConfig(**config["corpus"]),
+        analyzer_from_dict(config["analyzer"]),
+        ScoringConfig(**config["scoring"]),
+        processes=1,
+        quiet=True,
+    )
     return {"passages": index.n_passages, **timings}
 
 
@@ -119,10 +124,20 @@ def stage_train_dense() -> dict:
     from odqa.training.dense import DenseTrainingConfig, train_dense
 
     config = DenseTrainingConfig(
-        model=str(ENCODER_MLM), train=[str(OUT / "ko-train.squad.json")], qrels=[MIRACL], out=str(OUT / "ko-dpr"),
-        hard_negatives_index=str(FULL_INDEX), hard_negatives=1, temperature=0.05, cache_chunk=64, batch_size=64,
-        epochs=2, lr=1e-4, encoder=ENCODER, max_minutes=12,
-    )  # fmt: skip
+        model=str(ENCODER_MLM),
+        train=[str(OUT / "ko-train.squad.json")],
+        qrels=[MIRACL],
+        out=str(OUT / "ko-dpr"),
+        hard_negatives_index=str(FULL_INDEX),
+        hard_negatives=1,
+        temperature=0.05,
+        cache_chunk=64,
+        batch_size=64,
+        epochs=2,
+        lr=1e-4,
+        encoder=ENCODER,
+        max_minutes=12,
+    )
     start = time.perf_counter()
     state = train_dense(config)
     return {"seconds": time.perf_counter() - start, "history": state["history"], "settings": config.to_dict()}
@@ -132,9 +147,18 @@ def stage_train_reranker() -> dict:
     from odqa.training.rerank import RerankerTrainingConfig, train_reranker
 
     config = RerankerTrainingConfig(
-        model=str(READER), train=[str(OUT / "ko-train.squad.json")], index=str(FULL_INDEX), out=str(OUT / "ko-reranker"),
-        negatives=3, epochs=1, batch_size=8, lr=5e-5, max_train_examples=2000, reranker={"max_length": 256}, max_minutes=7,
-    )  # fmt: skip
+        model=str(READER),
+        train=[str(OUT / "ko-train.squad.json")],
+        index=str(FULL_INDEX),
+        out=str(OUT / "ko-reranker"),
+        negatives=3,
+        epochs=1,
+        batch_size=8,
+        lr=5e-5,
+        max_train_examples=2000,
+        reranker={"max_length": 256},
+        max_minutes=7,
+    )
     start = time.perf_counter()
     state = train_reranker(config)
     return {"seconds": time.perf_counter() - start, "history": state["history"], "settings": config.to_dict()}
@@ -215,9 +239,14 @@ def stage_evaluate() -> dict:
         results[set_name]["BM25, full kowiki (reference)"] = evaluate_retrieval(full, questions, KS)["has_answer"]
     queries = encoder.encode([q.text for qs in sets.values() for q in qs], "query")
     return {
-        "passages": len(passages), "encode_passages_per_s": len(passages) / encode_s, "tuning": tuning, "chosen": best,
-        "sets": {name: len(qs) for name, qs in sets.items()}, "results": results, "hnsw": hnsw_against_flat(vectors, queries),
-    }  # fmt: skip
+        "passages": len(passages),
+        "encode_passages_per_s": len(passages) / encode_s,
+        "tuning": tuning,
+        "chosen": best,
+        "sets": {name: len(qs) for name, qs in sets.items()},
+        "results": results,
+        "hnsw": hnsw_against_flat(vectors, queries),
+    }
 
 
 def main() -> None:
@@ -225,14 +254,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--redo", default="")
-    parser.add_argument("--index", type=Path, default=FULL_INDEX, help="the sparse index over the whole kowiki sample (`make demo` builds it)")
+    parser.add_argument(
+        "--index",
+        type=Path,
+        default=FULL_INDEX,
+        help="the sparse index over the whole kowiki sample (`make demo` builds it)",
+    )
     args = parser.parse_args()
     FULL_INDEX = args.index
     redo = {s for s in args.redo.split(",") if s}
     runners = {
-        "split": stage_split, "pool": stage_pool, "indexes": stage_indexes, "train-dense": stage_train_dense,
-        "train-reranker": stage_train_reranker, "evaluate": stage_evaluate,
-    }  # fmt: skip
+        "split": stage_split,
+        "pool": stage_pool,
+        "indexes": stage_indexes,
+        "train-dense": stage_train_dense,
+        "train-reranker": stage_train_reranker,
+        "evaluate": stage_evaluate,
+    }
     OUT.mkdir(parents=True, exist_ok=True)
     results = {}
     for stage in [s for s in args.stages.split(",") if s]:
@@ -250,18 +288,21 @@ def main() -> None:
     for set_name, systems in ev["results"].items():
         rows = [[name, *(100 * s[f"top{k}"] for k in KS)] for name, s in systems.items()]
         sections.append(
-            f"### Korean: {set_name} ({ev['sets'][set_name]} questions) over a pool of {ev['passages']:,} kowiki passages, has-answer top-k (%)\n\n"
-            + markdown_table(["system", *(f"top-{k}" for k in KS)], rows)
-        )  # fmt: skip
+            f"### Korean: {set_name} ({ev['sets'][set_name]} questions) over a pool of {ev['passages']:,} kowiki "
+            "passages, has-answer top-k (%)\n\n" + markdown_table(["system", *(f"top-{k}" for k in KS)], rows)
+        )
     rows = [[name, *(100 * s[f"top{k}"] for k in KS)] for name, s in ev["tuning"].items()]
     sections.append(
         f"Fusion tuned on {HELD_OUT} held-out competition train questions (chosen: {ev['chosen']}):\n\n"
         + markdown_table(["fusion", *(f"top-{k}" for k in KS)], rows)
     )
     h = ev["hnsw"]
-    sweep = "; ".join(f"efSearch {ef}: recall@10 {v['recall@10']:.3f}, {v['speedup']:.1f}×" for ef, v in h["ef_sweep"].items())
+    sweep = "; ".join(
+        f"efSearch {ef}: recall@10 {v['recall@10']:.3f}, {v['speedup']:.1f}×" for ef, v in h["ef_sweep"].items()
+    )
     sections.append(
-        f"FAISS HNSW (M=32) against flat on the pool's {h['passages']:,} vectors, {h['queries']} queries at once — speed-up and "
+        f"FAISS HNSW (M=32) against flat on the pool's {h['passages']:,} vectors, {h['queries']} queries at once — "
+        "speed-up and "
         f"recall@10 by efSearch: {sweep}. Encoding: {ev['encode_passages_per_s']:.0f} passages/s."
     )
     write_results("retrieval_dense_ko", results, "\n\n".join(sections) + "\n")

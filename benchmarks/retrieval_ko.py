@@ -31,7 +31,8 @@ SYSTEMS = {
     "odqa (default)": {"kind": "odqa", "config": {}},
     # Ablation: Mecab morphemes alone, no document context — what the analyzer and fusion add.
     "odqa, Mecab only, no document context": {
-        "kind": "odqa", "config": {"analyzer": {"name": "mecab"}, "scoring": {"document_weight": 0.0}},
+        "kind": "odqa",
+        "config": {"analyzer": {"name": "mecab"}, "scoring": {"document_weight": 0.0}},
     },
     "Lucene (Pyserini) CJK bigrams": {"kind": "pyserini", "tokens": "cjk"},
     "Lucene (Pyserini) Mecab morphemes": {"kind": "pyserini", "tokens": "mecab"},
@@ -71,7 +72,10 @@ def _pretokenize(texts: list[str], config, processes: int = THREADS) -> list[str
 
     analyzed = analyze_corpus(texts, config, processes=processes, quiet=True)
     vocab = analyzed.vocab
-    return [" ".join(vocab[t] for t in analyzed.ids[analyzed.offsets[i] : analyzed.offsets[i + 1]]) for i in range(len(texts))]
+    return [
+        " ".join(vocab[t] for t in analyzed.ids[analyzed.offsets[i] : analyzed.offsets[i + 1]])
+        for i in range(len(texts))
+    ]
 
 
 def build(spec: dict, work: Path) -> dict:
@@ -88,7 +92,9 @@ def build(spec: dict, work: Path) -> dict:
         passages = []
         for i, line in enumerate(passages_file.open(encoding="utf-8")):
             record = json.loads(line)
-            passages.append(Passage(i, record["text"], record["title"], (PassageSource(record["doc_id"], 0, len(record["text"])),)))
+            passages.append(
+                Passage(i, record["text"], record["title"], (PassageSource(record["doc_id"], 0, len(record["text"])),))
+            )
         analysis_start = time.perf_counter()
         analyzed = analyze_corpus([p.text for p in passages], cfg.analyzer, processes=THREADS, quiet=True)
         analysis_s = time.perf_counter() - analysis_start
@@ -120,9 +126,25 @@ def build(spec: dict, work: Path) -> dict:
                 f.write(json.dumps({"id": str(i), "contents": text}, ensure_ascii=False) + "\n")
         del texts
         subprocess.run(
-            [sys.executable, "-m", "pyserini.index.lucene", "--collection", "JsonCollection", "--input", str(docs),
-             "--index", str(out), "--generator", "DefaultLuceneDocumentGenerator", "--threads", str(THREADS), *args],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "pyserini.index.lucene",
+                "--collection",
+                "JsonCollection",
+                "--input",
+                str(docs),
+                "--index",
+                str(out),
+                "--generator",
+                "DefaultLuceneDocumentGenerator",
+                "--threads",
+                str(THREADS),
+                *args,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         shutil.rmtree(docs)
         extra = {}
@@ -205,7 +227,11 @@ def worker(args) -> None:
 
 def run_worker(stage: str, spec: dict, work: Path) -> dict:
     env = {**os.environ, "ODQA_QUIET": "1", "PYTHONPATH": str(Path(__file__).parent)}
-    subprocess.run([sys.executable, __file__, "--worker", stage, "--spec", json.dumps(spec), "--work", str(work)], check=True, env=env)
+    subprocess.run(
+        [sys.executable, __file__, "--worker", stage, "--spec", json.dumps(spec), "--work", str(work)],
+        check=True,
+        env=env,
+    )
     return json.loads((work / f"{stage}.json").read_text(encoding="utf-8"))
 
 
@@ -249,14 +275,24 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     with open(WORK / "passages.jsonl", "w", encoding="utf-8") as f:
         for i, p in enumerate(passages):
-            f.write(json.dumps({"id": str(i), "doc_id": p.doc_id, "title": p.title, "text": p.text}, ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps({"id": str(i), "doc_id": p.doc_id, "title": p.title, "text": p.text}, ensure_ascii=False)
+                + "\n"
+            )
     sets = question_sets("eval", korquad_n=args.korquad_n)
     queries, offsets = [], {}
     for name, (questions, _) in sets.items():
         offsets[name] = (len(queries), len(queries) + len(questions))
         queries.extend(q.text for q in questions)
-    results = {"passages": {k: v for k, v in stats.items()}, "corpus_config": corpus_config.model_dump(),
-               "queries": len(queries), "korquad_questions": len(sets["korquad_dev"][0]), "threads": THREADS, "cpu_count": os.cpu_count(), "systems": []}
+    results = {
+        "passages": {k: v for k, v in stats.items()},
+        "corpus_config": corpus_config.model_dump(),
+        "queries": len(queries),
+        "korquad_questions": len(sets["korquad_dev"][0]),
+        "threads": THREADS,
+        "cpu_count": os.cpu_count(),
+        "systems": [],
+    }
     print(f"{len(passages):,} passages; {len(queries):,} queries", flush=True)
     for name in args.systems:
         spec = SYSTEMS[name]
@@ -268,9 +304,15 @@ def main() -> None:
         searched = run_worker("search", spec, work)
         for run in searched["runs"]:
             label = name if run["params"] is None else f"{name}, k1 {run['params'][0]} b {run['params'][1]}"
-            row = {"system": label, **built, "load_s": run["load_s"], "search_s": run["search_s"],
-                   "queries_per_s": len(queries) / run["search_s"], "search_peak_rss_mb": searched["search_peak_rss_mb"],
-                   "metrics": score(run["ids"], sets, offsets, passages)}
+            row = {
+                "system": label,
+                **built,
+                "load_s": run["load_s"],
+                "search_s": run["search_s"],
+                "queries_per_s": len(queries) / run["search_s"],
+                "search_peak_rss_mb": searched["search_peak_rss_mb"],
+                "metrics": score(run["ids"], sets, offsets, passages),
+            }
             results["systems"].append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "metrics"}), json.dumps(row["metrics"]), flush=True)
         shutil.rmtree(work / "index", ignore_errors=True)
@@ -281,7 +323,9 @@ def main() -> None:
         old = json.loads(previous.read_text(encoding="utf-8"))
         if old.get("passages", {}).get("fingerprint") == stats["fingerprint"]:
             rerun = {r["system"] for r in results["systems"]}
-            kept = [r for r in old["systems"] if r["system"] not in rerun and r["system"].split(",")[0] not in args.systems]
+            kept = [
+                r for r in old["systems"] if r["system"] not in rerun and r["system"].split(",")[0] not in args.systems
+            ]
             results["systems"] = sorted(kept + results["systems"], key=lambda r: _order(r["system"]))
     write_results(name, results, table(results))
 
@@ -291,15 +335,32 @@ def _order(label: str) -> int:
 
 
 def table(results: dict) -> str:
-    header = ["system", "competition val top-1 / 5 / 20 / 100", f"KorQuAD dev ({results['korquad_questions']:,} sample) top-1 / 5 / 20 / 100",
-              "Mr. TyDi dev R@100 / MRR@100", "queries/s", "build s", "build peak MB", "search peak MB"]
+    header = [
+        "system",
+        "competition val top-1 / 5 / 20 / 100",
+        f"KorQuAD dev ({results['korquad_questions']:,} sample) top-1 / 5 / 20 / 100",
+        "Mr. TyDi dev R@100 / MRR@100",
+        "queries/s",
+        "build s",
+        "build peak MB",
+        "search peak MB",
+    ]
     rows = []
     for r in results["systems"]:
         m = r["metrics"]
         fmt = lambda d: " / ".join(f"{100 * d[f'top{k}']:.1f}" for k in KS)
-        rows.append([r["system"], fmt(m["competition_validation"]), fmt(m["korquad_dev"]),
-                     f"{100 * m['mrtydi_dev']['recall@100']:.1f} / {100 * m['mrtydi_dev']['mrr@100']:.1f}",
-                     f"{r['queries_per_s']:,.0f}", f"{r['build_s']:.0f}", f"{r['build_peak_rss_mb']:,.0f}", f"{r['search_peak_rss_mb']:,.0f}"])
+        rows.append(
+            [
+                r["system"],
+                fmt(m["competition_validation"]),
+                fmt(m["korquad_dev"]),
+                f"{100 * m['mrtydi_dev']['recall@100']:.1f} / {100 * m['mrtydi_dev']['mrr@100']:.1f}",
+                f"{r['queries_per_s']:,.0f}",
+                f"{r['build_s']:.0f}",
+                f"{r['build_peak_rss_mb']:,.0f}",
+                f"{r['search_peak_rss_mb']:,.0f}",
+            ]
+        )
     return markdown_table(header, rows)
 
 

@@ -41,7 +41,18 @@ def main() -> None:
 
     questions = [q.text for q in read_questions(DATA / "boostcamp_odqa/validation.squad.json")]
     port = free_port()
-    command = [sys.executable, "-m", "odqa", "serve", "--index", str(args.index), "--reader", str(args.reader), "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "odqa",
+        "serve",
+        "--index",
+        str(args.index),
+        "--reader",
+        str(args.reader),
+        "--port",
+        str(port),
+    ]
     if args.k:
         command += ["-k", str(args.k)]
     server = subprocess.Popen(command, env={**os.environ, "ODQA_QUIET": "1"})
@@ -75,7 +86,9 @@ def main() -> None:
                         return
                     start = time.perf_counter()
                     try:
-                        response = http.post("/ask", json={"question": questions[n % len(questions)], "passages": False})
+                        response = http.post(
+                            "/ask", json={"question": questions[n % len(questions)], "passages": False}
+                        )
                         ok = response.status_code == 200 and "answer" in response.json()
                         problem = None if ok else f"HTTP {response.status_code}"
                     except httpx.HTTPError as e:
@@ -113,9 +126,22 @@ def main() -> None:
         "throughput_qps": len(latencies) / wall,
         "latency_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": latencies[-1] if latencies else None},
     }
-    table = f"`odqa serve` under load: {args.clients} concurrent clients for {wall:.0f} s on loopback, k = {k}, 2 CPU cores\n\n" + markdown_table(
-        ["requests", "errors", "questions/s", "p50 ms", "p95 ms", "p99 ms"],
-        [[result["requests"], result["errors"], f"{result['throughput_qps']:.2f}", f"{pct(50):.0f}", f"{pct(95):.0f}", f"{pct(99):.0f}"]],
+    table = (
+        f"`odqa serve` under load: {args.clients} concurrent clients for {wall:.0f} s on loopback, k = {k}, 2 CPU "
+        "cores\n\n"
+        + markdown_table(
+            ["requests", "errors", "questions/s", "p50 ms", "p95 ms", "p99 ms"],
+            [
+                [
+                    result["requests"],
+                    result["errors"],
+                    f"{result['throughput_qps']:.2f}",
+                    f"{pct(50):.0f}",
+                    f"{pct(95):.0f}",
+                    f"{pct(99):.0f}",
+                ]
+            ],
+        )
     )
     write_results("serve_load", result, table + "\n")
 

@@ -46,7 +46,12 @@ def stage_grid(stage: str):
         for a in ("mecab-mixed", "mecab-mixed+ngram2"):
             for (k1, b), weight in itertools.product(((0.9, 0.4), (1.2, 0.4)), (0.0, 0.25, 0.5)):
                 yield "p500-title", a, ANALYZERS[a], ScoringConfig(k1=k1, b=b, document_weight=weight)
-            yield "p500-title", f"{a} (no question stopwords)", NO_STOP[a], ScoringConfig(k1=0.9, b=0.4, document_weight=0.25)
+            yield (
+                "p500-title",
+                f"{a} (no question stopwords)",
+                NO_STOP[a],
+                ScoringConfig(k1=0.9, b=0.4, document_weight=0.25),
+            )
 
 
 def main() -> None:
@@ -66,7 +71,12 @@ def main() -> None:
             passages, stats = passages_for(PASSAGES[p_name])
             start = time.perf_counter()
             analyzed = analyze_cached([p.text for p in passages], stats["fingerprint"], analyzer, WORK / "cache")
-            row = {"passages": p_name, "analyzer": a_name, "scoring": scoring.model_dump(), "analysis_s": time.perf_counter() - start}
+            row = {
+                "passages": p_name,
+                "analyzer": a_name,
+                "scoring": scoring.model_dump(),
+                "analysis_s": time.perf_counter() - start,
+            }
             index = SparseIndex.from_analyzed(analyzed, analyzer, scoring, passages)
             for s_name, (questions, qrels) in sets.items():
                 row[s_name] = evaluate_retrieval(index, questions, (1, 5, 20, 100), qrels)
@@ -75,12 +85,27 @@ def main() -> None:
             print(_summary(row), flush=True)
     rows = [json.loads(line.split("\t", 1)[1]) for line in out.open(encoding="utf-8")]
     table = [
-        [r["passages"], r["analyzer"], f"k1={r['scoring']['k1']} b={r['scoring']['b']} doc={r['scoring']['document_weight']}",
-         *(100 * r["competition_train"]["has_answer"][f"top{k}"] for k in (1, 5, 20, 100)),
-         100 * r["mrtydi_train"]["qrels"]["recall@100"], 100 * r["mrtydi_train"]["qrels"]["mrr@100"]]
+        [
+            r["passages"],
+            r["analyzer"],
+            f"k1={r['scoring']['k1']} b={r['scoring']['b']} doc={r['scoring']['document_weight']}",
+            *(100 * r["competition_train"]["has_answer"][f"top{k}"] for k in (1, 5, 20, 100)),
+            100 * r["mrtydi_train"]["qrels"]["recall@100"],
+            100 * r["mrtydi_train"]["qrels"]["mrr@100"],
+        ]
         for r in rows
     ]
-    header = ["passages", "analyzer", "scoring", "comp-train top1", "top5", "top20", "top100", "MrTyDi-train R@100", "MRR@100"]
+    header = [
+        "passages",
+        "analyzer",
+        "scoring",
+        "comp-train top1",
+        "top5",
+        "top20",
+        "top100",
+        "MrTyDi-train R@100",
+        "MRR@100",
+    ]
     write_results(f"tune_sparse_{args.stage}", {"results": rows}, markdown_table(header, table))
 
 
@@ -88,8 +113,11 @@ def _summary(row: dict) -> str:
     c = row["competition_train"]["has_answer"]
     m = row["mrtydi_train"]["qrels"]
     s = row["scoring"]
-    return (f"{row['passages']} {row['analyzer']} k1={s['k1']} b={s['b']} doc={s['document_weight']}: "
-            f"comp {c['top1']:.3f} {c['top5']:.3f} {c['top20']:.3f} {c['top100']:.3f} | mrtydi R {m['recall@100']:.3f} MRR {m['mrr@100']:.3f}")
+    return (
+        f"{row['passages']} {row['analyzer']} k1={s['k1']} b={s['b']} doc={s['document_weight']}: "
+        f"comp {c['top1']:.3f} {c['top5']:.3f} {c['top20']:.3f} {c['top100']:.3f} | mrtydi R {m['recall@100']:.3f} "
+        f"MRR {m['mrr@100']:.3f}"
+    )
 
 
 if __name__ == "__main__":

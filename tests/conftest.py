@@ -4,11 +4,23 @@ from pathlib import Path
 import pytest
 
 KOREAN_DOCS = [
-    {"id": "1", "title": "서울특별시", "text": "서울특별시는 대한민국의 수도이다.\n한강이 도시를 가로질러 흐른다. 인구는 약 천만 명이다."},
+    {
+        "id": "1",
+        "title": "서울특별시",
+        "text": "서울특별시는 대한민국의 수도이다.\n한강이 도시를 가로질러 흐른다. 인구는 약 천만 명이다.",
+    },
     {"id": "2", "title": "부산광역시", "text": "부산광역시는 대한민국 제2의 도시이다.\n해운대 해수욕장이 유명하다."},
-    {"id": "3", "title": "수학", "text": "수학은 수, 양, 구조, 공간을 다루는 학문이다.\n피타고라스 정리는 직각삼각형에 관한 정리이다."},
+    {
+        "id": "3",
+        "title": "수학",
+        "text": "수학은 수, 양, 구조, 공간을 다루는 학문이다.\n피타고라스 정리는 직각삼각형에 관한 정리이다.",
+    },
     {"id": "4", "title": "김치", "text": "김치는 한국의 전통 발효 음식이다. 배추와 고춧가루로 만든다."},
-    {"id": "5", "title": "세종", "text": "세종은 조선의 제4대 왕이다.\n훈민정음을 창제하였다. 훈민정음은 한글의 옛 이름이다."},
+    {
+        "id": "5",
+        "title": "세종",
+        "text": "세종은 조선의 제4대 왕이다.\n훈민정음을 창제하였다. 훈민정음은 한글의 옛 이름이다.",
+    },
     {"id": "6", "title": "한강", "text": "한강은 서울을 지나 황해로 흐르는 강이다."},
 ]
 
@@ -25,15 +37,52 @@ def squad_file(tmp_path: Path) -> Path:
     data = {
         "version": "test",
         "data": [
-            {"title": "세종", "paragraphs": [{"context": KOREAN_DOCS[4]["text"], "document_id": 5, "qas": [
-                {"id": "q1", "question": "훈민정음을 창제한 왕은?", "answers": [{"text": "세종", "answer_start": 0}]},
-            ]}]},
-            {"title": "부산광역시", "paragraphs": [{"context": KOREAN_DOCS[1]["text"], "qas": [
-                {"id": "q2", "question": "해운대 해수욕장이 있는 도시는?", "answers": [{"text": "부산광역시", "answer_start": 0}]},
-            ]}]},
-            {"title": "없는 문서", "paragraphs": [{"context": "아무것도 없다.", "qas": [
-                {"id": "q3", "question": "대한민국의 수도는?", "answers": [{"text": "서울특별시", "answer_start": 0}]},
-            ]}]},
+            {
+                "title": "세종",
+                "paragraphs": [
+                    {
+                        "context": KOREAN_DOCS[4]["text"],
+                        "document_id": 5,
+                        "qas": [
+                            {
+                                "id": "q1",
+                                "question": "훈민정음을 창제한 왕은?",
+                                "answers": [{"text": "세종", "answer_start": 0}],
+                            },
+                        ],
+                    }
+                ],
+            },
+            {
+                "title": "부산광역시",
+                "paragraphs": [
+                    {
+                        "context": KOREAN_DOCS[1]["text"],
+                        "qas": [
+                            {
+                                "id": "q2",
+                                "question": "해운대 해수욕장이 있는 도시는?",
+                                "answers": [{"text": "부산광역시", "answer_start": 0}],
+                            },
+                        ],
+                    }
+                ],
+            },
+            {
+                "title": "없는 문서",
+                "paragraphs": [
+                    {
+                        "context": "아무것도 없다.",
+                        "qas": [
+                            {
+                                "id": "q3",
+                                "question": "대한민국의 수도는?",
+                                "answers": [{"text": "서울특별시", "answer_start": 0}],
+                            },
+                        ],
+                    }
+                ],
+            },
         ],
     }
     path = tmp_path / "questions.json"
@@ -50,9 +99,14 @@ def tiny_bert_config(tokenizer, layers: int = 2, hidden: int = 64):
     from transformers import BertConfig
 
     return BertConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-        intermediate_size=hidden * 2, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
-    )  # fmt: skip
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +146,12 @@ def korquad_small(tmp_path_factory) -> Path:
     for article in data["data"]:
         for paragraph in article["paragraphs"]:
             if len(paragraph["context"]) < 400 and count < 32:
-                articles.append({"title": article["title"], "paragraphs": [{"context": paragraph["context"], "qas": paragraph["qas"][:1]}]})
+                articles.append(
+                    {
+                        "title": article["title"],
+                        "paragraphs": [{"context": paragraph["context"], "qas": paragraph["qas"][:1]}],
+                    }
+                )
                 count += 1
     path = tmp_path_factory.mktemp("korquad") / "small.json"
     path.write_text(json.dumps({"data": articles}, ensure_ascii=False), encoding="utf-8")
@@ -131,8 +190,19 @@ def korean_qa_file(tmp_path_factory) -> Path:
         doc = by_id[doc_id]
         context = f"{doc['title']}\n{doc['text']}"  # as the index's passages read: title first
         start = context.index(answer, len(doc["title"]) + 1)
-        articles.append({"title": doc["title"], "paragraphs": [{"context": context, "qas": [
-            {"id": f"k{n}", "question": question, "answers": [{"text": answer, "answer_start": start}]}]}]})  # fmt: skip
+        articles.append(
+            {
+                "title": doc["title"],
+                "paragraphs": [
+                    {
+                        "context": context,
+                        "qas": [
+                            {"id": f"k{n}", "question": question, "answers": [{"text": answer, "answer_start": start}]}
+                        ],
+                    }
+                ],
+            }
+        )
     path = tmp_path_factory.mktemp("koqa") / "korean_qa.json"
     path.write_text(json.dumps({"data": articles}, ensure_ascii=False), encoding="utf-8")
     return path
@@ -146,8 +216,15 @@ def korean_reader(tmp_path_factory, tiny_encoder, korean_qa_file) -> Path:
 
     out = tmp_path_factory.mktemp("korean-reader") / "reader"
     config = ReaderTrainingConfig(
-        model=str(tiny_encoder), train=[str(korean_qa_file)], out=str(out), epochs=60, lr=3e-3, batch_size=8,
-        warmup_ratio=0.0, save_steps=10**6, reader={"max_length": 128, "stride": 32, "max_question_tokens": 32},
-    )  # fmt: skip
+        model=str(tiny_encoder),
+        train=[str(korean_qa_file)],
+        out=str(out),
+        epochs=60,
+        lr=3e-3,
+        batch_size=8,
+        warmup_ratio=0.0,
+        save_steps=10**6,
+        reader={"max_length": 128, "stride": 32, "max_question_tokens": 32},
+    )
     train_reader(config, quiet=True, resume=False)
     return out

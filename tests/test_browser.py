@@ -19,7 +19,8 @@ DRIVER = shutil.which("chromedriver")
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 
 pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and DRIVER), reason="Chromium not found: apt-get install chromium chromium-driver to run the browser test"
+    not (CHROMIUM and DRIVER),
+    reason="Chromium not found: apt-get install chromium chromium-driver to run the browser test",
 )
 
 
@@ -53,7 +54,13 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1000,900"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1000,900",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     yield driver

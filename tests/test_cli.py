@@ -10,7 +10,9 @@ import pytest
 
 def odqa(*args, cwd=None):
     env = {**os.environ, "ODQA_QUIET": "1"}
-    return subprocess.run([sys.executable, "-m", "odqa", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "odqa", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env
+    )
 
 
 @pytest.fixture
@@ -47,7 +49,13 @@ def test_index_from_config_file(corpus_file, tmp_path):
     run = odqa("index", "--corpus", corpus_file, "--out", out, "--config", config, "--b", "0.5", "--no-cache")
     assert run.returncode == 0, run.stderr
     saved = json.loads((out / "config.json").read_text())
-    assert saved["analyzer"]["name"] == "ngram" and saved["scoring"] == {"method": "bm25+", "k1": 1.0, "b": 0.5, "delta": 0.5, "document_weight": 0.25}
+    assert saved["analyzer"]["name"] == "ngram" and saved["scoring"] == {
+        "method": "bm25+",
+        "k1": 1.0,
+        "b": 0.5,
+        "delta": 0.5,
+        "document_weight": 0.25,
+    }
 
 
 @pytest.mark.parametrize(
@@ -75,7 +83,11 @@ def test_bad_input_exits_with_a_named_error(args, message, corpus_file, index_di
 
 
 def test_reuse_skips_a_current_index_and_rebuilds_a_changed_one(corpus_file, index_dir, tmp_path):
-    run = odqa("index", "--corpus", corpus_file, "--out", index_dir, "--title", "--reuse", "--cache-dir", tmp_path / "cache")
+    run = odqa(
+        "index", "--corpus", corpus_file, "--out", index_dir, "--title", "--reuse", "--cache-dir", tmp_path / "cache"
+    )
     assert run.returncode == 0 and "up to date" in run.stdout
-    run = odqa("index", "--corpus", corpus_file, "--out", index_dir, "--no-title", "--reuse", "--cache-dir", tmp_path / "cache")
+    run = odqa(
+        "index", "--corpus", corpus_file, "--out", index_dir, "--no-title", "--reuse", "--cache-dir", tmp_path / "cache"
+    )
     assert run.returncode == 0 and "indexed" in run.stdout

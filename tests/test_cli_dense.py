@@ -11,8 +11,24 @@ from test_cli import odqa
 
 
 def test_dense_and_hybrid_commands(tiny_encoder, korean_qa_file, korean_docs_index, corpus_file, tmp_path):
-    run = odqa("train-dense", "--model", tiny_encoder, "--train", korean_qa_file, "--out", tmp_path / "enc",
-               "--hard-negatives", korean_docs_index, "--max-steps", "2", "--batch-size", "4", "--cache-chunk", "2", "-q")  # fmt: skip
+    run = odqa(
+        "train-dense",
+        "--model",
+        tiny_encoder,
+        "--train",
+        korean_qa_file,
+        "--out",
+        tmp_path / "enc",
+        "--hard-negatives",
+        korean_docs_index,
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--cache-chunk",
+        "2",
+        "-q",
+    )
     assert run.returncode == 0, run.stderr
     assert "encoder in" in run.stdout
     # the sparse index of the same corpus file and config, so passages line up
@@ -21,19 +37,58 @@ def test_dense_and_hybrid_commands(tiny_encoder, korean_qa_file, korean_docs_ind
     run = odqa("index-dense", "--encoder", tmp_path / "enc", "--corpus", corpus_file, "--out", tmp_path / "dense", "-q")
     assert run.returncode == 0, run.stderr
     assert "encoded 6 passages" in run.stdout
-    run = odqa("search", "--index", sparse, "--index", tmp_path / "dense", "--fusion", "rrf", "-k", "3", "--json", "훈민정음을 창제한 왕은?")
+    run = odqa(
+        "search",
+        "--index",
+        sparse,
+        "--index",
+        tmp_path / "dense",
+        "--fusion",
+        "rrf",
+        "-k",
+        "3",
+        "--json",
+        "훈민정음을 창제한 왕은?",
+    )
     assert run.returncode == 0, run.stderr
     hits = [json.loads(line) for line in run.stdout.splitlines()]
     assert len(hits) == 3 and hits[0]["title"] == "세종"
     # fusion tuned on (here: the same toy) questions, then used: the same scores come back
-    run = odqa("tune-fusion", "--index", sparse, "--index", tmp_path / "dense", "--questions", korean_qa_file, "-k", "1,3", "--out", tmp_path / "tuned.json")
+    run = odqa(
+        "tune-fusion",
+        "--index",
+        sparse,
+        "--index",
+        tmp_path / "dense",
+        "--questions",
+        korean_qa_file,
+        "-k",
+        "1,3",
+        "--out",
+        tmp_path / "tuned.json",
+    )
     assert run.returncode == 0, run.stderr
     tuned = json.loads((tmp_path / "tuned.json").read_text(encoding="utf-8"))
     assert len(tuned["candidates"]) == 3 * 6 and "best: --fusion" in run.stdout
     best = tuned["best"]
     weights = ",".join(str(w) for w in best["weights"])
-    run = odqa("eval-retrieval", "--index", sparse, "--index", tmp_path / "dense", "--questions", korean_qa_file, "-k", "1,3",
-               "--fusion", best["fusion"], "--fusion-weights", weights, "--out", tmp_path / "ev.json")  # fmt: skip
+    run = odqa(
+        "eval-retrieval",
+        "--index",
+        sparse,
+        "--index",
+        tmp_path / "dense",
+        "--questions",
+        korean_qa_file,
+        "-k",
+        "1,3",
+        "--fusion",
+        best["fusion"],
+        "--fusion-weights",
+        weights,
+        "--out",
+        tmp_path / "ev.json",
+    )
     assert run.returncode == 0, run.stderr
     scored = json.loads((tmp_path / "ev.json").read_text(encoding="utf-8"))["has_answer"]
     assert (scored["top1"], scored["top3"]) == (best["top1"], best["top3"])
@@ -42,10 +97,36 @@ def test_dense_and_hybrid_commands(tiny_encoder, korean_qa_file, korean_docs_ind
         assert run.returncode == 2 and message in run.stderr
     run = odqa("tune-fusion", "--index", sparse, "--questions", korean_qa_file)
     assert run.returncode == 2 and "at least two indexes" in run.stderr
-    run = odqa("train-reranker", "--model", tiny_encoder, "--train", korean_qa_file, "--index", sparse, "--out", tmp_path / "rr",
-               "--negatives", "2", "--max-steps", "2", "-q")  # fmt: skip
+    run = odqa(
+        "train-reranker",
+        "--model",
+        tiny_encoder,
+        "--train",
+        korean_qa_file,
+        "--index",
+        sparse,
+        "--out",
+        tmp_path / "rr",
+        "--negatives",
+        "2",
+        "--max-steps",
+        "2",
+        "-q",
+    )
     assert run.returncode == 0, run.stderr
-    run = odqa("search", "--index", sparse, "--rerank", tmp_path / "rr", "--rerank-top", "3", "-k", "2", "--json", "대한민국의 도시")
+    run = odqa(
+        "search",
+        "--index",
+        sparse,
+        "--rerank",
+        tmp_path / "rr",
+        "--rerank-top",
+        "3",
+        "-k",
+        "2",
+        "--json",
+        "대한민국의 도시",
+    )
     assert run.returncode == 0, run.stderr
     assert len(run.stdout.splitlines()) == 2
     run = odqa("search", "--index", sparse, "--index", tmp_path / "missing", "질문")

@@ -21,11 +21,44 @@ def test_ask_prints_answer_title_and_evidence(korean_docs_index, korean_reader):
 
 def test_predict_and_evaluate(korean_docs_index, korean_reader, korean_qa_file, tmp_path):
     questions = tmp_path / "q.jsonl"
-    questions.write_text("".join(json.dumps({"id": f"t{i}", "question": q}, ensure_ascii=False) + "\n" for i, (_, q, _) in enumerate(KOREAN_QA)))
-    run = odqa("predict", "--index", korean_docs_index, "--reader", korean_reader, "--questions", questions, "--out", tmp_path / "p", "-q")
+    questions.write_text(
+        "".join(
+            json.dumps({"id": f"t{i}", "question": q}, ensure_ascii=False) + "\n"
+            for i, (_, q, _) in enumerate(KOREAN_QA)
+        )
+    )
+    run = odqa(
+        "predict",
+        "--index",
+        korean_docs_index,
+        "--reader",
+        korean_reader,
+        "--questions",
+        questions,
+        "--out",
+        tmp_path / "p",
+        "-q",
+    )
     assert run.returncode == 0, run.stderr
-    assert set(json.loads((tmp_path / "p" / "predictions.json").read_text())) == {f"t{i}" for i in range(len(KOREAN_QA))}
-    run = odqa("evaluate", "--index", korean_docs_index, "--reader", korean_reader, "--questions", korean_qa_file, "-k", "3", "--ks", "1,3", "--out", tmp_path / "e", "-q")
+    assert set(json.loads((tmp_path / "p" / "predictions.json").read_text())) == {
+        f"t{i}" for i in range(len(KOREAN_QA))
+    }
+    run = odqa(
+        "evaluate",
+        "--index",
+        korean_docs_index,
+        "--reader",
+        korean_reader,
+        "--questions",
+        korean_qa_file,
+        "-k",
+        "3",
+        "--ks",
+        "1,3",
+        "--out",
+        tmp_path / "e",
+        "-q",
+    )
     assert run.returncode == 0, run.stderr
     assert "errors: correct" in run.stdout and "retrieval_miss" in run.stdout
     saved = json.loads((tmp_path / "e" / "evaluation.json").read_text())

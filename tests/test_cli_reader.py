@@ -12,9 +12,27 @@ from test_cli import odqa
 def test_train_read_evaluate(tmp_path, tiny_encoder, korquad_small):
     run_dir, preds = tmp_path / "run", tmp_path / "preds"
     train = odqa(
-        "train-reader", "--model", tiny_encoder, "--train", korquad_small, "--eval", korquad_small, "--out", run_dir,
-        "--max-steps", "4", "--batch-size", "8", "--max-length", "192", "--stride", "32", "--metric", "korquad", "-q",
-    )  # fmt: skip
+        "train-reader",
+        "--model",
+        tiny_encoder,
+        "--train",
+        korquad_small,
+        "--eval",
+        korquad_small,
+        "--out",
+        run_dir,
+        "--max-steps",
+        "4",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "192",
+        "--stride",
+        "32",
+        "--metric",
+        "korquad",
+        "-q",
+    )
     assert train.returncode == 0, train.stderr
     assert "epoch 0: loss" in train.stdout and "exact_match" in train.stdout
     read = odqa("read", "--reader", run_dir, "--questions", korquad_small, "--out", preds, "--mode", "logits", "-q")
@@ -24,7 +42,17 @@ def test_train_read_evaluate(tmp_path, tiny_encoder, korquad_small):
     assert len(predictions) == 32 and set(nbest) == set(predictions)
     first = next(iter(nbest.values()))[0]
     assert {"text", "start", "end", "score"} <= set(first)
-    evaluate = odqa("evaluate-reader", "--predictions", preds / "predictions.json", "--gold", korquad_small, "--metric", "all", "--out", tmp_path / "scores.json")
+    evaluate = odqa(
+        "evaluate-reader",
+        "--predictions",
+        preds / "predictions.json",
+        "--gold",
+        korquad_small,
+        "--metric",
+        "all",
+        "--out",
+        tmp_path / "scores.json",
+    )
     assert evaluate.returncode == 0, evaluate.stderr
     assert "korquad: EM" in evaluate.stdout and "klue: EM" in evaluate.stdout
     assert len(json.loads((tmp_path / "scores.json").read_text(encoding="utf-8"))["per_question"]) == 32
@@ -39,8 +67,26 @@ def test_reader_errors_name_the_problem(tmp_path, korquad_small):
     run = odqa("read", "--reader", tmp_path / "nowhere", "--questions", korquad_small, "--out", tmp_path / "p")
     assert run.returncode == 2 and "model folder not found" in run.stderr
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "세종은 왕이다.", "qas": [
-        {"id": "x", "question": "누구?", "answers": [{"text": "태종", "answer_start": 0}]}]}]}]}, ensure_ascii=False))  # fmt: skip
+    bad.write_text(
+        json.dumps(
+            {
+                "data": [
+                    {
+                        "title": "t",
+                        "paragraphs": [
+                            {
+                                "context": "세종은 왕이다.",
+                                "qas": [
+                                    {"id": "x", "question": "누구?", "answers": [{"text": "태종", "answer_start": 0}]}
+                                ],
+                            }
+                        ],
+                    }
+                ]
+            },
+            ensure_ascii=False,
+        )
+    )
     run = odqa("train-reader", "--model", tmp_path / "nowhere", "--train", bad, "--out", tmp_path / "r")
     assert run.returncode == 2 and "model folder not found" in run.stderr
     run = odqa("evaluate-reader", "--predictions", bad, "--gold", korquad_small)
@@ -49,7 +95,25 @@ def test_reader_errors_name_the_problem(tmp_path, korquad_small):
 
 def test_training_refuses_answers_that_do_not_match_offsets(tmp_path, tiny_encoder):
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "세종은 왕이다.", "qas": [
-        {"id": "x", "question": "누구?", "answers": [{"text": "태종", "answer_start": 0}]}]}]}]}, ensure_ascii=False))  # fmt: skip
+    bad.write_text(
+        json.dumps(
+            {
+                "data": [
+                    {
+                        "title": "t",
+                        "paragraphs": [
+                            {
+                                "context": "세종은 왕이다.",
+                                "qas": [
+                                    {"id": "x", "question": "누구?", "answers": [{"text": "태종", "answer_start": 0}]}
+                                ],
+                            }
+                        ],
+                    }
+                ]
+            },
+            ensure_ascii=False,
+        )
+    )
     run = odqa("train-reader", "--model", tiny_encoder, "--train", bad, "--out", tmp_path / "r")
     assert run.returncode == 2 and "question x: answer '태종' does not match its offset 0" in run.stderr

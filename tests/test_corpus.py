@@ -21,7 +21,9 @@ def random_document(rng: random.Random, i: int) -> Document:
 def test_offsets_slice_back_to_passage_text(title, target, overlap):
     rng = random.Random(target + overlap)
     documents = [random_document(rng, i) for i in range(60)]
-    config = CorpusConfig(target_chars=target, max_chars=max(target * 2, 100), overlap_chars=overlap, title=title, dedup=False)
+    config = CorpusConfig(
+        target_chars=target, max_chars=max(target * 2, 100), overlap_chars=overlap, title=title, dedup=False
+    )
     cleaned = {d.id: clean_text(d.text, config) for d in documents}
     passages, stats = build_passages(documents, config)
     assert stats["passages"] == len(passages) and stats["documents"] == 60
@@ -56,7 +58,11 @@ def test_long_paragraph_splits_on_sentences():
 
 
 def test_dedup_keeps_every_source_id():
-    docs = [Document("a", "같은 본문이다.", "제목"), Document("b", "다른 본문.", "제목"), Document("c", "같은 본문이다.", "제목2")]
+    docs = [
+        Document("a", "같은 본문이다.", "제목"),
+        Document("b", "다른 본문.", "제목"),
+        Document("c", "같은 본문이다.", "제목2"),
+    ]
     passages, stats = build_passages(docs, CorpusConfig(title=False))
     assert stats["passages"] == 2
     shared = next(p for p in passages if p.body == "같은 본문이다.")

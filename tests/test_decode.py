@@ -12,9 +12,11 @@ def brute_force(start, end, offsets, mask, n, max_len, mode):
     for w in range(start.shape[0]):
         valid = mask[w].astype(bool)
         if mode == "prob":
+
             def log_softmax(x):
                 x = x[valid]
                 return x - x.max() - np.log(np.exp(x - x.max()).sum())
+
             s_scores = np.full(start.shape[1], -np.inf)
             e_scores = np.full(start.shape[1], -np.inf)
             s_scores[valid], e_scores[valid] = log_softmax(start[w]), log_softmax(end[w])

@@ -11,7 +11,9 @@ from odqa.errors import OdqaError
 from odqa.retrieval.dense import DenseEncoder, DenseIndex, EncoderConfig
 from odqa.types import Passage, PassageSource
 
-PASSAGES = [Passage(i, d["text"], d["title"], (PassageSource(d["id"], 0, len(d["text"])),)) for i, d in enumerate(KOREAN_DOCS)]
+PASSAGES = [
+    Passage(i, d["text"], d["title"], (PassageSource(d["id"], 0, len(d["text"])),)) for i, d in enumerate(KOREAN_DOCS)
+]
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,9 @@ def encoder_dir(tmp_path_factory, klue_tokenizer):
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("dense-encoder")
-    encoder = DenseEncoder(BertModel(tiny_bert_config(klue_tokenizer)), klue_tokenizer, EncoderConfig(pooling="mean", similarity="cosine"))
+    encoder = DenseEncoder(
+        BertModel(tiny_bert_config(klue_tokenizer)), klue_tokenizer, EncoderConfig(pooling="mean", similarity="cosine")
+    )
     encoder.save(path)
     return path
 
@@ -40,7 +44,9 @@ def test_exact_passage_text_is_its_own_nearest_neighbour(encoder_dir, kind, tmp_
     assert [[h.passage_id for h in row] for row in again] == [[h.passage_id for h in row] for row in hits]
     assert again[2][0].passage.title == PASSAGES[2].title
     in_memory = DenseIndex.load(tmp_path / "dense", mmap=False).search([p.text for p in PASSAGES], k=3)
-    assert [[(h.passage_id, h.score) for h in row] for row in in_memory] == [[(h.passage_id, h.score) for h in row] for row in loaded.search([p.text for p in PASSAGES], k=3)]
+    assert [[(h.passage_id, h.score) for h in row] for row in in_memory] == [
+        [(h.passage_id, h.score) for h in row] for row in loaded.search([p.text for p in PASSAGES], k=3)
+    ]
 
 
 def test_encoding_is_batch_order_independent(encoder_dir):
@@ -87,10 +93,16 @@ def test_an_imported_models_prefixes_and_pooling_are_used_and_recorded(encoder_d
     recommended = {"pooling": "mean", "normalize": True, "query_prefix": "query: ", "passage_prefix": "passage: "}
     (e5 / "odqa_model.json").write_text(json.dumps({"encoder": recommended}), encoding="utf-8")
     encoder = DenseEncoder.load(e5)
-    assert (encoder.config.pooling, encoder.config.similarity, encoder.config.query_prefix) == ("mean", "cosine", "query: ")
+    assert (encoder.config.pooling, encoder.config.similarity, encoder.config.query_prefix) == (
+        "mean",
+        "cosine",
+        "query: ",
+    )
     plain = DenseEncoder.load(encoder_dir)
     np.testing.assert_allclose(encoder.encode(["세종"], "query"), plain.encode(["query: 세종"], "query"), atol=1e-6)
-    np.testing.assert_allclose(encoder.encode(["세종"], "passage"), plain.encode(["passage: 세종"], "passage"), atol=1e-6)
+    np.testing.assert_allclose(
+        encoder.encode(["세종"], "passage"), plain.encode(["passage: 세종"], "passage"), atol=1e-6
+    )
     index = DenseIndex.build(PASSAGES, encoder, encoder_path=str(e5))
     assert index.manifest["encoder"]["passage_prefix"] == "passage: "
     index.save(tmp_path / "dense")

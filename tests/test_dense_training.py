@@ -33,7 +33,9 @@ def test_gradient_cache_equals_full_batch_gradients(klue_tokenizer, korean_qa_fi
         config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
         model = BertModel(config)
         module = bi_encoder(model, None, "mean")
-        settings = DenseTrainingConfig(model="m", train=["t"], out="o", cache_chunk=chunk, temperature=0.5, encoder={"similarity": similarity})
+        settings = DenseTrainingConfig(
+            model="m", train=["t"], out="o", cache_chunk=chunk, temperature=0.5, encoder={"similarity": similarity}
+        )
         loss = contrastive_step(settings)(module, batch, Accelerator(cpu=True))
         grads.append((float(loss), [p.grad.clone() for p in module.parameters() if p.grad is not None]))
     (full_loss, full), (cached_loss, cached) = grads
@@ -47,10 +49,18 @@ def test_tiny_bi_encoder_learns_its_contexts(tiny_encoder, korean_qa_file, korea
     from odqa.retrieval.dense import DenseEncoder
 
     config = DenseTrainingConfig(
-        model=str(tiny_encoder), train=[str(korean_qa_file)], out=str(tmp_path / "dense"), epochs=25, lr=2e-3,
-        batch_size=8, warmup_ratio=0.0, cache_chunk=4, hard_negatives_index=str(korean_docs_index), hard_negatives=1,
+        model=str(tiny_encoder),
+        train=[str(korean_qa_file)],
+        out=str(tmp_path / "dense"),
+        epochs=25,
+        lr=2e-3,
+        batch_size=8,
+        warmup_ratio=0.0,
+        cache_chunk=4,
+        hard_negatives_index=str(korean_docs_index),
+        hard_negatives=1,
         encoder={"pooling": "mean", "passage_max_length": 64},
-    )  # fmt: skip
+    )
     state = train_dense(config, quiet=True, resume=False)
     assert state["history"][-1]["loss"] < state["history"][0]["loss"]
     encoder = DenseEncoder.load(tmp_path / "dense")
@@ -97,9 +107,18 @@ def test_tiny_reranker_learns_to_put_the_answer_first(tiny_encoder, korean_qa_fi
     from odqa.training.rerank import RerankerTrainingConfig, train_reranker
 
     config = RerankerTrainingConfig(
-        model=str(tiny_encoder), train=[str(korean_qa_file)], index=str(korean_docs_index), out=str(tmp_path / "rr"),
-        negatives=4, depth=6, epochs=40, lr=2e-3, batch_size=4, warmup_ratio=0.0, reranker={"max_length": 96},
-    )  # fmt: skip
+        model=str(tiny_encoder),
+        train=[str(korean_qa_file)],
+        index=str(korean_docs_index),
+        out=str(tmp_path / "rr"),
+        negatives=4,
+        depth=6,
+        epochs=40,
+        lr=2e-3,
+        batch_size=4,
+        warmup_ratio=0.0,
+        reranker={"max_length": 96},
+    )
     state = train_reranker(config, quiet=True, resume=False)
     assert state["history"][-1]["loss"] < state["history"][0]["loss"] / 2
     index = SparseIndex.load(korean_docs_index)
@@ -118,6 +137,8 @@ def test_tiny_reranker_learns_to_put_the_answer_first(tiny_encoder, korean_qa_fi
     from odqa.reader.tokenizer import load_tokenizer
 
     torch.manual_seed(config.seed)
-    untrained = Reranker(AutoModelForSequenceClassification.from_pretrained(tiny_encoder, num_labels=1), load_tokenizer(tiny_encoder))
+    untrained = Reranker(
+        AutoModelForSequenceClassification.from_pretrained(tiny_encoder, num_labels=1), load_tokenizer(tiny_encoder)
+    )
     # 6 passages: chance puts the answer first for ~1.3 of the 8 questions
     assert answered_first(Reranker.load(tmp_path / "rr")) >= max(5, answered_first(untrained) + 3)

@@ -17,7 +17,12 @@ DENSE = hits((3, 0.9), (4, 0.8), (1, 0.1))
 
 def test_rrf_adds_reciprocal_ranks():
     fused = fuse([SPARSE, DENSE], k=4, method="rrf")
-    expected = {1: 1 / (RRF_C + 1) + 1 / (RRF_C + 3), 3: 1 / (RRF_C + 3) + 1 / (RRF_C + 1), 2: 1 / (RRF_C + 2), 4: 1 / (RRF_C + 2)}
+    expected = {
+        1: 1 / (RRF_C + 1) + 1 / (RRF_C + 3),
+        3: 1 / (RRF_C + 3) + 1 / (RRF_C + 1),
+        2: 1 / (RRF_C + 2),
+        4: 1 / (RRF_C + 2),
+    }
     assert [h.passage_id for h in fused] == [1, 3, 2, 4]  # ties broken by passage id
     assert all(h.score == pytest.approx(expected[h.passage_id]) for h in fused)
     assert [h.rank for h in fused] == [1, 2, 3, 4]

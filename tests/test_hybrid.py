@@ -30,7 +30,9 @@ def indexes(corpus, tmp_path_factory, klue_tokenizer):
     folder = tmp_path_factory.mktemp("indexes")
     build_sparse_index(corpus, folder / "sparse", processes=1, quiet=True)
     torch.manual_seed(0)
-    DenseEncoder(BertModel(tiny_bert_config(klue_tokenizer)), klue_tokenizer, EncoderConfig(pooling="mean")).save(folder / "encoder")
+    DenseEncoder(BertModel(tiny_bert_config(klue_tokenizer)), klue_tokenizer, EncoderConfig(pooling="mean")).save(
+        folder / "encoder"
+    )
     build_dense_index(corpus, folder / "dense", str(folder / "encoder"), quiet=True)
     config = tiny_bert_config(klue_tokenizer)
     config.num_labels = 1
@@ -74,7 +76,9 @@ def test_fusing_indexes_of_different_corpora_is_refused(indexes, tmp_path):
     from odqa.retrieval.build import build_sparse_index
 
     other = tmp_path / "other.jsonl"
-    other.write_text(json.dumps({"id": "x", "title": "다른", "text": "다른 문서이다."}, ensure_ascii=False) + "\n", encoding="utf-8")
+    other.write_text(
+        json.dumps({"id": "x", "title": "다른", "text": "다른 문서이다."}, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     build_sparse_index(other, tmp_path / "other", processes=1, quiet=True)
     with pytest.raises(OdqaError, match="different passages"):
         open_retriever([indexes / "sparse", tmp_path / "other"])
@@ -91,7 +95,9 @@ def test_sharded_encoding_resumes_and_merges_to_the_same_index(corpus, indexes, 
     merged, _ = build_dense_index(corpus, out, str(indexes / "encoder"), shards=3, quiet=True)
     whole = load_index(indexes / "dense")
     queries = ["훈민정음을 창제한 왕은?", "김치"]
-    assert [[h.passage_id for h in row] for row in merged.search(queries, k=6)] == [[h.passage_id for h in row] for row in whole.search(queries, k=6)]
+    assert [[h.passage_id for h in row] for row in merged.search(queries, k=6)] == [
+        [h.passage_id for h in row] for row in whole.search(queries, k=6)
+    ]
     assert not (tmp_path / "dense.shards").exists()
     with pytest.raises(OdqaError, match="shard 3 does not exist"):
         build_dense_index(corpus, out, str(indexes / "encoder"), shards=3, shard=3)
@@ -104,7 +110,11 @@ def test_a_corpus_too_big_for_memory_is_refused_before_encoding(corpus, indexes,
     with pytest.raises(OdqaError, match=r"1,000,000 passages × 768 dimensions need ~5\.7 GB.*--faiss ivfpq.*--shards"):
         dense.check_memory(1_000_000, 768, "flat", available=4 * 1024**3)
     dense.check_memory(1_000_000, 768, "ivfpq", available=4 * 1024**3)  # compressed: fits
-    assert dense.index_memory(1000, 64, "hnsw") > dense.index_memory(1000, 64, "flat") > dense.index_memory(1000, 64, "ivfpq")
+    assert (
+        dense.index_memory(1000, 64, "hnsw")
+        > dense.index_memory(1000, 64, "flat")
+        > dense.index_memory(1000, 64, "ivfpq")
+    )
 
     monkeypatch.setattr(dense, "available_memory", lambda: 1024)
     out = tmp_path / "dense"

@@ -28,7 +28,9 @@ def test_round_trip_gives_same_results_memory_mapped(built):
     assert isinstance(loaded.arrays["weights"], np.memmap)
     before = index.search(QUERIES, k=3)
     after = loaded.search(QUERIES, k=3)
-    assert [[(h.passage_id, round(h.score, 5)) for h in r] for r in before] == [[(h.passage_id, round(h.score, 5)) for h in r] for r in after]
+    assert [[(h.passage_id, round(h.score, 5)) for h in r] for r in before] == [
+        [(h.passage_id, round(h.score, 5)) for h in r] for r in after
+    ]
     top = loaded.search(["훈민정음을 창제한 왕은?"], k=1, fetch=True)[0][0]
     assert top.passage.title == "세종" and top.passage.sources[0].doc_id == "5"
     assert json.loads((out / "config.json").read_text())["corpus"]["title"] is True
@@ -105,7 +107,9 @@ def test_query_without_known_terms_returns_no_hits(built):
 def test_analysis_cache_is_reused_and_keyed_by_config(corpus_file, tmp_path):
     cache = tmp_path / "cache"
     build_sparse_index(corpus_file, None, analyzer=NgramConfig(n=2), cache_dir=cache, quiet=True)
-    build_sparse_index(corpus_file, None, analyzer=NgramConfig(n=2), scoring=ScoringConfig(k1=0.5), cache_dir=cache, quiet=True)
+    build_sparse_index(
+        corpus_file, None, analyzer=NgramConfig(n=2), scoring=ScoringConfig(k1=0.5), cache_dir=cache, quiet=True
+    )
     assert len(list(cache.iterdir())) == 1
     build_sparse_index(corpus_file, None, analyzer=NgramConfig(n=3), cache_dir=cache, quiet=True)
     assert len(list(cache.iterdir())) == 2

@@ -25,7 +25,15 @@ def test_jsonl_documents(tmp_path, suffix, opener):
 
 
 def test_competition_wiki_dict_keeps_document_ids(tmp_path):
-    corpus = {str(i): {"text": "같은 글" if i < 2 else f"글 {i}", "title": "t", "document_id": i, "corpus_source": "위키피디아"} for i in range(4)}
+    corpus = {
+        str(i): {
+            "text": "같은 글" if i < 2 else f"글 {i}",
+            "title": "t",
+            "document_id": i,
+            "corpus_source": "위키피디아",
+        }
+        for i in range(4)
+    }
     path = tmp_path / "wikipedia_documents.json"
     path.write_text(json.dumps(corpus, ensure_ascii=False), encoding="utf-8")
     docs = list(read_documents(path))

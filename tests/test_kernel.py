@@ -27,7 +27,9 @@ def test_kernels_agree_with_brute_force(search):
         pytest.skip("numba not installed")
     rng = np.random.default_rng(0)
     dense, data, indices, indptr = random_postings(rng)
-    queries = [rng.choice(40, size=rng.integers(1, 5), replace=False) for _ in range(25)] + [np.array([], dtype=np.int64)]
+    queries = [rng.choice(40, size=rng.integers(1, 5), replace=False) for _ in range(25)] + [
+        np.array([], dtype=np.int64)
+    ]
     q_ptr = np.concatenate([[0], np.cumsum([len(q) for q in queries])]).astype(np.int64)
     q_terms = np.concatenate(queries).astype(np.int64)
     q_weights = np.ones(len(q_terms), dtype=np.float32)
@@ -57,8 +59,12 @@ def test_pruned_search_equals_exhaustive_search(lam, k):
     ids = np.minimum(rng.zipf(1.3, size=int(lengths.sum())) - 1, len(vocab) - 1).astype(np.int32)
     analyzed = AnalyzedCorpus(ids, np.concatenate([[0], np.cumsum(lengths)]), vocab)
     docs = np.repeat(np.arange(600), 5).astype(np.int32)
-    index = SparseIndex.from_analyzed(analyzed, WhitespaceConfig(), ScoringConfig(document_weight=lam), passage_docs=docs)
-    queries = [" ".join(vocab[t] for t in np.minimum(rng.zipf(1.2, size=rng.integers(1, 12)) - 1, 399)) for _ in range(60)]
+    index = SparseIndex.from_analyzed(
+        analyzed, WhitespaceConfig(), ScoringConfig(document_weight=lam), passage_docs=docs
+    )
+    queries = [
+        " ".join(vocab[t] for t in np.minimum(rng.zipf(1.2, size=rng.integers(1, 12)) - 1, 399)) for _ in range(60)
+    ]
     pruned_scores, pruned_ids = index.search_arrays(queries, k)
     full_scores, full_ids = index.search_arrays(queries, k, exhaustive=True)
     assert (pruned_ids == full_ids).all()

@@ -30,7 +30,15 @@ def test_masking_follows_bert_and_spares_special_tokens(klue_tokenizer):
 def test_pretrain_then_fine_tune(tmp_path, corpus_file, klue_tokenizer):
     from transformers import AutoModelForQuestionAnswering
 
-    config = MlmConfig(tokenizer=str(tmp_path / "missing"), corpus=[str(corpus_file)], out=str(tmp_path / "enc"), size="tiny", max_length=16, batch_size=4, max_steps=3)
+    config = MlmConfig(
+        tokenizer=str(tmp_path / "missing"),
+        corpus=[str(corpus_file)],
+        out=str(tmp_path / "enc"),
+        size="tiny",
+        max_length=16,
+        batch_size=4,
+        max_steps=3,
+    )
     from odqa.errors import OdqaError
 
     with pytest.raises(OdqaError, match="tokenizer folder not found"):

@@ -19,17 +19,71 @@ from odqa.models.bundled import import_model
 from odqa.models.e5pack import BLOCK, QK, E5Pack, dequantize_q4, read_pack, write_pack
 from odqa.models.trim import trim_model
 
-PIECES = ["<s>", "<pad>", "</s>", "<unk>", "▁", "▁대한", "민국", "▁대한민국", "의", "▁수도", "는", "▁서울", "이다", ".", "▁the", "▁cat",
-          "대", "한", "민", "국", "수", "도", "서", "울", "이", "다", "t", "h", "e", "c", "a", "s", "▁s", "at", "▁1", "9", "5", "0", "<mask>"]  # fmt: skip
-SCORES = [0.0, 0.0, 0.0, 0.0, -2.0, -6.0, -6.5, -5.0, -3.0, -5.5, -3.2, -5.4, -4.0, -3.1, -4.2, -7.0] + [-9.0] * 22 + [0.0]
+PIECES = [
+    "<s>",
+    "<pad>",
+    "</s>",
+    "<unk>",
+    "▁",
+    "▁대한",
+    "민국",
+    "▁대한민국",
+    "의",
+    "▁수도",
+    "는",
+    "▁서울",
+    "이다",
+    ".",
+    "▁the",
+    "▁cat",
+    "대",
+    "한",
+    "민",
+    "국",
+    "수",
+    "도",
+    "서",
+    "울",
+    "이",
+    "다",
+    "t",
+    "h",
+    "e",
+    "c",
+    "a",
+    "s",
+    "▁s",
+    "at",
+    "▁1",
+    "9",
+    "5",
+    "0",
+    "<mask>",
+]
+SCORES = (
+    [0.0, 0.0, 0.0, 0.0, -2.0, -6.0, -6.5, -5.0, -3.0, -5.5, -3.2, -5.4, -4.0, -3.1, -4.2, -7.0] + [-9.0] * 22 + [0.0]
+)
 
 
 def tiny_pack(seed: int = 0, hidden: int = 64, layers: int = 2, ff: int = 128) -> E5Pack:
     rng = np.random.default_rng(seed)
     vocab = len(PIECES) + 3  # like e5: a few embedding rows past the last piece
-    shapes = {"emb.word": (vocab, hidden), "emb.pos": (40, hidden), "emb.type": (2, hidden), "emb.ln.w": (hidden,), "emb.ln.b": (hidden,)}
+    shapes = {
+        "emb.word": (vocab, hidden),
+        "emb.pos": (40, hidden),
+        "emb.type": (2, hidden),
+        "emb.ln.w": (hidden,),
+        "emb.ln.b": (hidden,),
+    }
     for layer in range(layers):
-        for name, shape in {"q": (hidden, hidden), "k": (hidden, hidden), "v": (hidden, hidden), "ao": (hidden, hidden), "fi": (ff, hidden), "fo": (hidden, ff)}.items():
+        for name, shape in {
+            "q": (hidden, hidden),
+            "k": (hidden, hidden),
+            "v": (hidden, hidden),
+            "ao": (hidden, hidden),
+            "fi": (ff, hidden),
+            "fo": (hidden, ff),
+        }.items():
             shapes[f"l{layer}.{name}.w"] = shape
             shapes[f"l{layer}.{name}.b"] = shape[:1]
         for name in ("aln", "oln"):
@@ -39,7 +93,24 @@ def tiny_pack(seed: int = 0, hidden: int = 64, layers: int = 2, ff: int = 128) -
     for name in tensors:
         if name.endswith("ln.w"):
             tensors[name] += 1.0
-    return E5Pack(hidden, layers, 4, ff, vocab, 40, 2, 1e-12, 0, 2, 1, 3, PIECES, np.asarray(SCORES, np.float32), {0xFF21: (0x41,), 0x3000: (0x20,)}, tensors)
+    return E5Pack(
+        hidden,
+        layers,
+        4,
+        ff,
+        vocab,
+        40,
+        2,
+        1e-12,
+        0,
+        2,
+        1,
+        3,
+        PIECES,
+        np.asarray(SCORES, np.float32),
+        {0xFF21: (0x41,), 0x3000: (0x20,)},
+        tensors,
+    )
 
 
 QUANTIZED = lambda pack: {n for n in pack.tensors if n.endswith(".w") and "ln" not in n} | {"emb.word"}
@@ -75,7 +146,9 @@ def test_a_packed_file_round_trips_exactly():
     assert np.array_equal(once.scores, pack.scores)
     for name in pack.tensors:
         assert np.array_equal(once.tensors[name], twice.tensors[name]), name
-    assert np.array_equal(once.tensors["emb.pos"], pack.tensors["emb.pos"].reshape(-1))  # fp32 tensors stay as they were
+    assert np.array_equal(
+        once.tensors["emb.pos"], pack.tensors["emb.pos"].reshape(-1)
+    )  # fp32 tensors stay as they were
     assert np.abs(once.tensors["emb.word"] - pack.tensors["emb.word"].reshape(-1)).max() < 0.03  # 4-bit ones are close
 
 
@@ -95,11 +168,28 @@ def test_import_writes_a_folder_transformers_loads(tmp_path):
     data = write_pack(pack, QUANTIZED(pack))
     manifest = import_model("multilingual-e5-small", tmp_path / "tiny", data=data)
     assert manifest["source"]["sha256"] == hashlib.sha256(data).hexdigest()
-    assert manifest["encoder"] == {"pooling": "mean", "normalize": True, "query_prefix": "query: ", "passage_prefix": "passage: "}
+    assert manifest["encoder"] == {
+        "pooling": "mean",
+        "normalize": True,
+        "query_prefix": "query: ",
+        "passage_prefix": "passage: ",
+    }
 
     tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "tiny"))
     encoded = tokenizer("대한민국의 수도는", "서울이다.", return_offsets_mapping=True)
-    assert tokenizer.convert_ids_to_tokens(encoded["input_ids"]) == ["<s>", "▁대한민국", "의", "▁수도", "는", "</s>", "</s>", "▁서울", "이다", ".", "</s>"]
+    assert tokenizer.convert_ids_to_tokens(encoded["input_ids"]) == [
+        "<s>",
+        "▁대한민국",
+        "의",
+        "▁수도",
+        "는",
+        "</s>",
+        "</s>",
+        "▁서울",
+        "이다",
+        ".",
+        "</s>",
+    ]
     assert "token_type_ids" not in encoded  # XLM-R layout: no segment ids
     context = "서울이다."
     spans = [context[a:b] for (a, b), s in zip(encoded["offset_mapping"], encoded.sequence_ids()) if s == 1]
@@ -108,15 +198,23 @@ def test_import_writes_a_folder_transformers_loads(tmp_path):
 
     model = AutoModel.from_pretrained(str(tmp_path / "tiny"))
     state = model.state_dict()
-    assert torch.equal(state["embeddings.word_embeddings.weight"], torch.from_numpy(read_pack(data).tensors["emb.word"].reshape(pack.vocab_size, -1)))
-    assert torch.equal(state["encoder.layer.1.intermediate.dense.weight"], torch.from_numpy(read_pack(data).tensors["l1.fi.w"].reshape(128, 64)))
+    assert torch.equal(
+        state["embeddings.word_embeddings.weight"],
+        torch.from_numpy(read_pack(data).tensors["emb.word"].reshape(pack.vocab_size, -1)),
+    )
+    assert torch.equal(
+        state["encoder.layer.1.intermediate.dense.weight"],
+        torch.from_numpy(read_pack(data).tensors["l1.fi.w"].reshape(128, 64)),
+    )
     AutoModelForQuestionAnswering.from_pretrained(str(tmp_path / "tiny"))  # the reader's starting point
 
 
 def test_import_refuses_a_changed_file_and_an_existing_folder(tmp_path):
     data = write_pack(tiny_pack(), set())
     with pytest.raises(OdqaError, match="changed or damaged"):
-        import_model("multilingual-e5-small", tmp_path / "a", data=data, expected_sha256=hashlib.sha256(b"other").hexdigest())
+        import_model(
+            "multilingual-e5-small", tmp_path / "a", data=data, expected_sha256=hashlib.sha256(b"other").hexdigest()
+        )
     assert not (tmp_path / "a").exists()
     (tmp_path / "b").mkdir()
     with pytest.raises(OdqaError, match="already exists"):
@@ -140,11 +238,17 @@ def test_trimming_keeps_tokenization_of_the_corpus_and_the_embeddings_of_kept_pi
     pack = tiny_pack()
     import_model("multilingual-e5-small", tmp_path / "full", data=write_pack(pack, QUANTIZED(pack)))
     corpus = tmp_path / "docs.jsonl"
-    corpus.write_text(json.dumps({"id": "1", "title": "서울", "text": "대한민국의 수도는 서울이다."}, ensure_ascii=False) + "\n", encoding="utf-8")
+    corpus.write_text(
+        json.dumps({"id": "1", "title": "서울", "text": "대한민국의 수도는 서울이다."}, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
     report = trim_model(tmp_path / "full", tmp_path / "trim", [corpus])
     assert report["pieces_kept"] < len(PIECES)
 
-    full, trim = AutoTokenizer.from_pretrained(str(tmp_path / "full")), AutoTokenizer.from_pretrained(str(tmp_path / "trim"))
+    full, trim = (
+        AutoTokenizer.from_pretrained(str(tmp_path / "full")),
+        AutoTokenizer.from_pretrained(str(tmp_path / "trim")),
+    )
     for text in ["서울\n대한민국의 수도는 서울이다.", "수도는 서울"]:  # inside the kept vocabulary
         a, b = full(text, return_offsets_mapping=True), trim(text, return_offsets_mapping=True)
         assert full.convert_ids_to_tokens(a["input_ids"]) == trim.convert_ids_to_tokens(b["input_ids"])
@@ -157,7 +261,9 @@ def test_trimming_keeps_tokenization_of_the_corpus_and_the_embeddings_of_kept_pi
     for piece, new_id in trim.get_vocab().items():
         assert np.array_equal(new[key][new_id], old[key][full.get_vocab()[piece]]), piece
     assert json.loads((tmp_path / "trim/config.json").read_text())["vocab_size"] == len(trim.get_vocab())
-    assert json.loads((tmp_path / "trim/odqa_model.json").read_text())["trimmed"]["pieces_kept"] == report["pieces_kept"]
+    assert (
+        json.loads((tmp_path / "trim/odqa_model.json").read_text())["trimmed"]["pieces_kept"] == report["pieces_kept"]
+    )
 
 
 def test_trimming_refuses_what_it_cannot_do(tmp_path):
@@ -181,9 +287,18 @@ def test_the_installed_package_imports_to_the_engines_embeddings_and_token_ids(t
     import_model("multilingual-e5-small", tmp_path / "me5")
     tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "me5"))
     model = AutoModel.from_pretrained(str(tmp_path / "me5")).eval()
-    texts = ["대한민국의 수도는 서울이다.", "훈민정음을 창제한 조선의 왕은 누구인가?", "한국 전쟁은 1950년 6월 25일에 시작되었다.", "태양계에서 가장 큰 행성은 목성이다.",
-             "마오리어와 영어, 뉴질랜드 수화를 공식 언어로 쓰는 나라", "세종대왕은 집현전 학자들과 함께 한글을 만들었다.", "  띄어쓰기가   여러 번   있는 문장  ",
-             "ＡＢＣ１２３ 전각 문자", "The quick brown fox jumps over the lazy dog.", "東京は日本の首都です。"]  # fmt: skip
+    texts = [
+        "대한민국의 수도는 서울이다.",
+        "훈민정음을 창제한 조선의 왕은 누구인가?",
+        "한국 전쟁은 1950년 6월 25일에 시작되었다.",
+        "태양계에서 가장 큰 행성은 목성이다.",
+        "마오리어와 영어, 뉴질랜드 수화를 공식 언어로 쓰는 나라",
+        "세종대왕은 집현전 학자들과 함께 한글을 만들었다.",
+        "  띄어쓰기가   여러 번   있는 문장  ",
+        "ＡＢＣ１２３ 전각 문자",
+        "The quick brown fox jumps over the lazy dog.",
+        "東京は日本の首都です。",
+    ]
     for text in texts:
         for is_query, prefix in PREFIXES.items():
             encoded = tokenizer(prefix + text, return_tensors="pt")

@@ -54,8 +54,13 @@ def test_predict_writes_competition_files_and_resumes(pipeline, tmp_path):
     out = tmp_path / "preds"
     out.mkdir()
     # a previous run that was killed after two questions, mid-way through writing a third line
-    done = [{"id": "q0", "answer": "미리 쓴 답", "nbest": [], "passages": []}, {"id": "q1", "answer": "두 번째", "nbest": [], "passages": []}]
-    (out / "partial.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done) + '{"id": "q2", "ans')
+    done = [
+        {"id": "q0", "answer": "미리 쓴 답", "nbest": [], "passages": []},
+        {"id": "q1", "answer": "두 번째", "nbest": [], "passages": []},
+    ]
+    (out / "partial.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done) + '{"id": "q2", "ans'
+    )
     predictions = predict_file(pipeline, questions, out, batch_size=3, quiet=True)
     assert list(predictions) == [q.id for q in questions]
     assert predictions["q0"] == "미리 쓴 답"  # kept from the interrupted run, not recomputed
@@ -69,7 +74,13 @@ def test_predict_writes_competition_files_and_resumes(pipeline, tmp_path):
 
 @pytest.mark.parametrize(
     "exact, f1, retrieved, category",
-    [(1.0, 1.0, True, "correct"), (0.0, 0.8, True, "near_miss"), (0.0, 0.0, False, "retrieval_miss"), (0.0, 0.3, True, "reading_miss"), (0.0, 0.6, False, "near_miss")],
+    [
+        (1.0, 1.0, True, "correct"),
+        (0.0, 0.8, True, "near_miss"),
+        (0.0, 0.0, False, "retrieval_miss"),
+        (0.0, 0.3, True, "reading_miss"),
+        (0.0, 0.6, False, "near_miss"),
+    ],
 )
 def test_error_attribution(exact, f1, retrieved, category):
     assert attribute(exact, f1, retrieved) == category

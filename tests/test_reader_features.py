@@ -16,7 +16,9 @@ CONTEXT = SENTENCE * 6 + "세종은 훈민정음을 창제하였다. " + SENTENC
 def test_windows_crossing_the_answer_map_back_to_it(klue_tokenizer):
     start = CONTEXT.index("훈민정음")
     answer = (start, start + len("훈민정음"))
-    windows = build_windows(klue_tokenizer, ["누가 훈민정음을 만들었나?"], [CONTEXT], WindowConfig(40, 16, 16), answers=[answer])
+    windows = build_windows(
+        klue_tokenizer, ["누가 훈민정음을 만들었나?"], [CONTEXT], WindowConfig(40, 16, 16), answers=[answer]
+    )
     assert len(windows) > 3  # the context needs several overlapping windows
     labelled = 0
     for w in range(len(windows)):
@@ -48,7 +50,9 @@ def test_roberta_style_tokenizer_has_no_token_types(tmp_path):
     tokenizer = RobertaTokenizerFast(vocab=str(tmp_path / "vocab.json"), merges=str(tmp_path / "merges.txt"))
     context = "Paris is the capital of France. " * 8 + "The Eiffel Tower is in Paris."
     start = context.index("Eiffel Tower")
-    windows = build_windows(tokenizer, ["Where is the Eiffel Tower?"], [context], WindowConfig(48, 8, 16), answers=[(start, start + 12)])
+    windows = build_windows(
+        tokenizer, ["Where is the Eiffel Tower?"], [context], WindowConfig(48, 8, 16), answers=[(start, start + 12)]
+    )
     assert windows.token_type_ids is None
     hits = [w for w in range(len(windows)) if windows.start_positions[w] > 0]
     assert hits
@@ -89,7 +93,9 @@ def test_hangul_survives_a_tokenizer_round_trip(tmp_path, klue_tokenizer):
     from odqa.reader.tokenizer import load_tokenizer, save_tokenizer, unk_share
 
     vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(klue_tokenizer.convert_ids_to_tokens(list(range(len(klue_tokenizer))))), encoding="utf-8")
+    vocab.write_text(
+        "\n".join(klue_tokenizer.convert_ids_to_tokens(list(range(len(klue_tokenizer))))), encoding="utf-8"
+    )
     broken = BertTokenizerFast(vocab=str(vocab), do_lower_case=True)
     assert unk_share(broken) > 0.5  # the bug, reproduced
     broken.save_pretrained(tmp_path / "saved")

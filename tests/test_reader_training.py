@@ -20,9 +20,16 @@ WINDOWS = {"max_length": 192, "stride": 32, "max_question_tokens": 32, "postproc
 def trained_reader(tmp_path_factory, tiny_encoder, korquad_small):
     out = tmp_path_factory.mktemp("run") / "reader"
     config = ReaderTrainingConfig(
-        model=str(tiny_encoder), train=[str(korquad_small)], out=str(out), epochs=14, lr=3e-3,
-        batch_size=8, warmup_ratio=0.0, metric="korquad", reader=WINDOWS,
-    )  # fmt: skip
+        model=str(tiny_encoder),
+        train=[str(korquad_small)],
+        out=str(out),
+        epochs=14,
+        lr=3e-3,
+        batch_size=8,
+        warmup_ratio=0.0,
+        metric="korquad",
+        reader=WINDOWS,
+    )
     state = train_reader(config, quiet=True, resume=False)
     return out, state
 
@@ -61,7 +68,14 @@ def test_logits_and_prob_modes_both_decode(trained_reader, korquad_small):
 
 
 def test_resume_continues_from_the_last_checkpoint(tiny_encoder, korquad_small, tmp_path):
-    common = dict(model=str(tiny_encoder), train=[str(korquad_small)], out=str(tmp_path / "run"), batch_size=8, save_steps=2, reader=WINDOWS)
+    common = dict(
+        model=str(tiny_encoder),
+        train=[str(korquad_small)],
+        out=str(tmp_path / "run"),
+        batch_size=8,
+        save_steps=2,
+        reader=WINDOWS,
+    )
     state = train_reader(ReaderTrainingConfig(max_steps=2, **common), quiet=True)
     assert state["step"] == 2 and (tmp_path / "run" / "checkpoint-last" / "trainer_state.json").exists()
     state = train_reader(ReaderTrainingConfig(max_steps=5, **common), quiet=True)
@@ -77,7 +91,15 @@ def test_resume_continues_from_the_last_checkpoint(tiny_encoder, korquad_small, 
 def test_a_crash_keeps_the_last_good_checkpoint(tiny_encoder, korquad_small, tmp_path, monkeypatch):
     from odqa.training import loop
 
-    config = ReaderTrainingConfig(model=str(tiny_encoder), train=[str(korquad_small)], out=str(tmp_path / "run"), batch_size=4, save_steps=2, max_steps=6, reader=WINDOWS)
+    config = ReaderTrainingConfig(
+        model=str(tiny_encoder),
+        train=[str(korquad_small)],
+        out=str(tmp_path / "run"),
+        batch_size=4,
+        save_steps=2,
+        max_steps=6,
+        reader=WINDOWS,
+    )
     calls = {"n": 0}
     real_train = loop.train
 
@@ -133,8 +155,13 @@ def test_negative_window_sampling_keeps_every_answer_window(tiny_encoder, korqua
     from odqa.training.reader import sample_negative_windows
 
     examples = read_qa_examples(korquad_small)
-    windows = build_windows(load_tokenizer(tiny_encoder), [e.question for e in examples], [e.context for e in examples], WindowConfig(64, 16, 16),
-                            answers=[(e.answers[0].start, e.answers[0].end) for e in examples])  # fmt: skip
+    windows = build_windows(
+        load_tokenizer(tiny_encoder),
+        [e.question for e in examples],
+        [e.context for e in examples],
+        WindowConfig(64, 16, 16),
+        answers=[(e.answers[0].start, e.answers[0].end) for e in examples],
+    )
     positive, negative = int((windows.start_positions != 0).sum()), int((windows.start_positions == 0).sum())
     assert negative > 10
     kept = sample_negative_windows(windows, 0.25, seed=1)
@@ -150,10 +177,21 @@ def test_frozen_embeddings_stay_as_they_were(tiny_encoder, korquad_small, tmp_pa
     from safetensors.torch import load_file
 
     monkeypatch.setenv("ODQA_PROGRESS_SECONDS", "0")  # a plain progress line at every step (output is not a terminal)
-    config = ReaderTrainingConfig(model=str(tiny_encoder), train=[str(korquad_small)], out=str(tmp_path / "frozen"), max_steps=3,
-                                  lr=1e-2, batch_size=8, freeze_embeddings=True, reader=WINDOWS)  # fmt: skip
+    config = ReaderTrainingConfig(
+        model=str(tiny_encoder),
+        train=[str(korquad_small)],
+        out=str(tmp_path / "frozen"),
+        max_steps=3,
+        lr=1e-2,
+        batch_size=8,
+        freeze_embeddings=True,
+        reader=WINDOWS,
+    )
     train_reader(config, resume=False)
-    before, after = load_file(str(tiny_encoder / "model.safetensors")), load_file(str(tmp_path / "frozen/model.safetensors"))
+    before, after = (
+        load_file(str(tiny_encoder / "model.safetensors")),
+        load_file(str(tmp_path / "frozen/model.safetensors")),
+    )
     word = next(k for k in before if k.endswith("word_embeddings.weight"))
     assert torch.equal(before[word], after[next(k for k in after if k.endswith("word_embeddings.weight"))])
     layer = next(k for k in before if k.endswith("attention.self.query.weight"))

@@ -125,7 +125,10 @@ def test_document_context_adds_weighted_document_score(method):
             doc_score = reference_score(method, query.split(), documents[docs_of[pid]], documents, 1.2, 0.75, 0.5)
             assert score == pytest.approx(base[pid] + lam * doc_score, rel=1e-5, abs=1e-5), (query, pid)
         numpy_scores, numpy_ids = _kernel.search_numpy(
-            *[fused.arrays[n] for n in ("weights", "passage_ids", "indptr")], *fused._query_arrays([query])[:4], 7, 7,
+            *[fused.arrays[n] for n in ("weights", "passage_ids", "indptr")],
+            *fused._query_arrays([query])[:4],
+            7,
+            7,
             fused._query_arrays([query])[4],
         )
         assert [int(i) for i in numpy_ids[0] if i >= 0] == [int(i) for i in f_ids[0] if i >= 0]

@@ -28,7 +28,9 @@ def test_ask_search_health(client):
     data = response.json()
     assert data["answer"]["text"] == "세종" and data["passages"][0]["title"] == "세종"
     assert data["timings"]["total_ms"] > 0
-    lean = client.post("/ask", json={"question": "훈민정음을 창제한 왕은?", "k": 1, "n_best": 1, "passages": False}).json()
+    lean = client.post(
+        "/ask", json={"question": "훈민정음을 창제한 왕은?", "k": 1, "n_best": 1, "passages": False}
+    ).json()
     assert "passages" not in lean and len(lean["nbest"]) == 1
     hits = client.post("/search", json={"question": "부산 해운대", "k": 2}).json()["passages"]
     assert hits[0]["title"] == "부산광역시"
@@ -59,8 +61,15 @@ def test_bad_requests_get_json_errors(client, body, status, words):
 
 def test_malformed_huge_and_non_utf8_bodies(client):
     assert client.post("/ask", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
-    assert client.post("/ask", content=b'{"question": "\xff\xfe"}', headers={"content-type": "application/json"}).status_code == 422
-    huge = client.post("/ask", content=json.dumps({"question": "가" * 100_000}).encode(), headers={"content-type": "application/json"})
+    assert (
+        client.post(
+            "/ask", content=b'{"question": "\xff\xfe"}', headers={"content-type": "application/json"}
+        ).status_code
+        == 422
+    )
+    huge = client.post(
+        "/ask", content=json.dumps({"question": "가" * 100_000}).encode(), headers={"content-type": "application/json"}
+    )
     assert huge.status_code == 413 and "bytes" in huge.json()["error"]
     assert client.post("/search", json={"question": "질문", "k": -1}).status_code == 422
     # and the server still answers afterwards

@@ -159,7 +159,12 @@ def run_trainer(args, examples):
         )
         trainer = Trainer(model=model, args=training_args, train_dataset=rows, data_collator=default_data_collator)
         result = trainer.train()
-    return {"seconds": result.metrics["train_runtime"], "examples_per_s": result.metrics["train_samples_per_second"], "steps": args.steps, "windows": len(rows)}
+    return {
+        "seconds": result.metrics["train_runtime"],
+        "examples_per_s": result.metrics["train_samples_per_second"],
+        "steps": args.steps,
+        "windows": len(rows),
+    }
 
 
 def main():

@@ -13,7 +13,12 @@ import typer
 
 from odqa.errors import OdqaError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Open-domain question answering toolkit.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Open-domain question answering toolkit.",
+)
 
 
 def _weights(text: str | None) -> list[float] | None:
@@ -37,7 +42,9 @@ def _ks(text: str) -> list[int]:
 
 @app.command()
 def index(
-    corpus: Path = typer.Option(..., help="documents: JSONL(.gz/.xz) with id/title/text, SQuAD JSON, or wiki dict JSON"),
+    corpus: Path = typer.Option(
+        ..., help="documents: JSONL(.gz/.xz) with id/title/text, SQuAD JSON, or wiki dict JSON"
+    ),
     out: Path = typer.Option(..., help="index folder to write (replaced atomically)"),
     config: Optional[Path] = typer.Option(None, help="JSON/YAML IndexConfig; the options below override it"),
     analyzer: Optional[str] = typer.Option(None, help="e.g. mecab, 'mecab:compound=none', ngram, kiwi, whitespace"),
@@ -61,7 +68,11 @@ def index(
     from odqa.retrieval.build import build_sparse_index, default_cache_dir, is_current
 
     cfg = IndexConfig.from_file(config) if config else IndexConfig()
-    corpus_updates = {k: v for k, v in {"target_chars": target_chars, "overlap_chars": overlap_chars, "title": title}.items() if v is not None}
+    corpus_updates = {
+        k: v
+        for k, v in {"target_chars": target_chars, "overlap_chars": overlap_chars, "title": title}.items()
+        if v is not None
+    }
     scoring_updates = {k: v for k, v in {"method": method, "k1": k1, "b": b, "delta": delta}.items() if v is not None}
     data = cfg.to_dict()
     data["corpus"].update(corpus_updates)
@@ -74,9 +85,15 @@ def index(
         return
     start = time.perf_counter()
     idx, timings = build_sparse_index(
-        corpus, out, cfg.corpus, cfg.analyzer, cfg.scoring,
+        corpus,
+        out,
+        cfg.corpus,
+        cfg.analyzer,
+        cfg.scoring,
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
-        processes=processes, limit=limit, quiet=quiet,
+        processes=processes,
+        limit=limit,
+        quiet=quiet,
     )
     counts = idx.manifest["counts"]
     typer.echo(
@@ -92,7 +109,9 @@ def search(
     index_path: list[Path] = typer.Option(..., "--index", help="index folder; repeat to fuse several (sparse + dense)"),
     k: int = typer.Option(5, "-k", help="passages per query"),
     fusion: str = typer.Option("combsum", help="how several indexes are fused: combsum, rrf or zscore"),
-    fusion_weights: Optional[str] = typer.Option(None, help="one weight per --index, e.g. 1,0.5 (`odqa tune-fusion` picks them)"),
+    fusion_weights: Optional[str] = typer.Option(
+        None, help="one weight per --index, e.g. 1,0.5 (`odqa tune-fusion` picks them)"
+    ),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
     rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),
     as_json: bool = typer.Option(False, "--json", help="print JSON lines instead of a table"),
@@ -101,16 +120,28 @@ def search(
     """Search one or more indexes (fused, optionally reranked) and print the top passages."""
     from odqa.retrieval.hybrid import open_retriever
 
-    idx = open_retriever(index_path, fusion=fusion, weights=_weights(fusion_weights), rerank=rerank, rerank_top=rerank_top)
+    idx = open_retriever(
+        index_path, fusion=fusion, weights=_weights(fusion_weights), rerank=rerank, rerank_top=rerank_top
+    )
     results = idx.search(queries, k=k, fetch=True)
     for query, hits in zip(queries, results):
         if as_json:
             for hit in hits:
                 p = hit.passage
-                typer.echo(json.dumps({
-                    "query": query, "rank": hit.rank, "score": round(hit.score, 4), "passage_id": hit.passage_id,
-                    "title": p.title, "doc_ids": [s.doc_id for s in p.sources], "text": p.text,
-                }, ensure_ascii=False))
+                typer.echo(
+                    json.dumps(
+                        {
+                            "query": query,
+                            "rank": hit.rank,
+                            "score": round(hit.score, 4),
+                            "passage_id": hit.passage_id,
+                            "title": p.title,
+                            "doc_ids": [s.doc_id for s in p.sources],
+                            "text": p.text,
+                        },
+                        ensure_ascii=False,
+                    )
+                )
             continue
         from rich.console import Console
         from rich.table import Table
@@ -120,7 +151,9 @@ def search(
             table.add_column(column, overflow="fold")
         for hit in hits:
             text = hit.passage.body.replace("\n", " ")
-            table.add_row(str(hit.rank), f"{hit.score:.2f}", hit.passage.title, text[:width] + ("…" if len(text) > width else ""))
+            table.add_row(
+                str(hit.rank), f"{hit.score:.2f}", hit.passage.title, text[:width] + ("…" if len(text) > width else "")
+            )
         if not hits:
             table.add_row("-", "-", "-", "no passage shares a term with this query")
         Console().print(table)
@@ -131,7 +164,9 @@ def eval_retrieval(
     index_path: list[Path] = typer.Option(..., "--index", help="index folder; repeat to fuse several"),
     questions: Path = typer.Option(..., help="SQuAD JSON, JSONL (id, question, answers) or topics TSV"),
     fusion: str = typer.Option("combsum", help="how several indexes are fused: combsum, rrf or zscore"),
-    fusion_weights: Optional[str] = typer.Option(None, help="one weight per --index, e.g. 1,0.5 (`odqa tune-fusion` picks them)"),
+    fusion_weights: Optional[str] = typer.Option(
+        None, help="one weight per --index, e.g. 1,0.5 (`odqa tune-fusion` picks them)"
+    ),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder"),
     rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),
     qrels: Optional[Path] = typer.Option(None, help="TREC qrels (qid Q0 docid rel) for Recall/MRR by article"),
@@ -148,12 +183,20 @@ def eval_retrieval(
     from odqa.retrieval.hybrid import open_retriever
 
     ks = _ks(k)
-    idx = open_retriever(index_path, fusion=fusion, weights=_weights(fusion_weights), rerank=rerank, rerank_top=rerank_top)
+    idx = open_retriever(
+        index_path, fusion=fusion, weights=_weights(fusion_weights), rerank=rerank, rerank_top=rerank_top
+    )
     qs = read_questions(questions)
     if limit and limit < len(qs):
         qs = random.Random(seed).sample(qs, limit)
     result = evaluate_retrieval(idx, qs, ks, read_qrels(qrels) if qrels else None)
-    result |= {"index": [str(p) for p in index_path], "fusion": fusion, "fusion_weights": _weights(fusion_weights), "rerank": rerank, "questions_file": str(questions)}
+    result |= {
+        "index": [str(p) for p in index_path],
+        "fusion": fusion,
+        "fusion_weights": _weights(fusion_weights),
+        "rerank": rerank,
+        "questions_file": str(questions),
+    }
     _print_eval(result)
     if out:
         atomic_write_text(out, json.dumps(result, ensure_ascii=False, indent=2))
@@ -173,11 +216,16 @@ def _print_eval(result: dict) -> None:
         for k in ks:
             table.add_column(f"@{k}", justify="right")
         for name in rows:
-            table.add_row(f"{name} ({result[name]['questions']:,} q)", *(f"{100 * result[name][f'top{k}']:.1f}" for k in ks))
+            table.add_row(
+                f"{name} ({result[name]['questions']:,} q)", *(f"{100 * result[name][f'top{k}']:.1f}" for k in ks)
+            )
         Console().print(table)
     if "qrels" in result:
         q = result["qrels"]
-        typer.echo(f"qrels ({q['queries']} queries): " + ", ".join(f"{m} {100 * v:.1f}" for m, v in q.items() if m != "queries"))
+        typer.echo(
+            f"qrels ({q['queries']} queries): "
+            + ", ".join(f"{m} {100 * v:.1f}" for m, v in q.items() if m != "queries")
+        )
 
 
 @app.command()

@@ -35,11 +35,17 @@ def _pair(text: str) -> tuple[str, str]:
 def train_dense_command(
     model: str = typer.Option(..., help="encoder to start from: a local folder (safetensors) or a hub id"),
     out: Path = typer.Option(..., help="run folder: the encoder, checkpoint-last, settings"),
-    train: Optional[list[Path]] = typer.Option(None, help="SQuAD-format training file(s): (question, gold context) pairs"),
-    qrels: Optional[list[str]] = typer.Option(None, help="TOPICS,QRELS: a retrieval set judged by article (e.g. MIRACL-ko train); needs --hard-negatives"),
+    train: Optional[list[Path]] = typer.Option(
+        None, help="SQuAD-format training file(s): (question, gold context) pairs"
+    ),
+    qrels: Optional[list[str]] = typer.Option(
+        None, help="TOPICS,QRELS: a retrieval set judged by article (e.g. MIRACL-ko train); needs --hard-negatives"
+    ),
     hard_negatives: Optional[Path] = typer.Option(None, help="sparse index to mine BM25 hard negatives from"),
     negatives: Optional[int] = typer.Option(None, help="hard negatives per question"),
-    eval_file: Optional[Path] = typer.Option(None, "--eval", help="SQuAD-format file: top-k of finding each question's context"),
+    eval_file: Optional[Path] = typer.Option(
+        None, "--eval", help="SQuAD-format file: top-k of finding each question's context"
+    ),
     question_model: Optional[str] = typer.Option(None, help="separate question encoder (default: shared weights)"),
     pooling: Optional[str] = typer.Option(None, help="cls or mean"),
     similarity: Optional[str] = typer.Option(None, help="dot or cosine"),
@@ -60,14 +66,26 @@ def train_dense_command(
 
     data = _config_file(config)
     # An imported model (e.g. multilingual-e5-small) brings the pooling and prefixes it was trained with.
-    data["encoder"] = imported_defaults(model) | dict(data.get("encoder") or {}) | _given(pooling=pooling, similarity=similarity)
+    data["encoder"] = (
+        imported_defaults(model) | dict(data.get("encoder") or {}) | _given(pooling=pooling, similarity=similarity)
+    )
     data |= _given(
-        model=model, train=[str(p) for p in train or []], out=str(out), eval=str(eval_file) if eval_file else None,
+        model=model,
+        train=[str(p) for p in train or []],
+        out=str(out),
+        eval=str(eval_file) if eval_file else None,
         qrels=[_pair(q) for q in qrels] if qrels else None,
-        hard_negatives_index=str(hard_negatives) if hard_negatives else None, hard_negatives=negatives,
-        question_model=question_model, temperature=temperature, cache_chunk=cache_chunk, epochs=epochs,
-        batch_size=batch_size, lr=lr, max_steps=max_steps, max_minutes=max_minutes,
-    )  # fmt: skip
+        hard_negatives_index=str(hard_negatives) if hard_negatives else None,
+        hard_negatives=negatives,
+        question_model=question_model,
+        temperature=temperature,
+        cache_chunk=cache_chunk,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+    )
     _report(train_dense(DenseTrainingConfig.from_dict(data), quiet=quiet, resume=not fresh), out, "encoder")
 
 
@@ -76,11 +94,17 @@ def index_dense(
     encoder: str = typer.Option(..., help="encoder folder (from train-dense)"),
     corpus: Path = typer.Option(..., help="documents, as for `odqa index`"),
     out: Path = typer.Option(..., help="dense index folder to write (replaced atomically)"),
-    faiss: str = typer.Option("flat", help="flat (exact), hnsw (approximate, faster) or ivfpq (compressed, for corpora that outgrow memory)"),
-    config: Optional[Path] = typer.Option(None, help="the IndexConfig of the sparse index to fuse with (same passages)"),
+    faiss: str = typer.Option(
+        "flat", help="flat (exact), hnsw (approximate, faster) or ivfpq (compressed, for corpora that outgrow memory)"
+    ),
+    config: Optional[Path] = typer.Option(
+        None, help="the IndexConfig of the sparse index to fuse with (same passages)"
+    ),
     limit: Optional[int] = typer.Option(None, help="index only the first N documents"),
     shards: int = typer.Option(1, help="encode in this many parts, each saved when done (a killed run resumes)"),
-    shard: Optional[int] = typer.Option(None, help="encode only this part (0-based), e.g. one per GPU/machine; then run without --shard to merge"),
+    shard: Optional[int] = typer.Option(
+        None, help="encode only this part (0-based), e.g. one per GPU/machine; then run without --shard to merge"
+    ),
     device: Optional[str] = typer.Option(None),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -92,7 +116,10 @@ def index_dense(
     start = time.perf_counter()
     index, _ = build_dense_index(corpus, out, encoder, corpus_config, faiss, limit, device, quiet, shards, shard)
     if index is None:
-        typer.echo(f"encoded shard {shard} of {shards} into {out}.shards/ in {time.perf_counter() - start:.1f}s; run again without --shard to merge")
+        typer.echo(
+            f"encoded shard {shard} of {shards} into {out}.shards/ in {time.perf_counter() - start:.1f}s; run again "
+            "without --shard to merge"
+        )
         return
     typer.echo(f"encoded {index.n_passages:,} passages into {out} ({faiss}) in {time.perf_counter() - start:.1f}s")
 
@@ -120,16 +147,26 @@ def train_reranker_command(
     data = _config_file(config)
     data["reranker"] = dict(data.get("reranker") or {}) | _given(max_length=max_length)
     data |= _given(
-        model=model, train=[str(p) for p in train], index=str(index), out=str(out), negatives=negatives,
-        epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, max_minutes=max_minutes,
-    )  # fmt: skip
+        model=model,
+        train=[str(p) for p in train],
+        index=str(index),
+        out=str(out),
+        negatives=negatives,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+    )
     _report(train_reranker(RerankerTrainingConfig.from_dict(data), quiet=quiet, resume=not fresh), out, "reranker")
 
 
 @app.command("tune-fusion")
 def tune_fusion_command(
     index_path: list[Path] = typer.Option(..., "--index", help="index folder; repeat (two or more: sparse + dense)"),
-    questions: Path = typer.Option(..., help="TRAINING questions (SQuAD JSON/JSONL with answers, or topics with --qrels)"),
+    questions: Path = typer.Option(
+        ..., help="TRAINING questions (SQuAD JSON/JSONL with answers, or topics with --qrels)"
+    ),
     qrels: Optional[Path] = typer.Option(None, help="TREC qrels: tune on Recall/MRR by article instead"),
     k: str = typer.Option("1,5,20", "-k", help="cut-offs; the best has the highest mean over those ≥ 5"),
     limit: Optional[int] = typer.Option(None, help="a seeded random sample of N questions"),
@@ -163,5 +200,7 @@ def tune_fusion_command(
     best = result["best"]
     typer.echo(f"best: --fusion {best['fusion']} --fusion-weights {','.join(f'{w:g}' for w in best['weights'])}")
     if out:
-        atomic_write_text(out, json.dumps(result | {"index": [str(p) for p in index_path]}, ensure_ascii=False, indent=2))
+        atomic_write_text(
+            out, json.dumps(result | {"index": [str(p) for p in index_path]}, ensure_ascii=False, indent=2)
+        )
         typer.echo(f"wrote {out}")

@@ -17,7 +17,14 @@ INDEX_HELP = "index folder (from `odqa index` / `odqa index-dense`); repeat to f
 READER_HELP = "reader folder (from `odqa train-reader`) or hub id; default $ODQA_READER"
 
 
-def _pipeline(config: Path | None, index: list[Path] | None, reader: str | None, k: int | None, device: str | None, rerank: str | None = None):
+def _pipeline(
+    config: Path | None,
+    index: list[Path] | None,
+    reader: str | None,
+    k: int | None,
+    device: str | None,
+    rerank: str | None = None,
+):
     from odqa.pipeline import Pipeline, PipelineConfig
 
     data = PipelineConfig.from_file(config).to_dict() if config else {}
@@ -65,7 +72,9 @@ def ask(
         typer.echo(f"   {evidence_sentence(passage.text, answer.start, answer.end)}")
         others = ", ".join(a.text for a in result.nbest[1:4])
         timings = result.timings
-        typer.echo(f"   others: {others or '-'} · retrieve {timings['retrieve_ms']:.0f} ms, read {timings['read_ms']:.0f} ms\n")
+        typer.echo(
+            f"   others: {others or '-'} · retrieve {timings['retrieve_ms']:.0f} ms, read {timings['read_ms']:.0f} ms\n"
+        )
 
 
 def evidence_sentence(text: str, start: int, end: int, limit: int = 200) -> str:
@@ -96,7 +105,9 @@ def predict(
 
     pipeline = _pipeline(config, index, reader, k, device, rerank)
     predictions = predict_file(pipeline, read_questions(questions), out, batch_size, quiet)
-    typer.echo(f"answered {len(predictions):,} questions; wrote {out}/predictions.json, nbest_predictions.json, retrieved.json")
+    typer.echo(
+        f"answered {len(predictions):,} questions; wrote {out}/predictions.json, nbest_predictions.json, retrieved.json"
+    )
 
 
 @app.command()
@@ -140,13 +151,18 @@ def evaluate(
         table.add_row(str(kk), *(f"{scores[m][key]:.1f}" for m in metrics for key in ("exact_match", "f1")))
     Console().print(table)
     n = result["questions"]
-    typer.echo(f"retrieved passages hold an answer for {result['retrieval_has_answer']:.1f}% of questions at k = {result['k']}")
+    typer.echo(
+        f"retrieved passages hold an answer for {result['retrieval_has_answer']:.1f}% of questions at k = {result['k']}"
+    )
     typer.echo("errors: " + ", ".join(f"{c} {v} ({100 * v / n:.1f}%)" for c, v in result["attribution"].items()))
     if out:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "evaluation.json", json.dumps(result, ensure_ascii=False, indent=2))
         plotted = plot_em_by_k(result, out / "em_by_k.png", metrics[0])
-        typer.echo(f"wrote {out}/evaluation.json" + (" and em_by_k.png" if plotted else " (install matplotlib for em_by_k.png)"))
+        typer.echo(
+            f"wrote {out}/evaluation.json"
+            + (" and em_by_k.png" if plotted else " (install matplotlib for em_by_k.png)")
+        )
 
 
 @app.command()

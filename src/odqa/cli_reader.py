@@ -42,9 +42,15 @@ def train_reader_command(
     mixed_precision: Optional[str] = typer.Option(None, help="auto, no, fp16 or bf16"),
     max_train_examples: Optional[int] = typer.Option(None, help="a seeded sample of the training questions"),
     max_eval_examples: Optional[int] = typer.Option(None, help="a seeded sample of the evaluation questions"),
-    negative_windows: Optional[float] = typer.Option(None, help="share of windows without the answer to train on (default: all)"),
-    save_steps: Optional[int] = typer.Option(None, help="optimizer steps between checkpoints (a killed run resumes from the last)"),
-    freeze_embeddings: Optional[bool] = typer.Option(None, "--freeze-embeddings/--train-embeddings", help="keep the word embeddings fixed (faster on a CPU)"),
+    negative_windows: Optional[float] = typer.Option(
+        None, help="share of windows without the answer to train on (default: all)"
+    ),
+    save_steps: Optional[int] = typer.Option(
+        None, help="optimizer steps between checkpoints (a killed run resumes from the last)"
+    ),
+    freeze_embeddings: Optional[bool] = typer.Option(
+        None, "--freeze-embeddings/--train-embeddings", help="keep the word embeddings fixed (faster on a CPU)"
+    ),
     fresh: bool = typer.Option(False, help="ignore checkpoint-last in --out and start over"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -54,19 +60,34 @@ def train_reader_command(
     data = _config_file(config)
     reader = dict(data.get("reader") or {}) | _given(max_length=max_length, stride=stride)
     data |= _given(
-        model=model, train=[str(p) for p in train], eval=str(eval_file) if eval_file else None, out=str(out),
-        epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_steps=max_steps,
-        max_minutes=max_minutes, metric=metric, mixed_precision=mixed_precision,
-        max_train_examples=max_train_examples, max_eval_examples=max_eval_examples,
-        negative_windows=negative_windows, freeze_embeddings=freeze_embeddings, save_steps=save_steps,
-    )  # fmt: skip
+        model=model,
+        train=[str(p) for p in train],
+        eval=str(eval_file) if eval_file else None,
+        out=str(out),
+        epochs=epochs,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        lr=lr,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+        metric=metric,
+        mixed_precision=mixed_precision,
+        max_train_examples=max_train_examples,
+        max_eval_examples=max_eval_examples,
+        negative_windows=negative_windows,
+        freeze_embeddings=freeze_embeddings,
+        save_steps=save_steps,
+    )
     data["reader"] = reader
     cfg = ReaderTrainingConfig.from_dict(data)
     state = train_reader(cfg, quiet=quiet, resume=not fresh)
     for record in state["history"]:
         scores = record.get("eval") or {}
         shown = ", ".join(f"{k} {v:.2f}" for k, v in scores.items() if isinstance(v, float))
-        typer.echo(f"epoch {record['epoch']}: loss {record['loss']:.4f}, {record['examples_per_s']:.1f} windows/s" + (f", {shown}" if shown else ""))
+        typer.echo(
+            f"epoch {record['epoch']}: loss {record['loss']:.4f}, {record['examples_per_s']:.1f} windows/s"
+            + (f", {shown}" if shown else "")
+        )
     typer.echo(f"best model in {out}" + ("" if state.get("finished") else " (stopped early; run again to resume)"))
 
 
@@ -96,19 +117,33 @@ def read(
 
         examples = random.Random(13).sample(examples, limit)
     reader = Reader.load(
-        reader_path, device=device,
-        **_given(mode=mode, merge=merge, n_best=n_best, max_answer_tokens=max_answer_tokens, postprocess=postprocess, batch_size=batch_size),
-    )  # fmt: skip
+        reader_path,
+        device=device,
+        **_given(
+            mode=mode,
+            merge=merge,
+            n_best=n_best,
+            max_answer_tokens=max_answer_tokens,
+            postprocess=postprocess,
+            batch_size=batch_size,
+        ),
+    )
     start = time.perf_counter()
     results = reader.read([e.question for e in examples], [[e.context] for e in examples], progress=not quiet)
     seconds = time.perf_counter() - start
     predictions = {e.id: r.text for e, r in zip(examples, results)}
-    nbest = {e.id: [{k: v for k, v in s.to_dict().items() if k != "context"} for s in r.nbest] for e, r in zip(examples, results)}
+    nbest = {
+        e.id: [{k: v for k, v in s.to_dict().items() if k != "context"} for s in r.nbest]
+        for e, r in zip(examples, results)
+    }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "predictions.json", json.dumps(predictions, ensure_ascii=False, indent=2))
     atomic_write_text(out / "nbest_predictions.json", json.dumps(nbest, ensure_ascii=False, indent=2))
     atomic_write_text(out / "reader_config.json", json.dumps(reader.config.model_dump(mode="json"), indent=2))
-    typer.echo(f"read {len(examples):,} questions in {seconds:.1f}s ({len(examples) / seconds:.1f} questions/s); wrote {out}/predictions.json")
+    typer.echo(
+        f"read {len(examples):,} questions in {seconds:.1f}s ({len(examples) / seconds:.1f} questions/s); wrote "
+        f"{out}/predictions.json"
+    )
 
 
 @app.command("evaluate-reader")
@@ -139,7 +174,10 @@ def evaluate_reader_command(
         details = scores.pop("per_question")
         report[name] = scores
         partial = "rouge_w" if name == "klue" else "f1"
-        typer.echo(f"{name}: EM {scores['exact_match']:.2f}  {partial.upper()} {scores[partial]:.2f}  ({scores['count']:,} questions, {scores['missing']} missing)")
+        typer.echo(
+            f"{name}: EM {scores['exact_match']:.2f}  {partial.upper()} {scores[partial]:.2f}  ({scores['count']:,} "
+            f"questions, {scores['missing']} missing)"
+        )
     if out:
         report["per_question"] = [asdict(d) for d in details]
         atomic_write_text(out, json.dumps(report, ensure_ascii=False, indent=2))
@@ -152,7 +190,9 @@ def pretrain_mlm_command(
     out: Path = typer.Option(..., help="encoder folder to write (resumes from OUT/checkpoint-last)"),
     tokenizer: Optional[str] = typer.Option(None, help="tokenizer folder (from scratch); default: the model's"),
     model: Optional[str] = typer.Option(None, help="continue pretraining this encoder (task-adaptive pretraining)"),
-    config: Optional[str] = typer.Option(None, help="a size for a new encoder (tiny, small, medium, base) or a JSON/YAML MlmConfig file"),
+    config: Optional[str] = typer.Option(
+        None, help="a size for a new encoder (tiny, small, medium, base) or a JSON/YAML MlmConfig file"
+    ),
     max_length: Optional[int] = typer.Option(None, help="packed sequence length"),
     batch_size: Optional[int] = typer.Option(None),
     lr: Optional[float] = typer.Option(None),
@@ -172,9 +212,18 @@ def pretrain_mlm_command(
     elif config:
         data = _config_file(Path(config))
     data |= _given(
-        corpus=[str(p) for p in corpus], out=str(out), tokenizer=tokenizer, model=model, max_length=max_length,
-        batch_size=batch_size, lr=lr, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes, max_documents=max_documents,
-    )  # fmt: skip
+        corpus=[str(p) for p in corpus],
+        out=str(out),
+        tokenizer=tokenizer,
+        model=model,
+        max_length=max_length,
+        batch_size=batch_size,
+        lr=lr,
+        epochs=epochs,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+        max_documents=max_documents,
+    )
     state = pretrain_mlm(MlmConfig.from_dict(data), quiet=quiet, resume=not fresh)
     last = state["history"][-1] if state["history"] else {}
     typer.echo(f"{state['step']} steps, last loss {last.get('loss', float('nan')):.3f}; encoder in {out}")

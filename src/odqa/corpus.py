@@ -132,9 +132,7 @@ class PassageBuilder:
                 existing = texts.get(passage_text) if self.config.dedup else None
                 if existing is not None:
                     old = passages[existing]
-                    passages[existing] = Passage(
-                        old.id, old.text, old.title, old.sources + (source,), old.body_start
-                    )
+                    passages[existing] = Passage(old.id, old.text, old.title, old.sources + (source,), old.body_start)
                     continue
                 texts[passage_text] = len(passages)
                 passages.append(Passage(len(passages), passage_text, document.title, (source,), len(prefix)))

@@ -35,7 +35,10 @@ def _record(question: Question, result: PipelineResult) -> dict:
         "id": question.id,
         "answer": result.text,
         "nbest": [a.to_dict() for a in result.nbest],
-        "passages": [{"passage_id": p.passage_id, "score": p.score, "title": p.title, "doc_id": p.doc_id} for p in result.passages],
+        "passages": [
+            {"passage_id": p.passage_id, "score": p.score, "title": p.title, "doc_id": p.doc_id}
+            for p in result.passages
+        ],
     }
 
 
@@ -71,7 +74,10 @@ def predict_file(
     done = _done_records(partial)
     todo = [q for q in questions if q.id not in done]
     pipeline.warm_up()
-    with open(partial, "a", encoding="utf-8") as f, progress(total=len(questions), desc="predicting", unit="q", quiet=quiet) as bar:
+    with (
+        open(partial, "a", encoding="utf-8") as f,
+        progress(total=len(questions), desc="predicting", unit="q", quiet=quiet) as bar,
+    ):
         bar.update(len(questions) - len(todo))
         for batch in _batches(todo, batch_size):
             for question, result in zip(batch, pipeline.ask_batch([q.text for q in batch])):
@@ -83,8 +89,12 @@ def predict_file(
     records = [done[i] for i in ids]
     predictions = {r["id"]: r["answer"] for r in records}
     atomic_write_text(out / "predictions.json", json.dumps(predictions, ensure_ascii=False, indent=2))
-    atomic_write_text(out / "nbest_predictions.json", json.dumps({r["id"]: r["nbest"] for r in records}, ensure_ascii=False, indent=2))
-    atomic_write_text(out / "retrieved.json", json.dumps({r["id"]: r["passages"] for r in records}, ensure_ascii=False, indent=2))
+    atomic_write_text(
+        out / "nbest_predictions.json", json.dumps({r["id"]: r["nbest"] for r in records}, ensure_ascii=False, indent=2)
+    )
+    atomic_write_text(
+        out / "retrieved.json", json.dumps({r["id"]: r["passages"] for r in records}, ensure_ascii=False, indent=2)
+    )
     atomic_write_text(out / "pipeline_config.json", json.dumps(pipeline.config.to_dict(), ensure_ascii=False, indent=2))
     partial.unlink()
     return predictions
@@ -143,12 +153,20 @@ def evaluate_end_to_end(
                             categories[category] += 1
                             found_at_k += retrieved
                             answer = result.answer
-                            details.append({
-                                "id": question.id, "question": question.text, "gold": list(question.answers),
-                                "prediction": result.text, "exact_match": exact, "f1": partial, "category": category,
-                                "answer_rank": answer.passage_rank if answer else None, "answer_title": answer.title if answer else None,
-                                "first_answer_rank": first_hit,
-                            })  # fmt: skip
+                            details.append(
+                                {
+                                    "id": question.id,
+                                    "question": question.text,
+                                    "gold": list(question.answers),
+                                    "prediction": result.text,
+                                    "exact_match": exact,
+                                    "f1": partial,
+                                    "category": category,
+                                    "answer_rank": answer.passage_rank if answer else None,
+                                    "answer_title": answer.title if answer else None,
+                                    "first_answer_rank": first_hit,
+                                }
+                            )
             bar.update(len(batch))
     n = len(questions)
     by_k = {kk: {m: {"exact_match": 100 * v[0] / n, "f1": 100 * v[1] / n} for m, v in sums[kk].items()} for kk in ks}

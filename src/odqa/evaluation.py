@@ -25,9 +25,16 @@ def evaluate_retrieval(
     """`index` is anything with `search_arrays(texts, k)` and `passages[pid]` (a SparseIndex)."""
     k_max = max(ks)
     start = time.perf_counter()
-    ids = np.concatenate(
-        [index.search_arrays([q.text for q in questions[i : i + batch_size]], k_max)[1] for i in range(0, len(questions), batch_size)]
-    ) if questions else np.zeros((0, k_max), dtype=np.int64)
+    ids = (
+        np.concatenate(
+            [
+                index.search_arrays([q.text for q in questions[i : i + batch_size]], k_max)[1]
+                for i in range(0, len(questions), batch_size)
+            ]
+        )
+        if questions
+        else np.zeros((0, k_max), dtype=np.int64)
+    )
     search_s = time.perf_counter() - start
     titles = _titles(index) if any(q.title for q in questions) else None
     result = score_rankings(ids, questions, index.passages, ks, qrels, titles, details)
@@ -56,7 +63,9 @@ def score_rankings(
     result: dict = {}
     answered = [i for i, q in enumerate(questions) if q.answers]
     if answered:
-        flags = relevance_matrix(ids[answered], lambda q, pid: has_answer(passage(pid).text, questions[answered[q]].answers))
+        flags = relevance_matrix(
+            ids[answered], lambda q, pid: has_answer(passage(pid).text, questions[answered[q]].answers)
+        )
         result["has_answer"] = topk_accuracy(flags, ks) | {"questions": len(answered)}
         if details:
             result["details"] = [
@@ -69,7 +78,9 @@ def score_rankings(
         gold = {i: normalize_title(questions[i].title) for i in titled}
         present = [i for i in titled if gold[i] in normalized]
         if present:
-            flags = relevance_matrix(ids[present], lambda q, pid: normalize_title(passage(pid).title) == gold[present[q]])
+            flags = relevance_matrix(
+                ids[present], lambda q, pid: normalize_title(passage(pid).title) == gold[present[q]]
+            )
             result["gold_document"] = topk_accuracy(flags, ks) | {
                 "questions": len(present),
                 "missing_from_corpus": len(titled) - len(present),

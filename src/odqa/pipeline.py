@@ -100,10 +100,18 @@ def _answer(span: Span, hit: Hit, reader_score: float) -> Answer:
         doc_start = source.start + span.start - passage.body_start
         doc_end = source.start + span.end - passage.body_start
     return Answer(
-        text=span.text, score=span.score, reader_score=reader_score, passage_id=hit.passage_id,
-        passage_rank=hit.rank, title=passage.title, doc_id=source.doc_id, start=span.start, end=span.end,
-        doc_start=doc_start, doc_end=doc_end,
-    )  # fmt: skip
+        text=span.text,
+        score=span.score,
+        reader_score=reader_score,
+        passage_id=hit.passage_id,
+        passage_rank=hit.rank,
+        title=passage.title,
+        doc_id=source.doc_id,
+        start=span.start,
+        end=span.end,
+        doc_start=doc_start,
+        doc_end=doc_end,
+    )
 
 
 class Pipeline:
@@ -118,7 +126,14 @@ class Pipeline:
             from odqa.retrieval.hybrid import open_retriever
 
             config = self.config
-            self.index = open_retriever(config.index, config.fusion, config.fusion_weights, rerank=config.rerank, rerank_top=config.rerank_top, device=config.device)
+            self.index = open_retriever(
+                config.index,
+                config.fusion,
+                config.fusion_weights,
+                rerank=config.rerank,
+                rerank_top=config.rerank_top,
+                device=config.device,
+            )
         if self.reader is None:
             from odqa.reader import Reader
 
@@ -139,12 +154,17 @@ class Pipeline:
         start = time.perf_counter()
         hits = self.retrieve(questions, k)
         retrieved = time.perf_counter()
-        candidates, nulls = self.reader.read_candidates(questions, [[h.passage.text for h in row] for row in hits], progress)
+        candidates, nulls = self.reader.read_candidates(
+            questions, [[h.passage.text for h in row] for row in hits], progress
+        )
         read = time.perf_counter()
         results = []
         for question, row, spans, null in zip(questions, hits, candidates, nulls):
             results.append(self.rank(question, row, spans, null))
-        per_question = {"retrieve_ms": 1000 * (retrieved - start) / len(questions), "read_ms": 1000 * (read - retrieved) / len(questions)}
+        per_question = {
+            "retrieve_ms": 1000 * (retrieved - start) / len(questions),
+            "read_ms": 1000 * (read - retrieved) / len(questions),
+        }
         for result in results:
             result.timings = dict(per_question)
         return results
@@ -153,7 +173,10 @@ class Pipeline:
         """Aggregate one question's candidate spans across its passages into answers."""
         weight = self.config.retriever_weight
         if weight:
-            spans = [Span(s.text, s.start, s.end, s.score + weight * hits[s.context_index].score, s.context_index) for s in spans]
+            spans = [
+                Span(s.text, s.start, s.end, s.score + weight * hits[s.context_index].score, s.context_index)
+                for s in spans
+            ]
         finished = self.reader.finish(spans, nulls)
         nbest = []
         for span in finished.nbest[: self.config.n_best]:

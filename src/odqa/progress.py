@@ -11,7 +11,9 @@ import time
 def progress(total: int | None = None, desc: str = "", unit: str = "it", quiet: bool = False):
     from tqdm.auto import tqdm
 
-    quiet = quiet or os.environ.get("ODQA_QUIET") == "1" or (not sys.stderr.isatty() and total is not None and total < 5000)
+    quiet = (
+        quiet or os.environ.get("ODQA_QUIET") == "1" or (not sys.stderr.isatty() and total is not None and total < 5000)
+    )
     return tqdm(total=total, desc=desc, unit=unit, disable=quiet, dynamic_ncols=True, mininterval=1.0)
 
 

@@ -19,8 +19,23 @@ ANALYSIS_VERSION = 1
 # passages that merely contain 'where' or 'who'. Dropped from queries only (as MeCab tokens:
 # 누가 → 누+가, 어떻게 → 어떻+게).
 KOREAN_QUESTION_WORDS = (
-    "무엇", "무엇인가", "누구", "누", "어디", "언제", "어떤", "어느", "몇", "무슨", "왜",
-    "어떻", "어떻게", "얼마", "얼마나", "뭐", "뭘",
+    "무엇",
+    "무엇인가",
+    "누구",
+    "누",
+    "어디",
+    "언제",
+    "어떤",
+    "어느",
+    "몇",
+    "무슨",
+    "왜",
+    "어떻",
+    "어떻게",
+    "얼마",
+    "얼마나",
+    "뭐",
+    "뭘",
 )
 
 
@@ -107,7 +122,9 @@ class MultiConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: Literal["multi"] = "multi"
-    parts: tuple[Annotated[Union[MecabConfig, KiwiConfig, NgramConfig, WhitespaceConfig], Field(discriminator="name")], ...]
+    parts: tuple[
+        Annotated[Union[MecabConfig, KiwiConfig, NgramConfig, WhitespaceConfig], Field(discriminator="name")], ...
+    ]
 
     def build(self, query: bool = False) -> Analyzer:
         built = [part.build(query) for part in self.parts]

@@ -81,7 +81,9 @@ def analyze_corpus(
 
     def merge(result: tuple[list[str], np.ndarray, np.ndarray]) -> None:
         local_vocab, local_ids, lengths = result
-        remap = np.fromiter((vocab.setdefault(t, len(vocab)) for t in local_vocab), dtype=np.int32, count=len(local_vocab))
+        remap = np.fromiter(
+            (vocab.setdefault(t, len(vocab)) for t in local_vocab), dtype=np.int32, count=len(local_vocab)
+        )
         id_parts.append(remap[local_ids] if len(local_ids) else local_ids)
         length_parts.append(lengths)
         bar.update(len(lengths))
@@ -139,6 +141,10 @@ def analyze_cached(
     analyzed = analyze_corpus(texts, config, processes, quiet)
     with atomic_dir(folder) as tmp:
         analyzed.save(tmp)
-        meta = {"analysis_version": ANALYSIS_VERSION, "corpus": corpus_fingerprint, "analyzer": config.model_dump(mode="json")}
+        meta = {
+            "analysis_version": ANALYSIS_VERSION,
+            "corpus": corpus_fingerprint,
+            "analyzer": config.model_dump(mode="json"),
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     return analyzed

@@ -35,7 +35,9 @@ class MecabAnalyzer:
             if not tab:
                 continue  # EOS or blank
             fields = feature.split(",")
-            out.append((surface, fields[0], fields[4] if len(fields) > 4 else "*", fields[7] if len(fields) > 7 else "*"))
+            out.append(
+                (surface, fields[0], fields[4] if len(fields) > 4 else "*", fields[7] if len(fields) > 7 else "*")
+            )
         return out
 
     def __call__(self, text: str) -> list[str]:

@@ -45,7 +45,9 @@ def read_questions(path: str | Path) -> list[Question]:
         return _read_topics(path)
     questions = []
     for title, paragraph, qa in iter_squad(path):
-        answers = tuple(dict.fromkeys(a["text"] for a in qa.get("answers") or [] if isinstance(a, dict) and a.get("text")))
+        answers = tuple(
+            dict.fromkeys(a["text"] for a in qa.get("answers") or [] if isinstance(a, dict) and a.get("text"))
+        )
         questions.append(Question(str(qa["id"]), qa["question"], answers, title, str(paragraph.get("document_id", ""))))
     if not questions:
         raise OdqaError(f"{path}: no questions found")

@@ -80,7 +80,9 @@ def read_qa_examples(path: str | Path, require_answers: bool = False) -> list[QA
         for answer in qa.get("answers") or []:
             if not isinstance(answer, dict) or "text" not in answer or "answer_start" not in answer:
                 raise OdqaError(f"{path}: question {qid}: each answer needs 'text' and 'answer_start'")
-            answers.append(locate_answer(context, str(answer["text"]), int(answer["answer_start"]), f"{path}: question {qid}: "))
+            answers.append(
+                locate_answer(context, str(answer["text"]), int(answer["answer_start"]), f"{path}: question {qid}: ")
+            )
         if require_answers and not answers:
             raise OdqaError(f"{path}: question {qid} has no answers; training needs one")
         examples.append(QAExample(qid, qa["question"], context, tuple(dict.fromkeys(answers)), title))

@@ -37,9 +37,7 @@ def topk_accuracy(hit_flags: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
     return {f"top{k}": float((first <= k).mean()) for k in ks}
 
 
-def relevance_matrix(
-    ranked_ids: np.ndarray, is_relevant: Callable[[int, int], bool]
-) -> np.ndarray:
+def relevance_matrix(ranked_ids: np.ndarray, is_relevant: Callable[[int, int], bool]) -> np.ndarray:
     """Flags (questions x ranks) from passage ids (-1 = no hit) and a test `(question, passage id)`."""
     flags = np.zeros(ranked_ids.shape, dtype=bool)
     for q, row in enumerate(ranked_ids):
@@ -69,4 +67,8 @@ def recall_mrr(rankings: Sequence[Sequence[str]], relevant: Sequence[set[str]], 
         rr = next((1.0 / r for r, a in enumerate(top, 1) if a in gold), 0.0)
         rrs.append(rr)
     n = len(recalls)
-    return {f"recall@{k}": float(np.mean(recalls)) if n else 0.0, f"mrr@{k}": float(np.mean(rrs)) if n else 0.0, "queries": n}
+    return {
+        f"recall@{k}": float(np.mean(recalls)) if n else 0.0,
+        f"mrr@{k}": float(np.mean(rrs)) if n else 0.0,
+        "queries": n,
+    }

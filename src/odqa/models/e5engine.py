@@ -12,7 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-WRAPPER = '#include "e5.c"\nint odqa_tokens(e5_model *m, const char *t, int *o, int n) { return tok_content(&m->tok, t, o, n); }\n'
+WRAPPER = (
+    '#include "e5.c"\n'
+    "int odqa_tokens(e5_model *m, const char *t, int *o, int n) { return tok_content(&m->tok, t, o, n); }\n"
+)
 PREFIXES = {True: "query: ", False: "passage: "}
 
 
@@ -26,7 +29,20 @@ class ReferenceEngine:
         for name in ("e5.c", "e5.h"):
             (folder / name).write_bytes((package / name).read_bytes())
         (folder / "wrap.c").write_text(WRAPPER)
-        subprocess.run(["gcc", "-O2", "-fopenmp", "-shared", "-fPIC", "-o", str(folder / "libe5.so"), str(folder / "wrap.c"), "-lm"], check=True)
+        subprocess.run(
+            [
+                "gcc",
+                "-O2",
+                "-fopenmp",
+                "-shared",
+                "-fPIC",
+                "-o",
+                str(folder / "libe5.so"),
+                str(folder / "wrap.c"),
+                "-lm",
+            ],
+            check=True,
+        )
         lib = ctypes.CDLL(str(folder / "libe5.so"))
         lib.e5_load.restype = ctypes.c_void_p
         lib.e5_load.argtypes = [ctypes.c_char_p]

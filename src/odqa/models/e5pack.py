@@ -120,7 +120,9 @@ def read_pack(data: bytes, what: str = "model file") -> E5Pack:
         name = bytes(cur.take(name_len)).decode("ascii", "replace")
         dtype, count, offset, nbytes = cur.unpack("<BIQQ")
         if offset + nbytes > len(data):
-            raise OdqaError(f"{what}: truncated model file (tensor {name} ends at byte {offset + nbytes:,} of {len(data):,})")
+            raise OdqaError(
+                f"{what}: truncated model file (tensor {name} ends at byte {offset + nbytes:,} of {len(data):,})"
+            )
         if dtype == F32:
             tensors[name] = np.frombuffer(data, "<f4", count, offset).copy()
         elif dtype == Q4:
@@ -128,7 +130,24 @@ def read_pack(data: bytes, what: str = "model file") -> E5Pack:
             tensors[name] = dequantize_q4(np.frombuffer(data, BLOCK, n_blocks, offset), count)
         else:
             raise OdqaError(f"{what}: tensor {name} has unknown dtype {dtype}")
-    return E5Pack(hidden, layers, heads, ff, vocab, maxp, tvs, float(eps), bos, eos, pad, unk, pieces, scores, normalization, tensors)
+    return E5Pack(
+        hidden,
+        layers,
+        heads,
+        ff,
+        vocab,
+        maxp,
+        tvs,
+        float(eps),
+        bos,
+        eos,
+        pad,
+        unk,
+        pieces,
+        scores,
+        normalization,
+        tensors,
+    )
 
 
 def write_pack(pack: E5Pack, quantized: set[str] | None = None) -> bytes:
@@ -138,8 +157,23 @@ def write_pack(pack: E5Pack, quantized: set[str] | None = None) -> bytes:
     encoded = [p.encode("utf-8") for p in pack.pieces]
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in encoded])]).astype("<u4")
     blob = b"".join(encoded)
-    table = b"".join(struct.pack("<IB", cp, len(out)) + struct.pack(f"<{len(out)}I", *out) for cp, out in sorted(pack.normalization.items()))
-    head = HEADER.pack(MAGIC, 1, pack.hidden, pack.layers, pack.heads, pack.intermediate, pack.vocab_size, pack.max_positions, pack.type_vocab_size, pack.eps, QK)
+    table = b"".join(
+        struct.pack("<IB", cp, len(out)) + struct.pack(f"<{len(out)}I", *out)
+        for cp, out in sorted(pack.normalization.items())
+    )
+    head = HEADER.pack(
+        MAGIC,
+        1,
+        pack.hidden,
+        pack.layers,
+        pack.heads,
+        pack.intermediate,
+        pack.vocab_size,
+        pack.max_positions,
+        pack.type_vocab_size,
+        pack.eps,
+        QK,
+    )
     head += struct.pack("<iiiiiQ", len(encoded), pack.bos, pack.eos, pack.pad, pack.unk, len(blob))
     head += offsets.tobytes() + np.asarray(pack.scores, "<f4").tobytes() + blob
     head += struct.pack("<iI", len(pack.normalization), len(table)) + table
@@ -152,6 +186,8 @@ def write_pack(pack: E5Pack, quantized: set[str] | None = None) -> bytes:
     offset = len(head) + directory_size
     directory = struct.pack("<i", len(payloads))
     for name, dtype, count, raw in payloads:
-        directory += struct.pack("<H", len(name.encode())) + name.encode() + struct.pack("<BIQQ", dtype, count, offset, len(raw))
+        directory += (
+            struct.pack("<H", len(name.encode())) + name.encode() + struct.pack("<BIQQ", dtype, count, offset, len(raw))
+        )
         offset += len(raw)
     return head + directory + b"".join(raw for *_, raw in payloads)

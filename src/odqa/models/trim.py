@@ -106,7 +106,14 @@ def trimmed_tokenizer_spec(spec: dict, kept: np.ndarray) -> dict:
     return spec
 
 
-def trim_model(model_dir: str | Path, out: str | Path, corpus: list[str | Path], max_documents: int | None = None, min_count: int = 1, overwrite: bool = False) -> dict:
+def trim_model(
+    model_dir: str | Path,
+    out: str | Path,
+    corpus: list[str | Path],
+    max_documents: int | None = None,
+    min_count: int = 1,
+    overwrite: bool = False,
+) -> dict:
     """Write a copy of the model folder `model_dir` whose vocabulary holds only what `corpus` uses."""
     from safetensors.numpy import load_file, save_file
     from tokenizers import Tokenizer
@@ -115,14 +122,19 @@ def trim_model(model_dir: str | Path, out: str | Path, corpus: list[str | Path],
     if not (model_dir / "tokenizer.json").exists() or not (model_dir / "config.json").exists():
         raise OdqaError(f"{model_dir}: not a model folder with config.json and tokenizer.json")
     if not (model_dir / "model.safetensors").exists():
-        raise OdqaError(f"{model_dir}: no model.safetensors (sharded or pickled weights are not supported for trimming)")
+        raise OdqaError(
+            f"{model_dir}: no model.safetensors (sharded or pickled weights are not supported for trimming)"
+        )
     if out.exists() and not overwrite:
         raise OdqaError(f"{out} already exists; choose another --out or pass --overwrite")
     if not corpus:
         raise OdqaError("trimming needs at least one --corpus file: the vocabulary kept is what those texts use")
     spec = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
     if spec.get("model", {}).get("type") != "Unigram":
-        raise OdqaError(f"{model_dir}: vocabulary trimming supports Unigram (SentencePiece) tokenizers, this one is {spec.get('model', {}).get('type')}")
+        raise OdqaError(
+            f"{model_dir}: vocabulary trimming supports Unigram (SentencePiece) tokenizers, this one is "
+            f"{spec.get('model', {}).get('type')}"
+        )
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     old_rows = int(config["vocab_size"])
 
@@ -131,8 +143,13 @@ def trim_model(model_dir: str | Path, out: str | Path, corpus: list[str | Path],
     kept = pieces_to_keep(spec, counts, min_count)
     weights = load_file(str(model_dir / "model.safetensors"))
     if not any(values.shape[0] == old_rows for values in weights.values() if values.ndim >= 1):
-        raise OdqaError(f"{model_dir}: no tensor with {old_rows} rows (config vocab_size); cannot find the embedding matrix")
-    trimmed = {name: (values[kept] if values.ndim >= 1 and values.shape[0] == old_rows else values) for name, values in weights.items()}
+        raise OdqaError(
+            f"{model_dir}: no tensor with {old_rows} rows (config vocab_size); cannot find the embedding matrix"
+        )
+    trimmed = {
+        name: (values[kept] if values.ndim >= 1 and values.shape[0] == old_rows else values)
+        for name, values in weights.items()
+    }
     new_spec = trimmed_tokenizer_spec(spec, kept)
     new_id = {int(old): new for new, old in enumerate(kept)}
     config["vocab_size"] = len(kept)
@@ -163,5 +180,10 @@ def trim_model(model_dir: str | Path, out: str | Path, corpus: list[str | Path],
             if (model_dir / name).exists():
                 shutil.copy2(model_dir / name, tmp / name)
         (tmp / MODEL_FILE).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-    log.info("kept %d of %d pieces (%d used by the corpus)", len(kept), report["pieces_before"], report["pieces_used_by_corpus"])
+    log.info(
+        "kept %d of %d pieces (%d used by the corpus)",
+        len(kept),
+        report["pieces_before"],
+        report["pieces_used_by_corpus"],
+    )
     return report

@@ -89,7 +89,11 @@ def top_spans(
     band = starts[:, :, None] + padded[:, gather]
     flat = band.reshape(windows, -1)
     n = min(n, flat.shape[1])
-    best = np.argpartition(-flat, n - 1, axis=1)[:, :n] if n < flat.shape[1] else np.tile(np.arange(flat.shape[1]), (windows, 1))
+    best = (
+        np.argpartition(-flat, n - 1, axis=1)[:, :n]
+        if n < flat.shape[1]
+        else np.tile(np.arange(flat.shape[1]), (windows, 1))
+    )
     best_scores = np.take_along_axis(flat, best, axis=1)
     order = np.argsort(-best_scores, axis=1, kind="stable")
     best = np.take_along_axis(best, order, axis=1)
@@ -115,7 +119,13 @@ class Span:
     context_index: int = 0
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "start": self.start, "end": self.end, "score": self.score, "context": self.context_index}
+        return {
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "score": self.score,
+            "context": self.context_index,
+        }
 
 
 def window_candidates(

@@ -56,7 +56,15 @@ class Windows:
         idx = [int(i) for i in indices]
         pick = lambda values: None if values is None else [values[i] for i in idx]
         labels = lambda values: None if values is None else values[idx]
-        return Windows(pick(self.input_ids), pick(self.token_type_ids), pick(self.offsets), self.pair[idx], labels(self.start_positions), labels(self.end_positions), self.truncated_questions)
+        return Windows(
+            pick(self.input_ids),
+            pick(self.token_type_ids),
+            pick(self.offsets),
+            self.pair[idx],
+            labels(self.start_positions),
+            labels(self.end_positions),
+            self.truncated_questions,
+        )
 
     @property
     def lengths(self) -> np.ndarray:

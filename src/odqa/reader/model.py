@@ -41,7 +41,9 @@ class ReaderConfig(BaseModel):
     merge: Literal["none", "max", "sum"] = "max"
     batch_size: int = 32
     postprocess: Literal["none", "korean"] = "korean"
-    particle_analyzers: tuple[str, ...] = ("kiwi",)  # repairs most answer+particle spans (benchmarks/reader.py, ko-cleanup)
+    particle_analyzers: tuple[str, ...] = (
+        "kiwi",
+    )  # repairs most answer+particle spans (benchmarks/reader.py, ko-cleanup)
     no_answer: bool = False
     null_threshold: float = 0.0
 
@@ -86,7 +88,11 @@ def check_model_dir(path: str | Path) -> None:
         raise OdqaError(f"{local}: no config.json; is this a Hugging Face model folder?")
     if not any((local / name).exists() for name in WEIGHT_FILES):
         pickled = [p.name for p in local.glob("*.bin")]
-        hint = f" (found {', '.join(pickled)}: convert it to safetensors; odqa does not load pickled weights)" if pickled else ""
+        hint = (
+            f" (found {', '.join(pickled)}: convert it to safetensors; odqa does not load pickled weights)"
+            if pickled
+            else ""
+        )
         raise OdqaError(f"{local}: no model.safetensors weights{hint}")
 
 
@@ -128,7 +134,9 @@ class Reader:
             raise OdqaError(f"cannot load a question-answering model from {path}: {e}") from None
         untrained = [k for k in info.get("missing_keys", ()) if "qa_outputs" in k]
         if untrained:
-            raise OdqaError(f"{path} has no trained question-answering head; fine-tune it first with `odqa train-reader`")
+            raise OdqaError(
+                f"{path} has no trained question-answering head; fine-tune it first with `odqa train-reader`"
+            )
         return cls(model, tokenizer, config, device)
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
@@ -215,7 +223,11 @@ class Reader:
             return candidates, nulls
         windows = build_windows(self.tokenizer, flat_q, flat_c, self.config.windows)
         if windows.truncated_questions:
-            log.warning("%d questions were longer than %d tokens and were cut", len(windows.truncated_questions), self.config.max_question_tokens)
+            log.warning(
+                "%d questions were longer than %d tokens and were cut",
+                len(windows.truncated_questions),
+                self.config.max_question_tokens,
+            )
         spans, offsets = self._forward(windows, progress)
         for w, pair in enumerate(windows.pair):
             qi, ci = pair_question[pair], pair_context[pair]

@@ -129,7 +129,12 @@ def strip_particle(context: str, start: int, end: int, analyzers: Sequence[str] 
 
 
 def clean_span(
-    context: str, start: int, end: int, particles: bool = True, brackets: bool = True, analyzers: Sequence[str] = ("mecab",)
+    context: str,
+    start: int,
+    end: int,
+    particles: bool = True,
+    brackets: bool = True,
+    analyzers: Sequence[str] = ("mecab",),
 ) -> tuple[int, int]:
     """The Korean clean-up: brackets first (so a particle after a closing bracket is seen), then the
     particle, then brackets again (stripping can expose a lone bracket). Non-Hangul spans are kept."""

@@ -59,7 +59,9 @@ def load_tokenizer(path: str | Path, **kwargs):
         if not (local / "vocab.txt").exists():
             raise OdqaError(f"{local}: has neither tokenizer.json nor tokenizer_config.json")
         # A bare WordPiece vocabulary (e.g. bert-base-multilingual-cased): keep case and accents.
-        tokenizer = BertTokenizerFast(vocab=str(local / "vocab.txt"), do_lower_case=False, strip_accents=False, **kwargs)
+        tokenizer = BertTokenizerFast(
+            vocab=str(local / "vocab.txt"), do_lower_case=False, strip_accents=False, **kwargs
+        )
     else:
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False, **kwargs)
@@ -71,7 +73,9 @@ def load_tokenizer(path: str | Path, **kwargs):
             "(save it with tokenizer.json, e.g. AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(...))"
         )
     if vocab_has_hangul(tokenizer) and unk_share(tokenizer) > 0.5 and "strip_accents" not in kwargs:
-        log.warning("%s: the tokenizer strips accents, which breaks Hangul into [UNK]; reloading with strip_accents=False", path)
+        log.warning(
+            "%s: the tokenizer strips accents, which breaks Hangul into [UNK]; reloading with strip_accents=False", path
+        )
         tokenizer = load_tokenizer(path, strip_accents=False, **kwargs)
     return tokenizer
 

@@ -133,8 +133,26 @@ if _HAS_NUMBA:
                     scores[d] += w * data[p]
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _search_numba(data, indices, indptr, q_ptr, q_terms, q_weights, q_pbound, q_const, n_docs, k,
-                      d_data, d_indices, d_indptr, d_weights, q_dbound, passage_doc, n_units, lam):
+    def _search_numba(
+        data,
+        indices,
+        indptr,
+        q_ptr,
+        q_terms,
+        q_weights,
+        q_pbound,
+        q_const,
+        n_docs,
+        k,
+        d_data,
+        d_indices,
+        d_indptr,
+        d_weights,
+        q_dbound,
+        passage_doc,
+        n_units,
+        lam,
+    ):
         """Term-at-a-time with exact MaxScore pruning. Terms arrive sorted by their largest possible
         contribution. Once no passage that has not yet been touched can reach the k-th best score,
         the remaining (common, cheap-to-bound) terms are only looked up, by binary search, for the
@@ -222,7 +240,9 @@ if _HAS_NUMBA:
                     t = q_terms[jj]
                     _add_for(indices, data, indptr[t], indptr[t + 1], cand, is_cand, q_weights[jj], scores)
                     if use_docs:
-                        _add_for(d_indices, d_data, d_indptr[t], d_indptr[t + 1], units, is_unit, d_weights[jj], unit_scores)
+                        _add_for(
+                            d_indices, d_data, d_indptr[t], d_indptr[t + 1], units, is_unit, d_weights[jj], unit_scores
+                        )
                 pool = cand
             else:
                 pool = touched[:n_touched]
@@ -238,8 +258,22 @@ if _HAS_NUMBA:
         return out_scores, out_ids
 
 
-def search(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k, threads=None, docs=None,
-           q_pbound=None, q_dbound=None, exhaustive=False):
+def search(
+    data,
+    indices,
+    indptr,
+    q_ptr,
+    q_terms,
+    q_weights,
+    q_const,
+    n_docs,
+    k,
+    threads=None,
+    docs=None,
+    q_pbound=None,
+    q_dbound=None,
+    exhaustive=False,
+):
     """Top-k (scores, passage ids) per query. `docs`, for document-context scoring, is
     (doc weights, doc postings, doc indptr, per-query-term doc weights, passage → doc, n docs, lam).
     `q_pbound`/`q_dbound`: each query term's largest possible contribution at passage/document
@@ -251,13 +285,37 @@ def search(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k,
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     if docs is None:
         empty_f, empty_i = np.zeros(0, dtype=np.float32), np.zeros(1, dtype=np.int64)
-        docs = (empty_f, np.zeros(0, dtype=np.int32), empty_i, np.zeros(len(q_terms), dtype=np.float32), np.zeros(0, dtype=np.int32), 0, 0.0)
+        docs = (
+            empty_f,
+            np.zeros(0, dtype=np.int32),
+            empty_i,
+            np.zeros(len(q_terms), dtype=np.float32),
+            np.zeros(0, dtype=np.int32),
+            0,
+            0.0,
+        )
     d_data, d_indices, d_indptr, d_weights, passage_doc, n_units, lam = docs
     if exhaustive or q_pbound is None:
         q_pbound = np.full(len(q_terms), np.inf)  # an infinite bound never allows pruning
     q_pbound = np.asarray(q_pbound, dtype=np.float64)
     q_dbound = np.zeros(len(q_terms)) if q_dbound is None else np.asarray(q_dbound, dtype=np.float64)
     return _search_numba(
-        np.asarray(data), np.asarray(indices), np.asarray(indptr), q_ptr, q_terms, q_weights, q_pbound, q_const, n_docs, k,
-        np.asarray(d_data), np.asarray(d_indices), np.asarray(d_indptr), d_weights, q_dbound, np.asarray(passage_doc), n_units, float(lam),
+        np.asarray(data),
+        np.asarray(indices),
+        np.asarray(indptr),
+        q_ptr,
+        q_terms,
+        q_weights,
+        q_pbound,
+        q_const,
+        n_docs,
+        k,
+        np.asarray(d_data),
+        np.asarray(d_indices),
+        np.asarray(d_indptr),
+        d_weights,
+        q_dbound,
+        np.asarray(passage_doc),
+        n_units,
+        float(lam),
     )

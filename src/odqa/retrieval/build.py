@@ -138,7 +138,9 @@ def build_dense_index(
         check_memory(len(passages), encoder.dim, faiss)
     vectors = None
     if shards > 1:
-        identity = json.dumps([stats["fingerprint"], str(Path(encoder_path).resolve()), encoder.config.to_dict()], sort_keys=True)
+        identity = json.dumps(
+            [stats["fingerprint"], str(Path(encoder_path).resolve()), encoder.config.to_dict()], sort_keys=True
+        )
         folder = Path(f"{out}.shards")
         folder.mkdir(parents=True, exist_ok=True)
         stem = hashlib.sha256(identity.encode()).hexdigest()[:16]
@@ -147,7 +149,9 @@ def build_dense_index(
         for i in range(shards) if shard is None else [shard]:
             file = folder / f"{stem}-{i}-of-{shards}.npy"
             if not file.exists():
-                part = encoder.encode([p.text for p in passages[bounds[i] : bounds[i + 1]]], "passage", progress=not quiet)
+                part = encoder.encode(
+                    [p.text for p in passages[bounds[i] : bounds[i + 1]]], "passage", progress=not quiet
+                )
                 tmp = folder / f".{file.name}.tmp.npy"
                 np.save(tmp, part)
                 os.replace(tmp, file)

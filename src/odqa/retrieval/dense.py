@@ -68,7 +68,9 @@ def pool_tokens(hidden, attention_mask, pooling: str):
 class DenseEncoder:
     """Question and passage encoders (the same weights unless `question_model` is given)."""
 
-    def __init__(self, model, tokenizer, config: EncoderConfig | None = None, question_model=None, device: str | None = None):
+    def __init__(
+        self, model, tokenizer, config: EncoderConfig | None = None, question_model=None, device: str | None = None
+    ):
         from odqa.reader.model import pick_device
 
         self.model, self.tokenizer = model, tokenizer
@@ -92,7 +94,9 @@ class DenseEncoder:
         model = AutoModel.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
         question_model = None
         if (Path(path) / "question").is_dir():
-            question_model = AutoModel.from_pretrained(str(Path(path) / "question"), use_safetensors=True, trust_remote_code=False)
+            question_model = AutoModel.from_pretrained(
+                str(Path(path) / "question"), use_safetensors=True, trust_remote_code=False
+            )
         return cls(model, load_tokenizer(path), config, question_model, device)
 
     @property
@@ -108,7 +112,9 @@ class DenseEncoder:
         if self.question_model is not self.model:
             self.question_model.save_pretrained(str(path / "question"), safe_serialization=True)
         save_tokenizer(self.tokenizer, path)
-        (path / ENCODER_FILE).write_text(json.dumps({"encoder": self.config.to_dict(), **(extra or {})}, indent=2), encoding="utf-8")
+        (path / ENCODER_FILE).write_text(
+            json.dumps({"encoder": self.config.to_dict(), **(extra or {})}, indent=2), encoding="utf-8"
+        )
 
     def pool(self, hidden, attention_mask):
         """Sentence vectors from token states (torch tensors), normalised for cosine similarity."""
@@ -119,7 +125,9 @@ class DenseEncoder:
             vectors = torch.nn.functional.normalize(vectors, dim=-1)
         return vectors
 
-    def encode(self, texts: Sequence[str], kind: Literal["query", "passage"] = "passage", progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], kind: Literal["query", "passage"] = "passage", progress: bool = False
+    ) -> np.ndarray:
         """float32 vectors (n, dim) in the order of `texts`. Texts are tokenized a chunk at a time
         in one call, sorted by token count and batched longest first, so batches carry almost no
         padding."""
@@ -132,7 +140,10 @@ class DenseEncoder:
         max_length = self.config.query_max_length if kind == "query" else self.config.passage_max_length
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        with torch.inference_mode(), bar(total=len(texts), desc=f"encoding {kind}s", unit=kind, quiet=not progress) as pbar:
+        with (
+            torch.inference_mode(),
+            bar(total=len(texts), desc=f"encoding {kind}s", unit=kind, quiet=not progress) as pbar,
+        ):
             for first in range(0, len(texts), ENCODE_CHUNK):
                 chunk = [prefix + str(t) for t in texts[first : first + ENCODE_CHUNK]]
                 encoded = self.tokenizer(chunk, truncation=True, max_length=max_length, return_attention_mask=False)
@@ -227,14 +238,22 @@ def make_faiss_index(vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32, 
 
 
 class DenseIndex:
-    def __init__(self, encoder: DenseEncoder | None, faiss_index, manifest: dict, passages=None, encoder_path: str | None = None):
+    def __init__(
+        self, encoder: DenseEncoder | None, faiss_index, manifest: dict, passages=None, encoder_path: str | None = None
+    ):
         self.encoder, self.faiss_index, self.manifest, self.passages = encoder, faiss_index, manifest, passages
         self.encoder_path = encoder_path
 
     @classmethod
     def build(
-        cls, passages: Sequence[Passage], encoder: DenseEncoder, faiss: str = "flat", encoder_path: str | None = None,
-        corpus_info: dict | None = None, progress: bool = False, vectors: np.ndarray | None = None,
+        cls,
+        passages: Sequence[Passage],
+        encoder: DenseEncoder,
+        faiss: str = "flat",
+        encoder_path: str | None = None,
+        corpus_info: dict | None = None,
+        progress: bool = False,
+        vectors: np.ndarray | None = None,
     ) -> DenseIndex:
         """Encode `passages` (or take their precomputed `vectors`) into a FAISS index."""
         if not passages:
@@ -260,10 +279,14 @@ class DenseIndex:
         with atomic_dir(path) as tmp:
             faiss.write_index(self.faiss_index, str(tmp / "faiss.index"))
             write_passages(tmp, self.passages)
-            (tmp / "manifest.json").write_text(json.dumps(self.manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+            (tmp / "manifest.json").write_text(
+                json.dumps(self.manifest, ensure_ascii=False, indent=2), encoding="utf-8"
+            )
 
     @classmethod
-    def load(cls, path: str | Path, encoder: DenseEncoder | None = None, device: str | None = None, mmap: bool = True) -> DenseIndex:
+    def load(
+        cls, path: str | Path, encoder: DenseEncoder | None = None, device: str | None = None, mmap: bool = True
+    ) -> DenseIndex:
         """With `mmap` the vectors (flat and HNSW storage, IVF lists) stay on disk, paged in as
         searched: many processes share one copy and loading takes no time."""
         path = Path(path)
@@ -271,23 +294,35 @@ class DenseIndex:
             raise OdqaError(f"dense index not found: {path} (build one with `odqa index-dense`)")
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-            raise OdqaError(f"{path} is not a dense index of format {FORMAT_VERSION}; rebuild it with `odqa index-dense`")
+            raise OdqaError(
+                f"{path} is not a dense index of format {FORMAT_VERSION}; rebuild it with `odqa index-dense`"
+            )
         faiss = _faiss()
         flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         faiss_index = faiss.read_index(str(path / "faiss.index"), flags)
         store = PassageStore(path)
         if faiss_index.ntotal != manifest["counts"]["passages"] or len(store) != faiss_index.ntotal:
-            raise OdqaError(f"dense index {path} does not match its manifest (files changed after it was built); rebuild it")
+            raise OdqaError(
+                f"dense index {path} does not match its manifest (files changed after it was built); rebuild it"
+            )
         encoder_path = manifest["encoder"].get("path")
         if encoder is None:
             if not encoder_path:
                 raise OdqaError(f"dense index {path} does not name its encoder; pass one")
             encoder = DenseEncoder.load(encoder_path, device=device)
-        built = {key: manifest["encoder"].get(key, EncoderConfig.model_fields[key].default) for key in ("pooling", "similarity", "query_prefix", "passage_prefix")}
+        built = {
+            key: manifest["encoder"].get(key, EncoderConfig.model_fields[key].default)
+            for key in ("pooling", "similarity", "query_prefix", "passage_prefix")
+        }
         now = {key: getattr(encoder.config, key) for key in built}
         if built != now:
-            changed = ", ".join(f"{key} {built[key]!r} at build, {now[key]!r} now" for key in built if built[key] != now[key])
-            raise OdqaError(f"dense index {path} was built with other encoder settings than its encoder now has ({changed}); rebuild it or use the settings it was built with")
+            changed = ", ".join(
+                f"{key} {built[key]!r} at build, {now[key]!r} now" for key in built if built[key] != now[key]
+            )
+            raise OdqaError(
+                f"dense index {path} was built with other encoder settings than its encoder now has ({changed}); "
+                "rebuild it or use the settings it was built with"
+            )
         if encoder.dim != faiss_index.d:
             raise OdqaError(
                 f"dense index {path} holds {faiss_index.d}-dimensional vectors but the encoder makes {encoder.dim}: "

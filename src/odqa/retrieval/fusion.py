@@ -46,7 +46,9 @@ def _zscore(hits: Sequence[Hit]) -> dict[int, float]:
 FUSIONS: dict[str, Callable[[Sequence[Hit]], dict[int, float]]] = {"rrf": _rrf, "combsum": _minmax, "zscore": _zscore}
 
 
-def fuse(runs: Sequence[Sequence[Hit]], k: int, method: str = "rrf", weights: Sequence[float] | None = None) -> list[Hit]:
+def fuse(
+    runs: Sequence[Sequence[Hit]], k: int, method: str = "rrf", weights: Sequence[float] | None = None
+) -> list[Hit]:
     """One query's fused top-k from several retrievers' hits (ties broken by passage id)."""
     if method not in FUSIONS:
         raise OdqaError(f"unknown fusion {method!r}; choose one of {', '.join(FUSIONS)}")

@@ -40,7 +40,15 @@ def load_index(path: str | Path, device: str | None = None):
 class HybridRetriever:
     """Several retrievers over the same passages, fused; optionally reranked by a cross-encoder."""
 
-    def __init__(self, retrievers: Sequence, fusion: str = "combsum", weights: Sequence[float] | None = None, depth: int = 100, reranker=None, rerank_top: int = 50):
+    def __init__(
+        self,
+        retrievers: Sequence,
+        fusion: str = "combsum",
+        weights: Sequence[float] | None = None,
+        depth: int = 100,
+        reranker=None,
+        rerank_top: int = 50,
+    ):
         if not retrievers:
             raise OdqaError("a hybrid retriever needs at least one index")
         if fusion not in FUSIONS:
@@ -48,7 +56,10 @@ class HybridRetriever:
         counts = {r.n_passages for r in retrievers}
         fingerprints = {r.manifest.get("corpus", {}).get("fingerprint") for r in retrievers} - {None}
         if len(counts) > 1 or len(fingerprints) > 1:
-            raise OdqaError("the indexes to fuse were built over different passages (counts or corpus fingerprints differ); build them from the same corpus and config")
+            raise OdqaError(
+                "the indexes to fuse were built over different passages (counts or corpus fingerprints differ); "
+                "build them from the same corpus and config"
+            )
         self.retrievers, self.fusion, self.weights, self.depth = list(retrievers), fusion, weights, depth
         self.reranker, self.rerank_top = reranker, rerank_top
         self.passages = retrievers[0].passages
@@ -66,12 +77,22 @@ class HybridRetriever:
             runs = [r.search(list(queries), k=depth) for r in self.retrievers]
             fused = [fuse([run[q] for run in runs], depth, self.fusion, self.weights) for q in range(len(queries))]
         if self.reranker is not None:
-            top = [[Hit(h.passage_id, h.score, h.rank, self.passages[h.passage_id]) for h in hits[: self.rerank_top]] for hits in fused]
-            fused = [reranked + hits[self.rerank_top :] for reranked, hits in zip(self.reranker.rerank(queries, top), fused)]
+            top = [
+                [Hit(h.passage_id, h.score, h.rank, self.passages[h.passage_id]) for h in hits[: self.rerank_top]]
+                for hits in fused
+            ]
+            fused = [
+                reranked + hits[self.rerank_top :] for reranked, hits in zip(self.reranker.rerank(queries, top), fused)
+            ]
         out = []
         for hits in fused:
             hits = hits[:k]
-            out.append([Hit(h.passage_id, h.score, rank, (h.passage or self.passages[h.passage_id]) if fetch else None) for rank, h in enumerate(hits, 1)])
+            out.append(
+                [
+                    Hit(h.passage_id, h.score, rank, (h.passage or self.passages[h.passage_id]) if fetch else None)
+                    for rank, h in enumerate(hits, 1)
+                ]
+            )
         return out
 
     def search_arrays(self, queries: Sequence[str], k: int, threads: int | None = None):
@@ -79,8 +100,13 @@ class HybridRetriever:
 
 
 def tune_fusion(
-    retrievers: Sequence, questions: Sequence, ks: Sequence[int] = (1, 5, 20), methods: Sequence[str] = tuple(FUSIONS),
-    grid: Sequence[float] = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0), depth: int = 100, qrels: dict | None = None,
+    retrievers: Sequence,
+    questions: Sequence,
+    ks: Sequence[int] = (1, 5, 20),
+    methods: Sequence[str] = tuple(FUSIONS),
+    grid: Sequence[float] = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
+    depth: int = 100,
+    qrels: dict | None = None,
 ) -> dict:
     """Choose the fusion method and weights on (training, never evaluation) questions. Each
     retriever searches once; every candidate — each method with the first retriever's weight at 1
@@ -106,7 +132,10 @@ def tune_fusion(
             fused = [fuse([run[q] for run in runs], k_max, method, weights) for q in range(len(questions))]
             metrics = score_rankings(hits_to_arrays(fused, k_max)[1], questions, retrievers[0].passages, ks, qrels)
             if qrels is not None:
-                scores = {f"recall@{k_max}": metrics["qrels"][f"recall@{k_max}"], f"mrr@{k_max}": metrics["qrels"][f"mrr@{k_max}"]}
+                scores = {
+                    f"recall@{k_max}": metrics["qrels"][f"recall@{k_max}"],
+                    f"mrr@{k_max}": metrics["qrels"][f"mrr@{k_max}"],
+                }
                 key = (scores[f"recall@{k_max}"], scores[f"mrr@{k_max}"])
             else:
                 if "has_answer" not in metrics:
@@ -121,7 +150,15 @@ def tune_fusion(
     return {"questions": len(questions), "candidates": candidates, "best": best}
 
 
-def open_retriever(paths: Sequence[str | Path] | str | Path, fusion: str = "combsum", weights=None, depth: int = 100, rerank: str | None = None, rerank_top: int = 50, device: str | None = None):
+def open_retriever(
+    paths: Sequence[str | Path] | str | Path,
+    fusion: str = "combsum",
+    weights=None,
+    depth: int = 100,
+    rerank: str | None = None,
+    rerank_top: int = 50,
+    device: str | None = None,
+):
     """One index as it is, or several fused (and/or reranked) as a HybridRetriever."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     indexes = [load_index(p, device) for p in paths]

@@ -46,9 +46,13 @@ class Reranker:
         settings = Path(path) / RERANKER_FILE
         saved = json.loads(settings.read_text(encoding="utf-8")).get("reranker", {}) if settings.exists() else {}
         config = RerankerConfig.from_dict({**saved, **overrides})
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(path), use_safetensors=True, trust_remote_code=False
+        )
         if model.config.num_labels != 1:
-            raise OdqaError(f"{path}: a reranker has one output (num_labels=1), this model has {model.config.num_labels}")
+            raise OdqaError(
+                f"{path}: a reranker has one output (num_labels=1), this model has {model.config.num_labels}"
+            )
         return cls(model, load_tokenizer(path), config, device)
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
@@ -57,7 +61,9 @@ class Reranker:
         path = Path(path)
         self.model.save_pretrained(str(path), safe_serialization=True)
         save_tokenizer(self.tokenizer, path)
-        (path / RERANKER_FILE).write_text(json.dumps({"reranker": self.config.to_dict(), **(extra or {})}, indent=2), encoding="utf-8")
+        (path / RERANKER_FILE).write_text(
+            json.dumps({"reranker": self.config.to_dict(), **(extra or {})}, indent=2), encoding="utf-8"
+        )
 
     def score(self, questions: Sequence[str], passages: Sequence[str]) -> np.ndarray:
         """One relevance score per aligned (question, passage) pair; batches run longest first."""
@@ -71,9 +77,13 @@ class Reranker:
             for lo in range(0, len(order), self.config.batch_size):
                 rows = order[lo : lo + self.config.batch_size]
                 batch = self.tokenizer(
-                    [questions[i] for i in rows], [passages[i] for i in rows],
-                    truncation="only_second", max_length=self.config.max_length, padding=True, return_tensors="pt",
-                )  # fmt: skip
+                    [questions[i] for i in rows],
+                    [passages[i] for i in rows],
+                    truncation="only_second",
+                    max_length=self.config.max_length,
+                    padding=True,
+                    return_tensors="pt",
+                )
                 logits = self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits
                 scores[rows] = logits[:, 0].float().cpu().numpy()
         return scores
@@ -87,4 +97,10 @@ class Reranker:
         out: list[list[Hit]] = [[] for _ in candidates]
         for (qi, hit), score in zip(pairs, scores):
             out[qi].append(Hit(hit.passage_id, float(score), 0, hit.passage))
-        return [[Hit(h.passage_id, h.score, rank, h.passage) for rank, h in enumerate(sorted(hits, key=lambda h: -h.score), 1)] for hits in out]
+        return [
+            [
+                Hit(h.passage_id, h.score, rank, h.passage)
+                for rank, h in enumerate(sorted(hits, key=lambda h: -h.score), 1)
+            ]
+            for hits in out
+        ]

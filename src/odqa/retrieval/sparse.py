@@ -98,7 +98,8 @@ class SparseIndex:
                 numbers: dict[str, int] = {}
                 passage_docs = np.fromiter(
                     (numbers.setdefault(passages[i].sources[0].doc_id, len(numbers)) for i in range(n_passages)),
-                    dtype=np.int32, count=n_passages,
+                    dtype=np.int32,
+                    count=n_passages,
                 )
             passage_docs = np.asarray(passage_docs, dtype=np.int32)
             n_docs = int(passage_docs.max()) + 1
@@ -141,7 +142,9 @@ class SparseIndex:
             write_passages(tmp, (self.passages[i] for i in range(len(self.passages))))
             for name, text in (extra_files or {}).items():
                 (tmp / name).write_text(text, encoding="utf-8")
-            (tmp / "manifest.json").write_text(json.dumps(self.manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+            (tmp / "manifest.json").write_text(
+                json.dumps(self.manifest, ensure_ascii=False, indent=2), encoding="utf-8"
+            )
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = True) -> SparseIndex:
@@ -158,11 +161,18 @@ class SparseIndex:
             arrays[name] = np.load(file, mmap_mode="r" if mmap else None)
         vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
         counts = manifest["counts"]
-        if len(vocab) != counts["vocab"] or len(arrays["weights"]) != counts["postings"] or len(arrays["indptr"]) != counts["vocab"] + 1:
+        if (
+            len(vocab) != counts["vocab"]
+            or len(arrays["weights"]) != counts["postings"]
+            or len(arrays["indptr"]) != counts["vocab"] + 1
+        ):
             raise OdqaError(f"index {path} does not match its manifest (files changed after it was built); rebuild it")
         store = PassageStore(path)
         if len(store) != counts["passages"]:
-            raise OdqaError(f"index {path}: the passage store has {len(store)} passages, the manifest {counts['passages']}; rebuild it")
+            raise OdqaError(
+                f"index {path}: the passage store has {len(store)} passages, the manifest {counts['passages']}; "
+                "rebuild it"
+            )
         return cls(analyzer, scoring, arrays, vocab, manifest, store)
 
     # --- searching ----------------------------------------------------------------------------
@@ -206,7 +216,15 @@ class SparseIndex:
         if lam > 0:
             a = self.arrays
             n_docs = int(self.manifest["counts"]["documents"])
-            docs = (a["doc_weights"], a["doc_passage_ids"], a["doc_indptr"], d_weights[order], a["passage_docs"], n_docs, lam)
+            docs = (
+                a["doc_weights"],
+                a["doc_passage_ids"],
+                a["doc_indptr"],
+                d_weights[order],
+                a["passage_docs"],
+                n_docs,
+                lam,
+            )
         return q_ptr_arr, q_terms, q_weights, q_const, docs, q_pbound, q_dbound
 
     def _max_weights(self, level: str) -> np.ndarray:
@@ -238,11 +256,25 @@ class SparseIndex:
         q_ptr, q_terms, q_weights, q_const, docs, q_pbound, q_dbound = self._query_arrays(queries)
         a = self.arrays
         return _kernel.search(
-            a["weights"], a["passage_ids"], a["indptr"], q_ptr, q_terms, q_weights, q_const, self.n_passages, k, threads, docs,
-            q_pbound, q_dbound, exhaustive,
+            a["weights"],
+            a["passage_ids"],
+            a["indptr"],
+            q_ptr,
+            q_terms,
+            q_weights,
+            q_const,
+            self.n_passages,
+            k,
+            threads,
+            docs,
+            q_pbound,
+            q_dbound,
+            exhaustive,
         )
 
-    def search(self, queries: Sequence[str], k: int = 10, fetch: bool = False, threads: int | None = None) -> list[list[Hit]]:
+    def search(
+        self, queries: Sequence[str], k: int = 10, fetch: bool = False, threads: int | None = None
+    ) -> list[list[Hit]]:
         if isinstance(queries, str):
             raise OdqaError("search() takes a list of queries; wrap a single query in a list")
         scores, ids = self.search_arrays(queries, k, threads)
@@ -258,7 +290,9 @@ class SparseIndex:
         return results
 
 
-def _weight_matrix(unit_of_token: np.ndarray, ids: np.ndarray, n_units: int, n_terms: int, scoring: ScoringConfig) -> dict:
+def _weight_matrix(
+    unit_of_token: np.ndarray, ids: np.ndarray, n_units: int, n_terms: int, scoring: ScoringConfig
+) -> dict:
     """Term-major weights of every (term, unit) pair: one sort counts term frequencies, then the
     weighting scheme runs vectorised over all entries."""
     import scipy.sparse as sp

@@ -34,7 +34,9 @@ def _not_blank(value: str) -> str:
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(..., max_length=MAX_QUESTION_CHARS, description="the question, in any language the index covers")
+    question: str = Field(
+        ..., max_length=MAX_QUESTION_CHARS, description="the question, in any language the index covers"
+    )
     k: int | None = Field(None, ge=1, le=MAX_K, description="passages to read (default: the server's k)")
     n_best: int = Field(5, ge=1, le=20, description="answers to return")
     passages: bool = Field(True, description="include the retrieved passages as evidence")
@@ -84,7 +86,9 @@ class Batcher:
             for k in {k for _, k, _ in pending}:
                 group = [(q, f) for q, kk, f in pending if kk == k]
                 try:
-                    results = await loop.run_in_executor(self.executor, self.pipeline.ask_batch, [q for q, _ in group], k)
+                    results = await loop.run_in_executor(
+                        self.executor, self.pipeline.ask_batch, [q for q, _ in group], k
+                    )
                 except Exception as e:  # every waiting request must get an answer, even an error
                     for _, future in group:
                         if not future.done():
@@ -105,7 +109,9 @@ def create_app(pipeline: Pipeline, max_body_bytes: int = MAX_BODY_BYTES, batch_w
 
     pipeline.warm_up()
     batcher = Batcher(pipeline, batch_window_ms)
-    app = FastAPI(title="odqa", version="1", description="Open-domain question answering: retrieve, read, answer with evidence.")
+    app = FastAPI(
+        title="odqa", version="1", description="Open-domain question answering: retrieve, read, answer with evidence."
+    )
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
@@ -119,12 +125,17 @@ def create_app(pipeline: Pipeline, max_body_bytes: int = MAX_BODY_BYTES, batch_w
             try:
                 body.decode("utf-8")
             except UnicodeDecodeError as e:
-                return JSONResponse({"error": f"request body is not UTF-8 ({e.reason} at byte {e.start})"}, status_code=422)
+                return JSONResponse(
+                    {"error": f"request body is not UTF-8 ({e.reason} at byte {e.start})"}, status_code=422
+                )
         return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
-        problems = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": e.get("msg", "")} for e in exc.errors()]
+        problems = [
+            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": e.get("msg", "")}
+            for e in exc.errors()
+        ]
         return JSONResponse({"error": "invalid request", "problems": problems}, status_code=422)
 
     @app.exception_handler(OdqaError)
@@ -153,7 +164,14 @@ def create_app(pipeline: Pipeline, max_body_bytes: int = MAX_BODY_BYTES, batch_w
     async def search(request: SearchRequest) -> dict:
         hits = (await batcher.search(request.question, request.k))[0]
         passages = [
-            {"passage_id": h.passage_id, "rank": h.rank, "score": h.score, "title": h.passage.title, "doc_id": h.passage.doc_id, "text": h.passage.text}
+            {
+                "passage_id": h.passage_id,
+                "rank": h.rank,
+                "score": h.score,
+                "title": h.passage.title,
+                "doc_id": h.passage.doc_id,
+                "text": h.passage.text,
+            }
             for h in hits
         ]
         return {"question": request.question, "passages": passages}

@@ -67,9 +67,10 @@ def mine_hard_negatives(index_path: str, examples: list[QAExample], n: int, dept
     for example, hits in zip(examples, results):
         gold_title = normalize_title(example.title)
         picked = [
-            h.passage.text for h in hits
+            h.passage.text
+            for h in hits
             if not has_answer(h.passage.text, example.answer_texts) and normalize_title(h.passage.title) != gold_title
-        ][:n]  # fmt: skip
+        ][:n]
         negatives.append(picked)
     return negatives
 
@@ -142,18 +143,24 @@ def contrastive_step(config: DenseTrainingConfig):
             loss = loss_of(module.encode(queries, "query"), module.encode(passages, "passage"))
             accelerator.backward(loss)
             return loss.detach()
-        plan = [(c, "query") for c in _chunks(queries, config.cache_chunk)] + [(c, "passage") for c in _chunks(passages, config.cache_chunk)]
+        plan = [(c, "query") for c in _chunks(queries, config.cache_chunk)] + [
+            (c, "passage") for c in _chunks(passages, config.cache_chunk)
+        ]
         states, vectors = [], []
         with torch.no_grad():
             for inputs, kind in plan:
-                states.append((torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None))
+                states.append(
+                    (torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+                )
                 vectors.append(module.encode(inputs, kind))
         n_query_chunks = len(_chunks(queries, config.cache_chunk))
         q = torch.cat(vectors[:n_query_chunks]).detach().requires_grad_()
         p = torch.cat(vectors[n_query_chunks:]).detach().requires_grad_()
         loss = loss_of(q, p)
         loss.backward()
-        grads = list(q.grad.split([len(v) for v in vectors[:n_query_chunks]])) + list(p.grad.split([len(v) for v in vectors[n_query_chunks:]]))
+        grads = list(q.grad.split([len(v) for v in vectors[:n_query_chunks]])) + list(
+            p.grad.split([len(v) for v in vectors[n_query_chunks:]])
+        )
         for (inputs, kind), (cpu_state, cuda_state), grad in zip(plan, states, grads):
             torch.set_rng_state(cpu_state)
             if cuda_state is not None:
@@ -174,15 +181,18 @@ def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool =
     if not config.train and not config.qrels:
         raise OdqaError("nothing to train on: give SQuAD-format --train files and/or --qrels sets")
     if config.qrels and not config.hard_negatives_index:
-        raise OdqaError("training from qrels needs --hard-negatives INDEX: positives are found in that index's passages")
+        raise OdqaError(
+            "training from qrels needs --hard-negatives INDEX: positives are found in that index's passages"
+        )
     examples = read_qa_files(config.train, require_answers=True) if config.train else []
     examples = sample_examples(examples, config.max_train_examples, config.seed)
     if config.hard_negatives and not config.hard_negatives_index:
         log.warning("no --hard-negatives index: training with in-batch negatives only")
     mined = (
         mine_hard_negatives(config.hard_negatives_index, examples, config.hard_negatives)
-        if config.hard_negatives_index and config.hard_negatives and examples else [[] for _ in examples]
-    )  # fmt: skip
+        if config.hard_negatives_index and config.hard_negatives and examples
+        else [[] for _ in examples]
+    )
     pairs = [(e.question, passage_text(e), negatives) for e, negatives in zip(examples, mined)]
     for topics, qrels in config.qrels:
         pairs += qrels_pairs(config.hard_negatives_index, topics, qrels, config.hard_negatives)
@@ -199,35 +209,65 @@ def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool =
 
     def collate(indices):
         questions = [config.encoder.query_prefix + pairs[i][0] for i in indices]
-        passages = [config.encoder.passage_prefix + text for text in [pairs[i][1] for i in indices] + [text for i in indices for text in pairs[i][2]]]
-        q = tokenizer(questions, truncation=True, max_length=config.encoder.query_max_length, padding=True, return_tensors="pt")
-        p = tokenizer(passages, truncation=True, max_length=config.encoder.passage_max_length, padding=True, return_tensors="pt")
+        passages = [
+            config.encoder.passage_prefix + text
+            for text in [pairs[i][1] for i in indices] + [text for i in indices for text in pairs[i][2]]
+        ]
+        q = tokenizer(
+            questions, truncation=True, max_length=config.encoder.query_max_length, padding=True, return_tensors="pt"
+        )
+        p = tokenizer(
+            passages, truncation=True, max_length=config.encoder.passage_max_length, padding=True, return_tensors="pt"
+        )
         return {**{f"q_{k}": v for k, v in q.items()}, **{f"p_{k}": v for k, v in p.items()}}
 
     out = Path(config.out)
     record = {
         "training": config.to_dict(),
-        "data": {"train": [file_fingerprint(p) for p in config.train], "qrels": [[file_fingerprint(t), file_fingerprint(q)] for t, q in config.qrels]},
+        "data": {
+            "train": [file_fingerprint(p) for p in config.train],
+            "qrels": [[file_fingerprint(t), file_fingerprint(q)] for t, q in config.qrels],
+        },
         "counts": {"pairs": len(pairs), "with_hard_negatives": sum(1 for _, _, n in pairs if n)},
         "versions": versions(),
     }
     eval_examples = read_qa_files([config.eval]) if config.eval else []
 
     def evaluate(trained) -> dict:
-        encoder = DenseEncoder(trained.passage_model, tokenizer, config.encoder, trained.question_model, device=str(next(trained.parameters()).device))
+        encoder = DenseEncoder(
+            trained.passage_model,
+            tokenizer,
+            config.encoder,
+            trained.question_model,
+            device=str(next(trained.parameters()).device),
+        )
         return evaluate_dense(encoder, eval_examples)
 
     def save_best(trained, metrics: dict) -> None:
-        encoder = DenseEncoder(trained.passage_model, tokenizer, config.encoder, trained.question_model, device=str(next(trained.parameters()).device))
+        encoder = DenseEncoder(
+            trained.passage_model,
+            tokenizer,
+            config.encoder,
+            trained.question_model,
+            device=str(next(trained.parameters()).device),
+        )
         save_into(out, lambda folder: encoder.save(folder, {**record, "metrics": metrics}))
         trained.train()
 
     lengths = np.array([len(positive) for _, positive, _ in pairs], dtype=np.int64)
     return train(
-        module, lengths, collate, config, out,
-        evaluate=evaluate if eval_examples else None, score_key="top20", save_best=save_best,
-        resume=resume, quiet=quiet, step=contrastive_step(config),
-    )  # fmt: skip
+        module,
+        lengths,
+        collate,
+        config,
+        out,
+        evaluate=evaluate if eval_examples else None,
+        score_key="top20",
+        save_best=save_best,
+        resume=resume,
+        quiet=quiet,
+        step=contrastive_step(config),
+    )
 
 
 def evaluate_dense(encoder: DenseEncoder, examples: list[QAExample], ks=(1, 5, 20)) -> dict:

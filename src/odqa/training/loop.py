@@ -46,7 +46,9 @@ class LoopSettings(Settings):
     seed: int = 42
     mixed_precision: str = "auto"  # auto: bf16 on GPUs that have it, else fp16 on GPU, none on CPU
     group_by_length: bool = True
-    freeze_embeddings: bool = False  # keep the word-embedding matrix fixed (most of a multilingual model; AdamW over it dominates a CPU step)
+    freeze_embeddings: bool = (
+        False  # keep the word-embedding matrix fixed (most of a multilingual model; AdamW over it dominates a CPU step)
+    )
 
 
 def sample_examples(examples: list, limit: int | None, seed: int) -> list:
@@ -113,7 +115,12 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, grou
     order = rng.permutation(len(lengths))
     if group:
         mega = batch_size * 50
-        order = np.concatenate([chunk[np.argsort(-lengths[chunk], kind="stable")] for chunk in np.array_split(order, max(1, math.ceil(len(order) / mega)))])
+        order = np.concatenate(
+            [
+                chunk[np.argsort(-lengths[chunk], kind="stable")]
+                for chunk in np.array_split(order, max(1, math.ceil(len(order) / mega)))
+            ]
+        )
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     rng.shuffle(batches)
     return batches
@@ -180,7 +187,9 @@ def train(
     if len(lengths) == 0:
         raise OdqaError("no training examples")
     set_seed(settings.seed)
-    accelerator = Accelerator(mixed_precision=_mixed_precision(settings.mixed_precision), gradient_accumulation_steps=settings.grad_accum)
+    accelerator = Accelerator(
+        mixed_precision=_mixed_precision(settings.mixed_precision), gradient_accumulation_steps=settings.grad_accum
+    )
     batches_per_epoch = math.ceil(len(lengths) / settings.batch_size)
     steps_per_epoch = max(1, batches_per_epoch // settings.grad_accum // accelerator.num_processes)
     total_steps = settings.max_steps or max(1, math.ceil(settings.epochs * steps_per_epoch))
@@ -200,12 +209,23 @@ def train(
 
     out.mkdir(parents=True, exist_ok=True)
     run = {"settings": _resumable(settings), "items": len(lengths)}
-    state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best": None, "history": [], "total_steps": total_steps, "run": run}
+    state = {
+        "epoch": 0,
+        "batch_in_epoch": 0,
+        "step": 0,
+        "best": None,
+        "history": [],
+        "total_steps": total_steps,
+        "run": run,
+    }
     checkpoint = out / CHECKPOINT
     if resume and (checkpoint / STATE_FILE).exists():
         saved = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
         if saved.get("run") is not None and saved["run"] != run:
-            old, new = saved["run"]["settings"] | {"items": saved["run"]["items"]}, run["settings"] | {"items": run["items"]}
+            old, new = (
+                saved["run"]["settings"] | {"items": saved["run"]["items"]},
+                run["settings"] | {"items": run["items"]},
+            )
             changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
             raise OdqaError(
                 f"{checkpoint} belongs to a run with other settings or data (changed: {', '.join(changed)}); "
@@ -227,7 +247,9 @@ def train(
     bar = progress(total=total_steps, desc="training", unit="step", quiet=quiet or not accelerator.is_main_process)
     bar.update(state["step"])
     # A log file or CI gets a plain line every minute instead of a bar it cannot show.
-    plain = PlainProgress(total_steps, "training", enabled=bar.disable and not quiet and accelerator.is_main_process, start=state["step"])
+    plain = PlainProgress(
+        total_steps, "training", enabled=bar.disable and not quiet and accelerator.is_main_process, start=state["step"]
+    )
     while state["epoch"] < epochs and state["step"] < total_steps and not out_of_time:
         epoch = state["epoch"]
         batches = length_grouped_batches(lengths, settings.batch_size, settings.seed + epoch, settings.group_by_length)

@@ -88,7 +88,9 @@ def pack_sequences(tokenizer, texts, max_length: int, limit_tokens: int | None =
     return framed
 
 
-def mask_tokens(ids: np.ndarray, tokenizer, probability: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def mask_tokens(
+    ids: np.ndarray, tokenizer, probability: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """BERT masking: of the chosen non-special tokens, 80% → [MASK], 10% → random, 10% kept."""
     special = np.isin(ids, tokenizer.all_special_ids)
     chosen = (rng.random(ids.shape) < probability) & ~special
@@ -164,7 +166,14 @@ def pretrain_mlm(config: MlmConfig, quiet: bool = False, resume: bool = True) ->
     if config.model:
         model = AutoModelForMaskedLM.from_pretrained(config.model, use_safetensors=True, trust_remote_code=False)
     else:
-        model = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id or 0, **SIZES[config.size]))
+        model = BertForMaskedLM(
+            BertConfig(
+                vocab_size=len(tokenizer),
+                max_position_embeddings=512,
+                pad_token_id=tokenizer.pad_token_id or 0,
+                **SIZES[config.size],
+            )
+        )
     wrapped = _masked_only(model)
     rng = np.random.default_rng(config.seed)
 
@@ -192,7 +201,9 @@ def pretrain_mlm(config: MlmConfig, quiet: bool = False, resume: bool = True) ->
         def write(folder: Path) -> None:
             inner.save_pretrained(str(folder), safe_serialization=True)
             save_tokenizer(tokenizer, folder)
-            (folder / "odqa_pretraining.json").write_text(json.dumps({**extra, "metrics": metrics}, indent=2), encoding="utf-8")
+            (folder / "odqa_pretraining.json").write_text(
+                json.dumps({**extra, "metrics": metrics}, indent=2), encoding="utf-8"
+            )
 
         save_into(out, write)
 

@@ -83,12 +83,18 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
 
     check_model_dir(config.model)
     out = Path(config.out)
-    train_examples = sample_examples(read_qa_files(config.train, require_answers=True), config.max_train_examples, config.seed)
-    eval_examples = sample_examples(read_qa_files([config.eval]), config.max_eval_examples, config.seed) if config.eval else []
+    train_examples = sample_examples(
+        read_qa_files(config.train, require_answers=True), config.max_train_examples, config.seed
+    )
+    eval_examples = (
+        sample_examples(read_qa_files([config.eval]), config.max_eval_examples, config.seed) if config.eval else []
+    )
     seed_everything(config.seed)
     tokenizer = load_tokenizer(config.model)
     try:
-        model = AutoModelForQuestionAnswering.from_pretrained(config.model, use_safetensors=True, trust_remote_code=False)
+        model = AutoModelForQuestionAnswering.from_pretrained(
+            config.model, use_safetensors=True, trust_remote_code=False
+        )
     except (OSError, ValueError) as e:
         raise OdqaError(f"cannot load {config.model} as a question-answering encoder: {e}") from None
 
@@ -114,12 +120,21 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
 
     record = {
         "training": config.model_dump(mode="json"),
-        "data": {"train": [file_fingerprint(p) for p in config.train], "eval": file_fingerprint(config.eval) if config.eval else None},
-        "counts": {"train_examples": len(train_examples), "train_windows": len(windows), "eval_examples": len(eval_examples)},
+        "data": {
+            "train": [file_fingerprint(p) for p in config.train],
+            "eval": file_fingerprint(config.eval) if config.eval else None,
+        },
+        "counts": {
+            "train_examples": len(train_examples),
+            "train_windows": len(windows),
+            "eval_examples": len(eval_examples),
+        },
         "versions": versions(),
     }
     (out).mkdir(parents=True, exist_ok=True)
-    (out / "training_config.json").write_text(json.dumps(config.model_dump(mode="json"), ensure_ascii=False, indent=2), encoding="utf-8")
+    (out / "training_config.json").write_text(
+        json.dumps(config.model_dump(mode="json"), ensure_ascii=False, indent=2), encoding="utf-8"
+    )
 
     def evaluate(trained) -> dict:
         if not eval_examples:

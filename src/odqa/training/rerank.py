@@ -43,7 +43,9 @@ class RerankerTrainingConfig(LoopSettings):
     lr: float = 3e-5
 
 
-def mine_groups(index_path: str, examples: list[QAExample], negatives: int, depth: int, seed: int = 42) -> list[tuple[str, list[str]]]:
+def mine_groups(
+    index_path: str, examples: list[QAExample], negatives: int, depth: int, seed: int = 42
+) -> list[tuple[str, list[str]]]:
     """(question, [positive, negative, …]) per example. Negatives are the best BM25 passages that
     hold no gold answer and are not from the gold article, topped up with random such passages
     when BM25 finds too few (short questions, small corpora)."""
@@ -62,7 +64,14 @@ def mine_groups(index_path: str, examples: list[QAExample], negatives: int, dept
         def usable(passage) -> bool:
             return not has_answer(passage.text, answers) and normalize_title(passage.title) != gold_title
 
-        positive = next((h.passage.text for h in hits if has_answer(h.passage.text, answers) and normalize_title(h.passage.title) == gold_title), None)
+        positive = next(
+            (
+                h.passage.text
+                for h in hits
+                if has_answer(h.passage.text, answers) and normalize_title(h.passage.title) == gold_title
+            ),
+            None,
+        )
         if positive is None:
             positive = f"{example.title}\n{example.context}" if example.title else example.context
         picked = [h.passage.text for h in hits if usable(h.passage)][:negatives]
@@ -104,16 +113,32 @@ def train_reranker(config: RerankerTrainingConfig, quiet: bool = False, resume: 
         raise OdqaError(f"no training question has {config.negatives} BM25 negatives in {config.index}")
     seed_everything(config.seed)
     tokenizer = load_tokenizer(config.model)
-    model = AutoModelForSequenceClassification.from_pretrained(config.model, num_labels=1, use_safetensors=True, trust_remote_code=False)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        config.model, num_labels=1, use_safetensors=True, trust_remote_code=False
+    )
     group_size = config.negatives + 1
 
     def collate(indices):
         firsts = [groups[i][0] for i in indices for _ in range(group_size)]
         seconds = [text for i in indices for text in groups[i][1]]
-        return dict(tokenizer(firsts, seconds, truncation="only_second", max_length=config.reranker.max_length, padding=True, return_tensors="pt"))
+        return dict(
+            tokenizer(
+                firsts,
+                seconds,
+                truncation="only_second",
+                max_length=config.reranker.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+        )
 
     out = Path(config.out)
-    record = {"training": config.to_dict(), "data": {"train": [file_fingerprint(p) for p in config.train]}, "groups": len(groups), "versions": versions()}
+    record = {
+        "training": config.to_dict(),
+        "data": {"train": [file_fingerprint(p) for p in config.train]},
+        "groups": len(groups),
+        "versions": versions(),
+    }
 
     def save_best(trained, metrics: dict) -> None:
         reranker = Reranker(trained, tokenizer, config.reranker, device=str(next(trained.parameters()).device))
@@ -121,4 +146,14 @@ def train_reranker(config: RerankerTrainingConfig, quiet: bool = False, resume: 
         trained.train()
 
     lengths = np.array([sum(len(t) for t in passages) for _, passages in groups], dtype=np.int64)
-    return train(model, lengths, collate, config, out, save_best=save_best, resume=resume, quiet=quiet, step=listwise_step(group_size))
+    return train(
+        model,
+        lengths,
+        collate,
+        config,
+        out,
+        save_best=save_best,
+        resume=resume,
+        quiet=quiet,
+        step=listwise_step(group_size),
+    )
