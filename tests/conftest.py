@@ -228,3 +228,29 @@ def korean_reader(tmp_path_factory, tiny_encoder, korean_qa_file) -> Path:
     )
     train_reader(config, quiet=True, resume=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def retriever_folders(tmp_path_factory, klue_tokenizer) -> Path:
+    """KOREAN_DOCS (docs.jsonl) indexed sparse and dense (a random tiny encoder), and a random
+    tiny reranker: every kind of retriever over the same passages."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("faiss")
+    from transformers import BertForSequenceClassification, BertModel
+
+    from odqa.retrieval.build import build_dense_index, build_sparse_index
+    from odqa.retrieval.dense import DenseEncoder, EncoderConfig
+    from odqa.retrieval.rerank import Reranker
+
+    folder = tmp_path_factory.mktemp("indexes")
+    corpus = folder / "docs.jsonl"
+    corpus.write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in KOREAN_DOCS) + "\n", encoding="utf-8")
+    build_sparse_index(corpus, folder / "sparse", processes=1, quiet=True)
+    torch.manual_seed(0)
+    encoder = DenseEncoder(BertModel(tiny_bert_config(klue_tokenizer)), klue_tokenizer, EncoderConfig(pooling="mean"))
+    encoder.save(folder / "encoder")
+    build_dense_index(corpus, folder / "dense", str(folder / "encoder"), quiet=True)
+    config = tiny_bert_config(klue_tokenizer)
+    config.num_labels = 1
+    Reranker(BertForSequenceClassification(config), klue_tokenizer).save(folder / "reranker")
+    return folder

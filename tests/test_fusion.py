@@ -40,3 +40,17 @@ def test_bad_fusion_requests():
     with pytest.raises(OdqaError, match="2 fusion weights for 1 retrievers"):
         fuse([SPARSE], k=3, weights=[1, 2])
     assert fuse([[], []], k=3) == []
+
+
+def test_zscore_standardises_each_retriever():
+    fused = fuse([SPARSE, DENSE], k=4, method="zscore")
+    # sparse scores 30/20/10 → +1.225/0/−1.225; dense .9/.8/.1 → +0.843/+0.562/−1.405 (population std)
+    expected = {1: 1.2247 - 1.4049, 2: 0.0, 3: -1.2247 + 0.8429, 4: 0.5620}
+    assert [h.passage_id for h in fused] == [4, 2, 1, 3]
+    assert all(h.score == pytest.approx(expected[h.passage_id], abs=1e-3) for h in fused)
+    assert fuse([hits((7, 1.0), (8, 1.0))], k=2, method="zscore")[0].score == 0.0  # no spread: no signal
+
+
+def test_default_fusion_is_combsum_as_everywhere_else():
+    assert fuse([SPARSE, DENSE], k=4) == fuse([SPARSE, DENSE], k=4, method="combsum")
+    assert fuse([SPARSE, DENSE], k=4) != fuse([SPARSE, DENSE], k=4, method="rrf")

@@ -7,37 +7,18 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("faiss")
 
-from conftest import KOREAN_DOCS, tiny_bert_config
 from odqa.errors import OdqaError
 from odqa.retrieval.hybrid import HybridRetriever, load_index, open_retriever
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("hy") / "docs.jsonl"
-    path.write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in KOREAN_DOCS) + "\n", encoding="utf-8")
-    return path
+def indexes(retriever_folders):
+    return retriever_folders
 
 
 @pytest.fixture(scope="module")
-def indexes(corpus, tmp_path_factory, klue_tokenizer):
-    from transformers import BertForSequenceClassification, BertModel
-
-    from odqa.retrieval.build import build_dense_index, build_sparse_index
-    from odqa.retrieval.dense import DenseEncoder, EncoderConfig
-    from odqa.retrieval.rerank import Reranker
-
-    folder = tmp_path_factory.mktemp("indexes")
-    build_sparse_index(corpus, folder / "sparse", processes=1, quiet=True)
-    torch.manual_seed(0)
-    DenseEncoder(BertModel(tiny_bert_config(klue_tokenizer)), klue_tokenizer, EncoderConfig(pooling="mean")).save(
-        folder / "encoder"
-    )
-    build_dense_index(corpus, folder / "dense", str(folder / "encoder"), quiet=True)
-    config = tiny_bert_config(klue_tokenizer)
-    config.num_labels = 1
-    Reranker(BertForSequenceClassification(config), klue_tokenizer).save(folder / "reranker")
-    return folder
+def corpus(retriever_folders):
+    return retriever_folders / "docs.jsonl"
 
 
 def test_load_index_by_manifest(indexes):

@@ -1,6 +1,7 @@
 """The sparse index on disk: round trip, memory-mapped load, refusals, atomic replacement."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -61,6 +62,53 @@ def test_mismatched_manifest_is_refused(built, change, message):
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(OdqaError, match=message):
         SparseIndex.load(out)
+
+
+@pytest.mark.parametrize(
+    "manifest,message",
+    [
+        ("[1, 2]", "not a JSON object"),
+        ("{}", "names no index format"),
+        ('{"format": "odqa.sparse", "format_version": 1}', "has no passage counts"),
+        ("{broken", "is corrupt"),
+    ],
+)
+def test_malformed_manifests_get_one_line(tmp_path, manifest, message):
+    (tmp_path / "manifest.json").write_text(manifest)
+    with pytest.raises(OdqaError, match=message):
+        SparseIndex.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (lambda m: m.pop("counts"), "has no passage counts"),
+        (lambda m: m.update(scoring={"method": "bm99"}), "scoring settings are invalid"),
+        (lambda m: m.update(scoring={"k3": 1}), "scoring settings are invalid"),
+    ],
+)
+def test_manifest_without_counts_or_with_bad_scoring_is_refused(built, tmp_path, damage, message):
+    copy = tmp_path / "copy"
+    shutil.copytree(built[1], copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    damage(manifest)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(OdqaError, match=message):
+        SparseIndex.load(copy)
+
+
+def test_truncated_array_is_named(built, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(built[1], copy)
+    idf = (copy / "idf.npy").read_bytes()
+    (copy / "idf.npy").write_bytes(idf[: len(idf) // 2])
+    with pytest.raises(OdqaError, match=r"idf.npy is damaged"):
+        SparseIndex.load(copy)
+
+
+def test_a_bare_string_is_not_a_batch_of_characters(built):
+    with pytest.raises(OdqaError, match="list of queries"):
+        built[0].search("김치", k=1)
 
 
 def test_tampered_files_are_refused(built):

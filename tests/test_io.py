@@ -101,3 +101,10 @@ def test_truncated_xz_is_named(tmp_path):
     path.write_bytes(path.read_bytes()[:-30])
     with pytest.raises(OdqaError, match="truncated or corrupt"):
         list(read_documents(path))
+
+
+def test_qrels_with_a_bad_relevance_name_the_line(tmp_path):
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("0 Q0 11#0 1\n0 Q0 11#3 yes\n")
+    with pytest.raises(OdqaError, match=r"qrels.txt:2: relevance 'yes' is not a number"):
+        read_qrels(qrels)

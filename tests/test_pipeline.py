@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 
 from conftest import KOREAN_DOCS, KOREAN_QA
-from odqa.e2e import attribute, evaluate_end_to_end, predict_file
+from odqa.e2e import attribute, evaluate_end_to_end, predict_file, run_settings
 from odqa.errors import OdqaError
 from odqa.io.questions import Question
 from odqa.pipeline import Pipeline, PipelineConfig
@@ -29,6 +29,17 @@ def test_ask_answers_with_evidence_and_offsets(pipeline):
     assert 1 <= len(result.passages) <= 3 and result.passages[0].rank == 1
     assert [a.score for a in result.nbest] == sorted((a.score for a in result.nbest), reverse=True)
     assert result.timings["read_ms"] > 0
+
+
+def test_an_empty_batch_has_no_answers(pipeline):
+    assert pipeline.ask_batch([]) == []
+
+
+def test_n_best_per_call_goes_beyond_the_configured_default(pipeline):
+    question = "훈민정음을 창제한 왕은?"
+    assert len(pipeline.ask(question).nbest) == pipeline.config.n_best == 5
+    more = pipeline.ask(question, n_best=12)
+    assert len(more.nbest) == 12 and more.text == pipeline.ask(question).text
 
 
 def test_batch_answers_match_single_answers(pipeline):
@@ -53,8 +64,9 @@ def test_predict_writes_competition_files_and_resumes(pipeline, tmp_path):
     questions = [Question(f"q{i}", q) for i, (_, q, _) in enumerate(KOREAN_QA)]
     out = tmp_path / "preds"
     out.mkdir()
-    # a previous run that was killed after two questions, mid-way through writing a third line
+    # a previous run with these settings was killed after two questions, mid-way through writing a third line
     done = [
+        {"settings": run_settings(pipeline)},
         {"id": "q0", "answer": "미리 쓴 답", "nbest": [], "passages": []},
         {"id": "q1", "answer": "두 번째", "nbest": [], "passages": []},
     ]
@@ -96,3 +108,49 @@ def test_evaluate_end_to_end(pipeline):
     assert details["miss"]["category"] == "retrieval_miss" and details["miss"]["first_answer_rank"] is None
     assert result["metrics"]["korquad"]["exact_match"] == pytest.approx(100 * result["attribution"]["correct"] / 9)
     assert result["metrics"]["korquad"]["exact_match"] >= 50
+
+
+def test_predict_refuses_to_resume_a_run_with_other_settings(pipeline, korean_docs_index, korean_reader, tmp_path):
+    questions = [Question(f"q{i}", q) for i, (_, q, _) in enumerate(KOREAN_QA[:3])]
+    out = tmp_path / "preds"
+    out.mkdir()
+    (out / "partial.jsonl").write_text(
+        json.dumps({"settings": run_settings(pipeline)}) + "\n" + json.dumps({"id": "q0", "answer": "옛 답"}) + "\n"
+    )
+    other = Pipeline(PipelineConfig(index=str(korean_docs_index), reader=str(korean_reader), k=2))
+    with pytest.raises(OdqaError, match=r"another run \(changed: pipeline\.k\)"):
+        predict_file(other, questions, out, quiet=True)
+    predictions = predict_file(other, questions, out, quiet=True, restart=True)
+    assert predictions["q0"] != "옛 답" and set(predictions) == {"q0", "q1", "q2"}
+    (out / "partial.jsonl").write_text(json.dumps({"id": "q0", "answer": "옛 답"}) + "\n")  # an older odqa's file
+    with pytest.raises(OdqaError, match="no settings line"):
+        predict_file(other, questions, out, quiet=True)
+
+
+def test_no_answer_scores_at_a_smaller_k_come_from_those_passages_only(pipeline, korean_docs_index, korean_reader):
+    """Scoring at k=1 from one reading of k=3 equals a pipeline that reads one passage, even when
+    a later passage's no-answer score would flip the decision."""
+    questions = [Question(f"q{i}", q, (a,)) for i, (_, q, a) in enumerate(KOREAN_QA)]
+    nulls = pipeline.reader.read_candidates(["누구?"], [["세종은 한글을 만들었다.", " ", "김치"]])[1][0]
+    assert len(nulls) == 3 and nulls[1] == float("inf")  # one no-answer score per passage; none for a blank one
+    texts = [q.text for q in questions]
+    hits = pipeline.retrieve(texts, 3)
+    candidates, nulls = pipeline.reader.read_candidates(texts, [[h.passage.text for h in row] for row in hits])
+    checked = 0
+    for question, row, spans, null in zip(questions, hits, candidates, nulls):
+        first = pipeline.rank(question.text, row[:1], [s for s in spans if s.context_index < 1], null[:1])
+        if not first.nbest or min(null) >= null[0]:
+            continue
+        # a threshold between the first passage's no-answer score and a later, lower one
+        threshold = (null[0] + min(null)) / 2 - first.nbest[0].reader_score
+        options = {"no_answer": True, "null_threshold": threshold}
+        by_k = {}
+        for k in (1, 3):
+            config = PipelineConfig(
+                index=str(korean_docs_index), reader=str(korean_reader), k=k, reader_options=options
+            )
+            by_k[k] = evaluate_end_to_end(Pipeline(config), [question], ks=[1], quiet=True)
+        assert by_k[3]["by_k"][1] == by_k[1]["metrics"]
+        assert by_k[1]["per_question"][0]["prediction"] == ""  # the first passage's own no-answer score wins
+        checked += 1
+    assert checked >= 1

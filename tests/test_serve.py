@@ -32,6 +32,8 @@ def test_ask_search_health(client):
         "/ask", json={"question": "훈민정음을 창제한 왕은?", "k": 1, "n_best": 1, "passages": False}
     ).json()
     assert "passages" not in lean and len(lean["nbest"]) == 1
+    many = client.post("/ask", json={"question": "훈민정음을 창제한 왕은?", "n_best": 12}).json()
+    assert len(many["nbest"]) == 12  # beyond the pipeline's default of 5, up to the request's limit
     hits = client.post("/search", json={"question": "부산 해운대", "k": 2}).json()["passages"]
     assert hits[0]["title"] == "부산광역시"
     assert client.get("/health").json()["status"] == "ok"

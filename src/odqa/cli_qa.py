@@ -96,15 +96,17 @@ def predict(
     k: Optional[int] = typer.Option(None, "-k"),
     config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
     batch_size: int = typer.Option(32, help="questions per batch (and per resumable step)"),
+    restart: bool = typer.Option(False, help="discard an interrupted run's answers instead of resuming it"),
     device: Optional[str] = typer.Option(None),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Answer a question file in the competition format; a rerun resumes an interrupted one."""
+    """Answer a question file in the competition format; a rerun with the same settings resumes an
+    interrupted one."""
     from odqa.e2e import predict_file
     from odqa.io.questions import read_questions
 
     pipeline = _pipeline(config, index, reader, k, device, rerank)
-    predictions = predict_file(pipeline, read_questions(questions), out, batch_size, quiet)
+    predictions = predict_file(pipeline, read_questions(questions), out, batch_size, quiet, restart)
     typer.echo(
         f"answered {len(predictions):,} questions; wrote {out}/predictions.json, nbest_predictions.json, retrieved.json"
     )

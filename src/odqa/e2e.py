@@ -42,27 +42,67 @@ def _record(question: Question, result: PipelineResult) -> dict:
     }
 
 
-def _done_records(path: Path) -> dict[str, dict]:
-    """Records already written by an interrupted run; a half-written last line is dropped."""
+def run_settings(pipeline: Pipeline) -> dict:
+    """What a prediction depends on: the pipeline config and which reader and passages it had."""
+    settings = {"pipeline": pipeline.config.to_dict(), "passages": pipeline.index.n_passages}
+    reader_file = Path(pipeline.config.reader) / "model.safetensors"
+    if reader_file.is_file():
+        stat = reader_file.stat()
+        settings["reader_weights"] = {"bytes": stat.st_size, "modified": int(stat.st_mtime)}
+    return settings
+
+
+def _changed(old: dict, new: dict, prefix: str = "") -> list[str]:
+    names = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            names += _changed(a, b, f"{prefix}{key}.")
+        elif a != b:
+            names.append(f"{prefix}{key}")
+    return names
+
+
+def _done_records(path: Path, settings: dict, restart: bool) -> dict[str, dict]:
+    """Records already written by an interrupted run with the same settings (its first line);
+    a half-written last line is dropped. Other settings are refused, naming what changed, unless
+    `restart` (then the old answers are discarded)."""
     done: dict[str, dict] = {}
-    if not path.exists():
+    if not path.exists() or restart:
+        path.write_text(json.dumps({"settings": settings}, ensure_ascii=False) + "\n", encoding="utf-8")
         return done
     with open(path, encoding="utf-8") as f:
-        for line in f:
+        for number, line in enumerate(f):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 break
+            if number == 0:
+                old = record.get("settings") if isinstance(record, dict) else None
+                if not isinstance(old, dict):
+                    raise OdqaError(f"{path} has no settings line (not written by this odqa); delete it or --restart")
+                if old != settings:
+                    raise OdqaError(
+                        f"{path} holds answers from another run (changed: {', '.join(_changed(old, settings))});"
+                        " run with the same settings to resume, or --restart to start over"
+                    )
+                continue
             done[record["id"]] = record
     return done
 
 
 def predict_file(
-    pipeline: Pipeline, questions: Sequence[Question], out: str | Path, batch_size: int = 32, quiet: bool = False
+    pipeline: Pipeline,
+    questions: Sequence[Question],
+    out: str | Path,
+    batch_size: int = 32,
+    quiet: bool = False,
+    restart: bool = False,
 ) -> dict[str, str]:
-    """Answer every question, appending to OUT/partial.jsonl as batches finish (a rerun continues
-    where a killed one stopped); then write predictions.json ({id: answer}, the competition
-    format), nbest_predictions.json and retrieved.json atomically."""
+    """Answer every question, appending to OUT/partial.jsonl as batches finish (a rerun with the
+    same settings continues where a killed one stopped; other settings are refused unless
+    `restart`); then write predictions.json ({id: answer}, the competition format),
+    nbest_predictions.json and retrieved.json atomically."""
     from odqa.progress import progress
 
     ids = [q.id for q in questions]
@@ -71,9 +111,9 @@ def predict_file(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     partial = out / PARTIAL
-    done = _done_records(partial)
-    todo = [q for q in questions if q.id not in done]
     pipeline.warm_up()
+    done = _done_records(partial, json.loads(json.dumps(run_settings(pipeline))), restart)
+    todo = [q for q in questions if q.id not in done]
     with (
         open(partial, "a", encoding="utf-8") as f,
         progress(total=len(questions), desc="predicting", unit="q", quiet=quiet) as bar,
@@ -141,7 +181,9 @@ def evaluate_end_to_end(
             for question, row, spans, null in zip(batch, hits, candidates, nulls):
                 first_hit = next((h.rank for h in row if has_answer(h.passage.text, question.answers)), None)
                 for kk in ks:
-                    result = pipeline.rank(question.text, row[:kk], [s for s in spans if s.context_index < kk], null)
+                    result = pipeline.rank(
+                        question.text, row[:kk], [s for s in spans if s.context_index < kk], null[:kk]
+                    )
                     for metric in scorers:
                         exact = max(metric.exact(result.text, a) for a in question.answers)
                         partial = max(metric.partial(result.text, a) for a in question.answers)

@@ -144,11 +144,16 @@ class Pipeline:
         self.warm_up()
         return self.index.search(list(questions), k=k or self.config.k, fetch=True)
 
-    def ask(self, question: str, k: int | None = None) -> PipelineResult:
-        return self.ask_batch([question], k)[0]
+    def ask(self, question: str, k: int | None = None, n_best: int | None = None) -> PipelineResult:
+        return self.ask_batch([question], k, n_best=n_best)[0]
 
-    def ask_batch(self, questions: Sequence[str], k: int | None = None, progress: bool = False) -> list[PipelineResult]:
-        """Answers for a batch of questions: one search call, one reading pass over every passage."""
+    def ask_batch(
+        self, questions: Sequence[str], k: int | None = None, progress: bool = False, n_best: int | None = None
+    ) -> list[PipelineResult]:
+        """Answers for a batch of questions: one search call, one reading pass over every passage.
+        `k` passages are read per question and `n_best` answers returned (the config's by default)."""
+        if not questions:
+            return []
         self.warm_up()
         k = k or self.config.k
         start = time.perf_counter()
@@ -160,7 +165,7 @@ class Pipeline:
         read = time.perf_counter()
         results = []
         for question, row, spans, null in zip(questions, hits, candidates, nulls):
-            results.append(self.rank(question, row, spans, null))
+            results.append(self.rank(question, row, spans, null, n_best))
         per_question = {
             "retrieve_ms": 1000 * (retrieved - start) / len(questions),
             "read_ms": 1000 * (read - retrieved) / len(questions),
@@ -169,17 +174,25 @@ class Pipeline:
             result.timings = dict(per_question)
         return results
 
-    def rank(self, question: str, hits: Sequence[Hit], spans: Sequence[Span], nulls: Sequence[float]) -> PipelineResult:
-        """Aggregate one question's candidate spans across its passages into answers."""
+    def rank(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        spans: Sequence[Span],
+        nulls: Sequence[float],
+        n_best: int | None = None,
+    ) -> PipelineResult:
+        """Aggregate one question's candidate spans across its passages into its `n_best` answers."""
+        n_best = n_best or self.config.n_best
         weight = self.config.retriever_weight
         if weight:
             spans = [
                 Span(s.text, s.start, s.end, s.score + weight * hits[s.context_index].score, s.context_index)
                 for s in spans
             ]
-        finished = self.reader.finish(spans, nulls)
+        finished = self.reader.finish(spans, nulls, n_best)
         nbest = []
-        for span in finished.nbest[: self.config.n_best]:
+        for span in finished.nbest[:n_best]:
             hit = hits[span.context_index]
             nbest.append(_answer(span, hit, span.score - weight * hit.score))
         best = nbest[0] if finished.answer is not None and nbest else None

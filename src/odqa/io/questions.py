@@ -89,6 +89,10 @@ def read_qrels(path: str | Path, article_level: bool = True) -> dict[str, set[st
             if len(parts) != 4:
                 raise OdqaError(f"{path}:{lineno}: expected 'qid Q0 docid relevance'")
             qid, _, docid, rel = parts
-            if int(rel) > 0:
+            try:
+                relevance = float(rel)
+            except ValueError:
+                raise OdqaError(f"{path}:{lineno}: relevance {rel!r} is not a number") from None
+            if relevance > 0:
                 qrels[qid].add(docid.split("#", 1)[0] if article_level else docid)
     return dict(qrels)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,12 +206,13 @@ class Reader:
         self, questions: Sequence[str], contexts: Sequence[Sequence[str]], progress: bool = False
     ) -> tuple[list[list[Span]], list[list[float]]]:
         """Every window's best spans (cleaned up), pooled per question but not yet aggregated, and
-        the windows' no-answer scores: what `finish` ranks. Callers that want answers from the
-        first k contexts only (evaluation at several k) filter by `Span.context_index`."""
+        each context's no-answer score (the lowest of its windows'; infinite for an empty context):
+        what `finish` ranks. Callers that want answers from the first k contexts only (evaluation at
+        several k) filter spans by `Span.context_index` and take the first k no-answer scores."""
         if len(questions) != len(contexts):
             raise OdqaError(f"{len(questions)} questions but {len(contexts)} context lists")
         candidates: list[list[Span]] = [[] for _ in questions]
-        nulls: list[list[float]] = [[] for _ in questions]
+        nulls: list[list[float]] = [[math.inf] * len(passages) for passages in contexts]
         pair_question, pair_context, flat_q, flat_c = [], [], [], []
         for qi, (question, passages) in enumerate(zip(questions, contexts)):
             for ci, context in enumerate(passages):
@@ -236,17 +238,18 @@ class Reader:
             if self.config.postprocess == "korean":
                 found = [self._clean(span, context) for span in found]
             candidates[qi].extend(found)
-            nulls[qi].append(float(spans.null[w]))
+            nulls[qi][ci] = min(nulls[qi][ci], float(spans.null[w]))
         return candidates, nulls
 
-    def finish(self, candidates: Sequence[Span], nulls: Sequence[float]) -> ReaderResult:
-        """Aggregate one question's candidates into its answer and n best."""
+    def finish(self, candidates: Sequence[Span], nulls: Sequence[float], n_best: int | None = None) -> ReaderResult:
+        """Aggregate one question's candidates into its answer and `n_best` (the config's by default) best."""
         config = self.config
-        nbest = aggregate(candidates, config.n_best, config.merge, config.mode)
+        nbest = aggregate(candidates, max(n_best or 0, config.n_best), config.merge, config.mode)
         best = nbest[0] if nbest else None
-        if config.no_answer and no_answer_wins(best, nulls or [0.0], config.null_threshold):
+        nulls = [n for n in nulls if n != math.inf] or [0.0]
+        if config.no_answer and no_answer_wins(best, nulls, config.null_threshold):
             best = None
-        return ReaderResult(best, nbest, min(nulls) if nulls else 0.0)
+        return ReaderResult(best, nbest, min(nulls))
 
     def _clean(self, span: Span, context: str) -> Span:
         start, end = clean_span(context, span.start, span.end, analyzers=self.config.particle_analyzers)

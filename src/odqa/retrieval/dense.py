@@ -21,8 +21,8 @@ from odqa import __version__
 from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_dir
 from odqa.io.store import PassageStore, write_passages
-from odqa.retrieval.base import hits_to_arrays
-from odqa.retrieval.sparse import check_k, check_query
+from odqa.retrieval.base import check_k, check_queries, hits_to_arrays, saved_path
+from odqa.retrieval.manifest import read_manifest
 from odqa.settings import Settings
 from odqa.types import Hit, Passage
 
@@ -243,6 +243,7 @@ class DenseIndex:
     ):
         self.encoder, self.faiss_index, self.manifest, self.passages = encoder, faiss_index, manifest, passages
         self.encoder_path = encoder_path
+        self.path: Path | None = None
 
     @classmethod
     def build(
@@ -282,6 +283,14 @@ class DenseIndex:
             (tmp / "manifest.json").write_text(
                 json.dumps(self.manifest, ensure_ascii=False, indent=2), encoding="utf-8"
             )
+        self.path = Path(path)
+
+    def to_dict(self) -> dict:
+        return {"kind": "dense", "path": saved_path(self, "dense")}
+
+    def warm_up(self) -> DenseIndex:
+        """The encoder is loaded with the index (its dimension is checked then); nothing is deferred."""
+        return self
 
     @classmethod
     def load(
@@ -290,16 +299,19 @@ class DenseIndex:
         """With `mmap` the vectors (flat and HNSW storage, IVF lists) stay on disk, paged in as
         searched: many processes share one copy and loading takes no time."""
         path = Path(path)
-        if not (path / "manifest.json").exists():
-            raise OdqaError(f"dense index not found: {path} (build one with `odqa index-dense`)")
-        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-            raise OdqaError(
-                f"{path} is not a dense index of format {FORMAT_VERSION}; rebuild it with `odqa index-dense`"
-            )
+        manifest = read_manifest(path, FORMAT)
         faiss = _faiss()
         flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
-        faiss_index = faiss.read_index(str(path / "faiss.index"), flags)
+        if not (path / "faiss.index").is_file():
+            raise OdqaError(f"dense index {path} is incomplete: faiss.index is missing; rebuild it")
+        try:
+            faiss_index = faiss.read_index(str(path / "faiss.index"), flags)
+        except RuntimeError as e:
+            raise OdqaError(
+                f"dense index {path}: faiss.index is damaged ({str(e).splitlines()[-1]}); rebuild it"
+            ) from None
+        if not isinstance(manifest.get("encoder"), dict):
+            raise OdqaError(f"dense index {path}: its manifest does not describe its encoder; rebuild it")
         store = PassageStore(path)
         if faiss_index.ntotal != manifest["counts"]["passages"] or len(store) != faiss_index.ntotal:
             raise OdqaError(
@@ -328,7 +340,9 @@ class DenseIndex:
                 f"dense index {path} holds {faiss_index.d}-dimensional vectors but the encoder makes {encoder.dim}: "
                 f"it was built by another encoder ({encoder_path or 'unnamed'}); search it with that one or rebuild it"
             )
-        return cls(encoder, faiss_index, manifest, store, encoder_path)
+        index = cls(encoder, faiss_index, manifest, store, encoder_path)
+        index.path = path
+        return index
 
     @property
     def n_passages(self) -> int:
@@ -339,7 +353,7 @@ class DenseIndex:
 
     def search(self, queries: Sequence[str], k: int = 10, fetch: bool = False) -> list[list[Hit]]:
         check_k(k)
-        queries = [check_query(q) for q in queries]
+        queries = check_queries(queries)
         if not queries:
             return []
         vectors = self.encoder.encode(queries, "query")

@@ -47,7 +47,7 @@ FUSIONS: dict[str, Callable[[Sequence[Hit]], dict[int, float]]] = {"rrf": _rrf, 
 
 
 def fuse(
-    runs: Sequence[Sequence[Hit]], k: int, method: str = "rrf", weights: Sequence[float] | None = None
+    runs: Sequence[Sequence[Hit]], k: int, method: str = "combsum", weights: Sequence[float] | None = None
 ) -> list[Hit]:
     """One query's fused top-k from several retrievers' hits (ties broken by passage id)."""
     if method not in FUSIONS:

@@ -13,21 +13,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from odqa.errors import OdqaError
-from odqa.retrieval.base import hits_to_arrays
+from odqa.retrieval.base import check_k, check_queries, hits_to_arrays
 from odqa.retrieval.fusion import FUSIONS, fuse
+from odqa.retrieval.manifest import read_manifest
 from odqa.types import Hit
+
+HYBRID_FORMAT = "odqa.hybrid"
 
 
 def load_index(path: str | Path, device: str | None = None):
     """A SparseIndex or a DenseIndex, by the format its manifest names."""
-    path = Path(path)
-    manifest = path / "manifest.json"
-    if not manifest.exists():
-        raise OdqaError(f"index not found: {path} (build one with `odqa index` or `odqa index-dense`)")
-    try:
-        kind = json.loads(manifest.read_text(encoding="utf-8")).get("format")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise OdqaError(f"{manifest} is corrupt ({e}); rebuild the index") from None
+    manifest = read_manifest(path)
+    kind = manifest["format"]
+    if kind == HYBRID_FORMAT:
+        if not isinstance(manifest.get("retriever"), dict):
+            raise OdqaError(f"{path}/manifest.json does not say which indexes to fuse; save the hybrid again")
+        return retriever_from_dict(manifest["retriever"], device)
     if kind == "odqa.dense":
         from odqa.retrieval.dense import DenseIndex
 
@@ -64,12 +65,63 @@ class HybridRetriever:
         self.reranker, self.rerank_top = reranker, rerank_top
         self.passages = retrievers[0].passages
         self.manifest = retrievers[0].manifest
+        self.path: Path | None = None
 
     @property
     def n_passages(self) -> int:
         return self.retrievers[0].n_passages
 
+    def to_dict(self) -> dict:
+        """The indexes (by folder), fusion and reranker: `retriever_from_dict` opens it again."""
+        rerank = None
+        if self.reranker is not None:
+            rerank = getattr(self.reranker, "path", None)
+            if rerank is None:
+                raise OdqaError("this hybrid's reranker lives only in memory; save it and load it from its folder")
+        return {
+            "kind": "hybrid",
+            "retrievers": [r.to_dict() for r in self.retrievers],
+            "fusion": self.fusion,
+            "weights": list(self.weights) if self.weights is not None else None,
+            "depth": self.depth,
+            "rerank": str(rerank) if rerank else None,
+            "rerank_top": self.rerank_top,
+        }
+
+    def save(self, path: str | Path) -> None:
+        """A hybrid index folder: a manifest naming its indexes' folders (absolute), its fusion and
+        reranker; `load_index`/`open_retriever` open it like any index. The indexes stay where they are."""
+        import time
+
+        from odqa import __version__
+        from odqa.io.atomic import atomic_dir
+
+        described = self.to_dict()
+        for part in described["retrievers"]:
+            part["path"] = str(Path(part["path"]).resolve())
+        if described["rerank"]:
+            described["rerank"] = str(Path(described["rerank"]).resolve())
+        manifest = {
+            "format": HYBRID_FORMAT,
+            "format_version": 1,
+            "odqa_version": __version__,
+            "retriever": described,
+            "corpus": self.manifest.get("corpus", {}),
+            "counts": {"passages": self.n_passages},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        with atomic_dir(path) as tmp:
+            (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        self.path = Path(path)
+
+    def warm_up(self) -> HybridRetriever:
+        for retriever in self.retrievers:
+            retriever.warm_up()
+        return self
+
     def search(self, queries: Sequence[str], k: int = 10, fetch: bool = False) -> list[list[Hit]]:
+        queries = check_queries(queries)
+        check_k(k)
         depth = max(k, self.depth, self.rerank_top if self.reranker else 0)
         if len(self.retrievers) == 1:
             fused = self.retrievers[0].search(list(queries), k=depth)
@@ -148,6 +200,36 @@ def tune_fusion(
     for c in candidates:
         c.pop("_key")
     return {"questions": len(questions), "candidates": candidates, "best": best}
+
+
+def retriever_from_dict(data: dict, device: str | None = None):
+    """A retriever from its `to_dict()`: {"kind": "sparse"|"dense", "path"} or {"kind": "hybrid", ...}."""
+    if not isinstance(data, dict) or data.get("kind") not in ("sparse", "dense", "hybrid"):
+        kind = data.get("kind") if isinstance(data, dict) else data
+        raise OdqaError(f"unknown retriever {kind!r}: a retriever is described as sparse, dense or hybrid")
+    if data["kind"] in ("sparse", "dense"):
+        if not isinstance(data.get("path"), str):
+            raise OdqaError(f"a {data['kind']} retriever is described by its folder ('path')")
+        index = load_index(data["path"], device)
+        if index.manifest["format"] != f"odqa.{data['kind']}":
+            raise OdqaError(f"{data['path']} is not a {data['kind']} index")
+        return index
+    parts = data.get("retrievers")
+    if not isinstance(parts, list) or not parts:
+        raise OdqaError("a hybrid retriever lists the retrievers it fuses ('retrievers')")
+    reranker = None
+    if data.get("rerank"):
+        from odqa.retrieval.rerank import Reranker
+
+        reranker = Reranker.load(data["rerank"], device=device)
+    return HybridRetriever(
+        [retriever_from_dict(part, device) for part in parts],
+        data.get("fusion", "combsum"),
+        data.get("weights"),
+        data.get("depth", 100),
+        reranker,
+        data.get("rerank_top", 50),
+    )
 
 
 def open_retriever(

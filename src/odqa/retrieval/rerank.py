@@ -31,6 +31,7 @@ class Reranker:
         from odqa.reader.model import pick_device
 
         self.model, self.tokenizer = model, tokenizer
+        self.path: Path | None = None  # the folder it was loaded from
         self.config = config or RerankerConfig()
         self.device = pick_device(device)
         self.model.to(self.device).eval()
@@ -53,7 +54,9 @@ class Reranker:
             raise OdqaError(
                 f"{path}: a reranker has one output (num_labels=1), this model has {model.config.num_labels}"
             )
-        return cls(model, load_tokenizer(path), config, device)
+        reranker = cls(model, load_tokenizer(path), config, device)
+        reranker.path = Path(path)
+        return reranker
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
         from odqa.reader.tokenizer import save_tokenizer

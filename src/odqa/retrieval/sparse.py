@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 from odqa import __version__
 from odqa.analysis.base import ANALYSIS_VERSION, AnalyzerConfig, analyzer_from_dict
@@ -22,31 +23,16 @@ from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_dir
 from odqa.io.store import PassageStore, write_passages
 from odqa.retrieval import _kernel
+from odqa.retrieval.base import check_k, check_queries, check_query, saved_path
+from odqa.retrieval.manifest import load_array
+from odqa.retrieval.manifest import read_manifest as read_index_manifest
 from odqa.retrieval.scoring import ScoringConfig, passage_weights, query_weights
 from odqa.types import Hit, Passage
 
 FORMAT = "odqa.sparse"
 FORMAT_VERSION = 1
-MAX_QUERY_CHARS = 4096
-MAX_K = 10_000
 _ARRAYS = ("weights", "passage_ids", "indptr", "idf", "absent")
 _DOC_ARRAYS = ("doc_weights", "doc_passage_ids", "doc_indptr", "doc_idf", "doc_absent", "passage_docs")
-
-
-def check_query(query: object) -> str:
-    if not isinstance(query, str):
-        raise OdqaError(f"a query must be a string, got {type(query).__name__}")
-    if not query.strip():
-        raise OdqaError("empty query: give a question with at least one word")
-    if len(query) > MAX_QUERY_CHARS:
-        raise OdqaError(f"query too long: {len(query):,} characters (the limit is {MAX_QUERY_CHARS:,})")
-    return query
-
-
-def check_k(k: int) -> int:
-    if not isinstance(k, int) or k < 1 or k > MAX_K:
-        raise OdqaError(f"k must be an integer from 1 to {MAX_K:,}, got {k!r}")
-    return k
 
 
 class SparseIndex:
@@ -68,6 +54,7 @@ class SparseIndex:
         self._analyzer = None
         self._term_ids: dict[str, int] | None = None
         self._bounds: dict[str, np.ndarray] = {}
+        self.path: Path | None = None
 
     # --- building -----------------------------------------------------------------------------
 
@@ -145,25 +132,41 @@ class SparseIndex:
             (tmp / "manifest.json").write_text(
                 json.dumps(self.manifest, ensure_ascii=False, indent=2), encoding="utf-8"
             )
+        self.path = Path(path)
+
+    def to_dict(self) -> dict:
+        return {"kind": "sparse", "path": saved_path(self, "sparse")}
+
+    def warm_up(self) -> SparseIndex:
+        """Load the query analyzer (a dictionary for mecab or kiwi) and the term table now."""
+        self.analyze("warm")
+        if self._term_ids is None:
+            self._term_ids = {t: i for i, t in enumerate(self.vocab)}
+        return self
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = True) -> SparseIndex:
         path = Path(path)
         manifest = read_manifest(path)
-        analyzer = analyzer_from_dict(manifest["analyzer"])
-        scoring = ScoringConfig(**manifest["scoring"])
-        arrays = {}
+        analyzer = analyzer_from_dict(manifest.get("analyzer"))
+        try:
+            scoring = ScoringConfig(**manifest.get("scoring", {}))
+        except (TypeError, ValidationError) as e:
+            problem = e.errors()[0]["msg"] if isinstance(e, ValidationError) else e
+            raise OdqaError(
+                f"index {path}: its manifest's scoring settings are invalid ({problem}); rebuild it"
+            ) from None
         names = _ARRAYS + (_DOC_ARRAYS if scoring.document_weight > 0 else ())
-        for name in names:
-            file = path / f"{name}.npy"
-            if not file.exists():
-                raise OdqaError(f"index {path} is incomplete: {file.name} is missing; rebuild it with `odqa index`")
-            arrays[name] = np.load(file, mmap_mode="r" if mmap else None)
-        vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
+        arrays = {name: load_array(path, name, mmap) for name in names}
+        try:
+            vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise OdqaError(f"index {path}: vocab.json is missing or damaged ({e}); rebuild it") from None
         counts = manifest["counts"]
         if (
-            len(vocab) != counts["vocab"]
-            or len(arrays["weights"]) != counts["postings"]
+            not isinstance(vocab, list)
+            or len(vocab) != counts.get("vocab")
+            or len(arrays["weights"]) != counts.get("postings")
             or len(arrays["indptr"]) != counts["vocab"] + 1
         ):
             raise OdqaError(f"index {path} does not match its manifest (files changed after it was built); rebuild it")
@@ -173,7 +176,9 @@ class SparseIndex:
                 f"index {path}: the passage store has {len(store)} passages, the manifest {counts['passages']}; "
                 "rebuild it"
             )
-        return cls(analyzer, scoring, arrays, vocab, manifest, store)
+        index = cls(analyzer, scoring, arrays, vocab, manifest, store)
+        index.path = path
+        return index
 
     # --- searching ----------------------------------------------------------------------------
 
@@ -253,6 +258,7 @@ class SparseIndex:
         """(scores, passage ids), each (queries, k); rows are padded with id -1 when fewer match.
         `exhaustive` turns pruning off (the results are the same; tests compare the two)."""
         check_k(k)
+        queries = check_queries(queries)
         q_ptr, q_terms, q_weights, q_const, docs, q_pbound, q_dbound = self._query_arrays(queries)
         a = self.arrays
         return _kernel.search(
@@ -275,8 +281,6 @@ class SparseIndex:
     def search(
         self, queries: Sequence[str], k: int = 10, fetch: bool = False, threads: int | None = None
     ) -> list[list[Hit]]:
-        if isinstance(queries, str):
-            raise OdqaError("search() takes a list of queries; wrap a single query in a list")
         scores, ids = self.search_arrays(queries, k, threads)
         results = []
         for row_scores, row_ids in zip(scores, ids):
@@ -313,22 +317,8 @@ def _weight_matrix(
 
 
 def read_manifest(path: Path) -> dict:
-    if not path.exists():
-        raise OdqaError(f"index not found: {path} (build one with `odqa index --corpus FILE --out {path}`)")
-    file = path / "manifest.json"
-    if not file.exists():
-        raise OdqaError(f"{path} is not an odqa index: it has no manifest.json")
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise OdqaError(f"{file} is corrupt ({e}); rebuild the index") from None
-    if manifest.get("format") != FORMAT:
-        raise OdqaError(f"{path} is a {manifest.get('format')!r} index, not a sparse index")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise OdqaError(
-            f"{path} was built in index format {manifest.get('format_version')} (odqa {manifest.get('odqa_version')}); "
-            f"this odqa {__version__} reads format {FORMAT_VERSION}: rebuild it with `odqa index`"
-        )
+    """A sparse index's manifest, checked (`retrieval.manifest`), and analysed as queries are now."""
+    manifest = read_index_manifest(path, FORMAT)
     if manifest.get("analysis_version") != ANALYSIS_VERSION:
         raise OdqaError(
             f"{path} was built with analyzer version {manifest.get('analysis_version')}, but this odqa analyzes "

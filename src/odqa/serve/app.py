@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from importlib import resources
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -62,12 +63,12 @@ class Batcher:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="odqa-reader")
         self.task: asyncio.Task | None = None
 
-    async def ask(self, question: str, k: int):
+    async def ask(self, question: str, k: int, n_best: int | None = None):
         if self.task is None:
             self.queue = asyncio.Queue()
             self.task = asyncio.create_task(self._run())
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((question, k, future))
+        await self.queue.put((question, (k, n_best), future))
         return await future
 
     async def _run(self) -> None:
@@ -83,11 +84,12 @@ class Batcher:
                     pending.append(await asyncio.wait_for(self.queue.get(), timeout))
                 except asyncio.TimeoutError:
                     break
-            for k in {k for _, k, _ in pending}:
-                group = [(q, f) for q, kk, f in pending if kk == k]
+            for k, n_best in {key for _, key, _ in pending}:
+                group = [(q, f) for q, key, f in pending if key == (k, n_best)]
+                questions = [q for q, _ in group]
                 try:
                     results = await loop.run_in_executor(
-                        self.executor, self.pipeline.ask_batch, [q for q, _ in group], k
+                        self.executor, partial(self.pipeline.ask_batch, questions, k, n_best=n_best)
                     )
                 except Exception as e:  # every waiting request must get an answer, even an error
                     for _, future in group:
@@ -154,9 +156,8 @@ def create_app(pipeline: Pipeline, max_body_bytes: int = MAX_BODY_BYTES, batch_w
     @app.post("/ask")
     async def ask(request: AskRequest) -> dict:
         start = time.perf_counter()
-        result = await batcher.ask(request.question, request.k or pipeline.config.k)
+        result = await batcher.ask(request.question, request.k or pipeline.config.k, request.n_best)
         out = result.to_dict(with_passages=request.passages)
-        out["nbest"] = out["nbest"][: request.n_best]
         out["timings"]["total_ms"] = 1000 * (time.perf_counter() - start)
         return out
 
