@@ -91,3 +91,25 @@ def test_reuse_skips_a_current_index_and_rebuilds_a_changed_one(corpus_file, ind
         "index", "--corpus", corpus_file, "--out", index_dir, "--no-title", "--reuse", "--cache-dir", tmp_path / "cache"
     )
     assert run.returncode == 0 and "indexed" in run.stdout
+
+
+def test_command_modules_import_no_other_command_module():
+    """One entry point (`odqa.cli`) gathers the groups; the groups share only `odqa.cli.common`."""
+    import ast
+    from pathlib import Path
+
+    import odqa.cli
+
+    folder = Path(odqa.cli.__file__).parent
+    for module in folder.glob("*.py"):
+        if module.name in ("__init__.py", "common.py"):
+            continue
+        imported = set()
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("odqa.cli"):
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names if a.name.startswith("odqa.cli")}
+        assert imported <= {"odqa.cli.common"}, module.name
+    names = {c.name or c.callback.__name__.replace("_", "-") for c in odqa.cli.app.registered_commands}
+    assert {"index", "search", "train-reader", "index-dense", "ask", "import-model"} <= names

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 
 from conftest import KOREAN_QA
-from odqa.cli_qa import evidence_sentence
+from odqa.cli.qa import evidence_sentence
 from test_cli import odqa
 
 

@@ -10,8 +10,9 @@ from typing import Optional
 
 import typer
 
-from odqa.cli import app
-from odqa.cli_reader import _config_file, _given
+from odqa.cli.common import config_file, given, parse_ks
+
+group = typer.Typer()
 
 
 def _report(state: dict, out: Path, what: str) -> None:
@@ -31,7 +32,7 @@ def _pair(text: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
-@app.command("train-dense")
+@group.command("train-dense")
 def train_dense_command(
     model: str = typer.Option(..., help="encoder to start from: a local folder (safetensors) or a hub id"),
     out: Path = typer.Option(..., help="run folder: the encoder, checkpoint-last, settings"),
@@ -64,12 +65,12 @@ def train_dense_command(
     from odqa.retrieval.dense import imported_defaults
     from odqa.training.dense import DenseTrainingConfig, train_dense
 
-    data = _config_file(config)
+    data = config_file(config)
     # An imported model (e.g. multilingual-e5-small) brings the pooling and prefixes it was trained with.
     data["encoder"] = (
-        imported_defaults(model) | dict(data.get("encoder") or {}) | _given(pooling=pooling, similarity=similarity)
+        imported_defaults(model) | dict(data.get("encoder") or {}) | given(pooling=pooling, similarity=similarity)
     )
-    data |= _given(
+    data |= given(
         model=model,
         train=[str(p) for p in train or []],
         out=str(out),
@@ -89,7 +90,7 @@ def train_dense_command(
     _report(train_dense(DenseTrainingConfig.from_dict(data), quiet=quiet, resume=not fresh), out, "encoder")
 
 
-@app.command("index-dense")
+@group.command("index-dense")
 def index_dense(
     encoder: str = typer.Option(..., help="encoder folder (from train-dense)"),
     corpus: Path = typer.Option(..., help="documents, as for `odqa index`"),
@@ -124,7 +125,7 @@ def index_dense(
     typer.echo(f"encoded {index.n_passages:,} passages into {out} ({faiss}) in {time.perf_counter() - start:.1f}s")
 
 
-@app.command("train-reranker")
+@group.command("train-reranker")
 def train_reranker_command(
     model: str = typer.Option(..., help="encoder to start from: a local folder (safetensors) or a hub id"),
     train: list[Path] = typer.Option(..., help="SQuAD-format training file(s)"),
@@ -144,9 +145,9 @@ def train_reranker_command(
     """Train a cross-encoder reranker (listwise, BM25 hard negatives)."""
     from odqa.training.rerank import RerankerTrainingConfig, train_reranker
 
-    data = _config_file(config)
-    data["reranker"] = dict(data.get("reranker") or {}) | _given(max_length=max_length)
-    data |= _given(
+    data = config_file(config)
+    data["reranker"] = dict(data.get("reranker") or {}) | given(max_length=max_length)
+    data |= given(
         model=model,
         train=[str(p) for p in train],
         index=str(index),
@@ -161,7 +162,7 @@ def train_reranker_command(
     _report(train_reranker(RerankerTrainingConfig.from_dict(data), quiet=quiet, resume=not fresh), out, "reranker")
 
 
-@app.command("tune-fusion")
+@group.command("tune-fusion")
 def tune_fusion_command(
     index_path: list[Path] = typer.Option(..., "--index", help="index folder; repeat (two or more: sparse + dense)"),
     questions: Path = typer.Option(
@@ -181,7 +182,6 @@ def tune_fusion_command(
     from rich.console import Console
     from rich.table import Table
 
-    from odqa.cli import _ks
     from odqa.io import atomic_write_text, read_qrels, read_questions
     from odqa.retrieval.hybrid import load_index, tune_fusion
 
@@ -189,7 +189,9 @@ def tune_fusion_command(
     if limit and limit < len(qs):
         qs = random.Random(seed).sample(qs, limit)
     start = time.perf_counter()
-    result = tune_fusion([load_index(p) for p in index_path], qs, _ks(k), qrels=read_qrels(qrels) if qrels else None)
+    result = tune_fusion(
+        [load_index(p) for p in index_path], qs, parse_ks(k), qrels=read_qrels(qrels) if qrels else None
+    )
     metrics = [m for m in result["best"] if m not in ("fusion", "weights")]
     table = Table(title=f"fusion on {result['questions']:,} questions ({time.perf_counter() - start:.1f}s)")
     for column in ("fusion", "weights", *metrics):

@@ -1,46 +1,20 @@
-"""The `odqa` command line: thin wrappers over the library. Errors in the user's input print one
-line naming the problem and exit with status 2."""
+"""Sparse indexing, search, retrieval evaluation and analyzer commands."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from odqa.errors import OdqaError
+from odqa.cli.common import parse_ks, parse_weights
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    help="Open-domain question answering toolkit.",
-)
+group = typer.Typer()
 
 
-def _weights(text: str | None) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(w) for w in text.replace(" ", ",").split(",") if w]
-    except ValueError:
-        raise OdqaError(f"--fusion-weights expects numbers like 1,0.5, got {text!r}") from None
-
-
-def _ks(text: str) -> list[int]:
-    try:
-        ks = sorted({int(k) for k in text.replace(" ", ",").split(",") if k})
-    except ValueError:
-        raise OdqaError(f"-k expects numbers like 1,5,20,100, got {text!r}") from None
-    if not ks or ks[0] < 1:
-        raise OdqaError(f"-k values must be ≥ 1, got {text!r}")
-    return ks
-
-
-@app.command()
+@group.command()
 def index(
     corpus: Path = typer.Option(
         ..., help="documents: JSONL(.gz/.xz) with id/title/text, SQuAD JSON, or wiki dict JSON"
@@ -103,7 +77,7 @@ def index(
     )
 
 
-@app.command()
+@group.command()
 def search(
     queries: list[str] = typer.Argument(..., help="one or more queries"),
     index_path: list[Path] = typer.Option(..., "--index", help="index folder; repeat to fuse several (sparse + dense)"),
@@ -121,7 +95,7 @@ def search(
     from odqa.retrieval.hybrid import open_retriever
 
     idx = open_retriever(
-        index_path, fusion=fusion, weights=_weights(fusion_weights), rerank=rerank, rerank_top=rerank_top
+        index_path, fusion=fusion, weights=parse_weights(fusion_weights), rerank=rerank, rerank_top=rerank_top
     )
     results = idx.search(queries, k=k, fetch=True)
     for query, hits in zip(queries, results):
@@ -159,7 +133,7 @@ def search(
         Console().print(table)
 
 
-@app.command("eval-retrieval")
+@group.command("eval-retrieval")
 def eval_retrieval(
     index_path: list[Path] = typer.Option(..., "--index", help="index folder; repeat to fuse several"),
     questions: Path = typer.Option(..., help="SQuAD JSON, JSONL (id, question, answers) or topics TSV"),
@@ -182,9 +156,9 @@ def eval_retrieval(
     from odqa.io import atomic_write_text, read_qrels, read_questions
     from odqa.retrieval.hybrid import open_retriever
 
-    ks = _ks(k)
+    ks = parse_ks(k)
     idx = open_retriever(
-        index_path, fusion=fusion, weights=_weights(fusion_weights), rerank=rerank, rerank_top=rerank_top
+        index_path, fusion=fusion, weights=parse_weights(fusion_weights), rerank=rerank, rerank_top=rerank_top
     )
     qs = read_questions(questions)
     if limit and limit < len(qs):
@@ -193,7 +167,7 @@ def eval_retrieval(
     result |= {
         "index": [str(p) for p in index_path],
         "fusion": fusion,
-        "fusion_weights": _weights(fusion_weights),
+        "fusion_weights": parse_weights(fusion_weights),
         "rerank": rerank,
         "questions_file": str(questions),
     }
@@ -228,7 +202,7 @@ def _print_eval(result: dict) -> None:
         )
 
 
-@app.command()
+@group.command()
 def analyze(
     text: str = typer.Argument(...),
     analyzer: str = typer.Option("mecab", help="analyzer spec, as for `odqa index`"),
@@ -237,22 +211,3 @@ def analyze(
     from odqa.analysis.base import parse_analyzer_spec
 
     typer.echo(" ".join(parse_analyzer_spec(analyzer).build()(text)))
-
-
-# The reader and end-to-end commands live in their own modules; importing them registers them on `app`.
-from odqa import cli_dense, cli_models, cli_qa, cli_reader  # noqa: E402, F401
-
-
-def main() -> None:
-    try:
-        app()
-    except OdqaError as e:
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

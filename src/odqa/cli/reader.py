@@ -10,20 +10,12 @@ from typing import Optional
 
 import typer
 
-from odqa.cli import app
+from odqa.cli.common import config_file, given
+
+group = typer.Typer()
 
 
-def _config_file(path: Path | None) -> dict:
-    from odqa.settings import load_config_file
-
-    return load_config_file(path) if path else {}
-
-
-def _given(**options) -> dict:
-    return {k: v for k, v in options.items() if v is not None}
-
-
-@app.command("train-reader")
+@group.command("train-reader")
 def train_reader_command(
     model: str = typer.Option(..., help="encoder to fine-tune: a local folder (safetensors) or a hub id"),
     train: list[Path] = typer.Option(..., help="SQuAD-format training file(s); repeat the option for several"),
@@ -57,9 +49,9 @@ def train_reader_command(
     """Fine-tune an extractive reader; resumes from OUT/checkpoint-last unless --fresh."""
     from odqa.training.reader import ReaderTrainingConfig, train_reader
 
-    data = _config_file(config)
-    reader = dict(data.get("reader") or {}) | _given(max_length=max_length, stride=stride)
-    data |= _given(
+    data = config_file(config)
+    reader = dict(data.get("reader") or {}) | given(max_length=max_length, stride=stride)
+    data |= given(
         model=model,
         train=[str(p) for p in train],
         eval=str(eval_file) if eval_file else None,
@@ -91,7 +83,7 @@ def train_reader_command(
     typer.echo(f"best model in {out}" + ("" if state.get("finished") else " (stopped early; run again to resume)"))
 
 
-@app.command()
+@group.command()
 def read(
     reader_path: str = typer.Option(..., "--reader", help="reader folder (from train-reader) or hub id"),
     questions: Path = typer.Option(..., help="SQuAD-format file: each question is read against its own context"),
@@ -119,7 +111,7 @@ def read(
     reader = Reader.load(
         reader_path,
         device=device,
-        **_given(
+        **given(
             mode=mode,
             merge=merge,
             n_best=n_best,
@@ -146,7 +138,7 @@ def read(
     )
 
 
-@app.command("evaluate-reader")
+@group.command("evaluate-reader")
 def evaluate_reader_command(
     predictions: Path = typer.Option(..., help="predictions.json: {question id: answer}"),
     gold: Path = typer.Option(..., help="SQuAD-format file with the gold answers"),
@@ -184,7 +176,7 @@ def evaluate_reader_command(
         typer.echo(f"wrote {out}")
 
 
-@app.command("pretrain-mlm")
+@group.command("pretrain-mlm")
 def pretrain_mlm_command(
     corpus: list[Path] = typer.Option(..., help="documents (JSONL(.xz), SQuAD contexts, wiki dict); repeatable"),
     out: Path = typer.Option(..., help="encoder folder to write (resumes from OUT/checkpoint-last)"),
@@ -210,8 +202,8 @@ def pretrain_mlm_command(
     if config and config in SIZES:
         data["size"] = config
     elif config:
-        data = _config_file(Path(config))
-    data |= _given(
+        data = config_file(Path(config))
+    data |= given(
         corpus=[str(p) for p in corpus],
         out=str(out),
         tokenizer=tokenizer,

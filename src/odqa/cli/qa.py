@@ -10,10 +10,11 @@ from typing import Optional
 
 import typer
 
-from odqa.cli import app
+from odqa.cli.common import INDEX_HELP, parse_ks
 from odqa.errors import OdqaError
 
-INDEX_HELP = "index folder (from `odqa index` / `odqa index-dense`); repeat to fuse several"
+group = typer.Typer()
+
 READER_HELP = "reader folder (from `odqa train-reader`) or hub id; default $ODQA_READER"
 
 
@@ -45,7 +46,7 @@ def _pipeline(
     return Pipeline(PipelineConfig.from_dict(data)).warm_up()
 
 
-@app.command()
+@group.command()
 def ask(
     questions: list[str] = typer.Argument(..., help="one or more questions"),
     index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
@@ -86,7 +87,7 @@ def evidence_sentence(text: str, start: int, end: int, limit: int = 200) -> str:
     return sentence if len(sentence) <= limit else sentence[: limit - 1] + "…"
 
 
-@app.command()
+@group.command()
 def predict(
     questions: Path = typer.Option(..., help="questions: JSONL (id, question), SQuAD JSON or topics TSV"),
     out: Path = typer.Option(..., help="folder for predictions.json, nbest_predictions.json, retrieved.json"),
@@ -112,7 +113,7 @@ def predict(
     )
 
 
-@app.command()
+@group.command()
 def evaluate(
     questions: Path = typer.Option(..., help="questions with gold answers (SQuAD JSON or JSONL)"),
     index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
@@ -133,7 +134,6 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from odqa.cli import _ks
     from odqa.e2e import evaluate_end_to_end, plot_em_by_k
     from odqa.io.atomic import atomic_write_text
     from odqa.io.questions import read_questions
@@ -143,7 +143,7 @@ def evaluate(
     if limit and limit < len(qs):
         qs = random.Random(13).sample(qs, limit)
     metrics = [m for m in metric.split(",") if m]
-    result = evaluate_end_to_end(pipeline, qs, _ks(ks), metrics, quiet=quiet)
+    result = evaluate_end_to_end(pipeline, qs, parse_ks(ks), metrics, quiet=quiet)
     table = Table(title=f"{result['questions']:,} questions, k = {result['k']}")
     table.add_column("k", justify="right")
     for m in metrics:
@@ -167,7 +167,7 @@ def evaluate(
         )
 
 
-@app.command()
+@group.command()
 def serve(
     index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
