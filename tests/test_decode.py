@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from odqa.reader.decode import Span, aggregate, no_answer_wins, top_spans
+from odqa.reader.decode import aggregate, no_answer_wins, top_spans
+from odqa.types import Span
 
 
 def brute_force(start, end, offsets, mask, n, max_len, mode):

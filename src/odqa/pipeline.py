@@ -12,9 +12,8 @@ from dataclasses import asdict, dataclass, field
 
 from pydantic import Field
 
-from odqa.reader.decode import Span
 from odqa.settings import Settings
-from odqa.types import Hit, Passage
+from odqa.types import Answer, Evidence, Hit, Passage, Span
 
 DEFAULT_K = 20
 
@@ -33,39 +32,6 @@ class PipelineConfig(Settings):
     rerank: str | None = None  # a cross-encoder reranker folder
     rerank_top: int = Field(50, ge=1, le=1000)
     device: str | None = None
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """A retrieved passage, as the answer's evidence."""
-
-    passage_id: int
-    rank: int
-    score: float
-    title: str
-    doc_id: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An answer span: `passage.text[start:end] == text`; `doc_start/doc_end` place it in the
-    source document when it lies in the passage body (not in a prepended title)."""
-
-    text: str
-    score: float
-    reader_score: float
-    passage_id: int
-    passage_rank: int
-    title: str
-    doc_id: str
-    start: int
-    end: int
-    doc_start: int | None = None
-    doc_end: int | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

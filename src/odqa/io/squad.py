@@ -16,19 +16,10 @@ from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_write_text
 from odqa.io.files import load_json
 from odqa.io.questions import iter_squad
+from odqa.types import AnswerSpan
 
 # How far (in characters) an offset may be off before the answer is refused.
 OFFSET_TOLERANCE = 32
-
-
-@dataclass(frozen=True, slots=True)
-class AnswerSpan:
-    text: str
-    start: int
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.text)
 
 
 @dataclass(frozen=True, slots=True)

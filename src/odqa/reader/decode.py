@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from odqa.errors import OdqaError
+from odqa.types import Span
 
 NEG = np.float32(-1e30)
 
@@ -106,26 +107,6 @@ def top_spans(
         score=np.where(valid, best_scores, -np.inf).astype(np.float32),
         null=null.astype(np.float32),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A candidate answer: `context[start:end] == text` for the context at `context_index`."""
-
-    text: str
-    start: int
-    end: int
-    score: float
-    context_index: int = 0
-
-    def to_dict(self) -> dict:
-        return {
-            "text": self.text,
-            "start": self.start,
-            "end": self.end,
-            "score": self.score,
-            "context": self.context_index,
-        }
 
 
 def window_candidates(

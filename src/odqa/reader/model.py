@@ -18,9 +18,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from odqa.errors import OdqaError
-from odqa.reader.decode import Span, WindowSpans, aggregate, no_answer_wins, top_spans, window_candidates
+from odqa.reader.decode import WindowSpans, aggregate, no_answer_wins, top_spans, window_candidates
 from odqa.reader.features import WindowConfig, Windows, build_windows, pad_batch
 from odqa.reader.postprocess import clean_span
+from odqa.types import Span
 
 log = logging.getLogger(__name__)
 
