@@ -114,12 +114,48 @@ def bi_encoder(passage_model, question_model, pooling: str):
             model = self.question_model if kind == "query" else self.passage_model
             return pool_tokens(model(**inputs).last_hidden_state, inputs["attention_mask"], pooling)
 
+        def forward(self, queries: dict | None = None, passages: dict | None = None):
+            """(question vectors, passage vectors) of those given, in one pass through the module, so
+            a DDP wrapper sees it and synchronises the gradients."""
+            return (
+                None if queries is None else self.encode(queries, "query"),
+                None if passages is None else self.encode(passages, "passage"),
+            )
+
     return BiEncoder()
+
+
+def gather_across_processes(local, accelerator):
+    """Every process's rows in rank order — this process's own with their gradients, the others'
+    detached — and each process's row count."""
+    import torch
+
+    sizes = accelerator.gather(torch.tensor([len(local)], device=local.device)).tolist()
+    padded = local.new_zeros((max(sizes), *local.shape[1:]))
+    padded[: len(local)] = local.detach()
+    everyone = accelerator.gather(padded).view(len(sizes), max(sizes), *local.shape[1:])
+    rank = accelerator.process_index
+    return torch.cat([local if r == rank else everyone[r, :n] for r, n in enumerate(sizes)]), sizes
 
 
 def _chunks(inputs: dict, size: int) -> list[dict]:
     n = len(inputs["input_ids"])
     return [{k: v[lo : lo + size] for k, v in inputs.items()} for lo in range(0, n, size)]
+
+
+def encode(model, inputs: dict, kind: str):
+    """One side's vectors through the (possibly wrapped) bi-encoder."""
+    return model(queries=inputs)[0] if kind == "query" else model(passages=inputs)[1]
+
+
+def average_gradients(model, processes: int) -> None:
+    """Average every gradient over the processes (what DDP does after a synchronised backward)."""
+    import torch.distributed as dist
+
+    for param in model.parameters():
+        if param.requires_grad and param.grad is not None:
+            dist.all_reduce(param.grad)
+            param.grad /= processes
 
 
 def contrastive_step(config: DenseTrainingConfig):
@@ -129,20 +165,31 @@ def contrastive_step(config: DenseTrainingConfig):
 
     cosine = config.encoder.similarity == "cosine"
 
-    def loss_of(q, p):
+    def loss_of(q, p, accelerator):
+        """(loss to back-propagate, loss to report). In-batch negatives over every process's batch:
+        each question scores all passages of all processes (DPR's effective batch; positive i is
+        passage i of the same process). Every process computes the same global loss but reaches
+        only its own rows, so it is scaled by the process count: DDP's average of the processes'
+        gradients is then exactly the global loss's gradient."""
         if cosine:
             q, p = F.normalize(q, dim=-1), F.normalize(p, dim=-1)
-        scores = q @ p.T / config.temperature
-        return F.cross_entropy(scores.float(), torch.arange(len(q), device=q.device))  # positive i is passage i
+        if accelerator.num_processes == 1:
+            loss = F.cross_entropy((q @ p.T / config.temperature).float(), torch.arange(len(q), device=q.device))
+            return loss, loss.detach()
+        q_all, q_sizes = gather_across_processes(q, accelerator)
+        p_all, p_sizes = gather_across_processes(p, accelerator)
+        starts = [sum(p_sizes[:r]) for r in range(len(p_sizes))]
+        labels = torch.cat([torch.arange(n, device=q.device) + start for n, start in zip(q_sizes, starts)])
+        loss = F.cross_entropy((q_all @ p_all.T / config.temperature).float(), labels)
+        return loss * accelerator.num_processes, loss.detach()
 
     def step(model, batch, accelerator):
-        module = accelerator.unwrap_model(model)
         queries = {k[2:]: v for k, v in batch.items() if k.startswith("q_")}
         passages = {k[2:]: v for k, v in batch.items() if k.startswith("p_")}
         if not config.cache_chunk:
-            loss = loss_of(module.encode(queries, "query"), module.encode(passages, "passage"))
+            loss, reported = loss_of(*model(queries, passages), accelerator)
             accelerator.backward(loss)
-            return loss.detach()
+            return reported
         plan = [(c, "query") for c in _chunks(queries, config.cache_chunk)] + [
             (c, "passage") for c in _chunks(passages, config.cache_chunk)
         ]
@@ -152,21 +199,27 @@ def contrastive_step(config: DenseTrainingConfig):
                 states.append(
                     (torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
                 )
-                vectors.append(module.encode(inputs, kind))
+                vectors.append(encode(model, inputs, kind))
         n_query_chunks = len(_chunks(queries, config.cache_chunk))
         q = torch.cat(vectors[:n_query_chunks]).detach().requires_grad_()
         p = torch.cat(vectors[n_query_chunks:]).detach().requires_grad_()
-        loss = loss_of(q, p)
+        loss, reported = loss_of(q, p, accelerator)
         loss.backward()
         grads = list(q.grad.split([len(v) for v in vectors[:n_query_chunks]])) + list(
             p.grad.split([len(v) for v in vectors[n_query_chunks:]])
         )
-        for (inputs, kind), (cpu_state, cuda_state), grad in zip(plan, states, grads):
-            torch.set_rng_state(cpu_state)
-            if cuda_state is not None:
-                torch.cuda.set_rng_state_all(cuda_state)
-            accelerator.backward((module.encode(inputs, kind) * grad).sum())
-        return loss.detach()
+        # Chunks accumulate gradients locally; processes average them once, after the last chunk
+        # (a chunk of passages alone leaves a separate question encoder unused, which DDP's own
+        # synchronisation would wait for).
+        with accelerator.no_sync(model):
+            for (inputs, kind), (cpu_state, cuda_state), grad in zip(plan, states, grads):
+                torch.set_rng_state(cpu_state)
+                if cuda_state is not None:
+                    torch.cuda.set_rng_state_all(cuda_state)
+                accelerator.backward((encode(model, inputs, kind) * grad).sum())
+        if accelerator.num_processes > 1 and accelerator.sync_gradients:
+            average_gradients(model, accelerator.num_processes)
+        return reported
 
     return step
 
@@ -267,6 +320,7 @@ def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool =
         resume=resume,
         quiet=quiet,
         step=contrastive_step(config),
+        unused_parameters=True,  # the encoder's pooler (pooling is over token states)
     )
 
 

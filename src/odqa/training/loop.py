@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -153,6 +154,30 @@ class _BatchList:
 _STOPPING = ("max_minutes", "max_steps", "epochs", "save_steps")
 
 
+def shard_batches(batches: Sequence, rank: int, processes: int) -> Sequence:
+    """Process `rank`'s share of an epoch's batches: every `processes`-th one, the same count for
+    every process (a remainder that not all could take is left out, as DDP needs equal steps)."""
+    usable = len(batches) // processes * processes if processes > 1 else len(batches)
+    return batches[rank:usable:processes] if processes > 1 else batches
+
+
+def check_replicas_agree(model, accelerator) -> None:
+    """With several processes, every copy of the model must hold the same weights after training
+    (their gradients were averaged at every step); a trainer that bypassed the synchronisation makes
+    them drift apart. Compares per-tensor sums across processes and refuses a drift."""
+    import torch
+
+    sums = torch.stack([p.detach().double().sum() for p in model.parameters()]).to(accelerator.device)
+    everyone = accelerator.gather(sums[None]).view(accelerator.num_processes, -1)
+    drift = float((everyone - everyone[0]).abs().max())
+    if drift > 1e-6 * (1.0 + float(everyone[0].abs().max())):
+        raise OdqaError(
+            f"the {accelerator.num_processes} processes' model copies differ after training (largest difference "
+            f"{drift:.3g}): the trainer's gradients were not synchronised; this is a bug in odqa, please report it"
+        )
+    log.info("the %d processes' model copies agree", accelerator.num_processes)
+
+
 def _resumable(settings: LoopSettings) -> dict:
     data = settings.to_dict()
     return json.loads(json.dumps({k: v for k, v in data.items() if k not in _STOPPING}, default=str))
@@ -170,15 +195,17 @@ def train(
     resume: bool = True,
     quiet: bool = False,
     step: Callable[[object, dict, object], object] | None = None,
+    unused_parameters: bool = False,
 ) -> dict:
     """Train `model` on items of the given `lengths`, `collate(indices) -> tensors dict` (with
     labels). After each epoch: `evaluate(model) -> metrics`; when `metrics[score_key]` improves
     (or there is no evaluation), `save_best(model, metrics)`. `step(model, batch, accelerator)`
     replaces forward + backward when a trainer needs its own (gradient caching); it returns the
-    loss. Returns the trainer state."""
+    loss. `unused_parameters`: the model has weights the loss does not reach (e.g. a pooler the
+    bi-encoder never uses), which several processes must be told about. Returns the trainer state."""
     import torch
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, send_to_device, set_seed
     from torch.utils.data import DataLoader
     from transformers import get_linear_schedule_with_warmup
 
@@ -188,7 +215,12 @@ def train(
         raise OdqaError("no training examples")
     set_seed(settings.seed)
     accelerator = Accelerator(
-        mixed_precision=_mixed_precision(settings.mixed_precision), gradient_accumulation_steps=settings.grad_accum
+        mixed_precision=_mixed_precision(settings.mixed_precision),
+        gradient_accumulation_steps=settings.grad_accum,
+        # several processes without a GPU (torchrun on CPUs): accelerate runs them as one job over
+        # gloo only when told to use the CPU; otherwise each process would train alone
+        cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused_parameters)],
     )
     batches_per_epoch = math.ceil(len(lengths) / settings.batch_size)
     steps_per_epoch = max(1, batches_per_epoch // settings.grad_accum // accelerator.num_processes)
@@ -254,10 +286,12 @@ def train(
         epoch = state["epoch"]
         batches = length_grouped_batches(lengths, settings.batch_size, settings.seed + epoch, settings.group_by_length)
         done = state["batch_in_epoch"] * accelerator.num_processes  # resuming mid-epoch: skip what was trained
-        loader = accelerator.prepare(DataLoader(_BatchList(batches[done:], collate), batch_size=None, shuffle=False))
+        mine = shard_batches(batches[done:], accelerator.process_index, accelerator.num_processes)
+        loader = DataLoader(_BatchList(mine, collate), batch_size=None, shuffle=False)
         model.train()
         seen, tick, loss_sum, loss_n, completed = 0, time.monotonic(), 0.0, 0, True
         for batch in loader:
+            batch = send_to_device(batch, accelerator.device)
             with accelerator.accumulate(model):
                 if step is None:
                     loss = model(**batch).loss
@@ -310,6 +344,8 @@ def train(
             save_best(accelerator.unwrap_model(model), {**record, "best": True})
         save_checkpoint()
     bar.close()
+    if accelerator.num_processes > 1:
+        check_replicas_agree(model, accelerator)
     state["finished"] = state["step"] >= total_steps
     atomic_write_text(out / STATE_FILE, json.dumps(state, indent=2))
     return state
