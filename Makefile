@@ -9,7 +9,7 @@ INDEX ?= indexes/kowiki-bm25
 # Heavy extras that need torch pin it first, so pip takes the local CPU wheel, not CUDA builds.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo korean-reader test lint bench bench-reader bench-dense install clean
+.PHONY: demo korean-reader test test-fast lint bench bench-reader bench-dense install clean
 
 $(VENV)/.installed-dev: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(VENV)/.installed-dev
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m ruff format --check src tests benchmarks
 	$(PY) -m pytest
+
+# The fast tier for development (under 90 s on 2 cores): everything but the tests marked slow.
+test-fast: $(VENV)/.installed-dev
+	$(PY) -m pytest -m "not slow"
 
 # The reader the demo uses: $(ODQA_READER) or READER=... (a folder or a hub id); without one, the
 # Korean reader recipe below is trained here from multilingual-e5-small (installed from PyPI).

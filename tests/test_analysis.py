@@ -66,9 +66,17 @@ def test_configs_round_trip_and_specs_parse():
     assert parse_analyzer_spec('{"name": "ngram", "n": 3}') == NgramConfig(n=3)
 
 
-@pytest.mark.parametrize("spec", ["nori", "mecab:compound=sideways", "ngram:n=0", "mecab:nonsense"])
-def test_bad_analyzer_specs_are_named(spec):
-    with pytest.raises(OdqaError):
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("nori", "unknown analyzer 'nori'"),
+        ("mecab:compound=sideways", "bad analyzer options for 'mecab'"),
+        ("ngram:n=0", "bad analyzer options for 'ngram'"),
+        ("mecab:nonsense", "nonsense"),
+    ],
+)
+def test_bad_analyzer_specs_are_named(spec, message):
+    with pytest.raises(OdqaError, match=message):
         parse_analyzer_spec(spec)
 
 

@@ -67,6 +67,7 @@ def browser():
     driver.quit()
 
 
+@pytest.mark.slow  # a headless browser
 def test_question_to_highlighted_answer(server, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys

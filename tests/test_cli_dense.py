@@ -10,6 +10,7 @@ pytest.importorskip("faiss")
 from test_cli import odqa
 
 
+@pytest.mark.slow  # several odqa processes, each importing torch
 def test_dense_and_hybrid_commands(tiny_encoder, korean_qa_file, korean_docs_index, corpus_file, tmp_path):
     run = odqa(
         "train-dense",

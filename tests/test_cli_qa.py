@@ -11,6 +11,7 @@ from odqa.cli.qa import evidence_sentence
 from test_cli import odqa
 
 
+@pytest.mark.slow  # several odqa processes, each importing torch
 def test_ask_prints_answer_title_and_evidence(korean_docs_index, korean_reader):
     run = odqa("ask", "--index", korean_docs_index, "--reader", korean_reader, "-k", "2", "훈민정음을 창제한 왕은?")
     assert run.returncode == 0, run.stderr
@@ -19,6 +20,7 @@ def test_ask_prints_answer_title_and_evidence(korean_docs_index, korean_reader):
     assert json.loads(as_json.stdout)["answer"]["title"] == "서울특별시"
 
 
+@pytest.mark.slow  # several odqa processes, each importing torch
 def test_predict_and_evaluate(korean_docs_index, korean_reader, korean_qa_file, tmp_path):
     questions = tmp_path / "q.jsonl"
     questions.write_text(

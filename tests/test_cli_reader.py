@@ -9,6 +9,7 @@ pytest.importorskip("torch")
 from test_cli import odqa
 
 
+@pytest.mark.slow  # several odqa processes, each importing torch
 def test_train_read_evaluate(tmp_path, tiny_encoder, korquad_small):
     run_dir, preds = tmp_path / "run", tmp_path / "preds"
     train = odqa(
@@ -63,6 +64,7 @@ def test_train_read_evaluate(tmp_path, tiny_encoder, korquad_small):
     assert missing.returncode == 2 and "1 of 32 questions have no prediction" in missing.stderr
 
 
+@pytest.mark.slow  # several odqa processes, each importing torch
 def test_reader_errors_name_the_problem(tmp_path, korquad_small):
     run = odqa("read", "--reader", tmp_path / "nowhere", "--questions", korquad_small, "--out", tmp_path / "p")
     assert run.returncode == 2 and "model folder not found" in run.stderr

@@ -84,5 +84,7 @@ def test_empty_corpus_is_an_error():
 
 
 def test_bad_config_is_refused():
-    with pytest.raises(ValueError):
-        CorpusConfig(target_chars=100, overlap_chars=100)
+    with pytest.raises(OdqaError, match=r"bad corpus config: .*overlap_chars \(100\) must be < target_chars \(100\)"):
+        CorpusConfig.from_dict({"target_chars": 100, "overlap_chars": 100})
+    with pytest.raises(OdqaError, match="bad corpus config: .*sentences"):
+        CorpusConfig.from_dict({"sentences": True})

@@ -39,6 +39,7 @@ def test_two_processes_keep_one_model(kind, tiny_encoder, korean_qa_file, korean
     assert run.stdout.count(f"{kind}: done") == 2
 
 
+@pytest.mark.slow
 def test_in_batch_negatives_are_gathered_across_processes():
     """Two processes with two questions each: the loss over the gathered batch equals the loss one
     process computes over all four, and its gradient (DDP's average × 2 processes) matches too."""

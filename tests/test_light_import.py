@@ -5,7 +5,8 @@ import sys
 def test_import_odqa_loads_no_heavy_dependency():
     code = (
         "import sys, odqa, odqa.cli, odqa.retrieval, odqa.analysis, odqa.metrics, odqa.reader, "
-        "odqa.training.reader, odqa.training.mlm, odqa.pipeline, odqa.e2e, odqa.serve.app;"
+        "odqa.retrieval.sparse, odqa.retrieval.hybrid, odqa.training.reader, odqa.training.mlm, odqa.pipeline, "
+        "odqa.e2e, odqa.serve.app;"
         "heavy = {'torch', 'transformers', 'numba', 'mecab', 'kiwipiepy', 'scipy', 'bm25s', 'accelerate', "
         "'tokenizers', 'fastapi', 'uvicorn'} & set(sys.modules);"
         "print(sorted(heavy))"

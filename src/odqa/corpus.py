@@ -12,9 +12,10 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from odqa.errors import OdqaError
+from odqa.settings import Settings
 from odqa.types import Document, Passage, PassageSource
 
 _TAG = re.compile(r"</?[a-zA-Z][^<>]{0,200}>")
@@ -23,10 +24,10 @@ _SPACES = re.compile(r"[ \t\u00a0\u200b]+")
 _SENTENCE_END = re.compile(r"(?<=[.?!。？！])\s+")
 
 
-class CorpusConfig(BaseModel):
+class CorpusConfig(Settings):
     """How documents become passages. Serialised into every index manifest."""
 
-    model_config = ConfigDict(extra="forbid")
+    what = "corpus config"
 
     target_chars: int = Field(500, ge=20, description="pack paragraphs up to this many characters")
     max_chars: int = Field(1000, ge=20, description="hard cap; longer paragraphs split on sentences")

@@ -24,11 +24,21 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as e:
-            raise OdqaError(f"bad {cls.what}: {e}") from None
+            raise OdqaError(f"bad {cls.what}: {describe_errors(e)}") from None
 
     @classmethod
     def from_file(cls, path: str | Path):
         return cls.from_dict(load_config_file(path))
+
+
+def describe_errors(error: ValidationError) -> str:
+    """A pydantic validation error on one line: `field: problem; other.field: problem`."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item.get("loc", ()))
+        message = item.get("msg", "").removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
 
 
 def load_config_file(path: str | Path) -> dict:

@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from odqa.errors import OdqaError
+from odqa.settings import describe_errors
 
 Analyzer = Callable[[str], list[str]]
 
@@ -152,7 +153,7 @@ def analyzer_from_dict(data: dict) -> AnalyzerConfig:
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as e:
-        raise OdqaError(f"bad analyzer options for {data['name']!r}: {e}") from None
+        raise OdqaError(f"bad analyzer options for {data['name']!r}: {describe_errors(e)}") from None
 
 
 def parse_analyzer_spec(spec: str) -> AnalyzerConfig:

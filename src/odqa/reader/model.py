@@ -21,6 +21,7 @@ from odqa.errors import OdqaError
 from odqa.reader.decode import WindowSpans, aggregate, no_answer_wins, top_spans, window_candidates
 from odqa.reader.features import WindowConfig, Windows, build_windows, pad_batch
 from odqa.reader.postprocess import clean_span
+from odqa.settings import describe_errors
 from odqa.types import Span
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class ReaderConfig(BaseModel):
         try:
             return ReaderConfig.model_validate({**self.model_dump(), **changes})
         except ValidationError as e:
-            raise OdqaError(f"bad reader settings: {e}") from None
+            raise OdqaError(f"bad reader settings: {describe_errors(e)}") from None
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ from odqa.analysis.corpus import AnalyzedCorpus
 from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_dir
 from odqa.io.store import PassageStore, write_passages
-from odqa.retrieval import _kernel
 from odqa.retrieval.base import check_k, check_queries, check_query, saved_path
 from odqa.retrieval.manifest import load_array
 from odqa.retrieval.manifest import read_manifest as read_index_manifest
 from odqa.retrieval.scoring import ScoringConfig, passage_weights, query_weights
+from odqa.settings import describe_errors
 from odqa.types import Hit, Passage
 
 FORMAT = "odqa.sparse"
@@ -152,7 +152,7 @@ class SparseIndex:
         try:
             scoring = ScoringConfig(**manifest.get("scoring", {}))
         except (TypeError, ValidationError) as e:
-            problem = e.errors()[0]["msg"] if isinstance(e, ValidationError) else e
+            problem = describe_errors(e) if isinstance(e, ValidationError) else e
             raise OdqaError(
                 f"index {path}: its manifest's scoring settings are invalid ({problem}); rebuild it"
             ) from None
@@ -261,6 +261,8 @@ class SparseIndex:
         queries = check_queries(queries)
         q_ptr, q_terms, q_weights, q_const, docs, q_pbound, q_dbound = self._query_arrays(queries)
         a = self.arrays
+        from odqa.retrieval import _kernel  # numba compiles on first use, not when odqa is imported
+
         return _kernel.search(
             a["weights"],
             a["passage_ids"],
