@@ -143,3 +143,42 @@ def test_tiny_reranker_learns_to_put_the_answer_first(tiny_encoder, korean_qa_fi
     )
     # 6 passages: chance puts the answer first for ~1.3 of the 8 questions
     assert answered_first(Reranker.load(tmp_path / "rr")) >= max(5, answered_first(untrained) + 3)
+
+
+def test_separate_question_encoder_is_trained_and_saved(tiny_encoder, korean_qa_file, tmp_path):
+    from odqa.retrieval.dense import DenseEncoder
+
+    config = DenseTrainingConfig(
+        model=str(tiny_encoder),
+        question_model=str(tiny_encoder),
+        train=[str(korean_qa_file)],
+        out=str(tmp_path / "two"),
+        max_steps=2,
+        batch_size=4,
+        lr=1e-3,
+        warmup_ratio=0.0,
+        encoder={"pooling": "mean", "passage_max_length": 48},
+    )
+    assert train_dense(config, quiet=True, resume=False)["step"] == 2
+    encoder = DenseEncoder.load(tmp_path / "two")
+    assert encoder.question_model is not encoder.model  # two encoders, each trained from the same start
+    q_weights = dict(encoder.question_model.named_parameters())
+    differs = [n for n, p in encoder.model.named_parameters() if n in q_weights and not torch.equal(p, q_weights[n])]
+    assert differs
+
+
+def test_qrels_give_question_positive_and_negative_passages(korean_docs_index, tmp_path):
+    from odqa.training.dense import qrels_pairs
+
+    topics = tmp_path / "topics.tsv"
+    topics.write_text(
+        "q1\t훈민정음을 창제한 왕은?\nq2\t아무 문서에도 없는 질문\nq3\t서울을 지나 흐르는 강\n", encoding="utf-8"
+    )
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("q1 Q0 5 1\nq2 Q0 999 1\nq3 Q0 6 1\n")
+    pairs = qrels_pairs(str(korean_docs_index), str(topics), str(qrels), n=2)
+    assert [q for q, _, _ in pairs] == ["훈민정음을 창제한 왕은?", "서울을 지나 흐르는 강"]  # q2's article: not reached
+    assert "훈민정음" in pairs[0][1]
+    question, positive, negatives = pairs[1]
+    assert positive.startswith("한강") and 1 <= len(negatives) <= 2
+    assert not any(n.startswith("한강") for n in negatives)  # negatives come from other articles

@@ -157,3 +157,41 @@ def test_no_answer_scores_at_a_smaller_k_come_from_those_passages_only(pipeline,
         assert by_k[1]["per_question"][0]["prediction"] == ""  # the first passage's own no-answer score wins
         checked += 1
     assert checked >= 1
+
+
+def test_retriever_weight_adds_the_passage_score(korean_docs_index, korean_reader):
+    config = PipelineConfig(index=str(korean_docs_index), reader=str(korean_reader), k=3, retriever_weight=0.5)
+    result = Pipeline(config).ask("훈민정음을 창제한 왕은?")
+    passage_score = {p.passage_id: p.score for p in result.passages}
+    for answer in result.nbest:
+        assert answer.score == pytest.approx(answer.reader_score + 0.5 * passage_score[answer.passage_id], rel=1e-5)
+    assert [a.score for a in result.nbest] == sorted((a.score for a in result.nbest), reverse=True)
+
+
+@pytest.mark.parametrize("threshold, answered", [(-1e9, False), (1e9, True)])
+def test_no_answer_end_to_end(korean_docs_index, korean_reader, tmp_path, threshold, answered):
+    """With no-answer scoring the pipeline may answer nothing (an empty prediction) while still
+    listing its candidates; the threshold moves that decision."""
+    options = {"no_answer": True, "null_threshold": threshold}
+    config = PipelineConfig(index=str(korean_docs_index), reader=str(korean_reader), k=3, reader_options=options)
+    pipeline = Pipeline(config)
+    result = pipeline.ask("훈민정음을 창제한 왕은?")
+    assert (result.answer is not None) == answered and bool(result.text) == answered and result.nbest
+    predictions = predict_file(pipeline, [Question("q", "훈민정음을 창제한 왕은?")], tmp_path, quiet=True)
+    assert predictions == {"q": "세종" if answered else ""}
+
+
+def test_yaml_config_equals_json(tmp_path, korean_docs_index):
+    (tmp_path / "pipeline.yaml").write_text(
+        f"index: {korean_docs_index}\nreader: runs/ko-reader\nk: 7\nreader_options:\n  mode: logits\n", encoding="utf-8"
+    )
+    config = PipelineConfig.from_file(tmp_path / "pipeline.yaml")
+    assert config == PipelineConfig(
+        index=str(korean_docs_index), reader="runs/ko-reader", k=7, reader_options={"mode": "logits"}
+    )
+    (tmp_path / "bad.yaml").write_text("index: [unclosed\n", encoding="utf-8")
+    with pytest.raises(OdqaError, match="bad.yaml"):
+        PipelineConfig.from_file(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n", encoding="utf-8")
+    with pytest.raises(OdqaError, match="list.yaml"):
+        PipelineConfig.from_file(tmp_path / "list.yaml")

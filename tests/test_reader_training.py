@@ -208,3 +208,32 @@ def test_a_missing_folder_under_an_existing_one_is_refused_at_once(tmp_path, mon
     with pytest.raises(OdqaError, match="model folder not found: runs/reader-1"):
         check_model_dir("runs/reader-1")
     check_model_dir("klue/roberta-large")  # no klue/ here: a hub id, passed through
+
+
+def test_gradient_accumulation_counts_optimizer_steps(tiny_encoder, korquad_small, tmp_path):
+    """grad_accum=2: each optimizer step takes two batches, so 2 steps read 4 batches of 4."""
+    config = ReaderTrainingConfig(
+        model=str(tiny_encoder),
+        train=[str(korquad_small)],
+        out=str(tmp_path / "accum"),
+        batch_size=4,
+        grad_accum=2,
+        max_steps=2,
+        group_by_length=False,
+        reader=WINDOWS,
+    )
+    state = train_reader(config, quiet=True, resume=False)
+    assert state["step"] == 2 and state["finished"]
+    windows = state["history"][-1]["examples_per_s"] * state["history"][-1]["seconds"]
+    assert windows == pytest.approx(16, abs=0.5)
+
+
+def test_max_minutes_stops_after_a_checkpoint_and_resumes(tiny_encoder, korquad_small, tmp_path):
+    common = dict(
+        model=str(tiny_encoder), train=[str(korquad_small)], out=str(tmp_path / "timed"), batch_size=4, reader=WINDOWS
+    )
+    state = train_reader(ReaderTrainingConfig(max_steps=6, max_minutes=1e-9, **common), quiet=True, resume=False)
+    assert state["step"] == 1 and not state["finished"]  # out of time after the first step
+    assert (tmp_path / "timed" / "checkpoint-last" / "trainer_state.json").exists()
+    state = train_reader(ReaderTrainingConfig(max_steps=6, max_minutes=1e-9, **common), quiet=True)
+    assert state["step"] == 2  # the rerun continued from the checkpoint, one more step
