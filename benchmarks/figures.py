@@ -1,0 +1,265 @@
+"""Every benchmark figure in the README, produced from `benchmarks/results/` (Pyserini's 2CR idea):
+a registry of figures (results file, where the number is, how it is printed) and of tables (the
+tables the benchmarks render next to their JSON). The README marks each one:
+
+    <!--fig:ko.odqa.qps-->426<!--/fig-->                 a number from FIGURES
+    <!--table:retrieval_ko.md#1-->                        the first table of results/retrieval_ko.md
+    | … |
+    <!--/table-->
+
+    python benchmarks/figures.py           # rewrite the README's marked figures from the results
+    python benchmarks/figures.py --check   # exit 1 naming every figure the README has wrong (CI runs it)
+
+No number is typed into the README by hand: rerun a benchmark, then this script. Standard library
+only, so the test tier runs it offline in milliseconds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+
+
+@dataclass(frozen=True)
+class Figure:
+    results: str  # a JSON file in benchmarks/results
+    value: Callable[[dict], float | int | str]  # the number, from that file's data
+    format: str = "{}"  # how the README prints it
+
+
+def system(data: dict, name: str) -> dict:
+    """One row of a results file's "systems" list, by its exact name."""
+    for row in data["systems"]:
+        if row["system"] == name:
+            return row
+    raise KeyError(f"no system {name!r}")
+
+
+def topk(data: dict, name: str, questions: str, k: int) -> float:
+    return 100 * system(data, name)["metrics"][questions][f"top{k}"]
+
+
+ODQA, LUCENE_CJK = "odqa (default)", "Lucene (Pyserini) CJK bigrams, k1 0.9 b 0.4"
+LUCENE_ODQA, BM25S = (
+    "Lucene (Pyserini) odqa analyzer tokens, k1 0.9 b 0.4",
+    "bm25s default tokenizer (numba, in memory)",
+)
+KERNEL, BM25S_ODQA = "odqa kernel, default tokens, no document context", "bm25s (numba) on odqa's tokens"
+qps = lambda d, name: system(d, name)["queries_per_s"]
+KO = "retrieval_ko.json"
+MODEL = "korean_model.json"
+KO_EVAL = lambda d, key: d["eval"]["results"][key]["korquad"]
+
+FIGURES: dict[str, Figure] = {
+    # Korean sparse retrieval (benchmarks/retrieval_ko.py)
+    "ko.documents": Figure(KO, lambda d: d["passages"]["documents"], "{:,}"),
+    "ko.passages": Figure(KO, lambda d: d["passages"]["passages"], "{:,}"),
+    "ko.queries": Figure(KO, lambda d: d["queries"], "{:,}"),
+    "ko.top20_vs_lucene.comp": Figure(
+        KO,
+        lambda d: topk(d, ODQA, "competition_validation", 20) - topk(d, LUCENE_CJK, "competition_validation", 20),
+        "{:+.1f}",
+    ),
+    "ko.top20_vs_lucene.korquad": Figure(
+        KO, lambda d: topk(d, ODQA, "korquad_dev", 20) - topk(d, LUCENE_CJK, "korquad_dev", 20), "{:+.1f}"
+    ),
+    "ko.top100_vs_lucene.comp": Figure(
+        KO,
+        lambda d: topk(d, ODQA, "competition_validation", 100) - topk(d, LUCENE_CJK, "competition_validation", 100),
+        "{:+.1f}",
+    ),
+    "ko.top100_vs_lucene.korquad": Figure(
+        KO, lambda d: topk(d, ODQA, "korquad_dev", 100) - topk(d, LUCENE_CJK, "korquad_dev", 100), "{:+.1f}"
+    ),
+    "ko.top20_vs_bm25s.comp": Figure(
+        KO,
+        lambda d: topk(d, ODQA, "competition_validation", 20) - topk(d, BM25S, "competition_validation", 20),
+        "{:+.1f}",
+    ),
+    "ko.top20_vs_bm25s.korquad": Figure(
+        KO, lambda d: topk(d, ODQA, "korquad_dev", 20) - topk(d, BM25S, "korquad_dev", 20), "{:+.1f}"
+    ),
+    "ko.odqa.qps": Figure(KO, lambda d: qps(d, ODQA), "{:,.0f}"),
+    "ko.lucene.qps": Figure(KO, lambda d: qps(d, LUCENE_CJK), "{:,.0f}"),
+    "ko.lucene_odqa.qps": Figure(KO, lambda d: qps(d, LUCENE_ODQA), "{:,.0f}"),
+    "ko.speed_vs_lucene": Figure(KO, lambda d: qps(d, ODQA) / qps(d, LUCENE_CJK), "{:.1f}×"),
+    "ko.speed_vs_lucene_odqa": Figure(KO, lambda d: qps(d, ODQA) / qps(d, LUCENE_ODQA), "{:.1f}×"),
+    "ko.bm25s.qps": Figure(KO, lambda d: qps(d, BM25S), "{:,.0f}"),
+    "ko.kernel.qps": Figure(KO, lambda d: qps(d, KERNEL), "{:,.0f}"),
+    "ko.bm25s_odqa.qps": Figure(KO, lambda d: qps(d, BM25S_ODQA), "{:,.0f}"),
+    "ko.kernel_vs_bm25s": Figure(KO, lambda d: qps(d, KERNEL) / qps(d, BM25S_ODQA), "{:.2f}×"),
+    "ko.odqa.build_s": Figure(KO, lambda d: system(d, ODQA)["build_s"], "{:.0f}"),
+    "ko.lucene_odqa.build_s": Figure(KO, lambda d: system(d, LUCENE_ODQA)["build_s"], "{:.0f}"),
+    "ko.odqa.search_gb": Figure(KO, lambda d: system(d, ODQA)["search_peak_rss_mb"] / 1024, "{:.1f}"),
+    "ko.odqa.build_gb": Figure(KO, lambda d: system(d, ODQA)["build_peak_rss_mb"] / 1024, "{:.1f}"),
+    # Korean model (benchmarks/korean_model.py)
+    "model.probe_cosine": Figure(MODEL, lambda d: d["import"]["probe"]["cosine_min"], "{:.4f}"),
+    "model.korean_same_ids": Figure(MODEL, lambda d: d["import"]["korean"]["same_token_ids"]),
+    "model.korean_texts": Figure(MODEL, lambda d: d["import"]["korean"]["texts"]),
+    "model.korean_cosine": Figure(MODEL, lambda d: d["import"]["korean"]["cosine_min"], "{:.3f}"),
+    "model.pieces_kept": Figure(MODEL, lambda d: d["trim"]["pieces_kept"], "{:,}"),
+    "model.params_before": Figure(MODEL, lambda d: d["trim"]["parameters"][0] / 1e6, "{:.1f} M"),
+    "model.params_after": Figure(MODEL, lambda d: d["trim"]["parameters"][1] / 1e6, "{:.1f} M"),
+    "model.train_minutes": Figure(MODEL, lambda d: d["train"]["recipe"]["max_minutes"], "{:.0f}"),
+    "model.train_steps": Figure(MODEL, lambda d: d["train"]["history"][-1]["step"]),
+    "model.korquad_em": Figure(MODEL, lambda d: KO_EVAL(d, "KorQuAD 1.0 dev / korean")["exact_match"], "{:.1f}"),
+    "model.korquad_f1": Figure(MODEL, lambda d: KO_EVAL(d, "KorQuAD 1.0 dev / korean")["f1"], "{:.1f}"),
+    "model.speedup_both": Figure(MODEL, lambda d: d["speed"]["speedup"]["trimmed + frozen"], "{:.1f}×"),
+    # reader (benchmarks/reader.py)
+    "reader.vs_pipeline": Figure(
+        "reader.json",
+        lambda d: (
+            d["en-eval"]["systems"]["odqa (logits)"]["questions_per_s"]
+            / d["en-eval"]["systems"]["HF question-answering pipeline"]["questions_per_s"]
+        ),
+        "{:.1f}×",
+    ),
+    "reader.vs_run_qa": Figure(
+        "reader.json",
+        lambda d: (
+            d["en-eval"]["systems"]["odqa (logits)"]["questions_per_s"]
+            / d["en-eval"]["systems"]["HF run_qa + utils_qa"]["questions_per_s"]
+        ),
+        "{:.1f}×",
+    ),
+    "reader.train_odqa": Figure("reader.json", lambda d: d["en-train-speed"]["odqa_examples_per_s"], "{:.1f}"),
+    "reader.train_hf": Figure("reader.json", lambda d: d["en-train-speed"]["hf_trainer_examples_per_s"], "{:.1f}"),
+    "reader.train_ratio": Figure(
+        "reader.json",
+        lambda d: d["en-train-speed"]["odqa_examples_per_s"] / d["en-train-speed"]["hf_trainer_examples_per_s"],
+        "{:.1f}×",
+    ),
+    # dense (benchmarks/retrieval_dense.py, retrieval_dense_ko.py)
+    "dense.encode_odqa": Figure("retrieval_dense.json", lambda d: d["speed"]["odqa"]["passages_per_s"], "{:.1f}"),
+    "dense.encode_st": Figure(
+        "retrieval_dense.json", lambda d: d["speed"]["sentence-transformers"]["passages_per_s"], "{:.1f}"
+    ),
+    "dense.encode_ratio": Figure(
+        "retrieval_dense.json",
+        lambda d: d["speed"]["odqa"]["passages_per_s"] / d["speed"]["sentence-transformers"]["passages_per_s"],
+        "{:.2f}×",
+    ),
+    **{
+        f"dense.hybrid_gain.top{k}": Figure(
+            "retrieval_dense.json",
+            lambda d, k=k: (
+                100
+                * (
+                    d["evaluate"]["systems"]["hybrid combsum w=2.0 (zero-shot)"][f"top{k}"]
+                    - max(
+                        d["evaluate"]["systems"][name][f"top{k}"]
+                        for name in ("dense (zero-shot)", "dense (fine-tuned)", "BM25 (whitespace words)")
+                    )
+                )
+            ),
+            "{:+.1f}",
+        )
+        for k in (5, 20)
+    },
+    "dense_ko.pool": Figure("retrieval_dense_ko.json", lambda d: d["evaluate"]["passages"], "{:,}"),
+    "dense_ko.encode": Figure("retrieval_dense_ko.json", lambda d: d["evaluate"]["encode_passages_per_s"], "{:.0f}"),
+    **{
+        f"hnsw.{ef}.{what}": Figure(
+            "retrieval_dense_ko.json",
+            lambda d, ef=ef, what=what: d["evaluate"]["hnsw"]["ef_sweep"][ef][what],
+            "{:.3f}" if what == "recall@10" else "{:.1f}×",
+        )
+        for ef in ("16", "32", "64", "128", "256")
+        for what in ("recall@10", "speedup")
+    },
+    # end to end and under load (benchmarks/e2e.py, benchmarks/serve_load.py)
+    "e2e.retrieve_ms": Figure("e2e.json", lambda d: d["latency"]["retrieve_ms_p50"], "{:.0f}"),
+    "e2e.read_ms": Figure("e2e.json", lambda d: d["latency"]["read_ms_p50"], "{:.0f}"),
+    "e2e.p95_ms": Figure("e2e.json", lambda d: d["latency"]["total_ms_p95"], "{:.0f}"),
+    "serve.requests": Figure("serve_load.json", lambda d: d["requests"]),
+    "serve.errors": Figure("serve_load.json", lambda d: d["errors"]),
+    "serve.qps": Figure("serve_load.json", lambda d: d["throughput_qps"], "{:.1f}"),
+    "serve.p50_s": Figure("serve_load.json", lambda d: d["latency_ms"]["p50"] / 1000, "{:.1f}"),
+    "serve.p95_s": Figure("serve_load.json", lambda d: d["latency_ms"]["p95"] / 1000, "{:.1f}"),
+    "serve.p99_s": Figure("serve_load.json", lambda d: d["latency_ms"]["p99"] / 1000, "{:.1f}"),
+}
+
+FIG = re.compile(r"<!--fig:(?P<name>[\w.@\-]+)-->(?P<value>.*?)<!--/fig-->")
+TABLE = re.compile(r"<!--table:(?P<file>[\w.\-]+)#(?P<n>\d+)-->\n(?P<body>.*?)<!--/table-->", re.S)
+
+
+def render_figure(name: str, cache: dict) -> str:
+    if name not in FIGURES:
+        raise KeyError(f"README names figure {name!r}, which benchmarks/figures.py does not define")
+    figure = FIGURES[name]
+    if figure.results not in cache:
+        cache[figure.results] = json.loads((RESULTS / figure.results).read_text(encoding="utf-8"))
+    return figure.format.format(figure.value(cache[figure.results]))
+
+
+def markdown_tables(text: str) -> list[str]:
+    """The markdown tables of a results file, in order, each as its lines joined."""
+    tables, current = [], []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append("\n".join(current) + "\n")
+            current = []
+    if current:
+        tables.append("\n".join(current) + "\n")
+    return tables
+
+
+def render_table(file: str, n: int) -> str:
+    tables = markdown_tables((RESULTS / file).read_text(encoding="utf-8"))
+    if not 1 <= n <= len(tables):
+        raise KeyError(f"README asks for table {n} of results/{file}, which has {len(tables)}")
+    return tables[n - 1]
+
+
+def render(readme: str) -> tuple[str, list[str]]:
+    """The README with every marked figure and table as the results say, and what differed."""
+    cache: dict = {}
+    differences: list[str] = []
+
+    def figure(match: re.Match) -> str:
+        value = render_figure(match["name"], cache)
+        if value != match["value"]:
+            differences.append(f"{match['name']}: README {match['value']!r}, results {value!r}")
+        return f"<!--fig:{match['name']}-->{value}<!--/fig-->"
+
+    def table(match: re.Match) -> str:
+        body = render_table(match["file"], int(match["n"]))
+        if body != match["body"]:
+            differences.append(f"table {match['file']}#{match['n']} differs from the results")
+        return f"<!--table:{match['file']}#{match['n']}-->\n{body}<!--/table-->"
+
+    updated = TABLE.sub(table, FIG.sub(figure, readme))
+    for marker, pattern in (("<!--fig:", FIG), ("<!--table:", TABLE)):
+        if readme.count(marker) != len(pattern.findall(readme)):
+            differences.append(f"a {marker}…--> marker in the README is malformed (see the module docstring)")
+    return updated, differences
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the README differs")
+    parser.add_argument("--readme", type=Path, default=README)
+    args = parser.parse_args()
+    text = args.readme.read_text(encoding="utf-8")
+    updated, differences = render(text)
+    for line in differences:
+        print(line)
+    if args.check:
+        sys.exit(1 if differences else 0)
+    if updated != text:
+        args.readme.write_text(updated, encoding="utf-8")
+    print(f"{len(differences)} figures updated in {args.readme}")
+
+
+if __name__ == "__main__":
+    main()
