@@ -189,3 +189,25 @@ def test_sparse_index_follows_the_retriever_contract(built):
     assert isinstance(index, Retriever) and isinstance(SparseIndex.load(out), Retriever)
     (hits,) = SparseIndex.load(out).search(["김치"], k=2)
     assert [h.rank for h in hits] == list(range(1, len(hits) + 1)) and hits[0].score >= hits[-1].score
+
+
+def test_manifest_records_analyzer_libraries_and_refuses_others(corpus_file, tmp_path, monkeypatch):
+    """A dictionary upgrade must not silently analyse queries differently from the indexed passages,
+    nor reuse an analysis cached with the old dictionary."""
+    from importlib import metadata
+
+    from odqa.analysis.base import MecabConfig
+
+    cache = tmp_path / "cache"
+    out = tmp_path / "mecab-index"
+    build_sparse_index(corpus_file, out, analyzer=MecabConfig(), cache_dir=cache, quiet=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["analyzer_libraries"]["python-mecab-ko-dic"] == metadata.version("python-mecab-ko-dic")
+
+    real_version = metadata.version
+    fake = lambda name: "9.9.9" if name == "python-mecab-ko-dic" else real_version(name)
+    monkeypatch.setattr(metadata, "version", fake)
+    with pytest.raises(OdqaError, match=r"python-mecab-ko-dic .* at build, 9\.9\.9 now"):
+        SparseIndex.load(out)
+    build_sparse_index(corpus_file, None, analyzer=MecabConfig(), cache_dir=cache, quiet=True)
+    assert len(list(cache.iterdir())) == 2  # analysed again under the new dictionary, not reused

@@ -146,6 +146,27 @@ _ADAPTER: TypeAdapter = TypeAdapter(AnalyzerConfig)
 NAMES = ("mecab", "kiwi", "ngram", "whitespace", "multi")
 
 
+# analyzer name → the distributions whose versions decide its tokens (dictionary included)
+LIBRARIES = {"mecab": ("python-mecab-ko", "python-mecab-ko-dic"), "kiwi": ("kiwipiepy", "kiwipiepy_model")}
+
+
+def analyzer_libraries(config: AnalyzerConfig) -> dict[str, str]:
+    """The installed versions of the libraries and dictionaries an analyzer's tokens depend on
+    (empty for n-grams and whitespace): recorded in index manifests and analysis cache keys, so
+    a dictionary upgrade is never silently mixed with tokens made by the old one."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = [part.name for part in config.parts] if config.name == "multi" else [config.name]
+    found = {}
+    for name in names:
+        for distribution in LIBRARIES.get(name, ()):
+            try:
+                found[distribution] = version(distribution)
+            except PackageNotFoundError:
+                found[distribution] = "not installed"
+    return found
+
+
 def analyzer_from_dict(data: dict) -> AnalyzerConfig:
     if not isinstance(data, dict) or data.get("name") not in NAMES:
         name = data.get("name") if isinstance(data, dict) else data

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from odqa.analysis.base import ANALYSIS_VERSION, AnalyzerConfig, analyzer_from_dict
+from odqa.analysis.base import ANALYSIS_VERSION, AnalyzerConfig, analyzer_from_dict, analyzer_libraries
 from odqa.io.atomic import atomic_dir
 from odqa.progress import progress
 
@@ -120,7 +120,9 @@ def passage_side(config: AnalyzerConfig) -> dict:
 
 
 def analysis_key(corpus_fingerprint: str, config: AnalyzerConfig) -> str:
-    payload = json.dumps([ANALYSIS_VERSION, corpus_fingerprint, passage_side(config)], sort_keys=True)
+    payload = json.dumps(
+        [ANALYSIS_VERSION, corpus_fingerprint, passage_side(config), analyzer_libraries(config)], sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
@@ -145,6 +147,7 @@ def analyze_cached(
             "analysis_version": ANALYSIS_VERSION,
             "corpus": corpus_fingerprint,
             "analyzer": config.model_dump(mode="json"),
+            "libraries": analyzer_libraries(config),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     return analyzed

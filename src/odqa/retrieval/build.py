@@ -83,6 +83,7 @@ def source_stamp(corpus: str | Path, limit: int | None) -> dict:
 
 def is_current(out: str | Path, corpus: str | Path, config, limit: int | None = None) -> bool:
     """Whether `out` holds an index of this corpus file built with this config by this odqa."""
+    from odqa.analysis.base import analyzer_libraries
     from odqa.errors import OdqaError
     from odqa.retrieval.sparse import read_manifest
 
@@ -94,6 +95,7 @@ def is_current(out: str | Path, corpus: str | Path, config, limit: int | None = 
         manifest["corpus"].get("config") == config.corpus.model_dump(mode="json")
         and manifest["analyzer"] == config.analyzer.model_dump(mode="json")
         and manifest["scoring"] == config.scoring.model_dump(mode="json")
+        and manifest.get("analyzer_libraries") == analyzer_libraries(config.analyzer)
     )
     return same_config and Path(corpus).exists() and manifest["corpus"].get("source") == source_stamp(corpus, limit)
 

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from odqa import __version__
-from odqa.analysis.base import ANALYSIS_VERSION, AnalyzerConfig, analyzer_from_dict
+from odqa.analysis.base import ANALYSIS_VERSION, AnalyzerConfig, analyzer_from_dict, analyzer_libraries
 from odqa.analysis.corpus import AnalyzedCorpus
 from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_dir
@@ -100,6 +100,7 @@ class SparseIndex:
             "format_version": FORMAT_VERSION,
             "odqa_version": __version__,
             "analysis_version": ANALYSIS_VERSION,
+            "analyzer_libraries": analyzer_libraries(analyzer),
             "analyzer": analyzer.model_dump(mode="json"),
             "scoring": scoring.model_dump(mode="json"),
             "corpus": corpus_info or {},
@@ -149,6 +150,17 @@ class SparseIndex:
         path = Path(path)
         manifest = read_manifest(path)
         analyzer = analyzer_from_dict(manifest.get("analyzer"))
+        built_with, now = manifest.get("analyzer_libraries"), analyzer_libraries(analyzer)
+        if built_with is not None and built_with != now:
+            changed = ", ".join(
+                f"{name} {built_with.get(name, '?')} at build, {now.get(name, '?')} now"
+                for name in sorted(set(built_with) | set(now))
+                if built_with.get(name) != now.get(name)
+            )
+            raise OdqaError(
+                f"index {path} was analysed with other analyzer libraries ({changed}): queries would be "
+                "analysed differently from the passages; rebuild it with `odqa index` or install those versions"
+            )
         try:
             scoring = ScoringConfig(**manifest.get("scoring", {}))
         except (TypeError, ValidationError) as e:
