@@ -114,7 +114,7 @@ def klue_tokenizer():
     pytest.importorskip("transformers")
     if not KLUE_TOKENIZER.exists():
         pytest.skip(f"shared tokenizer not found at {KLUE_TOKENIZER} (set ODQA_SHARED)")
-    from odqa.reader.tokenizer import load_tokenizer
+    from odqa.models.tokenizer import load_tokenizer
 
     return load_tokenizer(KLUE_TOKENIZER)
 
@@ -126,7 +126,7 @@ def tiny_encoder(tmp_path_factory, klue_tokenizer) -> Path:
     import torch
     from transformers import BertForQuestionAnswering
 
-    from odqa.reader.tokenizer import save_tokenizer
+    from odqa.models.tokenizer import save_tokenizer
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny-encoder")

@@ -135,7 +135,7 @@ def test_tiny_reranker_learns_to_put_the_answer_first(tiny_encoder, korean_qa_fi
 
     from transformers import AutoModelForSequenceClassification
 
-    from odqa.reader.tokenizer import load_tokenizer
+    from odqa.models.tokenizer import load_tokenizer
 
     torch.manual_seed(config.seed)
     untrained = Reranker(

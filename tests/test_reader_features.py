@@ -90,7 +90,7 @@ def test_hangul_survives_a_tokenizer_round_trip(tmp_path, klue_tokenizer):
     Hangul into [UNK]; load_tokenizer detects and repairs it, save_tokenizer keeps it repaired."""
     from transformers import AutoTokenizer, BertTokenizerFast
 
-    from odqa.reader.tokenizer import load_tokenizer, save_tokenizer, unk_share
+    from odqa.models.tokenizer import load_tokenizer, save_tokenizer, unk_share
 
     vocab = tmp_path / "vocab.txt"
     vocab.write_text(
@@ -110,7 +110,7 @@ def test_hangul_survives_a_tokenizer_round_trip(tmp_path, klue_tokenizer):
 def test_slow_tokenizers_are_refused(monkeypatch, tmp_path):
     import transformers
 
-    from odqa.reader.tokenizer import load_tokenizer
+    from odqa.models.tokenizer import load_tokenizer
 
     class Slow:
         is_fast = False

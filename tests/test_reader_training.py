@@ -150,8 +150,8 @@ def test_bad_model_folders_are_named(tmp_path, tiny_encoder):
 
 
 def test_negative_window_sampling_keeps_every_answer_window(tiny_encoder, korquad_small):
+    from odqa.models.tokenizer import load_tokenizer
     from odqa.reader.features import WindowConfig, build_windows
-    from odqa.reader.tokenizer import load_tokenizer
     from odqa.training.reader import sample_negative_windows
 
     examples = read_qa_examples(korquad_small)
@@ -201,7 +201,7 @@ def test_frozen_embeddings_stay_as_they_were(tiny_encoder, korquad_small, tmp_pa
 
 def test_a_missing_folder_under_an_existing_one_is_refused_at_once(tmp_path, monkeypatch):
     """'runs/reader-1' looks like a hub id; when runs/ is a folder here it is a path that does not exist."""
-    from odqa.reader.model import check_model_dir
+    from odqa.models.loading import check_model_dir
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").mkdir()

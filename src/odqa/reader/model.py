@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from odqa.errors import OdqaError
+from odqa.models.loading import check_model_dir, pick_device
 from odqa.reader.decode import WindowSpans, aggregate, no_answer_wins, top_spans, window_candidates
 from odqa.reader.features import WindowConfig, Windows, build_windows, pad_batch
 from odqa.reader.postprocess import clean_span
@@ -27,7 +28,6 @@ from odqa.types import Span
 log = logging.getLogger(__name__)
 
 READER_FILE = "odqa_reader.json"
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 
 
 class ReaderConfig(BaseModel):
@@ -76,37 +76,6 @@ class ReaderResult:
         return self.answer.text if self.answer else ""
 
 
-def check_model_dir(path: str | Path) -> None:
-    """A local model folder must hold a config and safetensors weights (hub ids pass through)."""
-    from odqa.reader.tokenizer import looks_local
-
-    local = Path(path)
-    if not local.exists():
-        if looks_local(path):
-            raise OdqaError(f"model folder not found: {path}")
-        return  # a hub id such as 'klue/roberta-base'
-    if not local.is_dir():
-        raise OdqaError(f"expected a model folder, got a file: {local}")
-    if not (local / "config.json").exists():
-        raise OdqaError(f"{local}: no config.json; is this a Hugging Face model folder?")
-    if not any((local / name).exists() for name in WEIGHT_FILES):
-        pickled = [p.name for p in local.glob("*.bin")]
-        hint = (
-            f" (found {', '.join(pickled)}: convert it to safetensors; odqa does not load pickled weights)"
-            if pickled
-            else ""
-        )
-        raise OdqaError(f"{local}: no model.safetensors weights{hint}")
-
-
-def pick_device(device: str | None = None):
-    import torch
-
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class Reader:
     def __init__(self, model, tokenizer, config: ReaderConfig | None = None, device: str | None = None):
         self.model = model
@@ -119,7 +88,7 @@ class Reader:
     def load(cls, path: str | Path, device: str | None = None, **overrides) -> Reader:
         from transformers import AutoModelForQuestionAnswering
 
-        from odqa.reader.tokenizer import load_tokenizer
+        from odqa.models.tokenizer import load_tokenizer
 
         check_model_dir(path)
         config = ReaderConfig()
@@ -144,7 +113,7 @@ class Reader:
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
         """Weights (safetensors), tokenizer and reader settings into `path` (an existing folder)."""
-        from odqa.reader.tokenizer import save_tokenizer
+        from odqa.models.tokenizer import save_tokenizer
 
         path = Path(path)
         self.model.save_pretrained(str(path), safe_serialization=True)

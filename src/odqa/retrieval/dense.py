@@ -71,7 +71,7 @@ class DenseEncoder:
     def __init__(
         self, model, tokenizer, config: EncoderConfig | None = None, question_model=None, device: str | None = None
     ):
-        from odqa.reader.model import pick_device
+        from odqa.models.loading import pick_device
 
         self.model, self.tokenizer = model, tokenizer
         self.question_model = question_model or model
@@ -84,19 +84,17 @@ class DenseEncoder:
     def load(cls, path: str | Path, device: str | None = None, **overrides) -> DenseEncoder:
         from transformers import AutoModel
 
-        from odqa.reader.model import check_model_dir
-        from odqa.reader.tokenizer import load_tokenizer
+        from odqa.models.loading import check_model_dir, load_pretrained
+        from odqa.models.tokenizer import load_tokenizer
 
         check_model_dir(path)
         settings = Path(path) / ENCODER_FILE
         saved = json.loads(settings.read_text(encoding="utf-8")) if settings.exists() else {}
         config = EncoderConfig.from_dict({**imported_defaults(path), **saved.get("encoder", {}), **overrides})
-        model = AutoModel.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
+        model = load_pretrained(AutoModel, path, "an encoder")
         question_model = None
         if (Path(path) / "question").is_dir():
-            question_model = AutoModel.from_pretrained(
-                str(Path(path) / "question"), use_safetensors=True, trust_remote_code=False
-            )
+            question_model = load_pretrained(AutoModel, Path(path) / "question", "a question encoder")
         return cls(model, load_tokenizer(path), config, question_model, device)
 
     @property
@@ -105,7 +103,7 @@ class DenseEncoder:
         return int(self.model.config.hidden_size)
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
-        from odqa.reader.tokenizer import save_tokenizer
+        from odqa.models.tokenizer import save_tokenizer
 
         path = Path(path)
         self.model.save_pretrained(str(path), safe_serialization=True)

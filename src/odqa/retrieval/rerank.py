@@ -28,7 +28,7 @@ class RerankerConfig(Settings):
 
 class Reranker:
     def __init__(self, model, tokenizer, config: RerankerConfig | None = None, device: str | None = None):
-        from odqa.reader.model import pick_device
+        from odqa.models.loading import pick_device
 
         self.model, self.tokenizer = model, tokenizer
         self.path: Path | None = None  # the folder it was loaded from
@@ -40,16 +40,14 @@ class Reranker:
     def load(cls, path: str | Path, device: str | None = None, **overrides) -> Reranker:
         from transformers import AutoModelForSequenceClassification
 
-        from odqa.reader.model import check_model_dir
-        from odqa.reader.tokenizer import load_tokenizer
+        from odqa.models.loading import check_model_dir, load_pretrained
+        from odqa.models.tokenizer import load_tokenizer
 
         check_model_dir(path)
         settings = Path(path) / RERANKER_FILE
         saved = json.loads(settings.read_text(encoding="utf-8")).get("reranker", {}) if settings.exists() else {}
         config = RerankerConfig.from_dict({**saved, **overrides})
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(path), use_safetensors=True, trust_remote_code=False
-        )
+        model = load_pretrained(AutoModelForSequenceClassification, path, "a reranker")
         if model.config.num_labels != 1:
             raise OdqaError(
                 f"{path}: a reranker has one output (num_labels=1), this model has {model.config.num_labels}"
@@ -59,7 +57,7 @@ class Reranker:
         return reranker
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
-        from odqa.reader.tokenizer import save_tokenizer
+        from odqa.models.tokenizer import save_tokenizer
 
         path = Path(path)
         self.model.save_pretrained(str(path), safe_serialization=True)

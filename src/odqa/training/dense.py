@@ -227,8 +227,8 @@ def contrastive_step(config: DenseTrainingConfig):
 def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool = True) -> dict:
     from transformers import AutoModel
 
-    from odqa.reader.model import check_model_dir
-    from odqa.reader.tokenizer import load_tokenizer
+    from odqa.models.loading import check_model_dir, load_pretrained
+    from odqa.models.tokenizer import load_tokenizer
 
     check_model_dir(config.model)
     if not config.train and not config.qrels:
@@ -253,11 +253,10 @@ def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool =
         raise OdqaError("no training pairs: no qrels query reached a relevant article in the index")
     seed_everything(config.seed)
     tokenizer = load_tokenizer(config.model)
-    passage_model = AutoModel.from_pretrained(config.model, use_safetensors=True, trust_remote_code=False)
+    passage_model = load_pretrained(AutoModel, config.model, "an encoder")
     question_model = None
     if config.question_model:
-        check_model_dir(config.question_model)
-        question_model = AutoModel.from_pretrained(config.question_model, use_safetensors=True, trust_remote_code=False)
+        question_model = load_pretrained(AutoModel, config.question_model, "a question encoder")
     module = bi_encoder(passage_model, question_model, config.encoder.pooling)
 
     def collate(indices):

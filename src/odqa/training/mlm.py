@@ -133,8 +133,8 @@ def pretrain_mlm(config: MlmConfig, quiet: bool = False, resume: bool = True) ->
     from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM
 
     from odqa.io import read_documents
-    from odqa.reader.model import check_model_dir
-    from odqa.reader.tokenizer import load_tokenizer, save_tokenizer
+    from odqa.models.loading import check_model_dir, load_pretrained
+    from odqa.models.tokenizer import load_tokenizer, save_tokenizer
 
     if config.model is None and config.size not in SIZES:
         raise OdqaError(f"unknown size {config.size!r}; choose one of {', '.join(SIZES)}")
@@ -164,7 +164,7 @@ def pretrain_mlm(config: MlmConfig, quiet: bool = False, resume: bool = True) ->
     log.info("%d packed sequences of %d tokens", len(rows), config.max_length)
 
     if config.model:
-        model = AutoModelForMaskedLM.from_pretrained(config.model, use_safetensors=True, trust_remote_code=False)
+        model = load_pretrained(AutoModelForMaskedLM, config.model, "a masked-LM encoder")
     else:
         model = BertForMaskedLM(
             BertConfig(

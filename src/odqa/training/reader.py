@@ -16,7 +16,8 @@ from pydantic import Field
 
 from odqa.errors import OdqaError
 from odqa.io.squad import QAExample, read_qa_files
-from odqa.reader.model import Reader, ReaderConfig, check_model_dir
+from odqa.models.loading import check_model_dir, load_pretrained
+from odqa.reader.model import Reader, ReaderConfig
 from odqa.training.loop import (
     LoopSettings,
     file_fingerprint,
@@ -78,8 +79,8 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
     import torch
     from transformers import AutoModelForQuestionAnswering
 
+    from odqa.models.tokenizer import load_tokenizer
     from odqa.reader.features import build_windows
-    from odqa.reader.tokenizer import load_tokenizer
 
     check_model_dir(config.model)
     out = Path(config.out)
@@ -91,12 +92,7 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
     )
     seed_everything(config.seed)
     tokenizer = load_tokenizer(config.model)
-    try:
-        model = AutoModelForQuestionAnswering.from_pretrained(
-            config.model, use_safetensors=True, trust_remote_code=False
-        )
-    except (OSError, ValueError) as e:
-        raise OdqaError(f"cannot load {config.model} as a question-answering encoder: {e}") from None
+    model = load_pretrained(AutoModelForQuestionAnswering, config.model, "a question-answering encoder")
 
     windows = build_windows(
         tokenizer,

@@ -102,8 +102,8 @@ def listwise_step(group_size: int):
 def train_reranker(config: RerankerTrainingConfig, quiet: bool = False, resume: bool = True) -> dict:
     from transformers import AutoModelForSequenceClassification
 
-    from odqa.reader.model import check_model_dir
-    from odqa.reader.tokenizer import load_tokenizer
+    from odqa.models.loading import check_model_dir, load_pretrained
+    from odqa.models.tokenizer import load_tokenizer
 
     check_model_dir(config.model)
     examples = read_qa_files(config.train, require_answers=True)
@@ -113,9 +113,7 @@ def train_reranker(config: RerankerTrainingConfig, quiet: bool = False, resume: 
         raise OdqaError(f"no training question has {config.negatives} BM25 negatives in {config.index}")
     seed_everything(config.seed)
     tokenizer = load_tokenizer(config.model)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        config.model, num_labels=1, use_safetensors=True, trust_remote_code=False
-    )
+    model = load_pretrained(AutoModelForSequenceClassification, config.model, "an encoder", num_labels=1)
     group_size = config.negatives + 1
 
     def collate(indices):

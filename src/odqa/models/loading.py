@@ -1,0 +1,52 @@
+"""Loading and saving transformers models, once for every component (reader, reranker, dense
+encoder, trainers): the device, the folder checks (safetensors only, never remote code), and
+loading by an Auto class with a one-line error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from odqa.errors import OdqaError
+from odqa.models.tokenizer import looks_local
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+
+
+def check_model_dir(path: str | Path) -> None:
+    """A local model folder must hold a config and safetensors weights (hub ids pass through)."""
+    local = Path(path)
+    if not local.exists():
+        if looks_local(path):
+            raise OdqaError(f"model folder not found: {path}")
+        return  # a hub id such as 'klue/roberta-base'
+    if not local.is_dir():
+        raise OdqaError(f"expected a model folder, got a file: {local}")
+    if not (local / "config.json").exists():
+        raise OdqaError(f"{local}: no config.json; is this a Hugging Face model folder?")
+    if not any((local / name).exists() for name in WEIGHT_FILES):
+        pickled = [p.name for p in local.glob("*.bin")]
+        hint = (
+            f" (found {', '.join(pickled)}: convert it to safetensors; odqa does not load pickled weights)"
+            if pickled
+            else ""
+        )
+        raise OdqaError(f"{local}: no model.safetensors weights{hint}")
+
+
+def pick_device(device: str | None = None):
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_pretrained(auto_class, path: str | Path, what: str, **kwargs):
+    """`auto_class.from_pretrained(path)` from safetensors, never running the repository's code;
+    a folder that is not a `what` (or a hub id that cannot be fetched) is named in one line."""
+    check_model_dir(path)
+    try:
+        return auto_class.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False, **kwargs)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise OdqaError(f"cannot load {path} as {what}: {first}") from None
