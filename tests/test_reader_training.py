@@ -112,7 +112,7 @@ def test_a_crash_keeps_the_last_good_checkpoint(tiny_encoder, korquad_small, tmp
 
         return real_train(model, lengths, collate_then_crash, *args, **kwargs)
 
-    monkeypatch.setattr("odqa.training.reader.train", crashing_train)
+    monkeypatch.setattr("odqa.training.task.train", crashing_train)
     with pytest.raises(KeyboardInterrupt):
         train_reader(config, quiet=True)
     saved = json.loads((tmp_path / "run" / "checkpoint-last" / "trainer_state.json").read_text())

@@ -12,7 +12,6 @@ the random state so dropout matches."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 from pydantic import Field
@@ -20,15 +19,8 @@ from pydantic import Field
 from odqa.errors import OdqaError
 from odqa.io.squad import QAExample, read_qa_files
 from odqa.retrieval.dense import DenseEncoder, EncoderConfig, pool_tokens
-from odqa.training.loop import (
-    LoopSettings,
-    file_fingerprint,
-    sample_examples,
-    save_into,
-    seed_everything,
-    train,
-    versions,
-)
+from odqa.training.loop import LoopSettings, sample_examples, seed_everything
+from odqa.training.task import TrainingTask, run_task, training_record
 
 log = logging.getLogger(__name__)
 
@@ -273,54 +265,29 @@ def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool =
         )
         return {**{f"q_{k}": v for k, v in q.items()}, **{f"p_{k}": v for k, v in p.items()}}
 
-    out = Path(config.out)
-    record = {
-        "training": config.to_dict(),
-        "data": {
-            "train": [file_fingerprint(p) for p in config.train],
-            "qrels": [[file_fingerprint(t), file_fingerprint(q)] for t, q in config.qrels],
-        },
-        "counts": {"pairs": len(pairs), "with_hard_negatives": sum(1 for _, _, n in pairs if n)},
-        "versions": versions(),
-    }
+    record = training_record(
+        config,
+        {"train": config.train, "qrels": [list(pair) for pair in config.qrels]},
+        {"pairs": len(pairs), "with_hard_negatives": sum(1 for _, _, n in pairs if n)},
+    )
     eval_examples = read_qa_files([config.eval]) if config.eval else []
 
-    def evaluate(trained) -> dict:
-        encoder = DenseEncoder(
-            trained.passage_model,
-            tokenizer,
-            config.encoder,
-            trained.question_model,
-            device=str(next(trained.parameters()).device),
-        )
-        return evaluate_dense(encoder, eval_examples)
+    def encoder_of(trained) -> DenseEncoder:
+        device = str(next(trained.parameters()).device)
+        return DenseEncoder(trained.passage_model, tokenizer, config.encoder, trained.question_model, device=device)
 
-    def save_best(trained, metrics: dict) -> None:
-        encoder = DenseEncoder(
-            trained.passage_model,
-            tokenizer,
-            config.encoder,
-            trained.question_model,
-            device=str(next(trained.parameters()).device),
-        )
-        save_into(out, lambda folder: encoder.save(folder, {**record, "metrics": metrics}))
-        trained.train()
-
-    lengths = np.array([len(positive) for _, positive, _ in pairs], dtype=np.int64)
-    return train(
+    task = TrainingTask(
         module,
-        lengths,
+        np.array([len(positive) for _, positive, _ in pairs], dtype=np.int64),
         collate,
-        config,
-        out,
-        evaluate=evaluate if eval_examples else None,
-        score_key="top20",
-        save_best=save_best,
-        resume=resume,
-        quiet=quiet,
+        lambda trained, folder, record: encoder_of(trained).save(folder, record),
+        record,
         step=contrastive_step(config),
+        evaluate=(lambda trained: evaluate_dense(encoder_of(trained), eval_examples)) if eval_examples else None,
+        score_key="top20",
         unused_parameters=True,  # the encoder's pooler (pooling is over token states)
     )
+    return run_task(task, config, config.out, quiet, resume)
 
 
 def evaluate_dense(encoder: DenseEncoder, examples: list[QAExample], ks=(1, 5, 20)) -> dict:

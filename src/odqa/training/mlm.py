@@ -8,20 +8,15 @@ vocabulary is most of the saving. The shared loop gives checkpoints, resume and 
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from odqa.errors import OdqaError
-from odqa.training.loop import (
-    LoopSettings,
-    file_fingerprint,
-    save_into,
-    seed_everything,
-    train,
-    versions,
-)
+from odqa.training.loop import LoopSettings, seed_everything
+from odqa.training.task import TrainingTask, run_task, training_record
 
 log = logging.getLogger(__name__)
 
@@ -185,27 +180,12 @@ def pretrain_mlm(config: MlmConfig, quiet: bool = False, resume: bool = True) ->
             "labels": torch.from_numpy(labels),
         }
 
-    out = Path(config.out)
-    extra = {
-        "pretraining": config.model_dump(mode="json"),
-        "data": [file_fingerprint(p) for p in config.corpus],
-        "sequences": len(rows),
-        "versions": versions(),
-    }
+    record = training_record(config, {"corpus": config.corpus}, {"sequences": len(rows)})
 
-    def save(trained, metrics: dict) -> None:
-        import json
-
-        inner = getattr(trained, "inner", trained)
-
-        def write(folder: Path) -> None:
-            inner.save_pretrained(str(folder), safe_serialization=True)
-            save_tokenizer(tokenizer, folder)
-            (folder / "odqa_pretraining.json").write_text(
-                json.dumps({**extra, "metrics": metrics}, indent=2), encoding="utf-8"
-            )
-
-        save_into(out, write)
+    def save(trained, folder: Path, record: dict) -> None:
+        getattr(trained, "inner", trained).save_pretrained(str(folder), safe_serialization=True)
+        save_tokenizer(tokenizer, folder)
+        (folder / "odqa_pretraining.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
 
     lengths = np.full(len(rows), config.max_length, dtype=np.int64)
-    return train(wrapped, lengths, collate, config, out, save_best=save, resume=resume, quiet=quiet)
+    return run_task(TrainingTask(wrapped, lengths, collate, save, record), config, config.out, quiet, resume)

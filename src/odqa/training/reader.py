@@ -8,7 +8,6 @@ library versions in `odqa_reader.json`."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -18,15 +17,8 @@ from odqa.errors import OdqaError
 from odqa.io.squad import QAExample, read_qa_files
 from odqa.models.loading import check_model_dir, load_pretrained
 from odqa.reader.model import Reader, ReaderConfig
-from odqa.training.loop import (
-    LoopSettings,
-    file_fingerprint,
-    sample_examples,
-    save_into,
-    seed_everything,
-    train,
-    versions,
-)
+from odqa.training.loop import LoopSettings, sample_examples, seed_everything
+from odqa.training.task import TrainingTask, run_task, training_record
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +75,6 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
     from odqa.reader.features import build_windows
 
     check_model_dir(config.model)
-    out = Path(config.out)
     train_examples = sample_examples(
         read_qa_files(config.train, require_answers=True), config.max_train_examples, config.seed
     )
@@ -114,45 +105,26 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
         tensors["end_positions"] = torch.from_numpy(windows.end_positions[indices])
         return tensors
 
-    record = {
-        "training": config.model_dump(mode="json"),
-        "data": {
-            "train": [file_fingerprint(p) for p in config.train],
-            "eval": file_fingerprint(config.eval) if config.eval else None,
-        },
-        "counts": {
-            "train_examples": len(train_examples),
-            "train_windows": len(windows),
-            "eval_examples": len(eval_examples),
-        },
-        "versions": versions(),
-    }
-    (out).mkdir(parents=True, exist_ok=True)
-    (out / "training_config.json").write_text(
-        json.dumps(config.model_dump(mode="json"), ensure_ascii=False, indent=2), encoding="utf-8"
+    record = training_record(
+        config,
+        {"train": config.train, "eval": config.eval},
+        {"train_examples": len(train_examples), "train_windows": len(windows), "eval_examples": len(eval_examples)},
     )
 
     def evaluate(trained) -> dict:
-        if not eval_examples:
-            return {}
         reader = Reader(trained, tokenizer, config.reader, device=str(next(trained.parameters()).device))
         return evaluate_reader(reader, eval_examples, config.metric, progress=not quiet)
 
-    def save_best(trained, metrics: dict) -> None:
-        reader = Reader(trained, tokenizer, config.reader, device=str(next(trained.parameters()).device))
-        save_into(out, lambda folder: reader.save(folder, {**record, "metrics": metrics}))
-        trained.train()
+    def save(trained, folder: Path, record: dict) -> None:
+        Reader(trained, tokenizer, config.reader, device=str(next(trained.parameters()).device)).save(folder, record)
 
-    state = train(
+    task = TrainingTask(
         model,
         windows.lengths,
         collate,
-        config,
-        out,
+        save,
+        record,
         evaluate=evaluate if eval_examples else None,
         score_key="f1" if config.metric != "klue" else "rouge_w",
-        save_best=save_best,
-        resume=resume,
-        quiet=quiet,
     )
-    return state
+    return run_task(task, config, config.out, quiet, resume)

@@ -15,15 +15,8 @@ from pydantic import Field
 from odqa.errors import OdqaError
 from odqa.io.squad import QAExample, read_qa_files
 from odqa.retrieval.rerank import Reranker, RerankerConfig
-from odqa.training.loop import (
-    LoopSettings,
-    file_fingerprint,
-    sample_examples,
-    save_into,
-    seed_everything,
-    train,
-    versions,
-)
+from odqa.training.loop import LoopSettings, sample_examples, seed_everything
+from odqa.training.task import TrainingTask, run_task, training_record
 
 log = logging.getLogger(__name__)
 
@@ -130,28 +123,12 @@ def train_reranker(config: RerankerTrainingConfig, quiet: bool = False, resume: 
             )
         )
 
-    out = Path(config.out)
-    record = {
-        "training": config.to_dict(),
-        "data": {"train": [file_fingerprint(p) for p in config.train]},
-        "groups": len(groups),
-        "versions": versions(),
-    }
+    record = training_record(config, {"train": config.train}, {"groups": len(groups)})
 
-    def save_best(trained, metrics: dict) -> None:
-        reranker = Reranker(trained, tokenizer, config.reranker, device=str(next(trained.parameters()).device))
-        save_into(out, lambda folder: reranker.save(folder, {**record, "metrics": metrics}))
-        trained.train()
+    def save(trained, folder: Path, record: dict) -> None:
+        device = str(next(trained.parameters()).device)
+        Reranker(trained, tokenizer, config.reranker, device=device).save(folder, record)
 
     lengths = np.array([sum(len(t) for t in passages) for _, passages in groups], dtype=np.int64)
-    return train(
-        model,
-        lengths,
-        collate,
-        config,
-        out,
-        save_best=save_best,
-        resume=resume,
-        quiet=quiet,
-        step=listwise_step(group_size),
-    )
+    task = TrainingTask(model, lengths, collate, save, record, step=listwise_step(group_size))
+    return run_task(task, config, config.out, quiet, resume)
