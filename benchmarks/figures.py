@@ -48,10 +48,7 @@ def topk(data: dict, name: str, questions: str, k: int) -> float:
 
 
 ODQA, LUCENE_CJK = "odqa (default)", "Lucene (Pyserini) CJK bigrams, k1 0.9 b 0.4"
-LUCENE_ODQA, BM25S = (
-    "Lucene (Pyserini) odqa analyzer tokens, k1 0.9 b 0.4",
-    "bm25s default tokenizer (numba, in memory)",
-)
+BM25S = "bm25s default tokenizer (numba, in memory)"
 KERNEL, BM25S_ODQA = "odqa kernel, default tokens, no document context", "bm25s (numba) on odqa's tokens"
 qps = lambda d, name: system(d, name)["queries_per_s"]
 KO = "retrieval_ko.json"
@@ -88,16 +85,32 @@ FIGURES: dict[str, Figure] = {
         KO, lambda d: topk(d, ODQA, "korquad_dev", 20) - topk(d, BM25S, "korquad_dev", 20), "{:+.1f}"
     ),
     "ko.odqa.qps": Figure(KO, lambda d: qps(d, ODQA), "{:,.0f}"),
-    "ko.lucene.qps": Figure(KO, lambda d: qps(d, LUCENE_CJK), "{:,.0f}"),
-    "ko.lucene_odqa.qps": Figure(KO, lambda d: qps(d, LUCENE_ODQA), "{:,.0f}"),
-    "ko.speed_vs_lucene": Figure(KO, lambda d: qps(d, ODQA) / qps(d, LUCENE_CJK), "{:.1f}×"),
-    "ko.speed_vs_lucene_odqa": Figure(KO, lambda d: qps(d, ODQA) / qps(d, LUCENE_ODQA), "{:.1f}×"),
     "ko.bm25s.qps": Figure(KO, lambda d: qps(d, BM25S), "{:,.0f}"),
     "ko.kernel.qps": Figure(KO, lambda d: qps(d, KERNEL), "{:,.0f}"),
     "ko.bm25s_odqa.qps": Figure(KO, lambda d: qps(d, BM25S_ODQA), "{:,.0f}"),
     "ko.kernel_vs_bm25s": Figure(KO, lambda d: qps(d, KERNEL) / qps(d, BM25S_ODQA), "{:.2f}×"),
+    "ko.bm25s_odqa.build_gb": Figure(KO, lambda d: system(d, BM25S_ODQA)["build_peak_rss_mb"] / 1024, "{:.1f}"),
+    **{
+        f"ko.doc_context.{name}": Figure(KO, value, "{:+.1f}")
+        for name, value in (
+            (
+                "comp20",
+                lambda d: topk(d, ODQA, "competition_validation", 20) - topk(d, KERNEL, "competition_validation", 20),
+            ),
+            ("korquad20", lambda d: topk(d, ODQA, "korquad_dev", 20) - topk(d, KERNEL, "korquad_dev", 20)),
+            (
+                "mrr",
+                lambda d: (
+                    100
+                    * (
+                        system(d, ODQA)["metrics"]["mrtydi_dev"]["mrr@100"]
+                        - system(d, KERNEL)["metrics"]["mrtydi_dev"]["mrr@100"]
+                    )
+                ),
+            ),
+        )
+    },
     "ko.odqa.build_s": Figure(KO, lambda d: system(d, ODQA)["build_s"], "{:.0f}"),
-    "ko.lucene_odqa.build_s": Figure(KO, lambda d: system(d, LUCENE_ODQA)["build_s"], "{:.0f}"),
     "ko.odqa.search_gb": Figure(KO, lambda d: system(d, ODQA)["search_peak_rss_mb"] / 1024, "{:.1f}"),
     "ko.odqa.build_gb": Figure(KO, lambda d: system(d, ODQA)["build_peak_rss_mb"] / 1024, "{:.1f}"),
     # Korean model (benchmarks/korean_model.py)
