@@ -7,15 +7,26 @@ import pytest
 pytest.importorskip("torch")
 
 from conftest import KOREAN_QA
-from odqa.cli.qa import evidence_sentence
+from odqa.cli.qa import evidence_sentence, one_line
 from test_cli import odqa
 
 
 @pytest.mark.slow  # several odqa processes, each importing torch
 def test_ask_prints_answer_title_and_evidence(korean_docs_index, korean_reader):
-    run = odqa("ask", "--index", korean_docs_index, "--reader", korean_reader, "-k", "2", "훈민정음을 창제한 왕은?")
+    run = odqa(
+        "ask",
+        "--index",
+        korean_docs_index,
+        "--reader",
+        korean_reader,
+        "-k",
+        "2",
+        "훈민정음을 창제한 왕은?",
+        "김치 재료는?",
+    )
     assert run.returncode == 0, run.stderr
     assert "A: 세종" in run.stdout and "【세종】" in run.stdout
+    assert run.stdout.count("retrieve") == 1 and "2 questions in one batch" in run.stdout  # the batch time, once
     as_json = odqa("ask", "--index", korean_docs_index, "--reader", korean_reader, "--json", "대한민국의 수도는?")
     assert json.loads(as_json.stdout)["answer"]["title"] == "서울특별시"
 
@@ -75,6 +86,11 @@ def test_missing_index_or_reader_is_named(korean_docs_index, tmp_path, monkeypat
     assert run.returncode == 2 and "index not found" in run.stderr
     run = odqa("serve", "--index", korean_docs_index, "--reader", tmp_path / "missing-reader")
     assert run.returncode == 2 and "model folder not found" in run.stderr
+
+
+def test_answers_print_on_one_line():
+    assert one_line("자음 기호를 다시 쓰도록 되어 있다.\n1966년") == "자음 기호를 다시 쓰도록 되어 있다. 1966년"
+    assert one_line("  a \t b\r\n") == "a b"
 
 
 def test_evidence_sentence_marks_the_answer():

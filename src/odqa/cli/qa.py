@@ -59,23 +59,36 @@ def ask(
 ) -> None:
     """Answer questions from the indexed documents, with the evidence sentence."""
     pipeline = _pipeline(config, index, reader, k, device, rerank)
-    for result in pipeline.ask_batch(questions):
+    results = pipeline.ask_batch(questions)
+    for result in results:
         if as_json:
             typer.echo(json.dumps(result.to_dict(with_passages=False), ensure_ascii=False))
             continue
-        typer.echo(f"Q: {result.question}")
+        typer.echo(f"Q: {one_line(result.question)}")
         answer = result.answer
         if answer is None:
             typer.echo("A: (no answer found)\n")
             continue
         passage = next(p for p in result.passages if p.passage_id == answer.passage_id)
-        typer.echo(f"A: {answer.text}   [score {answer.score:.3f}, {answer.title}, passage rank {answer.passage_rank}]")
-        typer.echo(f"   {evidence_sentence(passage.text, answer.start, answer.end)}")
-        others = ", ".join(a.text for a in result.nbest[1:4])
-        timings = result.timings
         typer.echo(
-            f"   others: {others or '-'} · retrieve {timings['retrieve_ms']:.0f} ms, read {timings['read_ms']:.0f} ms\n"
+            f"A: {one_line(answer.text)}   "
+            f"[score {answer.score:.3f}, {one_line(answer.title)}, passage rank {answer.passage_rank}]"
         )
+        typer.echo(f"   {evidence_sentence(passage.text, answer.start, answer.end)}")
+        others = ", ".join(one_line(a.text) for a in result.nbest[1:4])
+        typer.echo(f"   others: {others or '-'}\n")
+    if results and not as_json:  # the batch was read in one pass: its time is shown once
+        timings = results[0].timings
+        n = len(results)
+        typer.echo(
+            f"{n} question{'s' if n > 1 else ''} in one batch: retrieve {n * timings['retrieve_ms']:.0f} ms, "
+            f"read {n * timings['read_ms']:.0f} ms"
+        )
+
+
+def one_line(text: str) -> str:
+    """Text for one terminal line: line breaks and runs of spaces become single spaces."""
+    return " ".join(text.split())
 
 
 def evidence_sentence(text: str, start: int, end: int, limit: int = 200) -> str:
