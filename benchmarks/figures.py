@@ -47,6 +47,11 @@ def topk(data: dict, name: str, questions: str, k: int) -> float:
     return 100 * system(data, name)["metrics"][questions][f"top{k}"]
 
 
+def gain(data: dict, peer: str, questions: str, k: int, over: str = "odqa (default)") -> float:
+    """Top-k points `over` gains on `peer`."""
+    return topk(data, over, questions, k) - topk(data, peer, questions, k)
+
+
 ODQA, LUCENE_CJK = "odqa (default)", "Lucene (Pyserini) CJK bigrams, k1 0.9 b 0.4"
 BM25S = "bm25s default tokenizer (numba, in memory)"
 KERNEL, BM25S_ODQA = "odqa kernel, default tokens, no document context", "bm25s (numba) on odqa's tokens"
@@ -60,30 +65,14 @@ FIGURES: dict[str, Figure] = {
     "ko.documents": Figure(KO, lambda d: d["passages"]["documents"], "{:,}"),
     "ko.passages": Figure(KO, lambda d: d["passages"]["passages"], "{:,}"),
     "ko.queries": Figure(KO, lambda d: d["queries"], "{:,}"),
-    "ko.top20_vs_lucene.comp": Figure(
-        KO,
-        lambda d: topk(d, ODQA, "competition_validation", 20) - topk(d, LUCENE_CJK, "competition_validation", 20),
-        "{:+.1f}",
-    ),
-    "ko.top20_vs_lucene.korquad": Figure(
-        KO, lambda d: topk(d, ODQA, "korquad_dev", 20) - topk(d, LUCENE_CJK, "korquad_dev", 20), "{:+.1f}"
-    ),
-    "ko.top100_vs_lucene.comp": Figure(
-        KO,
-        lambda d: topk(d, ODQA, "competition_validation", 100) - topk(d, LUCENE_CJK, "competition_validation", 100),
-        "{:+.1f}",
-    ),
-    "ko.top100_vs_lucene.korquad": Figure(
-        KO, lambda d: topk(d, ODQA, "korquad_dev", 100) - topk(d, LUCENE_CJK, "korquad_dev", 100), "{:+.1f}"
-    ),
-    "ko.top20_vs_bm25s.comp": Figure(
-        KO,
-        lambda d: topk(d, ODQA, "competition_validation", 20) - topk(d, BM25S, "competition_validation", 20),
-        "{:+.1f}",
-    ),
-    "ko.top20_vs_bm25s.korquad": Figure(
-        KO, lambda d: topk(d, ODQA, "korquad_dev", 20) - topk(d, BM25S, "korquad_dev", 20), "{:+.1f}"
-    ),
+    **{
+        f"ko.top{k}_vs_{peer}.{short}": Figure(
+            KO, lambda d, k=k, name=name, sets=sets: gain(d, name, sets, k), "{:+.1f}"
+        )
+        for peer, name, ks in (("lucene", LUCENE_CJK, (20, 100)), ("bm25s", BM25S, (20,)))
+        for k in ks
+        for short, sets in (("comp", "competition_validation"), ("korquad", "korquad_dev"))
+    },
     "ko.odqa.qps": Figure(KO, lambda d: qps(d, ODQA), "{:,.0f}"),
     "ko.bm25s.qps": Figure(KO, lambda d: qps(d, BM25S), "{:,.0f}"),
     "ko.kernel.qps": Figure(KO, lambda d: qps(d, KERNEL), "{:,.0f}"),

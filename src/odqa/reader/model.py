@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from odqa.errors import OdqaError
-from odqa.models.loading import check_model_dir, pick_device
+from odqa.models.loading import check_model_dir, load_pretrained, pick_device
 from odqa.reader.decode import WindowSpans, aggregate, no_answer_wins, top_spans, window_candidates
 from odqa.reader.features import WindowConfig, Windows, build_windows, pad_batch
 from odqa.reader.postprocess import clean_span
@@ -98,12 +98,9 @@ class Reader:
             config = config.updated(**saved)
         config = config.updated(**overrides)
         tokenizer = load_tokenizer(path)
-        try:
-            model, info = AutoModelForQuestionAnswering.from_pretrained(
-                str(path), use_safetensors=True, trust_remote_code=False, output_loading_info=True
-            )
-        except (OSError, ValueError) as e:
-            raise OdqaError(f"cannot load a question-answering model from {path}: {e}") from None
+        model, info = load_pretrained(
+            AutoModelForQuestionAnswering, path, "a question-answering model", output_loading_info=True
+        )
         untrained = [k for k in info.get("missing_keys", ()) if "qa_outputs" in k]
         if untrained:
             raise OdqaError(

@@ -22,7 +22,7 @@ from odqa.analysis.corpus import AnalyzedCorpus
 from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_dir
 from odqa.io.store import PassageStore, write_passages
-from odqa.retrieval.base import check_k, check_queries, check_query, saved_path
+from odqa.retrieval.base import check_k, check_queries, saved_path
 from odqa.retrieval.manifest import load_array
 from odqa.retrieval.manifest import read_manifest as read_index_manifest
 from odqa.retrieval.scoring import ScoringConfig, passage_weights, query_weights
@@ -211,7 +211,7 @@ class SparseIndex:
         terms: list[int] = []
         counts: list[int] = []
         for query in queries:
-            bag = Counter(term_ids[t] for t in self.analyze(check_query(query)) if t in term_ids)
+            bag = Counter(term_ids[t] for t in self.analyze(query) if t in term_ids)
             terms.extend(bag.keys())
             counts.extend(bag.values())
             q_ptr.append(len(terms))

@@ -157,8 +157,9 @@ _STOPPING = ("max_minutes", "max_steps", "epochs", "save_steps")
 def shard_batches(batches: Sequence, rank: int, processes: int) -> Sequence:
     """Process `rank`'s share of an epoch's batches: every `processes`-th one, the same count for
     every process (a remainder that not all could take is left out, as DDP needs equal steps)."""
-    usable = len(batches) // processes * processes if processes > 1 else len(batches)
-    return batches[rank:usable:processes] if processes > 1 else batches
+    if processes == 1:
+        return batches
+    return batches[rank : len(batches) // processes * processes : processes]
 
 
 def check_replicas_agree(model, accelerator) -> None:
