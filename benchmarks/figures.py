@@ -57,6 +57,7 @@ BM25S = "bm25s default tokenizer (numba, in memory)"
 KERNEL, BM25S_ODQA = "odqa kernel, default tokens, no document context", "bm25s (numba) on odqa's tokens"
 qps = lambda d, name: system(d, name)["queries_per_s"]
 KO = "retrieval_ko.json"
+KERNEL_RUN = "sparse_kernel.json"
 MODEL = "korean_model.json"
 KO_EVAL = lambda d, key: d["eval"]["results"][key]["korquad"]
 
@@ -102,6 +103,13 @@ FIGURES: dict[str, Figure] = {
     "ko.odqa.build_s": Figure(KO, lambda d: system(d, ODQA)["build_s"], "{:.0f}"),
     "ko.odqa.search_gb": Figure(KO, lambda d: system(d, ODQA)["search_peak_rss_mb"] / 1024, "{:.1f}"),
     "ko.odqa.build_gb": Figure(KO, lambda d: system(d, ODQA)["build_peak_rss_mb"] / 1024, "{:.1f}"),
+    # odqa's kernel against bm25s on equal input (benchmarks/sparse_kernel.py)
+    "kernel.passages": Figure(KERNEL_RUN, lambda d: d["passages"], "{:,}"),
+    "kernel.queries": Figure(KERNEL_RUN, lambda d: d["queries"], "{:,}"),
+    "kernel.odqa.qps": Figure(KERNEL_RUN, lambda d: system(d, "odqa kernel")["queries_per_s"], "{:,.0f}"),
+    "kernel.bm25s.qps": Figure(KERNEL_RUN, lambda d: system(d, "bm25s (numba, in memory)")["queries_per_s"], "{:,.0f}"),
+    "kernel.ratio": Figure(KERNEL_RUN, lambda d: d["odqa_vs_bm25s"], "{:.2f}×"),
+    "kernel.same_ids": Figure(KERNEL_RUN, lambda d: 100 * d["same_ranked_ids"], "{:.2f}"),
     # Korean model (benchmarks/korean_model.py)
     "model.probe_cosine": Figure(MODEL, lambda d: d["import"]["probe"]["cosine_min"], "{:.4f}"),
     "model.korean_same_ids": Figure(MODEL, lambda d: d["import"]["korean"]["same_token_ids"]),

@@ -69,3 +69,66 @@ def test_pruned_search_equals_exhaustive_search(lam, k):
     full_scores, full_ids = index.search_arrays(queries, k, exhaustive=True)
     assert (pruned_ids == full_ids).all()
     assert np.array_equal(pruned_scores, full_scores)
+
+
+def _zipf_index(rng, n_passages, lam=0.0, method="lucene"):
+    from odqa.analysis.base import WhitespaceConfig
+    from odqa.analysis.corpus import AnalyzedCorpus
+    from odqa.retrieval.scoring import ScoringConfig
+    from odqa.retrieval.sparse import SparseIndex
+
+    vocab = [f"w{i}" for i in range(200)]
+    lengths = rng.integers(5, 60, size=n_passages)
+    ids = np.minimum(rng.zipf(1.3, size=int(lengths.sum())) - 1, len(vocab) - 1).astype(np.int32)
+    analyzed = AnalyzedCorpus(ids, np.concatenate([[0], np.cumsum(lengths)]), vocab)
+    docs = (np.arange(n_passages) // 5).astype(np.int32)
+    scoring = ScoringConfig(method=method, document_weight=lam)
+    return SparseIndex.from_analyzed(analyzed, WhitespaceConfig(), scoring, passage_docs=docs), vocab
+
+
+@pytest.mark.skipif(not _kernel._HAS_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("lam", [0.0, 0.5])
+def test_pruning_really_switches_and_changes_nothing(monkeypatch, lam):
+    """Queries of one rare term and many common ones: the kernel stops scanning the common
+    terms and only looks them up for the passages still in reach (run here as plain Python, so
+    the switch can be counted), and the ranking equals a full scan."""
+    rng = np.random.default_rng(3)
+    index, vocab = _zipf_index(rng, 300, lam)
+    df = np.diff(index.arrays["indptr"])
+    rare, common = np.nonzero((df >= 1) & (df <= 2))[0], np.argsort(-df)[:8]
+    queries = [" ".join([vocab[t]] + [vocab[c] for c in common]) for t in rare[:6]]
+    full_scores, full_ids = index.search_arrays(queries, 1, exhaustive=True)
+    lookups = []
+    add_for = _kernel._add_for
+    monkeypatch.setattr(_kernel, "_add_for", lambda *args: lookups.append(1) or add_for(*args))
+    monkeypatch.setattr(_kernel, "_search_numba", _kernel._search_numba.py_func)
+    pruned_scores, pruned_ids = index.search_arrays(queries, 1)
+    assert lookups, "pruning never switched to look-ups"
+    assert (pruned_ids == full_ids).all()
+    assert np.allclose(pruned_scores, full_scores)
+
+
+@pytest.mark.skipif(not _kernel._HAS_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("lam", [0.0, 0.25])
+def test_scores_alone_tell_hits_when_weights_are_positive(lam):
+    """Lucene's BM25 stores only positive weights, so the kernel tells a passage a query reached
+    by its score; Robertson's idf can be negative, so there it keeps a per-passage mark. Both
+    give what the numpy reference gives, and forcing the marks on Lucene's weights changes nothing."""
+    rng = np.random.default_rng(5)
+    queries = [" ".join(rng.choice([f"w{i}" for i in range(200)], size=rng.integers(1, 8))) for _ in range(40)]
+    for method in ("lucene", "robertson"):
+        index, _ = _zipf_index(rng, 400, lam, method)
+        assert index._positive_weights() == (method == "lucene")
+        scores, ids = index.search_arrays(queries, 10, exhaustive=True)
+        q_ptr, q_terms, q_weights, q_const, docs, _, _ = index._query_arrays(queries)
+        a = index.arrays
+        ref_scores, ref_ids = _kernel.search_numpy(
+            a["weights"], a["passage_ids"], a["indptr"], q_ptr, q_terms, q_weights, q_const, 400, 10, docs
+        )
+        assert (ids == ref_ids).all(), method
+        assert np.allclose(scores, ref_scores, atol=1e-4), method
+        marked = _kernel.search(
+            a["weights"], a["passage_ids"], a["indptr"], q_ptr, q_terms, q_weights, q_const, 400, 10, 2, docs,
+            exhaustive=True, positive=False,
+        )  # fmt: skip
+        assert (marked[1] == ids).all() and np.array_equal(marked[0], scores)

@@ -67,37 +67,6 @@ if _HAS_NUMBA:
         return v1 < v2 or (v1 == v2 and i1 > i2)
 
     @numba.njit(cache=True, nogil=True)
-    def _heap_topk(ids, values, n, k):
-        """The k best of the first n (value, id) pairs, best first, ties by smaller id: one pass
-        with a min-heap of the current k best (most values are rejected by one comparison)."""
-        m = min(k, n)
-        heap_v = np.empty(max(m, 1), dtype=np.float32)
-        heap_i = np.empty(max(m, 1), dtype=np.int64)
-        size = 0
-        for x in range(n):
-            v, i = values[x], ids[x]
-            if size < m:
-                pos = size  # sift up
-                size += 1
-                while pos > 0:
-                    parent = (pos - 1) // 2
-                    if _worse(v, i, heap_v[parent], heap_i[parent]):
-                        heap_v[pos], heap_i[pos] = heap_v[parent], heap_i[parent]
-                        pos = parent
-                    else:
-                        break
-                heap_v[pos], heap_i[pos] = v, i
-            elif m > 0 and _worse(heap_v[0], heap_i[0], v, i):
-                _sift_down(heap_v, heap_i, m, v, i)  # replace the worst kept
-        # Pop worst-first into the back of the output: best first.
-        out_v = np.empty(size, dtype=np.float32)
-        out_i = np.empty(size, dtype=np.int64)
-        for slot in range(size - 1, -1, -1):
-            out_v[slot], out_i[slot] = heap_v[0], heap_i[0]
-            _sift_down(heap_v, heap_i, slot, heap_v[slot], heap_i[slot])
-        return out_v, out_i
-
-    @numba.njit(cache=True, nogil=True)
     def _sift_down(heap_v, heap_i, size, v, i):
         """Put (v, i) at the root of the first `size` heap slots and restore the heap."""
         pos = 0
@@ -113,6 +82,71 @@ if _HAS_NUMBA:
             else:
                 break
         heap_v[pos], heap_i[pos] = v, i
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _offer(heap_v, heap_i, size, m, v, i):
+        """Offer (v, i) to a min-heap of the m best so far holding `size`; returns the new size.
+        Once the heap is full most values are rejected by one comparison with its root."""
+        if size < m:
+            pos = size  # sift up
+            while pos > 0:
+                parent = (pos - 1) // 2
+                if _worse(v, i, heap_v[parent], heap_i[parent]):
+                    heap_v[pos], heap_i[pos] = heap_v[parent], heap_i[parent]
+                    pos = parent
+                else:
+                    break
+            heap_v[pos], heap_i[pos] = v, i
+            return size + 1
+        if m > 0 and _worse(heap_v[0], heap_i[0], v, i):
+            _sift_down(heap_v, heap_i, m, v, i)  # replace the worst kept
+        return size
+
+    @numba.njit(cache=True, nogil=True)
+    def _drain(heap_v, heap_i, size):
+        """The heap's pairs, best first (popped worst-first into the back of the output)."""
+        out_v = np.empty(size, dtype=np.float32)
+        out_i = np.empty(size, dtype=np.int64)
+        for slot in range(size - 1, -1, -1):
+            out_v[slot], out_i[slot] = heap_v[0], heap_i[0]
+            _sift_down(heap_v, heap_i, slot, heap_v[slot], heap_i[slot])
+        return out_v, out_i
+
+    @numba.njit(cache=True, nogil=True)
+    def _heap_topk(ids, values, n, k):
+        """The k best of the first n (value, id) pairs, best first, ties by smaller id."""
+        m = min(k, n)
+        heap_v = np.empty(max(m, 1), dtype=np.float32)
+        heap_i = np.empty(max(m, 1), dtype=np.int64)
+        size = 0
+        for x in range(n):
+            size = _offer(heap_v, heap_i, size, m, values[x], ids[x])
+        return _drain(heap_v, heap_i, size)
+
+    @numba.njit(cache=True, nogil=True)
+    def _scan_topk(scores, hit, positive, unit_scores, passage_doc, lam, use_docs, k):
+        """The k best hits over all passages in id order (so ties keep the smaller id), each
+        passage's score plus its document's: one pass, nothing allocated per passage. A hit is a
+        passage some query term reached: score > 0 when every weight is positive, else `hit`."""
+        n = len(scores)
+        heap_v = np.empty(max(k, 1), dtype=np.float32)
+        heap_i = np.empty(max(k, 1), dtype=np.int64)
+        size = 0
+        # Below `floor` nothing can enter: the worst kept score once k are kept, and before that 0
+        # where a passage's own score is the test (positive weights, no document part).
+        floor = np.float32(0.0) if positive and not use_docs else np.float32(-np.inf)
+        for d in range(n):
+            if (use_docs or not positive) and ((scores[d] <= 0) if positive else not hit[d]):
+                continue
+            value = scores[d]
+            if use_docs:
+                value = np.float32(value + lam * unit_scores[passage_doc[d]])
+            if value <= floor:  # ids ascend, so an equal score ranks below the kept one
+                continue
+            size = _offer(heap_v, heap_i, size, k, value, d)
+            if size == k:
+                floor = heap_v[0]
+        return _drain(heap_v, heap_i, size)
 
     @numba.njit(cache=True, nogil=True)
     def _add_for(indices, data, lo, hi, targets, is_target, w, scores):
@@ -152,11 +186,16 @@ if _HAS_NUMBA:
         passage_doc,
         n_units,
         lam,
+        positive,
     ):
         """Term-at-a-time with exact MaxScore pruning. Terms arrive sorted by their largest possible
         contribution. Once no passage that has not yet been touched can reach the k-th best score,
         the remaining (common, cheap-to-bound) terms are only looked up, by binary search, for the
-        passages that can still make the top k: the results equal a full scan."""
+        passages that can still make the top k: the results equal a full scan.
+
+        `positive` (every stored and query weight > 0, as in Lucene's BM25): a passage is touched
+        exactly when its score is above zero, so nothing but the scores is kept per passage (the
+        inner loop is then bm25s's: one add per posting)."""
         n_queries = len(q_ptr) - 1
         out_scores = np.zeros((n_queries, k), dtype=np.float32)
         out_ids = np.full((n_queries, k), -1, dtype=np.int64)
@@ -164,46 +203,52 @@ if _HAS_NUMBA:
         for q in numba.prange(n_queries):
             start, end = q_ptr[q], q_ptr[q + 1]
             scores = np.zeros(n_docs, dtype=np.float32)
-            seen = np.zeros(n_docs, dtype=np.bool_)
+            seen = np.zeros(1 if positive else n_docs, dtype=np.bool_)
             unit_scores = np.zeros(n_units if use_docs else 1, dtype=np.float32)
             p_rem = 0.0
             d_rem = 0.0
-            total = 0
+            remaining = 0  # postings not yet scanned
             for j in range(start, end):
                 p_rem += q_pbound[j]
                 d_rem += q_dbound[j]
-                total += indptr[q_terms[j] + 1] - indptr[q_terms[j]]
-            touched = np.empty(min(total, n_docs), dtype=np.int64)
+                remaining += indptr[q_terms[j] + 1] - indptr[q_terms[j]]
             n_touched = 0
             d_max = 0.0
             theta = 0.0
             switched = False
-            remaining = total  # postings not yet scanned
             last_check = np.inf
+            checks = 0
             j = start
             while j < end:
-                # Checking costs a pass over the touched passages: worth it only when the postings
-                # left to scan are longer, and the bound has fallen since the last failed check.
+                # Checking costs a pass over the passages: worth it only when the postings left to
+                # scan are longer, and the bound has halved since the last failed check; twice at most.
                 unseen_bound = p_rem + lam * (d_max + d_rem)
-                if n_touched >= k and remaining > 2 * n_touched and unseen_bound < 0.8 * last_check:
+                if (
+                    checks < 2
+                    and (positive or n_touched >= k)
+                    and remaining > 4 * n_docs
+                    and unseen_bound < 0.5 * last_check
+                ):
+                    checks += 1
                     last_check = unseen_bound
-                    partial = np.empty(n_touched, dtype=np.float32)
-                    for i in range(n_touched):
-                        d = touched[i]
-                        partial[i] = scores[d] + (lam * unit_scores[passage_doc[d]] if use_docs else 0.0)
-                    theta = _heap_topk(touched, partial, n_touched, k)[0][k - 1]
+                    best_v, _ = _scan_topk(scores, seen, positive, unit_scores, passage_doc, lam, use_docs, k)
+                    theta = best_v[k - 1] if len(best_v) == k else -np.inf  # fewer than k hits: no bound yet
                     if unseen_bound * 1.0001 + 1e-6 < theta:
                         switched = True
                         break
                 t = q_terms[j]
                 w = q_weights[j]
-                for p in range(indptr[t], indptr[t + 1]):
-                    d = indices[p]
-                    if not seen[d]:
-                        seen[d] = True
-                        touched[n_touched] = d
-                        n_touched += 1
-                    scores[d] += w * data[p]
+                if positive:
+                    for p in range(indptr[t], indptr[t + 1]):
+                        d = indices[p]
+                        scores[d] += w * data[p]
+                else:
+                    for p in range(indptr[t], indptr[t + 1]):
+                        d = indices[p]
+                        if not seen[d]:
+                            seen[d] = True
+                            n_touched += 1
+                        scores[d] += w * data[p]
                 if use_docs:
                     w = d_weights[j]
                     for p in range(d_indptr[t], d_indptr[t + 1]):
@@ -218,18 +263,20 @@ if _HAS_NUMBA:
             if switched:
                 # Candidates: touched passages whose best case still reaches theta.
                 slack = (p_rem + lam * d_rem) * 1.0001 + 1e-6
-                cand = np.empty(n_touched, dtype=np.int64)
+                is_cand = np.zeros(n_docs, dtype=np.bool_)
                 n_cand = 0
-                for i in range(n_touched):
-                    d = touched[i]
-                    value = scores[d] + (lam * unit_scores[passage_doc[d]] if use_docs else 0.0)
-                    if value + slack >= theta:
+                for d in range(n_docs):
+                    if (scores[d] > 0) if positive else seen[d]:
+                        value = scores[d] + (lam * unit_scores[passage_doc[d]] if use_docs else 0.0)
+                        if value + slack >= theta:
+                            is_cand[d] = True
+                            n_cand += 1
+                cand = np.empty(n_cand, dtype=np.int64)
+                n_cand = 0
+                for d in range(n_docs):
+                    if is_cand[d]:
                         cand[n_cand] = d
                         n_cand += 1
-                cand = np.sort(cand[:n_cand])
-                is_cand = np.zeros(n_docs, dtype=np.bool_)
-                for i in range(n_cand):
-                    is_cand[cand[i]] = True
                 units = np.empty(0, dtype=np.int64)
                 is_unit = np.zeros(n_units if use_docs else 1, dtype=np.bool_)
                 if use_docs:
@@ -243,15 +290,10 @@ if _HAS_NUMBA:
                         _add_for(
                             d_indices, d_data, d_indptr[t], d_indptr[t + 1], units, is_unit, d_weights[jj], unit_scores
                         )
-                pool = cand
+                best_v, best_i = _scan_topk(scores, is_cand, False, unit_scores, passage_doc, lam, use_docs, k)
             else:
-                pool = touched[:n_touched]
-            # Only passages that share a term with the query are hits; the rest of the row stays -1.
-            pool_scores = np.empty(len(pool), dtype=np.float32)
-            for i in range(len(pool)):
-                d = pool[i]
-                pool_scores[i] = scores[d] + (lam * unit_scores[passage_doc[d]] if use_docs else 0.0)
-            best_v, best_i = _heap_topk(pool, pool_scores, len(pool), k)
+                # Only passages that share a term with the query are hits; the rest of the row stays -1.
+                best_v, best_i = _scan_topk(scores, seen, positive, unit_scores, passage_doc, lam, use_docs, k)
             for i in range(len(best_v)):
                 out_scores[q, i] = best_v[i] + q_const[q]
                 out_ids[q, i] = best_i[i]
@@ -273,11 +315,14 @@ def search(
     q_pbound=None,
     q_dbound=None,
     exhaustive=False,
+    positive=None,
 ):
     """Top-k (scores, passage ids) per query. `docs`, for document-context scoring, is
     (doc weights, doc postings, doc indptr, per-query-term doc weights, passage → doc, n docs, lam).
     `q_pbound`/`q_dbound`: each query term's largest possible contribution at passage/document
-    level, with each query's terms sorted by them (largest first): they enable exact pruning."""
+    level, with each query's terms sorted by them (largest first): they enable exact pruning.
+    `positive`: whether every stored weight is > 0 (computed here when not given; callers that
+    search often pass it, as the sparse index does)."""
     k = min(k, n_docs)
     if not _HAS_NUMBA:
         return search_numpy(data, indices, indptr, q_ptr, q_terms, q_weights, q_const, n_docs, k, docs)
@@ -318,4 +363,5 @@ def search(
         np.asarray(passage_doc),
         n_units,
         float(lam),
+        bool((positive if positive is not None else np.min(data, initial=np.inf) > 0) and np.all(q_weights > 0)),
     )

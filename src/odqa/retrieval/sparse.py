@@ -53,7 +53,7 @@ class SparseIndex:
         self.passages = passages
         self._analyzer = None
         self._term_ids: dict[str, int] | None = None
-        self._bounds: dict[str, np.ndarray] = {}
+        self._bounds: dict[str, np.ndarray | bool] = {}
         self.path: Path | None = None
 
     # --- building -----------------------------------------------------------------------------
@@ -290,7 +290,16 @@ class SparseIndex:
             q_pbound,
             q_dbound,
             exhaustive,
+            self._positive_weights(),
         )
+
+    def _positive_weights(self) -> bool:
+        """Whether every stored passage weight is > 0 (true of Lucene's BM25), so the kernel can
+        tell a passage a query reached by its score alone (computed once, on first search)."""
+        if "positive" not in self._bounds:
+            weights = np.asarray(self.arrays["weights"])
+            self._bounds["positive"] = bool(weights.min(initial=np.inf) > 0)
+        return self._bounds["positive"]
 
     def search(
         self, queries: Sequence[str], k: int = 10, fetch: bool = False, threads: int | None = None
