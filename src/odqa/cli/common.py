@@ -9,13 +9,13 @@ from odqa.errors import OdqaError
 INDEX_HELP = "index folder (from `odqa index` / `odqa index-dense`); repeat to fuse several"
 
 
-def parse_weights(text: str | None) -> list[float] | None:
+def parse_weights(text: str | None, option: str = "--fusion-weights") -> list[float] | None:
     if text is None:
         return None
     try:
         return [float(w) for w in text.replace(" ", ",").split(",") if w]
     except ValueError:
-        raise OdqaError(f"--fusion-weights expects numbers like 1,0.5, got {text!r}") from None
+        raise OdqaError(f"{option} expects numbers like 1,0.5, got {text!r}") from None
 
 
 def parse_ks(text: str) -> list[int]:
