@@ -80,6 +80,13 @@ def test_resume_continues_from_the_last_checkpoint(tiny_encoder, korquad_small, 
     assert state["step"] == 2 and (tmp_path / "run" / "checkpoint-last" / "trainer_state.json").exists()
     state = train_reader(ReaderTrainingConfig(max_steps=5, **common), quiet=True)
     assert state["step"] == 5 and len(state["history"]) == 2
+    # a checkpoint made before an option existed resumes: the missing option counts as its default
+    state_file = tmp_path / "run" / "checkpoint-last" / "trainer_state.json"
+    saved = json.loads(state_file.read_text(encoding="utf-8"))
+    for option in ("head", "head_options"):
+        del saved["run"]["settings"][option]
+    state_file.write_text(json.dumps(saved), encoding="utf-8")
+    assert train_reader(ReaderTrainingConfig(max_steps=6, **common), quiet=True)["step"] == 6
     # a checkpoint of other settings is never silently continued (nor silently taken as done)
     from odqa.errors import OdqaError
 

@@ -43,6 +43,7 @@ def train_reader_command(
     freeze_embeddings: Optional[bool] = typer.Option(
         None, "--freeze-embeddings/--train-embeddings", help="keep the word embeddings fixed (faster on a CPU)"
     ),
+    head: Optional[str] = typer.Option(None, help="span head over the encoder: linear (default), cnn or bilstm"),
     fresh: bool = typer.Option(False, help="ignore checkpoint-last in --out and start over"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -69,6 +70,7 @@ def train_reader_command(
         negative_windows=negative_windows,
         freeze_embeddings=freeze_embeddings,
         save_steps=save_steps,
+        head=head,
     )
     data["reader"] = reader
     cfg = ReaderTrainingConfig.from_dict(data)

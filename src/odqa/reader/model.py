@@ -93,11 +93,15 @@ class Reader:
         check_model_dir(path)
         config = ReaderConfig()
         settings = Path(path) / READER_FILE
-        if settings.exists():
-            saved = json.loads(settings.read_text(encoding="utf-8")).get("reader", {})
-            config = config.updated(**saved)
+        saved = json.loads(settings.read_text(encoding="utf-8")) if settings.exists() else {}
+        config = config.updated(**saved.get("reader", {}))
         config = config.updated(**overrides)
         tokenizer = load_tokenizer(path)
+        head = saved.get("head") or {"name": "linear"}
+        if head.get("name") != "linear":
+            from odqa.reader.heads import load_span_model
+
+            return cls(load_span_model(path, head), tokenizer, config, device)
         model, info = load_pretrained(
             AutoModelForQuestionAnswering, path, "a question-answering model", output_loading_info=True
         )
@@ -108,6 +112,11 @@ class Reader:
             )
         return cls(model, tokenizer, config, device)
 
+    @property
+    def head(self) -> dict:
+        """The span head's name and settings (`linear`: transformers' own QA head)."""
+        return {"name": getattr(self.model, "head_name", "linear"), "options": getattr(self.model, "head_options", {})}
+
     def save(self, path: str | Path, extra: dict | None = None) -> None:
         """Weights (safetensors), tokenizer and reader settings into `path` (an existing folder)."""
         from odqa.models.tokenizer import save_tokenizer
@@ -116,7 +125,11 @@ class Reader:
         self.model.save_pretrained(str(path), safe_serialization=True)
         save_tokenizer(self.tokenizer, path)
         (path / READER_FILE).write_text(
-            json.dumps({"reader": self.config.model_dump(mode="json"), **(extra or {})}, ensure_ascii=False, indent=2),
+            json.dumps(
+                {"reader": self.config.model_dump(mode="json"), "head": self.head, **(extra or {})},
+                ensure_ascii=False,
+                indent=2,
+            ),
             encoding="utf-8",
         )
 

@@ -184,6 +184,21 @@ def _resumable(settings: LoopSettings) -> dict:
     return json.loads(json.dumps({k: v for k, v in data.items() if k not in _STOPPING}, default=str))
 
 
+def _changed_settings(saved: dict | None, run: dict, settings: LoopSettings) -> list[str]:
+    """The settings a checkpoint's run differs in; a setting the checkpoint predates counts as
+    its default (so adding an option to a trainer does not orphan older runs)."""
+    if saved is None:
+        return []
+    defaults = {}
+    for name, field in type(settings).model_fields.items():
+        if not field.is_required():
+            defaults[name] = field.get_default(call_default_factory=True)
+    defaults = json.loads(json.dumps(defaults, default=str))
+    old = saved["settings"] | {"items": saved["items"]}
+    new = run["settings"] | {"items": run["items"]}
+    return sorted(k for k in old.keys() | new.keys() if old.get(k, defaults.get(k)) != new.get(k, defaults.get(k)))
+
+
 def train(
     model,
     lengths: np.ndarray,
@@ -254,12 +269,8 @@ def train(
     checkpoint = out / CHECKPOINT
     if resume and (checkpoint / STATE_FILE).exists():
         saved = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
-        if saved.get("run") is not None and saved["run"] != run:
-            old, new = (
-                saved["run"]["settings"] | {"items": saved["run"]["items"]},
-                run["settings"] | {"items": run["items"]},
-            )
-            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        changed = _changed_settings(saved.get("run"), run, settings)
+        if changed:
             raise OdqaError(
                 f"{checkpoint} belongs to a run with other settings or data (changed: {', '.join(changed)}); "
                 f"continue it with the same settings, or start over (--fresh, or another --out)"

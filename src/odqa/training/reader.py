@@ -15,7 +15,7 @@ from pydantic import Field
 
 from odqa.errors import OdqaError
 from odqa.io.squad import QAExample, read_qa_files
-from odqa.models.loading import check_model_dir, load_pretrained
+from odqa.models.loading import check_model_dir
 from odqa.reader.model import Reader, ReaderConfig
 from odqa.training.loop import LoopSettings, sample_examples, seed_everything
 from odqa.training.task import TrainingTask, run_task, training_record
@@ -34,6 +34,8 @@ class ReaderTrainingConfig(LoopSettings):
     max_eval_examples: int | None = None
     metric: str = "squad"
     negative_windows: float | None = None  # share of the windows without the answer to train on (None: all)
+    head: str = "linear"  # span head (odqa.reader.heads): linear, cnn, bilstm
+    head_options: dict = Field(default_factory=dict)
     reader: ReaderConfig = Field(default_factory=ReaderConfig)
 
 
@@ -69,10 +71,12 @@ def evaluate_reader(reader: Reader, examples: list[QAExample], metric: str = "sq
 
 def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool = True) -> dict:
     import torch
-    from transformers import AutoModelForQuestionAnswering
 
     from odqa.models.tokenizer import load_tokenizer
     from odqa.reader.features import build_windows
+    from odqa.reader.heads import build_span_model, check_head
+
+    check_head(config.head)
 
     check_model_dir(config.model)
     train_examples = sample_examples(
@@ -83,7 +87,7 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
     )
     seed_everything(config.seed)
     tokenizer = load_tokenizer(config.model)
-    model = load_pretrained(AutoModelForQuestionAnswering, config.model, "a question-answering encoder")
+    model = build_span_model(config.model, config.head, config.head_options)
 
     windows = build_windows(
         tokenizer,
