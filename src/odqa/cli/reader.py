@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from odqa.cli.common import config_file, given
+from odqa.errors import OdqaError
 
 group = typer.Typer()
 
@@ -44,6 +45,9 @@ def train_reader_command(
         None, "--freeze-embeddings/--train-embeddings", help="keep the word embeddings fixed (faster on a CPU)"
     ),
     head: Optional[str] = typer.Option(None, help="span head over the encoder: linear (default), cnn or bilstm"),
+    augment: Optional[list[str]] = typer.Option(
+        None, help="NAME[:SHARE[:RATE]]: add masked copies of windows (mask, span-mask); repeatable"
+    ),
     fresh: bool = typer.Option(False, help="ignore checkpoint-last in --out and start over"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -71,6 +75,7 @@ def train_reader_command(
         freeze_embeddings=freeze_embeddings,
         save_steps=save_steps,
         head=head,
+        augment=[_augmentation(text) for text in augment] if augment else None,
     )
     data["reader"] = reader
     cfg = ReaderTrainingConfig.from_dict(data)
@@ -83,6 +88,16 @@ def train_reader_command(
             + (f", {shown}" if shown else "")
         )
     typer.echo(f"best model in {out}" + ("" if state.get("finished") else " (stopped early; run again to resume)"))
+
+
+def _augmentation(text: str) -> dict:
+    """`mask:0.5:0.15` → {name, share, rate}."""
+    name, *numbers = text.split(":")
+    try:
+        values = [float(n) for n in numbers]
+    except ValueError:
+        raise OdqaError(f"--augment expects NAME[:SHARE[:RATE]] such as mask:0.5:0.15, got {text!r}") from None
+    return {"name": name, **dict(zip(("share", "rate"), values))}
 
 
 @group.command()

@@ -16,6 +16,7 @@ from pydantic import Field
 from odqa.errors import OdqaError
 from odqa.io.squad import QAExample, read_qa_files
 from odqa.models.loading import check_model_dir
+from odqa.reader.augment import AugmentConfig, augment_windows, check_augmentations
 from odqa.reader.model import Reader, ReaderConfig
 from odqa.training.loop import LoopSettings, sample_examples, seed_everything
 from odqa.training.task import TrainingTask, run_task, training_record
@@ -36,6 +37,7 @@ class ReaderTrainingConfig(LoopSettings):
     negative_windows: float | None = None  # share of the windows without the answer to train on (None: all)
     head: str = "linear"  # span head (odqa.reader.heads): linear, cnn, bilstm
     head_options: dict = Field(default_factory=dict)
+    augment: list[AugmentConfig] = Field(default_factory=list)  # masked copies of windows (odqa.reader.augment)
     reader: ReaderConfig = Field(default_factory=ReaderConfig)
 
 
@@ -77,6 +79,7 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
     from odqa.reader.heads import build_span_model, check_head
 
     check_head(config.head)
+    check_augmentations(config.augment)
 
     check_model_dir(config.model)
     train_examples = sample_examples(
@@ -97,6 +100,7 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
         answers=[(e.answers[0].start, e.answers[0].end) for e in train_examples],
     )
     windows = sample_negative_windows(windows, config.negative_windows, config.seed)
+    windows = augment_windows(windows, config.augment, tokenizer.mask_token_id, config.seed)
     log.info("%d training examples → %d windows", len(train_examples), len(windows))
     pad_id = tokenizer.pad_token_id or 0
 
