@@ -9,6 +9,7 @@ masked input ids of those windows, added to `AUGMENTATIONS`."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -86,24 +87,11 @@ def augment_windows(windows, augment: list[AugmentConfig], mask_id: int | None, 
         return windows
     if mask_id is None:
         raise OdqaError("masking augmentations need a tokenizer with a mask token; this one has none")
-    ids, types, offsets, pair = list(windows.input_ids), windows.token_type_ids, list(windows.offsets), windows.pair
-    types = None if types is None else list(types)
-    rows = [np.arange(len(windows))]
+    ids, rows = list(windows.input_ids), [np.arange(len(windows))]
     for n, a in enumerate(augment):
         rng = np.random.default_rng([seed, n])
         chosen = np.sort(rng.choice(len(windows), size=round(a.share * len(windows)), replace=False))
         ids += AUGMENTATIONS[a.name](windows, chosen, a.rate, mask_id, rng)
-        offsets += [windows.offsets[w] for w in chosen]
-        if types is not None:
-            types += [windows.token_type_ids[w] for w in chosen]
         rows.append(chosen)
-    picked = np.concatenate(rows)
-    return type(windows)(
-        ids,
-        types,
-        offsets,
-        pair[picked],
-        None if windows.start_positions is None else windows.start_positions[picked],
-        None if windows.end_positions is None else windows.end_positions[picked],
-        windows.truncated_questions,
-    )
+    # The copies keep their window's offsets, pair and labels: only the input ids differ.
+    return dataclasses.replace(windows.subset(np.concatenate(rows)), input_ids=ids)

@@ -113,17 +113,6 @@ if _HAS_NUMBA:
         return out_v, out_i
 
     @numba.njit(cache=True, nogil=True)
-    def _heap_topk(ids, values, n, k):
-        """The k best of the first n (value, id) pairs, best first, ties by smaller id."""
-        m = min(k, n)
-        heap_v = np.empty(max(m, 1), dtype=np.float32)
-        heap_i = np.empty(max(m, 1), dtype=np.int64)
-        size = 0
-        for x in range(n):
-            size = _offer(heap_v, heap_i, size, m, values[x], ids[x])
-        return _drain(heap_v, heap_i, size)
-
-    @numba.njit(cache=True, nogil=True)
     def _scan_topk(scores, hit, positive, unit_scores, passage_doc, lam, use_docs, k):
         """The k best hits over all passages in id order (so ties keep the smaller id), each
         passage's score plus its document's: one pass, nothing allocated per passage. A hit is a
@@ -264,19 +253,11 @@ if _HAS_NUMBA:
                 # Candidates: touched passages whose best case still reaches theta.
                 slack = (p_rem + lam * d_rem) * 1.0001 + 1e-6
                 is_cand = np.zeros(n_docs, dtype=np.bool_)
-                n_cand = 0
                 for d in range(n_docs):
                     if (scores[d] > 0) if positive else seen[d]:
                         value = scores[d] + (lam * unit_scores[passage_doc[d]] if use_docs else 0.0)
-                        if value + slack >= theta:
-                            is_cand[d] = True
-                            n_cand += 1
-                cand = np.empty(n_cand, dtype=np.int64)
-                n_cand = 0
-                for d in range(n_docs):
-                    if is_cand[d]:
-                        cand[n_cand] = d
-                        n_cand += 1
+                        is_cand[d] = value + slack >= theta
+                cand = np.nonzero(is_cand)[0]
                 units = np.empty(0, dtype=np.int64)
                 is_unit = np.zeros(n_units if use_docs else 1, dtype=np.bool_)
                 if use_docs:
