@@ -10,7 +10,7 @@ import hashlib
 import html
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import Field, model_validator
 
@@ -116,13 +116,16 @@ class PassageBuilder:
     """Streams documents into passages, deduplicating by text and fingerprinting the result."""
 
     config: CorpusConfig
+    # (id, title) of every document read, in order, passages or not: what an index keeps to be updated
+    documents: list[tuple[str, str]] = field(default_factory=list)
 
-    def build(self, documents: Iterable[Document]) -> tuple[list[Passage], dict]:
+    def build(self, documents: Iterable[Document], allow_empty: bool = False) -> tuple[list[Passage], dict]:
         texts: dict[str, int] = {}
         passages: list[Passage] = []
         n_docs = 0
         for document in documents:
             n_docs += 1
+            self.documents.append((document.id, document.title))
             text = clean_text(document.text, self.config)
             prefix = f"{document.title}\n" if self.config.title and document.title else ""
             for start, end in split_document(text, self.config):
@@ -137,7 +140,7 @@ class PassageBuilder:
                     continue
                 texts[passage_text] = len(passages)
                 passages.append(Passage(len(passages), passage_text, document.title, (source,), len(prefix)))
-        if not passages:
+        if not passages and not allow_empty:
             raise OdqaError("the corpus produced no passages: is it empty?")
         stats = {"documents": n_docs, "passages": len(passages), "fingerprint": fingerprint(passages)}
         return passages, stats

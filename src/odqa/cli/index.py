@@ -10,16 +10,28 @@ from typing import Optional
 import typer
 
 from odqa.cli.common import parse_ks, parse_weights
+from odqa.errors import OdqaError
 
 group = typer.Typer()
 
 
 @group.command()
 def index(
-    corpus: Path = typer.Option(
-        ..., help="documents: JSONL(.gz/.xz) with id/title/text, SQuAD JSON, or wiki dict JSON"
+    corpus: Optional[Path] = typer.Option(
+        None, help="documents: JSONL(.gz/.xz) with id/title/text, SQuAD JSON, or wiki dict JSON"
     ),
-    out: Path = typer.Option(..., help="index folder to write (replaced atomically)"),
+    out: Path = typer.Option(..., help="index folder to write (replaced atomically), or to update"),
+    add: Optional[Path] = typer.Option(
+        None, help="update the index at --out: add these documents (any --corpus format), analysing only them"
+    ),
+    delete: Optional[list[str]] = typer.Option(
+        None, help="update the index at --out: delete documents by id (ID,ID,... or @FILE of one id per line)"
+    ),
+    replace: bool = typer.Option(False, help="with --add: replace documents whose ids are already indexed"),
+    dense: Optional[list[Path]] = typer.Option(
+        None, help="with --add/--delete: a dense index built beside --out, updated with it (repeatable)"
+    ),
+    device: Optional[str] = typer.Option(None, help="with --dense: device to encode added passages on"),
     config: Optional[Path] = typer.Option(None, help="JSON/YAML IndexConfig; the options below override it"),
     analyzer: Optional[str] = typer.Option(None, help="e.g. mecab, 'mecab:compound=none', ngram, kiwi, whitespace"),
     method: Optional[str] = typer.Option(None, help="robertson, atire, bm25l, bm25+, lucene or tfidf"),
@@ -36,7 +48,15 @@ def index(
     reuse: bool = typer.Option(False, help="keep an existing index built from the same file with the same config"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Build a sparse (BM25/TF-IDF) index over a document collection."""
+    """Build a sparse (BM25/TF-IDF) index over a document collection, or add and delete documents
+    of a built one (--add/--delete: results equal a rebuild of the final collection)."""
+    if add is not None or delete:
+        if corpus is not None:
+            raise OdqaError("give --corpus to build an index, or --add/--delete to update the one at --out")
+        _update(out, add, _delete_ids(delete or []), replace, dense or [], processes, device, quiet)
+        return
+    if corpus is None:
+        raise OdqaError("missing --corpus (the documents to index), or --add/--delete to update --out")
     from odqa.analysis.base import parse_analyzer_spec
     from odqa.config import IndexConfig
     from odqa.retrieval.build import build_sparse_index, default_cache_dir, is_current
@@ -74,6 +94,35 @@ def index(
         f"indexed {idx.manifest['corpus']['documents']:,} documents as {counts['passages']:,} passages "
         f"({counts['vocab']:,} terms) into {out} in {time.perf_counter() - start:.1f}s "
         f"(analysis {timings['analysis_s']:.1f}s)"
+    )
+
+
+def _delete_ids(values: list[str]) -> list[str]:
+    ids: list[str] = []
+    for value in values:
+        if value.startswith("@"):
+            file = Path(value[1:])
+            try:
+                ids.extend(line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip())
+            except (OSError, UnicodeDecodeError) as e:
+                raise OdqaError(f"cannot read the ids to delete from {file}: {e}") from None
+        else:
+            ids.extend(part.strip() for part in value.split(",") if part.strip())
+    if values and not ids:
+        raise OdqaError("--delete names no document ids")
+    return ids
+
+
+def _update(out, add, delete, replace, dense, processes, device, quiet) -> None:
+    from odqa.retrieval.update import update_index
+
+    report = update_index(out, add, delete, replace, dense, processes=processes, device=device, quiet=quiet)
+    replaced = f" ({report.replaced:,} replaced)" if report.replaced else ""
+    typer.echo(
+        f"updated {out}{' and ' + ', '.join(report.dense) if report.dense else ''}: "
+        f"+{report.added:,} documents{replaced}, -{report.deleted:,} documents; "
+        f"{report.passages_before:,} → {report.passages_after:,} passages ({report.new_passages:,} new, analysed) "
+        f"in {report.seconds:.1f}s"
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from odqa.analysis.base import AnalyzerConfig, default_analyzer
 from odqa.analysis.corpus import analyze_cached
-from odqa.corpus import CorpusConfig, build_passages
+from odqa.corpus import CorpusConfig, PassageBuilder
 from odqa.io.documents import read_documents
 from odqa.progress import progress
 from odqa.retrieval.scoring import ScoringConfig
@@ -23,21 +23,32 @@ def _counted(items, bar):
         yield item
 
 
+DOCUMENTS = "documents.json"  # (id, title) of the indexed documents in order: what updates need
+
+
+def document_list_text(documents: list[tuple[str, str]]) -> str:
+    return json.dumps([list(d) for d in documents], ensure_ascii=False)
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("ODQA_CACHE", Path.home() / ".cache" / "odqa"))
 
 
 def read_passages(corpus: str | Path, corpus_config: CorpusConfig, limit: int | None = None, quiet: bool = False):
-    """The corpus file cut into passages, with its stats and the `corpus` record an index manifest
-    keeps (what every index built from the same file and config shares)."""
+    """The corpus file cut into passages, with its stats, the `corpus` record an index manifest
+    keeps (what every index built from the same file and config shares) and the (id, title) of
+    every document read, in order."""
     documents = read_documents(corpus)
     if limit:
         documents = itertools.islice(documents, limit)
     bar = progress(desc="reading documents", unit="doc", quiet=quiet)
-    passages, stats = build_passages(_counted(documents, bar), corpus_config)
-    bar.close()
+    builder = PassageBuilder(corpus_config)
+    try:
+        passages, stats = builder.build(_counted(documents, bar))
+    finally:
+        bar.close()  # before any error line, so the two do not interleave
     info = {"source": source_stamp(corpus, limit), "config": corpus_config.model_dump(mode="json"), **stats}
-    return passages, stats, info
+    return passages, stats, info, builder.documents
 
 
 def build_sparse_index(
@@ -57,7 +68,7 @@ def build_sparse_index(
     scoring = scoring or ScoringConfig()
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    passages, stats, info = read_passages(corpus, corpus_config, limit, quiet)
+    passages, stats, info, documents = read_passages(corpus, corpus_config, limit, quiet)
     timings["passages_s"] = time.perf_counter() - start
     start = time.perf_counter()
     analyzed = analyze_cached([p.text for p in passages], stats["fingerprint"], analyzer, cache_dir, processes, quiet)
@@ -70,7 +81,13 @@ def build_sparse_index(
         from odqa.config import IndexConfig
 
         config = IndexConfig(corpus=corpus_config, analyzer=analyzer, scoring=scoring)
-        index.save(out, {"config.json": json.dumps(config.to_dict(), ensure_ascii=False, indent=2)})
+        index.save(
+            out,
+            {
+                "config.json": json.dumps(config.to_dict(), ensure_ascii=False, indent=2),
+                DOCUMENTS: document_list_text(documents),
+            },
+        )
         timings["save_s"] = time.perf_counter() - start
     return index, timings
 
@@ -132,7 +149,7 @@ def build_dense_index(
     corpus_config = corpus_config or CorpusConfig()
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    passages, stats, info = read_passages(corpus, corpus_config, limit, quiet)
+    passages, stats, info, _ = read_passages(corpus, corpus_config, limit, quiet)
     timings["passages_s"] = time.perf_counter() - start
     start = time.perf_counter()
     encoder = DenseEncoder.load(encoder_path, device=device)

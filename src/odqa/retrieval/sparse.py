@@ -74,9 +74,31 @@ class SparseIndex:
         n_passages, n_terms = len(analyzed), len(analyzed.vocab)
         if n_passages == 0:
             raise OdqaError("cannot index an empty corpus")
-        passage_len = np.diff(analyzed.offsets)
-        passage_of_token = np.repeat(np.arange(n_passages, dtype=np.int32), passage_len)
-        arrays = _weight_matrix(passage_of_token, analyzed.ids, n_passages, n_terms, scoring)
+        passage_of_token = np.repeat(np.arange(n_passages, dtype=np.int32), np.diff(analyzed.offsets))
+        counts = count_matrix(passage_of_token, analyzed.ids, n_passages, n_terms)
+        del passage_of_token
+        return cls.from_counts(counts, analyzed.vocab, analyzer, scoring, passages, corpus_info, passage_docs)
+
+    @classmethod
+    def from_counts(
+        cls,
+        counts,
+        vocab: list[str],
+        analyzer: AnalyzerConfig,
+        scoring: ScoringConfig,
+        passages: Sequence[Passage] | None = None,
+        corpus_info: dict | None = None,
+        passage_docs: np.ndarray | None = None,
+    ) -> SparseIndex:
+        """Weights from a (passages x terms) CSC matrix of term counts, which the index keeps
+        (`tf`) so that documents can be added and deleted without analysing the rest again."""
+        import scipy.sparse as sp
+
+        n_passages, n_terms = counts.shape
+        if n_passages == 0:
+            raise OdqaError("cannot index an empty corpus")
+        arrays = _weight_matrix(counts, scoring)
+        passage_len = _unit_lengths(counts)
         extra_counts = {}
         if scoring.document_weight > 0:
             if passage_docs is None:
@@ -90,11 +112,18 @@ class SparseIndex:
                 )
             passage_docs = np.asarray(passage_docs, dtype=np.int32)
             n_docs = int(passage_docs.max()) + 1
-            doc_arrays = _weight_matrix(passage_docs[passage_of_token], analyzed.ids, n_docs, n_terms, scoring)
+            # A document's counts are its passages' counts summed (exact: small integers in float32).
+            pooling = sp.csr_matrix(
+                (np.ones(n_passages, dtype=np.float32), (passage_docs, np.arange(n_passages))),
+                shape=(n_docs, n_passages),
+            )
+            doc_counts = sp.csc_matrix(pooling @ counts)
+            doc_counts.sum_duplicates()
+            doc_arrays = _weight_matrix(doc_counts, scoring)
+            del doc_arrays["tf"]
             arrays |= {f"doc_{name}": value for name, value in doc_arrays.items()}
             arrays["passage_docs"] = passage_docs
             extra_counts = {"documents": n_docs, "document_postings": len(doc_arrays["weights"])}
-        del passage_of_token
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -108,14 +137,14 @@ class SparseIndex:
                 "passages": n_passages,
                 "vocab": n_terms,
                 "postings": len(arrays["weights"]),
-                "tokens": len(analyzed.ids),
+                "tokens": int(passage_len.sum()),
                 "empty_passages": int((passage_len == 0).sum()),
                 **extra_counts,
             },
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "python": platform.python_version(),
         }
-        return cls(analyzer, scoring, arrays, analyzed.vocab, manifest, passages)
+        return cls(analyzer, scoring, arrays, list(vocab), manifest, passages)
 
     # --- persistence --------------------------------------------------------------------------
 
@@ -170,6 +199,8 @@ class SparseIndex:
             ) from None
         names = _ARRAYS + (_DOC_ARRAYS if scoring.document_weight > 0 else ())
         arrays = {name: load_array(path, name, mmap) for name in names}
+        if (path / "tf.npy").is_file():  # indexes built before odqa kept term counts lack it
+            arrays["tf"] = load_array(path, "tf", mmap)
         try:
             vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
@@ -317,25 +348,37 @@ class SparseIndex:
         return results
 
 
-def _weight_matrix(
-    unit_of_token: np.ndarray, ids: np.ndarray, n_units: int, n_terms: int, scoring: ScoringConfig
-) -> dict:
-    """Term-major weights of every (term, unit) pair: one sort counts term frequencies, then the
-    weighting scheme runs vectorised over all entries."""
+def count_matrix(unit_of_token: np.ndarray, ids: np.ndarray, n_units: int, n_terms: int):
+    """(units x terms) CSC matrix of term frequencies from each token's unit and term id."""
     import scipy.sparse as sp
 
     counts = sp.csc_matrix((np.ones(len(ids), dtype=np.float32), (unit_of_token, ids)), shape=(n_units, n_terms))
     counts.sum_duplicates()
-    unit_len = np.bincount(unit_of_token, minlength=n_units)
+    return counts
+
+
+def _unit_lengths(counts) -> np.ndarray:
+    """Tokens per unit (row sums of the counts, exact integers)."""
+    return np.bincount(counts.indices, weights=counts.data, minlength=counts.shape[0]).astype(np.int64)
+
+
+def _weight_matrix(counts, scoring: ScoringConfig) -> dict:
+    """Term-major weights of every (term, unit) pair of a CSC count matrix: the weighting scheme
+    runs vectorised over all entries. `tf` keeps the counts themselves."""
+    n_terms = counts.shape[1]
     df = np.diff(counts.indptr)
     term_of_entry = np.repeat(np.arange(n_terms, dtype=np.int32), df)
-    weights, idf, absent = passage_weights(counts.data, term_of_entry, counts.indices, unit_len, df, scoring)
+    weights, idf, absent = passage_weights(
+        counts.data, term_of_entry, counts.indices, _unit_lengths(counts), df, scoring
+    )
+    tf_type = np.uint16 if counts.data.max(initial=0) < 2**16 else np.uint32
     return {
         "weights": weights,
         "passage_ids": counts.indices.astype(np.int32),
         "indptr": counts.indptr.astype(np.int64),
         "idf": idf,
         "absent": absent,
+        "tf": counts.data.astype(tf_type),
     }
 
 
