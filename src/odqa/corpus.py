@@ -146,15 +146,29 @@ class PassageBuilder:
         return passages, stats
 
 
+def passage_digest(passage: Passage) -> bytes:
+    """16 bytes identifying a passage's text and sources."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(passage.text.encode("utf-8"))
+    digest.update(b"\x00")
+    for source in passage.sources:
+        digest.update(f"{source.doc_id}:{source.start}:{source.end};".encode())
+    return digest.digest()
+
+
+def text_hash(text: str) -> int:
+    """64 bits of a passage text: what deduplication against an index's passages looks up."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def fingerprint_of_digests(digests: bytes) -> str:
+    return hashlib.sha256(digests).hexdigest()[:16]
+
+
 def fingerprint(passages: Iterable[Passage]) -> str:
-    digest = hashlib.sha256()
-    for passage in passages:
-        digest.update(passage.text.encode("utf-8"))
-        digest.update(b"\x00")
-        for source in passage.sources:
-            digest.update(f"{source.doc_id}:{source.start}:{source.end};".encode())
-        digest.update(b"\x01")
-    return digest.hexdigest()[:16]
+    """The collection's identity: a hash of its passages' digests in order (an index updated in
+    place recomputes it from the digests it keeps)."""
+    return fingerprint_of_digests(b"".join(passage_digest(p) for p in passages))
 
 
 def build_passages(documents: Iterable[Document], config: CorpusConfig | None = None) -> tuple[list[Passage], dict]:

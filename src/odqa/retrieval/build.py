@@ -23,13 +23,6 @@ def _counted(items, bar):
         yield item
 
 
-DOCUMENTS = "documents.json"  # (id, title) of the indexed documents in order: what updates need
-
-
-def document_list_text(documents: list[tuple[str, str]]) -> str:
-    return json.dumps([list(d) for d in documents], ensure_ascii=False)
-
-
 def default_cache_dir() -> Path:
     return Path(os.environ.get("ODQA_CACHE", Path.home() / ".cache" / "odqa"))
 
@@ -79,8 +72,10 @@ def build_sparse_index(
     if out is not None:
         start = time.perf_counter()
         from odqa.config import IndexConfig
+        from odqa.retrieval.update import DOCUMENTS, document_list_text, passage_table
 
         config = IndexConfig(corpus=corpus_config, analyzer=analyzer, scoring=scoring)
+        index.arrays |= passage_table(passages, documents)  # what `odqa index --add/--delete` needs
         index.save(
             out,
             {

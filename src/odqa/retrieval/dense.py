@@ -271,7 +271,8 @@ class DenseIndex:
             "counts": {"passages": len(passages), "dim": int(vectors.shape[1])},
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        return cls(encoder, make_faiss_index(vectors, faiss), manifest, list(passages), encoder_path)
+        stored = passages if hasattr(passages, "write_to") else list(passages)  # a store copies itself
+        return cls(encoder, make_faiss_index(vectors, faiss), manifest, stored, encoder_path)
 
     def save(self, path: str | Path) -> None:
         faiss = _faiss()

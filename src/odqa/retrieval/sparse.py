@@ -92,13 +92,12 @@ class SparseIndex:
     ) -> SparseIndex:
         """Weights from a (passages x terms) CSC matrix of term counts, which the index keeps
         (`tf`) so that documents can be added and deleted without analysing the rest again."""
-        import scipy.sparse as sp
 
         n_passages, n_terms = counts.shape
         if n_passages == 0:
             raise OdqaError("cannot index an empty corpus")
-        arrays = _weight_matrix(counts, scoring)
         passage_len = _unit_lengths(counts)
+        arrays = _weight_matrix(counts, scoring, passage_len)
         extra_counts = {}
         if scoring.document_weight > 0:
             if passage_docs is None:
@@ -112,14 +111,9 @@ class SparseIndex:
                 )
             passage_docs = np.asarray(passage_docs, dtype=np.int32)
             n_docs = int(passage_docs.max()) + 1
-            # A document's counts are its passages' counts summed (exact: small integers in float32).
-            pooling = sp.csr_matrix(
-                (np.ones(n_passages, dtype=np.float32), (passage_docs, np.arange(n_passages))),
-                shape=(n_docs, n_passages),
-            )
-            doc_counts = sp.csc_matrix(pooling @ counts)
-            doc_counts.sum_duplicates()
-            doc_arrays = _weight_matrix(doc_counts, scoring)
+            doc_counts = _pooled_counts(counts, passage_docs, n_docs)
+            doc_len = np.bincount(passage_docs, weights=passage_len, minlength=n_docs).astype(np.int64)
+            doc_arrays = _weight_matrix(doc_counts, scoring, doc_len)
             del doc_arrays["tf"]
             arrays |= {f"doc_{name}": value for name, value in doc_arrays.items()}
             arrays["passage_docs"] = passage_docs
@@ -156,7 +150,12 @@ class SparseIndex:
             for name, array in self.arrays.items():
                 np.save(tmp / f"{name}.npy", np.asarray(array))
             (tmp / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
-            write_passages(tmp, (self.passages[i] for i in range(len(self.passages))))
+            write_passages(
+                tmp,
+                self.passages
+                if hasattr(self.passages, "write_to")
+                else (self.passages[i] for i in range(len(self.passages))),
+            )
             for name, text in (extra_files or {}).items():
                 (tmp / name).write_text(text, encoding="utf-8")
             (tmp / "manifest.json").write_text(
@@ -199,8 +198,11 @@ class SparseIndex:
             ) from None
         names = _ARRAYS + (_DOC_ARRAYS if scoring.document_weight > 0 else ())
         arrays = {name: load_array(path, name, mmap) for name in names}
-        if (path / "tf.npy").is_file():  # indexes built before odqa kept term counts lack it
-            arrays["tf"] = load_array(path, "tf", mmap)
+        from odqa.retrieval.update import TABLE
+
+        for name in TABLE:  # what updates need; indexes built before odqa kept it lack it
+            if (path / f"{name}.npy").is_file():
+                arrays[name] = load_array(path, name, mmap)
         try:
             vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
@@ -357,20 +359,43 @@ def count_matrix(unit_of_token: np.ndarray, ids: np.ndarray, n_units: int, n_ter
     return counts
 
 
+def _pooled_counts(counts, unit_group: np.ndarray, n_groups: int):
+    """(groups x terms) counts: each group's units' counts summed (exact: small integers in
+    float32). Units in group order (a collection's passages are in document order) sum as runs
+    within each column, without a sort; any other grouping goes through a sparse product."""
+    import scipy.sparse as sp
+
+    if len(unit_group) and np.all(np.diff(unit_group) >= 0):
+        counts.sort_indices()
+        group_of_entry = unit_group[counts.indices]
+        starts = np.ones(len(group_of_entry), dtype=bool)
+        starts[1:] = group_of_entry[1:] != group_of_entry[:-1]
+        starts[counts.indptr[:-1][np.diff(counts.indptr) > 0]] = True  # every column starts a run
+        first = np.nonzero(starts)[0]
+        indptr = np.concatenate([[0], np.cumsum(starts, dtype=np.int64)])[counts.indptr]
+        data = np.add.reduceat(counts.data, first) if len(first) else counts.data[:0]
+        return sp.csc_matrix((data, group_of_entry[first], indptr), shape=(n_groups, counts.shape[1]))
+    pooling = sp.csr_matrix(
+        (np.ones(len(unit_group), dtype=np.float32), (unit_group, np.arange(len(unit_group)))),
+        shape=(n_groups, len(unit_group)),
+    )
+    pooled = sp.csc_matrix(pooling @ counts)
+    pooled.sum_duplicates()
+    return pooled
+
+
 def _unit_lengths(counts) -> np.ndarray:
     """Tokens per unit (row sums of the counts, exact integers)."""
     return np.bincount(counts.indices, weights=counts.data, minlength=counts.shape[0]).astype(np.int64)
 
 
-def _weight_matrix(counts, scoring: ScoringConfig) -> dict:
+def _weight_matrix(counts, scoring: ScoringConfig, unit_len: np.ndarray) -> dict:
     """Term-major weights of every (term, unit) pair of a CSC count matrix: the weighting scheme
     runs vectorised over all entries. `tf` keeps the counts themselves."""
     n_terms = counts.shape[1]
     df = np.diff(counts.indptr)
     term_of_entry = np.repeat(np.arange(n_terms, dtype=np.int32), df)
-    weights, idf, absent = passage_weights(
-        counts.data, term_of_entry, counts.indices, _unit_lengths(counts), df, scoring
-    )
+    weights, idf, absent = passage_weights(counts.data, term_of_entry, counts.indices, unit_len, df, scoring)
     tf_type = np.uint16 if counts.data.max(initial=0) < 2**16 else np.uint32
     return {
         "weights": weights,

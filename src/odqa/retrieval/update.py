@@ -20,28 +20,62 @@ from pathlib import Path
 
 import numpy as np
 
-from odqa.corpus import CorpusConfig, PassageBuilder, fingerprint
+from odqa.corpus import CorpusConfig, PassageBuilder, fingerprint_of_digests, passage_digest, text_hash
 from odqa.errors import OdqaError
-from odqa.retrieval.build import DOCUMENTS, document_list_text
-from odqa.types import Document, Passage
+from odqa.io.store import ComposedStore, PassageStore
+from odqa.types import Document, Passage, PassageSource
 
+DOCUMENTS = "documents.json"  # (id, title) of the indexed documents in order
+# What an index keeps about its passages to be updated: each one's sources (document number into
+# documents.json, start, end) as a ragged array, its text hash (dedup) and digest (fingerprint).
+TABLE = ("tf", "source_ptr", "source_doc", "source_start", "source_end", "text_hash", "passage_digest")
 _SHOWN = 5  # ids named in a refusal
+
+
+def document_list_text(documents: list[tuple[str, str]]) -> str:
+    return json.dumps([list(d) for d in documents], ensure_ascii=False)
+
+
+def passage_table(passages: Sequence[Passage], documents: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """The per-passage arrays (all of TABLE but `tf`) a fresh build keeps."""
+    number: dict[str, int] = {}
+    for position, (doc_id, _) in enumerate(documents):
+        number.setdefault(doc_id, position)
+    sources = [s for p in passages for s in p.sources]
+    return {
+        "source_ptr": np.concatenate([[0], np.cumsum([len(p.sources) for p in passages])]).astype(np.int64),
+        "source_doc": np.fromiter((number[s.doc_id] for s in sources), dtype=np.int32, count=len(sources)),
+        "source_start": np.fromiter((s.start for s in sources), dtype=np.int32, count=len(sources)),
+        "source_end": np.fromiter((s.end for s in sources), dtype=np.int32, count=len(sources)),
+        "text_hash": np.fromiter((text_hash(p.text) for p in passages), dtype=np.uint64, count=len(passages)),
+        "passage_digest": np.frombuffer(b"".join(passage_digest(p) for p in passages), dtype=np.uint8).reshape(-1, 16),
+    }
 
 
 @dataclass
 class CollectionChange:
-    """The passages of the collection after an update, in rebuild order, and where they came from."""
+    """The collection after an update: its passages in rebuild order (`store`), where each came
+    from (`old_ids`, -1 for a new one), its documents and the table arrays an index keeps."""
 
-    passages: list[Passage]
-    old_ids: np.ndarray  # each passage's id before the update, -1 for a new one
+    store: ComposedStore
+    old_ids: np.ndarray
     documents: list[tuple[str, str]]
+    table: dict[str, np.ndarray]
     added: int
     deleted: int
     replaced: int
 
     @property
     def new_passages(self) -> list[Passage]:
-        return [p for p, old in zip(self.passages, self.old_ids) if old < 0]
+        return [self.store.given[i] for i in np.nonzero(self.old_ids < 0)[0].tolist()]
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_of_digests(self.table["passage_digest"].tobytes())
+
+
+def _joined(array: np.ndarray, more: list[int]) -> np.ndarray:
+    return np.concatenate([np.asarray(array, dtype=np.int64), np.asarray(more, dtype=np.int64)])
 
 
 def _named(ids: Sequence[str]) -> str:
@@ -49,20 +83,8 @@ def _named(ids: Sequence[str]) -> str:
     return shown + (f" and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN else "")
 
 
-def plan_change(
-    passages: Sequence[Passage],
-    documents: list[tuple[str, str]],
-    config: CorpusConfig,
-    added: Sequence[Document] = (),
-    delete: Iterable[str] = (),
-    replace: bool = False,
-) -> CollectionChange:
-    """The collection `passages` came from (its `documents` in order, cut with `config`), less the
-    documents in `delete`, followed by `added`: cut, deduplicated and numbered as a fresh build
-    would. Unknown ids to delete are refused; added ids already indexed are refused unless
-    `replace` (then the old document is deleted and the new one appended)."""
-    present = {doc_id for doc_id, _ in documents}
-    delete = list(dict.fromkeys(delete))
+def _check_ids(present: set[str], added: Sequence[Document], delete: list[str], replace: bool) -> list[str]:
+    """The ids of indexed documents that added ones replace; refusals name the ids."""
     unknown = [d for d in delete if d not in present]
     if unknown:
         raise OdqaError(f"cannot delete {len(unknown)} document(s) the index does not hold: {_named(unknown)}")
@@ -77,58 +99,135 @@ def plan_change(
             f"{len(clash)} document(s) to add are already in the index ({_named(clash)}): "
             "pass --replace to replace them, or --delete them first"
         )
-    deleting.update(clash)
-    kept = [(doc_id, title) for doc_id, title in documents if doc_id not in deleting]
-    final_documents = kept + [(d.id, d.title) for d in added]
-    rank: dict[str, int] = {}
-    titles: dict[str, str] = {}
-    for position, (doc_id, title) in enumerate(final_documents):
-        rank.setdefault(doc_id, position)
-        titles.setdefault(doc_id, title)
+    return clash
 
-    survivors: list[Passage] = []
-    old_ids: list[int] = []
-    for i in range(len(passages)):
-        passage = passages[i]
-        sources = tuple(s for s in passage.sources if s.doc_id not in deleting)
-        if not sources:
-            continue
+
+def plan_change(
+    store: PassageStore,
+    table: dict[str, np.ndarray],
+    documents: list[tuple[str, str]],
+    config: CorpusConfig,
+    added: Sequence[Document] = (),
+    delete: Iterable[str] = (),
+    replace: bool = False,
+) -> CollectionChange:
+    """The collection in `store` (its `documents` in order, cut with `config`, described by
+    `table`), less the documents in `delete`, followed by `added`: cut, deduplicated and numbered
+    as a fresh build would, touching only the passages that change. Unknown ids to delete are
+    refused; added ids already indexed are refused unless `replace` (then the old document is
+    deleted and the new one appended)."""
+    delete = list(dict.fromkeys(delete))
+    clash = _check_ids({doc_id for doc_id, _ in documents}, added, delete, replace)
+    deleting = set(delete) | set(clash)
+    doc_kept = np.fromiter((doc_id not in deleting for doc_id, _ in documents), dtype=bool, count=len(documents))
+    doc_number = np.cumsum(doc_kept) - 1  # old document number -> new
+    doc_number[~doc_kept] = -1
+    final_documents = [d for d, kept in zip(documents, doc_kept.tolist()) if kept] + [(d.id, d.title) for d in added]
+    n_kept_docs = int(doc_kept.sum())
+
+    # Old passages: which sources stay, which passages lose some or all, which lose their first.
+    ptr = table["source_ptr"]
+    n_old = len(ptr) - 1
+    source_doc = doc_number[table["source_doc"]]
+    alive = source_doc >= 0
+    passage_of_source = np.repeat(np.arange(n_old), np.diff(ptr))
+    n_alive = np.bincount(passage_of_source, weights=alive, minlength=n_old).astype(np.int64)
+    survivors = np.nonzero(n_alive > 0)[0]
+    lost_sources = n_alive[survivors] < np.diff(ptr)[survivors]
+    first_alive = np.full(n_old, -1, dtype=np.int64)
+    alive_at = np.nonzero(alive)[0]
+    is_first = np.ones(len(alive_at), dtype=bool)
+    is_first[1:] = passage_of_source[alive_at[1:]] != passage_of_source[alive_at[:-1]]
+    first_alive[passage_of_source[alive_at[is_first]]] = alive_at[is_first]
+
+    # Added documents: their passages, each a new passage or one more source of a surviving text.
+    new, _ = PassageBuilder(config).build(added, allow_empty=True)
+    added_number = {d.id: n_kept_docs + i for i, d in enumerate(added)}
+    merged: dict[int, list[PassageSource]] = {}
+    fresh: list[Passage] = []
+    by_hash = dict(zip(table["text_hash"][survivors].tolist(), survivors.tolist())) if config.dedup else {}
+    for passage in new:
+        old = by_hash.get(text_hash(passage.text))
+        if old is not None and store[old].text == passage.text:
+            merged.setdefault(old, []).extend(passage.sources)
+        else:
+            fresh.append(passage)
+
+    # Rebuild order: by first occurrence (document, start, end), survivors then fresh passages.
+    s = first_alive[survivors]
+    first_doc = _joined(source_doc[s], [added_number[p.sources[0].doc_id] for p in fresh])
+    first_start = _joined(table["source_start"][s], [p.sources[0].start for p in fresh])
+    first_end = _joined(table["source_end"][s], [p.sources[0].end for p in fresh])
+    order = np.lexsort((first_end, first_start, first_doc))
+    if len(order) == 0:
+        raise OdqaError("the update would leave the index without passages; build a new index instead")
+    old_ids = np.concatenate([survivors, np.full(len(fresh), -1, dtype=np.int64)])[order]
+    final_id = np.empty(len(order), dtype=np.int64)
+    final_id[order] = np.arange(len(order))  # candidate position -> final passage id
+
+    # Sources of every final passage: the surviving ones, then merged ones, then fresh passages'.
+    keep_source = alive & (n_alive[passage_of_source] > 0)
+    survivor_position = np.full(n_old, -1, dtype=np.int64)
+    survivor_position[survivors] = np.arange(len(survivors))
+    extra = [(old, src) for old, sources in merged.items() for src in sources]
+    extra += [(-1 - i, src) for i, p in enumerate(fresh) for src in p.sources]
+    extra_owner = np.asarray(
+        [survivor_position[o] if o >= 0 else len(survivors) + (-1 - o) for o, _ in extra], dtype=np.int64
+    )
+    owner = final_id[np.concatenate([survivor_position[passage_of_source[keep_source]], extra_owner])]
+    docs = _joined(source_doc[keep_source], [added_number[src.doc_id] for _, src in extra])
+    starts = _joined(table["source_start"][keep_source], [src.start for _, src in extra])
+    ends = _joined(table["source_end"][keep_source], [src.end for _, src in extra])
+    by_owner = np.argsort(owner, kind="stable")  # within a passage: surviving order, then appended
+    new_ptr = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=len(order)), out=new_ptr[1:])
+
+    # Passages whose record changes are written anew: fresh ones, those with sources lost or merged.
+    given: dict[int, Passage] = {}
+    changed = set(survivors[lost_sources].tolist()) | set(merged)
+    final_docs = docs[by_owner]
+    final_starts, final_ends = starts[by_owner], ends[by_owner]
+
+    def sources_of(i: int) -> tuple[PassageSource, ...]:
+        return tuple(
+            PassageSource(final_documents[d][0], int(a), int(b))
+            for d, a, b in zip(
+                final_docs[new_ptr[i] : new_ptr[i + 1]].tolist(),
+                final_starts[new_ptr[i] : new_ptr[i + 1]],
+                final_ends[new_ptr[i] : new_ptr[i + 1]],
+            )
+        )
+
+    for old in changed:
+        i = int(final_id[survivor_position[old]])
+        passage, sources = store[old], sources_of(i)
         title, body_start = passage.title, passage.body_start
         if sources[0] != passage.sources[0]:  # its first source went: it now belongs to the next one's document
-            title = titles[sources[0].doc_id]
+            title = final_documents[final_docs[new_ptr[i]]][1]
             body_start = len(f"{title}\n") if config.title and title else 0
-        survivors.append(Passage(len(survivors), passage.text, title, sources, body_start))
-        old_ids.append(i)
-    by_text = {p.text: i for i, p in enumerate(survivors)} if config.dedup else {}
-    new, _ = PassageBuilder(config).build(added, allow_empty=True)
-    for passage in new:
-        existing = by_text.get(passage.text)
-        if existing is not None:  # the same text from an added document: one more source
-            old = survivors[existing]
-            survivors[existing] = Passage(old.id, old.text, old.title, old.sources + passage.sources, old.body_start)
-            continue
-        survivors.append(passage)
-        old_ids.append(-1)
-    if not survivors:
-        raise OdqaError("the update would leave the index without passages; build a new index instead")
-
-    # A fresh build numbers passages by their first occurrence: document order, then position.
-    def first_occurrence(i: int) -> tuple[int, int, int]:
-        source = survivors[i].sources[0]
-        return rank[source.doc_id], source.start, source.end
-
-    order = sorted(range(len(survivors)), key=first_occurrence)
-    final = [
-        Passage(new_id, p.text, p.title, p.sources, p.body_start)
-        for new_id, p in enumerate(survivors[i] for i in order)
-    ]
+        given[i] = Passage(i, passage.text, title, sources, body_start)
+    for k, passage in enumerate(fresh):
+        i = int(final_id[len(survivors) + k])
+        given[i] = Passage(i, passage.text, passage.title, passage.sources, passage.body_start)
+    copied = old_ids >= 0
+    copied[list(given)] = False
+    digests = np.zeros((len(order), 16), dtype=np.uint8)
+    digests[copied] = table["passage_digest"][old_ids[copied]]
+    hashes = np.zeros(len(order), dtype=np.uint64)
+    hashes[old_ids >= 0] = table["text_hash"][old_ids[old_ids >= 0]]
+    for i, passage in given.items():
+        digests[i] = np.frombuffer(passage_digest(passage), dtype=np.uint8)
+        hashes[i] = text_hash(passage.text)
+    new_table = {
+        "source_ptr": new_ptr,
+        "source_doc": final_docs.astype(np.int32),
+        "source_start": final_starts.astype(np.int32),
+        "source_end": final_ends.astype(np.int32),
+        "text_hash": hashes,
+        "passage_digest": digests,
+    }
     return CollectionChange(
-        final,
-        np.asarray(old_ids, dtype=np.int64)[order] if order else np.zeros(0, dtype=np.int64),
-        final_documents,
-        added=len(added),
-        deleted=len(delete),
-        replaced=len(clash),
+        ComposedStore(store, old_ids, given), old_ids, final_documents, new_table, len(added), len(delete), len(clash)
     )
 
 
@@ -146,26 +245,31 @@ def read_document_list(path: Path) -> list[tuple[str, str]]:
 
 
 def _merged_counts(index, change: CollectionChange, processes: int | None, quiet: bool):
-    """The final (passages x terms) count matrix and vocabulary: kept passages' counts moved to
-    their new rows, added passages analysed, terms no passage holds any more dropped."""
+    """The final (passages x terms) CSC count matrix and vocabulary: kept passages' counts moved to
+    their new rows, added passages analysed, terms no passage holds any more dropped. Entries are
+    scattered into place column by column (kept ones first, added ones after: added passages
+    follow every kept one), so the millions of kept entries are never sorted again."""
     import scipy.sparse as sp
 
     from odqa.analysis.corpus import analyze_corpus
+    from odqa.retrieval.sparse import count_matrix
 
     a = index.arrays
-    indptr = np.asarray(a["indptr"])
-    n_old, n_terms_old = index.n_passages, len(index.vocab)
+    old_indptr = np.asarray(a["indptr"])
+    n_old, n_terms_old, n_final = index.n_passages, len(index.vocab), len(change.old_ids)
     new_row = np.full(n_old, -1, dtype=np.int64)
     kept = np.nonzero(change.old_ids >= 0)[0]
     new_row[change.old_ids[kept]] = kept
-    rows_old = new_row[np.asarray(a["passage_ids"])]
-    cols_old = np.repeat(np.arange(n_terms_old, dtype=np.int64), np.diff(indptr))
-    keep = rows_old >= 0
-    data_old = np.asarray(a["tf"])[keep].astype(np.float32)
+    rows = new_row[np.asarray(a["passage_ids"])]
+    keep = rows >= 0
+    kept_rows, kept_tf = rows[keep], np.asarray(a["tf"])[keep]
+    # Kept entries per term: prefix sums of `keep` at the term boundaries.
+    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])[old_indptr]
+    kept_df = np.diff(kept_before)
 
     added_rows = np.nonzero(change.old_ids < 0)[0]
     analyzed = analyze_corpus(
-        [change.passages[i].text for i in added_rows],
+        [change.store.given[i].text for i in added_rows.tolist()],
         index.analyzer_config,
         processes if processes else (1 if len(added_rows) < 2000 else None),
         quiet,
@@ -175,23 +279,37 @@ def _merged_counts(index, change: CollectionChange, processes: int | None, quiet
     mapping = np.fromiter(
         (term_ids.setdefault(t, len(term_ids)) for t in analyzed.vocab), dtype=np.int64, count=len(analyzed.vocab)
     )
-    vocab.extend(list(term_ids)[len(vocab) :])
-    rows_new = np.repeat(added_rows, np.diff(analyzed.offsets))
-    cols_new = mapping[analyzed.ids] if len(analyzed.ids) else np.zeros(0, dtype=np.int64)
-
-    counts = sp.csc_matrix(
-        (
-            np.concatenate([data_old, np.ones(len(rows_new), dtype=np.float32)]),
-            (np.concatenate([rows_old[keep], rows_new]), np.concatenate([cols_old[keep], cols_new])),
-        ),
-        shape=(len(change.passages), len(vocab)),
+    vocab.extend(list(term_ids)[n_terms_old:])
+    n_terms = len(vocab)
+    kept_df = np.concatenate([kept_df, np.zeros(n_terms - n_terms_old, dtype=np.int64)])
+    added = count_matrix(
+        np.repeat(added_rows, np.diff(analyzed.offsets)),
+        mapping[analyzed.ids] if len(analyzed.ids) else np.zeros(0, dtype=np.int64),
+        n_final,
+        n_terms,
     )
-    counts.sum_duplicates()
-    present = np.nonzero(np.diff(counts.indptr))[0]
-    if len(present) < len(vocab):
-        counts = counts[:, present]
-        counts.sum_duplicates()
+    added_df = np.diff(added.indptr)
+
+    df = kept_df + added_df
+    indptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    data = np.empty(int(indptr[-1]), dtype=np.float32)
+    kept_cols = np.repeat(np.arange(n_terms_old, dtype=np.int64), kept_df[:n_terms_old])
+    at = indptr[kept_cols] + np.arange(len(kept_cols)) - kept_before[:-1][kept_cols]
+    indices[at], data[at] = kept_rows, kept_tf
+    added_cols = np.repeat(np.arange(n_terms, dtype=np.int64), added_df)
+    at = indptr[added_cols] + kept_df[added_cols] + np.arange(len(added_cols)) - added.indptr[:-1][added_cols]
+    indices[at], data[at] = added.indices, added.data
+    present = np.nonzero(df)[0]
+    if len(present) < n_terms:  # a column without entries goes by dropping its boundary
+        indptr = np.concatenate([[0], indptr[1:][present]])
         vocab = [vocab[i] for i in present]
+    counts = sp.csc_matrix((data, indices, indptr), shape=(n_final, len(vocab)))
+    # Kept passages that moved (their first document went) break each column's row order.
+    if len(kept) and (np.any(np.diff(change.old_ids[kept]) < 0)):
+        counts.has_sorted_indices = False
+        counts.sort_indices()
     return counts, vocab
 
 
@@ -230,7 +348,7 @@ def update_index(
     if add is None and not delete:
         raise OdqaError("nothing to update: give documents to add, ids to delete, or both")
     index = SparseIndex.load(path)
-    if "tf" not in index.arrays:
+    if any(name not in index.arrays for name in TABLE):
         raise OdqaError(
             f"index {path} was built by an odqa that did not keep term counts; "
             "rebuild it once with `odqa index` to add and delete documents"
@@ -241,8 +359,8 @@ def update_index(
     added = list(read_documents(add)) if add is not None else []
     if add is not None and not added:
         raise OdqaError(f"{add} holds no documents to add")
-    old_passages = [index.passages[i] for i in range(index.n_passages)]
-    change = plan_change(old_passages, documents, config, added, delete, replace)
+    table = {name: np.asarray(index.arrays[name]) for name in TABLE if name != "tf"}
+    change = plan_change(index.passages, table, documents, config, added, delete, replace)
     dense_indexes = [_check_dense(Path(d), corpus.get("fingerprint"), path) for d in dense]
 
     source = corpus.get("source", {})
@@ -260,11 +378,17 @@ def update_index(
         **corpus,
         "source": {"built_from": source.get("built_from", source), "updates": history},
         "documents": len(change.documents),
-        "passages": len(change.passages),
-        "fingerprint": fingerprint(change.passages),
+        "passages": len(change.old_ids),
+        "fingerprint": change.fingerprint,
     }
     counts, vocab = _merged_counts(index, change, processes, quiet)
-    updated = SparseIndex.from_counts(counts, vocab, index.analyzer_config, index.scoring, change.passages, info)
+    first_doc = change.table["source_doc"][change.table["source_ptr"][:-1]]
+    # Passages are in document order, so numbering documents by first appearance is a running count.
+    passage_docs = np.concatenate([[0], np.cumsum(first_doc[1:] != first_doc[:-1])]).astype(np.int32)
+    updated = SparseIndex.from_counts(
+        counts, vocab, index.analyzer_config, index.scoring, change.store, info, passage_docs
+    )
+    updated.arrays |= change.table
     updated_dense = [_updated_dense(d, change, info, device, quiet) for d in dense_indexes]
 
     extra = {DOCUMENTS: document_list_text(change.documents)}
@@ -278,7 +402,7 @@ def update_index(
         change.deleted,
         change.replaced,
         index.n_passages,
-        len(change.passages),
+        len(change.old_ids),
         int((change.old_ids < 0).sum()),
         [str(d) for d in dense],
         time.perf_counter() - start,
@@ -314,12 +438,12 @@ def _updated_dense(path: Path, change: CollectionChange, info: dict, device: str
 
     index = DenseIndex.load(path, device=device, mmap=False)
     old = index.faiss_index.reconstruct_n(0, index.faiss_index.ntotal)
-    vectors = np.empty((len(change.passages), old.shape[1]), dtype=np.float32)
+    vectors = np.empty((len(change.old_ids), old.shape[1]), dtype=np.float32)
     kept = change.old_ids >= 0
     vectors[kept] = old[change.old_ids[kept]]
     added = [p.text for p in change.new_passages]
     if added:
         vectors[~kept] = index.encoder.encode(added, "passage", not quiet)
     return DenseIndex.build(
-        change.passages, index.encoder, index.manifest["faiss"], index.encoder_path, info, vectors=vectors
+        change.store, index.encoder, index.manifest["faiss"], index.encoder_path, info, vectors=vectors
     )
