@@ -55,31 +55,32 @@ def idf_smooth(df, n):
     return np.log((1 + n) / (1 + df)) + 1.0
 
 
-# --- term frequency component: (tf, doc_len, avg_len, config) -> weight ------------------------
+# --- term frequency component: (tf, length norm, config) -> weight ------------------------------
 
 
-def _norm(doc_len, avg_len, c: ScoringConfig):
+def length_norm(doc_len, avg_len, c: ScoringConfig):
+    """BM25's length normalisation, 1 - b + b * len / avg_len: once per passage, not per posting."""
     return 1 - c.b + c.b * doc_len / avg_len
 
 
-def tf_robertson(tf, doc_len, avg_len, c):
-    return tf / (tf + c.k1 * _norm(doc_len, avg_len, c))
+def tf_robertson(tf, norm, c):
+    return tf / (tf + c.k1 * norm)
 
 
-def tf_atire(tf, doc_len, avg_len, c):
-    return tf * (c.k1 + 1) / (tf + c.k1 * _norm(doc_len, avg_len, c))
+def tf_atire(tf, norm, c):
+    return tf * (c.k1 + 1) / (tf + c.k1 * norm)
 
 
-def tf_bm25l(tf, doc_len, avg_len, c):
-    ctd = tf / _norm(doc_len, avg_len, c)
+def tf_bm25l(tf, norm, c):
+    ctd = tf / norm
     return (c.k1 + 1) * (ctd + c.delta) / (c.k1 + ctd + c.delta)
 
 
-def tf_bm25plus(tf, doc_len, avg_len, c):
-    return tf_atire(tf, doc_len, avg_len, c) + c.delta
+def tf_bm25plus(tf, norm, c):
+    return tf_atire(tf, norm, c) + c.delta
 
 
-def tf_log(tf, doc_len, avg_len, c):
+def tf_log(tf, norm, c):
     return 1 + np.log(tf)
 
 
@@ -129,10 +130,11 @@ def passage_weights(
     idf = np.zeros(len(df), dtype=np.float64)
     present = df > 0
     idf[present] = scheme.idf(df[present].astype(np.float64), float(n_docs))
-    tfc = scheme.tf(tf.astype(np.float64), doc_len[doc_of_entry].astype(np.float64), avg_len, config)
+    norm = length_norm(doc_len.astype(np.float64), avg_len, config)
+    tfc = scheme.tf(tf.astype(np.float64), norm[doc_of_entry], config)
     absent = np.zeros(len(df), dtype=np.float64)
     if scheme.absent_scores:
-        tf0 = scheme.tf(np.zeros(1), np.ones(1), 1.0, config)[0]  # tf(0) does not depend on length
+        tf0 = scheme.tf(np.zeros(1), np.ones(1), config)[0]  # tf(0) does not depend on length
         absent = idf * tf0
         tfc = tfc - tf0
     weights = tfc * idf[term_of_entry]

@@ -246,9 +246,10 @@ def read_document_list(path: Path) -> list[tuple[str, str]]:
 
 def _merged_counts(index, change: CollectionChange, processes: int | None, quiet: bool):
     """The final (passages x terms) CSC count matrix and vocabulary: kept passages' counts moved to
-    their new rows, added passages analysed, terms no passage holds any more dropped. Entries are
-    scattered into place column by column (kept ones first, added ones after: added passages
-    follow every kept one), so the millions of kept entries are never sorted again."""
+    their new rows, added passages analysed, terms no passage holds any more dropped. The kept
+    entries stay in their term-major order (only their rows are renumbered) and the few added
+    ones are inserted at the end of each term's run (added passages follow every kept one):
+    a handful of passes over the postings, never a sort of them."""
     import scipy.sparse as sp
 
     from odqa.analysis.corpus import analyze_corpus
@@ -257,57 +258,57 @@ def _merged_counts(index, change: CollectionChange, processes: int | None, quiet
     a = index.arrays
     old_indptr = np.asarray(a["indptr"])
     n_old, n_terms_old, n_final = index.n_passages, len(index.vocab), len(change.old_ids)
-    new_row = np.full(n_old, -1, dtype=np.int64)
+    new_row = np.full(n_old, -1, dtype=np.int32)
     kept = np.nonzero(change.old_ids >= 0)[0]
     new_row[change.old_ids[kept]] = kept
     rows = new_row[np.asarray(a["passage_ids"])]
-    keep = rows >= 0
-    kept_rows, kept_tf = rows[keep], np.asarray(a["tf"])[keep]
-    # Kept entries per term: prefix sums of `keep` at the term boundaries.
-    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])[old_indptr]
-    kept_df = np.diff(kept_before)
+    tf = np.asarray(a["tf"])
+    dropped = np.nonzero(rows < 0)[0]
+    kept_df = np.diff(old_indptr)
+    if len(dropped):
+        kept_df = kept_df - np.bincount(np.searchsorted(old_indptr, dropped, side="right") - 1, minlength=n_terms_old)
+        keep = np.ones(len(rows), dtype=bool)
+        keep[dropped] = False
+        rows, tf = rows[keep], tf[keep]
 
     added_rows = np.nonzero(change.old_ids < 0)[0]
-    analyzed = analyze_corpus(
-        [change.store.given[i].text for i in added_rows.tolist()],
-        index.analyzer_config,
-        processes if processes else (1 if len(added_rows) < 2000 else None),
-        quiet,
-    )
     vocab = list(index.vocab)
-    term_ids = {t: i for i, t in enumerate(vocab)}
-    mapping = np.fromiter(
-        (term_ids.setdefault(t, len(term_ids)) for t in analyzed.vocab), dtype=np.int64, count=len(analyzed.vocab)
-    )
-    vocab.extend(list(term_ids)[n_terms_old:])
-    n_terms = len(vocab)
-    kept_df = np.concatenate([kept_df, np.zeros(n_terms - n_terms_old, dtype=np.int64)])
-    added = count_matrix(
-        np.repeat(added_rows, np.diff(analyzed.offsets)),
-        mapping[analyzed.ids] if len(analyzed.ids) else np.zeros(0, dtype=np.int64),
-        n_final,
-        n_terms,
-    )
-    added_df = np.diff(added.indptr)
-
-    df = kept_df + added_df
-    indptr = np.zeros(n_terms + 1, dtype=np.int64)
+    if len(added_rows):
+        analyzed = analyze_corpus(
+            [change.store.given[i].text for i in added_rows.tolist()],
+            index.analyzer_config,
+            processes if processes else (1 if len(added_rows) < 2000 else None),
+            quiet,
+        )
+        term_ids = {t: i for i, t in enumerate(vocab)}
+        mapping = np.fromiter(
+            (term_ids.setdefault(t, len(term_ids)) for t in analyzed.vocab), dtype=np.int64, count=len(analyzed.vocab)
+        )
+        vocab.extend(list(term_ids)[n_terms_old:])
+        added = count_matrix(
+            np.repeat(added_rows, np.diff(analyzed.offsets)),
+            mapping[analyzed.ids] if len(analyzed.ids) else np.zeros(0, dtype=np.int64),
+            n_final,
+            len(vocab),
+        )
+        kept_df = np.concatenate([kept_df, np.zeros(len(vocab) - n_terms_old, dtype=np.int64)])
+        added_df = np.diff(added.indptr)
+        kept_end = np.cumsum(kept_df)
+        at = np.repeat(kept_end, added_df)  # each added entry goes after its term's kept ones
+        rows = np.insert(rows, at, added.indices.astype(np.int32))
+        tf = np.insert(tf.astype(np.float32), at, added.data)
+        df = kept_df + added_df
+    else:
+        df = kept_df
+    indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
     np.cumsum(df, out=indptr[1:])
-    indices = np.empty(int(indptr[-1]), dtype=np.int32)
-    data = np.empty(int(indptr[-1]), dtype=np.float32)
-    kept_cols = np.repeat(np.arange(n_terms_old, dtype=np.int64), kept_df[:n_terms_old])
-    at = indptr[kept_cols] + np.arange(len(kept_cols)) - kept_before[:-1][kept_cols]
-    indices[at], data[at] = kept_rows, kept_tf
-    added_cols = np.repeat(np.arange(n_terms, dtype=np.int64), added_df)
-    at = indptr[added_cols] + kept_df[added_cols] + np.arange(len(added_cols)) - added.indptr[:-1][added_cols]
-    indices[at], data[at] = added.indices, added.data
     present = np.nonzero(df)[0]
-    if len(present) < n_terms:  # a column without entries goes by dropping its boundary
+    if len(present) < len(vocab):  # a term without entries goes by dropping its boundary
         indptr = np.concatenate([[0], indptr[1:][present]])
         vocab = [vocab[i] for i in present]
-    counts = sp.csc_matrix((data, indices, indptr), shape=(n_final, len(vocab)))
-    # Kept passages that moved (their first document went) break each column's row order.
-    if len(kept) and (np.any(np.diff(change.old_ids[kept]) < 0)):
+    counts = sp.csc_matrix((tf.astype(np.float32, copy=False), rows, indptr), shape=(n_final, len(vocab)))
+    # Kept passages that moved (their first document went) break each term's row order.
+    if len(kept) and np.any(np.diff(change.old_ids[kept]) < 0):
         counts.has_sorted_indices = False
         counts.sort_indices()
     return counts, vocab
