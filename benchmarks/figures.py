@@ -35,6 +35,13 @@ class Figure:
     format: str = "{}"  # how the README prints it
 
 
+def update_row(results: dict, operation: str) -> dict:
+    row = next(r for r in results["rows"] if r["operation"] == operation)
+    if not (row["identical_top100"] and row["identical_passages"]):
+        raise ValueError(f"index_update.json: the {operation} run did not equal its rebuild")
+    return row
+
+
 def system(data: dict, name: str) -> dict:
     """One row of a results file's "systems" list, by its exact name."""
     for row in data["systems"]:
@@ -66,6 +73,7 @@ def reader_speedup(data: dict, peer: str) -> float:
 
 KO = "retrieval_ko.json"
 KERNEL_RUN = "sparse_kernel.json"
+UPDATE_RUN = "index_update.json"
 MODEL = "korean_model.json"
 KO_EVAL = lambda d, key: d["eval"]["results"][key]["korquad"]
 
@@ -118,6 +126,15 @@ FIGURES: dict[str, Figure] = {
     "kernel.bm25s.qps": Figure(KERNEL_RUN, lambda d: system(d, "bm25s (numba, in memory)")["queries_per_s"], "{:,.0f}"),
     "kernel.ratio": Figure(KERNEL_RUN, lambda d: d["odqa_vs_bm25s"], "{:.2f}×"),
     "kernel.same_ids": Figure(KERNEL_RUN, lambda d: 100 * d["same_ranked_ids"], "{:.2f}"),
+    # adding and deleting 1% of an index's documents against a rebuild (benchmarks/index_update.py)
+    "update.articles": Figure(UPDATE_RUN, lambda d: d["articles"], "{:,}"),
+    "update.passages": Figure(UPDATE_RUN, lambda d: d["passages"], "{:,}"),
+    "update.changed": Figure(UPDATE_RUN, lambda d: d["changed_articles"], "{:,}"),
+    "update.add_share": Figure(UPDATE_RUN, lambda d: 100 * update_row(d, "add")["share_of_rebuild"], "{:.1f}"),
+    "update.delete_share": Figure(UPDATE_RUN, lambda d: 100 * update_row(d, "delete")["share_of_rebuild"], "{:.1f}"),
+    "update.rebuild_s": Figure(UPDATE_RUN, lambda d: update_row(d, "add")["rebuild_s"], "{:.0f}"),
+    "update.add_s": Figure(UPDATE_RUN, lambda d: update_row(d, "add")["update_s"], "{:.1f}"),
+    "update.delete_s": Figure(UPDATE_RUN, lambda d: update_row(d, "delete")["update_s"], "{:.1f}"),
     # Korean model (benchmarks/korean_model.py)
     "model.probe_cosine": Figure(MODEL, lambda d: d["import"]["probe"]["cosine_min"], "{:.4f}"),
     "model.korean_same_ids": Figure(MODEL, lambda d: d["import"]["korean"]["same_token_ids"]),

@@ -77,7 +77,9 @@ class SparseIndex:
         passage_of_token = np.repeat(np.arange(n_passages, dtype=np.int32), np.diff(analyzed.offsets))
         counts = count_matrix(passage_of_token, analyzed.ids, n_passages, n_terms)
         del passage_of_token
-        return cls.from_counts(counts, analyzed.vocab, analyzer, scoring, passages, corpus_info, passage_docs)
+        return cls.from_counts(
+            counts, analyzed.vocab, analyzer, scoring, passages, corpus_info, passage_docs, np.diff(analyzed.offsets)
+        )
 
     @classmethod
     def from_counts(
@@ -89,15 +91,18 @@ class SparseIndex:
         passages: Sequence[Passage] | None = None,
         corpus_info: dict | None = None,
         passage_docs: np.ndarray | None = None,
+        passage_len: np.ndarray | None = None,
     ) -> SparseIndex:
         """Weights from a (passages x terms) CSC matrix of term counts, which the index keeps
-        (`tf`) so that documents can be added and deleted without analysing the rest again."""
+        (`tf`, with `passage_len`, the tokens of each passage: the counts' row sums, computed
+        when not given) so that documents can be added and deleted without analysing the rest again."""
 
         n_passages, n_terms = counts.shape
         if n_passages == 0:
             raise OdqaError("cannot index an empty corpus")
-        passage_len = _unit_lengths(counts)
+        passage_len = _unit_lengths(counts) if passage_len is None else np.asarray(passage_len, dtype=np.int64)
         arrays = _weight_matrix(counts, scoring, passage_len)
+        arrays["passage_len"] = passage_len.astype(np.int32)
         extra_counts = {}
         if scoring.document_weight > 0:
             if passage_docs is None:
@@ -372,7 +377,7 @@ def _pooled_counts(counts, unit_group: np.ndarray, n_groups: int):
         starts[1:] = group_of_entry[1:] != group_of_entry[:-1]
         starts[counts.indptr[:-1][np.diff(counts.indptr) > 0]] = True  # every column starts a run
         first = np.nonzero(starts)[0]
-        indptr = np.concatenate([[0], np.cumsum(starts, dtype=np.int64)])[counts.indptr]
+        indptr = np.searchsorted(first, counts.indptr)  # runs that start before each column's first entry
         data = np.add.reduceat(counts.data, first) if len(first) else counts.data[:0]
         return sp.csc_matrix((data, group_of_entry[first], indptr), shape=(n_groups, counts.shape[1]))
     pooling = sp.csr_matrix(

@@ -28,7 +28,7 @@ from odqa.types import Document, Passage, PassageSource
 DOCUMENTS = "documents.json"  # (id, title) of the indexed documents in order
 # What an index keeps about its passages to be updated: each one's sources (document number into
 # documents.json, start, end) as a ragged array, its text hash (dedup) and digest (fingerprint).
-TABLE = ("tf", "source_ptr", "source_doc", "source_start", "source_end", "text_hash", "passage_digest")
+TABLE = ("tf", "passage_len", "source_ptr", "source_doc", "source_start", "source_end", "text_hash", "passage_digest")
 _SHOWN = 5  # ids named in a refusal
 
 
@@ -245,8 +245,8 @@ def read_document_list(path: Path) -> list[tuple[str, str]]:
 
 
 def _merged_counts(index, change: CollectionChange, processes: int | None, quiet: bool):
-    """The final (passages x terms) CSC count matrix and vocabulary: kept passages' counts moved to
-    their new rows, added passages analysed, terms no passage holds any more dropped. The kept
+    """The final (passages x terms) CSC count matrix, vocabulary and passage lengths: kept passages'
+    counts moved to their new rows, added passages analysed, terms no passage holds any more dropped. The kept
     entries stay in their term-major order (only their rows are renumbered) and the few added
     ones are inserted at the end of each term's run (added passages follow every kept one):
     a handful of passes over the postings, never a sort of them."""
@@ -272,6 +272,8 @@ def _merged_counts(index, change: CollectionChange, processes: int | None, quiet
         rows, tf = rows[keep], tf[keep]
 
     added_rows = np.nonzero(change.old_ids < 0)[0]
+    passage_len = np.zeros(n_final, dtype=np.int64)
+    passage_len[kept] = np.asarray(a["passage_len"])[change.old_ids[kept]]
     vocab = list(index.vocab)
     if len(added_rows):
         analyzed = analyze_corpus(
@@ -280,7 +282,7 @@ def _merged_counts(index, change: CollectionChange, processes: int | None, quiet
             processes if processes else (1 if len(added_rows) < 2000 else None),
             quiet,
         )
-        term_ids = {t: i for i, t in enumerate(vocab)}
+        term_ids = dict(zip(vocab, range(len(vocab))))
         mapping = np.fromiter(
             (term_ids.setdefault(t, len(term_ids)) for t in analyzed.vocab), dtype=np.int64, count=len(analyzed.vocab)
         )
@@ -291,12 +293,16 @@ def _merged_counts(index, change: CollectionChange, processes: int | None, quiet
             n_final,
             len(vocab),
         )
+        passage_len[added_rows] = np.diff(analyzed.offsets)
         kept_df = np.concatenate([kept_df, np.zeros(len(vocab) - n_terms_old, dtype=np.int64)])
         added_df = np.diff(added.indptr)
         kept_end = np.cumsum(kept_df)
         at = np.repeat(kept_end, added_df)  # each added entry goes after its term's kept ones
-        rows = np.insert(rows, at, added.indices.astype(np.int32))
-        tf = np.insert(tf.astype(np.float32), at, added.data)
+        # Rows and counts side by side as one (n, 2) int32 array: one insertion moves both.
+        pairs = np.column_stack([rows, tf.astype(np.float32).view(np.int32)])
+        more = np.column_stack([added.indices.astype(np.int32), added.data.astype(np.float32).view(np.int32)])
+        pairs = np.insert(pairs, at, more, axis=0)
+        rows, tf = pairs[:, 0], pairs[:, 1].view(np.float32)
         df = kept_df + added_df
     else:
         df = kept_df
@@ -311,7 +317,7 @@ def _merged_counts(index, change: CollectionChange, processes: int | None, quiet
     if len(kept) and np.any(np.diff(change.old_ids[kept]) < 0):
         counts.has_sorted_indices = False
         counts.sort_indices()
-    return counts, vocab
+    return counts, vocab, passage_len
 
 
 @dataclass
@@ -360,7 +366,7 @@ def update_index(
     added = list(read_documents(add)) if add is not None else []
     if add is not None and not added:
         raise OdqaError(f"{add} holds no documents to add")
-    table = {name: np.asarray(index.arrays[name]) for name in TABLE if name != "tf"}
+    table = {name: np.asarray(index.arrays[name]) for name in TABLE if name not in ("tf", "passage_len")}
     change = plan_change(index.passages, table, documents, config, added, delete, replace)
     dense_indexes = [_check_dense(Path(d), corpus.get("fingerprint"), path) for d in dense]
 
@@ -382,12 +388,12 @@ def update_index(
         "passages": len(change.old_ids),
         "fingerprint": change.fingerprint,
     }
-    counts, vocab = _merged_counts(index, change, processes, quiet)
+    counts, vocab, passage_len = _merged_counts(index, change, processes, quiet)
     first_doc = change.table["source_doc"][change.table["source_ptr"][:-1]]
     # Passages are in document order, so numbering documents by first appearance is a running count.
     passage_docs = np.concatenate([[0], np.cumsum(first_doc[1:] != first_doc[:-1])]).astype(np.int32)
     updated = SparseIndex.from_counts(
-        counts, vocab, index.analyzer_config, index.scoring, change.store, info, passage_docs
+        counts, vocab, index.analyzer_config, index.scoring, change.store, info, passage_docs, passage_len
     )
     updated.arrays |= change.table
     updated_dense = [_updated_dense(d, change, info, device, quiet) for d in dense_indexes]
