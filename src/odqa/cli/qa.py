@@ -190,6 +190,12 @@ def serve(
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8000),
     device: Optional[str] = typer.Option(None),
+    log: Optional[Path] = typer.Option(
+        None, help="write one JSON line per request here (rotated); see `odqa logs report`"
+    ),
+    log_questions: bool = typer.Option(True, help="keep questions in the log (--no-log-questions: only their length)"),
+    log_max_mb: float = typer.Option(10.0, min=0.01, help="rotate the log at this size"),
+    log_backups: int = typer.Option(5, min=0, help="rotated log files kept"),
 ) -> None:
     """HTTP API (POST /ask, POST /search, GET /health, /docs) and a web page at /."""
     try:
@@ -197,7 +203,15 @@ def serve(
     except ImportError:
         raise OdqaError("serving needs the serve extra: pip install 'odqa[serve]'") from None
     from odqa.serve.app import create_app
+    from odqa.serve.requestlog import RequestLog
 
-    application = create_app(_pipeline(config, index, reader, k, device, rerank))
-    typer.echo(f"serving on http://{host}:{port}/ (API docs at /docs)")
+    request_log = None
+    if log is not None:
+        try:
+            request_log = RequestLog(log, int(log_max_mb * 1024 * 1024), log_backups, log_questions)
+        except OSError as e:
+            raise OdqaError(f"cannot write the request log {log}: {e.strerror or e}") from None
+    application = create_app(_pipeline(config, index, reader, k, device, rerank), request_log=request_log)
+    logged = f"; logging requests to {log}" if log else ""
+    typer.echo(f"serving on http://{host}:{port}/ (API docs at /docs){logged}")
     uvicorn.run(application, host=host, port=port, log_level="warning")

@@ -8,16 +8,19 @@ clients share reading passes instead of queueing one by one. Every bad input get
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from importlib import resources
 
+from fastapi import Request  # the module is the FastAPI app: the serve extra is installed when it is imported
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from odqa.errors import OdqaError
 from odqa.pipeline import Pipeline
+from odqa.serve.requestlog import RequestLog, ask_record
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +107,26 @@ class Batcher:
         return await asyncio.get_running_loop().run_in_executor(self.executor, self.pipeline.retrieve, [question], k)
 
 
-def create_app(pipeline: Pipeline, max_body_bytes: int = MAX_BODY_BYTES, batch_window_ms: float = 10.0):
-    from fastapi import FastAPI, Request
+def _question_of(body: bytes) -> str | None:
+    """The question of a request body, for the log of a refused request (None when unreadable)."""
+    try:
+        question = json.loads(body).get("question")
+    except (ValueError, AttributeError):
+        return None
+    return question if isinstance(question, str) else None
+
+
+def create_app(
+    pipeline: Pipeline,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    batch_window_ms: float = 10.0,
+    request_log: RequestLog | None = None,
+):
+    """The app; with `request_log`, one line per /ask and /search request, answered or refused."""
+    from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
+    from starlette.exceptions import HTTPException
 
     pipeline.warm_up()
     batcher = Batcher(pipeline, batch_window_ms)
@@ -115,34 +134,65 @@ def create_app(pipeline: Pipeline, max_body_bytes: int = MAX_BODY_BYTES, batch_w
         title="odqa", version="1", description="Open-domain question answering: retrieve, read, answer with evidence."
     )
 
+    def refusal(request: Request, message: str, status: int, problems: list | None = None):
+        request.state.error = message if not problems else f"{message}: {problems}"
+        body = {"error": message} | ({"problems": problems} if problems is not None else {})
+        return JSONResponse(body, status_code=status)
+
     @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        if request.method == "POST":
-            declared = request.headers.get("content-length")
-            if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
-                return JSONResponse({"error": f"request body over {max_body_bytes} bytes"}, status_code=413)
-            body = await request.body()
-            if len(body) > max_body_bytes:
-                return JSONResponse({"error": f"request body over {max_body_bytes} bytes"}, status_code=413)
-            try:
-                body.decode("utf-8")
-            except UnicodeDecodeError as e:
-                return JSONResponse(
-                    {"error": f"request body is not UTF-8 ({e.reason} at byte {e.start})"}, status_code=422
-                )
-        return await call_next(request)
+    async def limit_and_log(request: Request, call_next):
+        start = time.perf_counter()
+        body = b""
+        response = None
+        try:
+            if request.method == "POST":
+                declared = request.headers.get("content-length")
+                too_big = f"request body over {max_body_bytes} bytes"
+                if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
+                    return (response := refusal(request, too_big, 413))
+                body = await request.body()
+                if len(body) > max_body_bytes:
+                    return (response := refusal(request, too_big, 413))
+                try:
+                    body.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    return (
+                        response := refusal(request, f"request body is not UTF-8 ({e.reason} at byte {e.start})", 422)
+                    )
+            response = await call_next(request)
+            return response
+        finally:
+            if request_log is not None and request.url.path in ("/ask", "/search"):
+                record = getattr(request.state, "record", None)
+                if record is None or response is None or response.status_code != 200:
+                    record = {
+                        "endpoint": request.url.path,
+                        "status": response.status_code if response is not None else 500,
+                        "question": _question_of(body) if len(body) <= max_body_bytes else None,
+                        "error": getattr(request.state, "error", None) or "internal error",
+                        "total_ms": round(1000 * (time.perf_counter() - start), 2),
+                    }
+                request_log.write(record)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
-        problems = [
-            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": e.get("msg", "")}
-            for e in exc.errors()
-        ]
-        return JSONResponse({"error": "invalid request", "problems": problems}, status_code=422)
+        problems = []
+        for e in exc.errors():
+            loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+            if e.get("type") == "json_invalid":  # the location is a character position, not a field
+                position = f" at character {loc[-1]}" if loc else ""
+                problems.append({"field": "body", "problem": f"malformed JSON{position}: {e.get('msg', '')}"})
+            else:
+                problems.append({"field": ".".join(loc), "problem": e.get("msg", "")})
+        return refusal(request, "invalid request", 422, problems)
 
     @app.exception_handler(OdqaError)
     async def refused(request: Request, exc: OdqaError):
-        return JSONResponse({"error": str(exc)}, status_code=422)
+        return refusal(request, str(exc), 422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):  # 404, 405: the same shape as every error
+        return refusal(request, f"{exc.detail}: {request.method} {request.url.path}", exc.status_code)
 
     @app.get("/health")
     async def health() -> dict:
@@ -154,16 +204,28 @@ def create_app(pipeline: Pipeline, max_body_bytes: int = MAX_BODY_BYTES, batch_w
         }
 
     @app.post("/ask")
-    async def ask(request: AskRequest) -> dict:
+    async def ask(request: AskRequest, http: Request) -> dict:
         start = time.perf_counter()
-        result = await batcher.ask(request.question, request.k or pipeline.config.k, request.n_best)
+        k = request.k or pipeline.config.k
+        result = await batcher.ask(request.question, k, request.n_best)
         out = result.to_dict(with_passages=request.passages)
         out["timings"]["total_ms"] = 1000 * (time.perf_counter() - start)
+        http.state.record = ask_record(request.question, k, result, out["timings"]["total_ms"])
         return out
 
     @app.post("/search")
-    async def search(request: SearchRequest) -> dict:
+    async def search(request: SearchRequest, http: Request) -> dict:
+        start = time.perf_counter()
         hits = (await batcher.search(request.question, request.k))[0]
+        http.state.record = {
+            "endpoint": "/search",
+            "status": 200,
+            "question": request.question,
+            "k": request.k,
+            "passage_ids": [h.passage_id for h in hits],
+            "passage_scores": [round(h.score, 4) for h in hits],
+            "total_ms": round(1000 * (time.perf_counter() - start), 2),
+        }
         passages = [
             {
                 "passage_id": h.passage_id,

@@ -288,7 +288,9 @@ def train(
 
     started = time.monotonic()
     out_of_time = False
-    bar = progress(total=total_steps, desc="training", unit="step", quiet=quiet or not accelerator.is_main_process)
+    bar = progress(
+        total=total_steps, desc="training", unit="step", quiet=quiet or not accelerator.is_main_process, plain=False
+    )
     bar.update(state["step"])
     # A log file or CI gets a plain line every minute instead of a bar it cannot show.
     plain = PlainProgress(
