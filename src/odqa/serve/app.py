@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from importlib import resources
 
-from fastapi import Request  # the module is the FastAPI app: the serve extra is installed when it is imported
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from odqa.errors import OdqaError
@@ -123,7 +122,7 @@ def create_app(
     request_log: RequestLog | None = None,
 ):
     """The app; with `request_log`, one line per /ask and /search request, answered or refused."""
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.exceptions import HTTPException
@@ -162,16 +161,16 @@ def create_app(
             response = await call_next(request)
             return response
         finally:
-            if request_log is not None and request.url.path in ("/ask", "/search"):
-                record = getattr(request.state, "record", None)
-                if record is None or response is None or response.status_code != 200:
-                    record = {
-                        "endpoint": request.url.path,
-                        "status": response.status_code if response is not None else 500,
-                        "question": _question_of(body) if len(body) <= max_body_bytes else None,
-                        "error": getattr(request.state, "error", None) or "internal error",
-                        "total_ms": round(1000 * (time.perf_counter() - start), 2),
-                    }
+            # Answered requests are logged by their endpoint; refused and failed ones here.
+            refused = response is None or response.status_code != 200
+            if request_log is not None and request.url.path in ("/ask", "/search") and refused:
+                record = {
+                    "endpoint": request.url.path,
+                    "status": response.status_code if response is not None else 500,
+                    "question": _question_of(body) if len(body) <= max_body_bytes else None,
+                    "error": getattr(request.state, "error", None) or "internal error",
+                    "total_ms": round(1000 * (time.perf_counter() - start), 2),
+                }
                 request_log.write(record)
 
     @app.exception_handler(RequestValidationError)
@@ -204,20 +203,21 @@ def create_app(
         }
 
     @app.post("/ask")
-    async def ask(request: AskRequest, http: Request) -> dict:
+    async def ask(request: AskRequest) -> dict:
         start = time.perf_counter()
         k = request.k or pipeline.config.k
         result = await batcher.ask(request.question, k, request.n_best)
         out = result.to_dict(with_passages=request.passages)
         out["timings"]["total_ms"] = 1000 * (time.perf_counter() - start)
-        http.state.record = ask_record(request.question, k, result, out["timings"]["total_ms"])
+        if request_log is not None:
+            request_log.write(ask_record(request.question, k, result, out["timings"]["total_ms"]))
         return out
 
     @app.post("/search")
-    async def search(request: SearchRequest, http: Request) -> dict:
+    async def search(request: SearchRequest) -> dict:
         start = time.perf_counter()
         hits = (await batcher.search(request.question, request.k))[0]
-        http.state.record = {
+        record = {
             "endpoint": "/search",
             "status": 200,
             "question": request.question,
@@ -226,6 +226,8 @@ def create_app(
             "passage_scores": [round(h.score, 4) for h in hits],
             "total_ms": round(1000 * (time.perf_counter() - start), 2),
         }
+        if request_log is not None:
+            request_log.write(record)
         passages = [
             {
                 "passage_id": h.passage_id,
