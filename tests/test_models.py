@@ -306,3 +306,19 @@ def test_the_installed_package_imports_to_the_engines_embeddings_and_token_ids(t
                 vector = model(**encoded).last_hidden_state[0].mean(0).numpy()
             assert float(vector @ engine.embed(text, is_query)) / np.linalg.norm(vector) >= 0.999, text
             assert encoded["input_ids"][0].tolist()[1:-1] == engine.token_ids(prefix + text), text
+
+
+def test_a_new_head_is_one_line_not_transformers_load_report(tmp_path, klue_tokenizer, capfd):
+    from transformers import AutoModelForQuestionAnswering, BertModel
+
+    from conftest import tiny_bert_config
+    from odqa.models.loading import load_pretrained
+
+    BertModel(tiny_bert_config(klue_tokenizer)).save_pretrained(tmp_path, safe_serialization=True)
+    capfd.readouterr()
+    model, info = load_pretrained(AutoModelForQuestionAnswering, tmp_path, "a reader", output_loading_info=True)
+    err = capfd.readouterr().err
+    assert "LOAD REPORT" not in err and "\x1b[" not in err
+    lines = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert len(lines) == 1 and "new weights initialised (e.g. qa_outputs." in lines[0]
+    assert any("qa_outputs" in k for k in info["missing_keys"])

@@ -4,6 +4,8 @@ loading by an Auto class with a one-line error."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from odqa.errors import OdqaError
@@ -43,10 +45,39 @@ def pick_device(device: str | None = None):
 
 def load_pretrained(auto_class, path: str | Path, what: str, **kwargs):
     """`auto_class.from_pretrained(path)` from safetensors, never running the repository's code;
-    a folder that is not a `what` (or a hub id that cannot be fetched) is named in one line."""
+    a folder that is not a `what` (or a hub id that cannot be fetched) is named in one line.
+    transformers' multi-line LOAD REPORT (raw colour codes in a log) is replaced by one line saying
+    which weights were new or unused, and that a new head is expected before fine-tuning."""
+    import logging
+
     check_model_dir(path)
+    wants_info = kwargs.pop("output_loading_info", False)
+    report = logging.getLogger("transformers.modeling_utils")
+    level = report.level
+    report.setLevel(logging.ERROR)
     try:
-        return auto_class.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False, **kwargs)
+        model, info = auto_class.from_pretrained(
+            str(path), use_safetensors=True, trust_remote_code=False, output_loading_info=True, **kwargs
+        )
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise OdqaError(f"cannot load {path} as {what}: {first}") from None
+    finally:
+        report.setLevel(level)
+    note = loading_note(path, type(model).__name__, info)
+    if note and os.environ.get("ODQA_QUIET") != "1":
+        print(note, file=sys.stderr, flush=True)
+    return (model, info) if wants_info else model
+
+
+def loading_note(path, model_class: str, info: dict) -> str | None:
+    """One line on weights a load initialised (missing from `path`) or left unused, or None."""
+    missing, unused = sorted(info.get("missing_keys") or ()), sorted(info.get("unexpected_keys") or ())
+    if not missing and not unused:
+        return None
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} new weights initialised (e.g. {missing[0]}: expected for a head not yet trained)")
+    if unused:
+        parts.append(f"{len(unused)} weights of the checkpoint unused (e.g. {unused[0]})")
+    return f"note: {model_class} from {path}: " + "; ".join(parts)
