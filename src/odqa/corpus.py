@@ -118,6 +118,7 @@ class PassageBuilder:
     config: CorpusConfig
     # (id, title) of every document read, in order, passages or not: what an index keeps to be updated
     documents: list[tuple[str, str]] = field(default_factory=list)
+    digests: bytes = b""  # the passages' digests in order, as `fingerprint` hashes them
 
     def build(self, documents: Iterable[Document], allow_empty: bool = False) -> tuple[list[Passage], dict]:
         texts: dict[str, int] = {}
@@ -142,7 +143,8 @@ class PassageBuilder:
                 passages.append(Passage(len(passages), passage_text, document.title, (source,), len(prefix)))
         if not passages and not allow_empty:
             raise OdqaError("the corpus produced no passages: is it empty?")
-        stats = {"documents": n_docs, "passages": len(passages), "fingerprint": fingerprint(passages)}
+        self.digests = b"".join(passage_digest(p) for p in passages)
+        stats = {"documents": n_docs, "passages": len(passages), "fingerprint": fingerprint_of_digests(self.digests)}
         return passages, stats
 
 

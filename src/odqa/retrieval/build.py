@@ -30,7 +30,7 @@ def default_cache_dir() -> Path:
 def read_passages(corpus: str | Path, corpus_config: CorpusConfig, limit: int | None = None, quiet: bool = False):
     """The corpus file cut into passages, with its stats, the `corpus` record an index manifest
     keeps (what every index built from the same file and config shares) and the (id, title) of
-    every document read, in order."""
+    every document read, in order, and their digests (the PassageBuilder)."""
     documents = read_documents(corpus)
     if limit:
         documents = itertools.islice(documents, limit)
@@ -41,7 +41,7 @@ def read_passages(corpus: str | Path, corpus_config: CorpusConfig, limit: int | 
     finally:
         bar.close()  # before any error line, so the two do not interleave
     info = {"source": source_stamp(corpus, limit), "config": corpus_config.model_dump(mode="json"), **stats}
-    return passages, stats, info, builder.documents
+    return passages, stats, info, builder
 
 
 def build_sparse_index(
@@ -61,7 +61,7 @@ def build_sparse_index(
     scoring = scoring or ScoringConfig()
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    passages, stats, info, documents = read_passages(corpus, corpus_config, limit, quiet)
+    passages, stats, info, builder = read_passages(corpus, corpus_config, limit, quiet)
     timings["passages_s"] = time.perf_counter() - start
     start = time.perf_counter()
     analyzed = analyze_cached([p.text for p in passages], stats["fingerprint"], analyzer, cache_dir, processes, quiet)
@@ -75,12 +75,12 @@ def build_sparse_index(
         from odqa.retrieval.update import DOCUMENTS, document_list_text, passage_table
 
         config = IndexConfig(corpus=corpus_config, analyzer=analyzer, scoring=scoring)
-        index.arrays |= passage_table(passages, documents)  # what `odqa index --add/--delete` needs
+        index.arrays |= passage_table(passages, builder.documents, builder.digests)  # what updates need
         index.save(
             out,
             {
                 "config.json": json.dumps(config.to_dict(), ensure_ascii=False, indent=2),
-                DOCUMENTS: document_list_text(documents),
+                DOCUMENTS: document_list_text(builder.documents),
             },
         )
         timings["save_s"] = time.perf_counter() - start

@@ -155,12 +155,7 @@ class SparseIndex:
             for name, array in self.arrays.items():
                 np.save(tmp / f"{name}.npy", np.asarray(array))
             (tmp / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
-            write_passages(
-                tmp,
-                self.passages
-                if hasattr(self.passages, "write_to")
-                else (self.passages[i] for i in range(len(self.passages))),
-            )
+            write_passages(tmp, self.passages)  # a store copies its files; a list is written out
             for name, text in (extra_files or {}).items():
                 (tmp / name).write_text(text, encoding="utf-8")
             (tmp / "manifest.json").write_text(

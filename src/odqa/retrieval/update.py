@@ -36,8 +36,13 @@ def document_list_text(documents: list[tuple[str, str]]) -> str:
     return json.dumps([list(d) for d in documents], ensure_ascii=False)
 
 
-def passage_table(passages: Sequence[Passage], documents: list[tuple[str, str]]) -> dict[str, np.ndarray]:
-    """The per-passage arrays (all of TABLE but `tf`) a fresh build keeps."""
+def passage_table(
+    passages: Sequence[Passage], documents: list[tuple[str, str]], digests: bytes | None = None
+) -> dict[str, np.ndarray]:
+    """The per-passage arrays of TABLE a fresh build keeps besides the counts (`tf`, `passage_len`);
+    `digests` are the passages' digests when already computed (PassageBuilder.digests)."""
+    if digests is None:
+        digests = b"".join(passage_digest(p) for p in passages)
     number: dict[str, int] = {}
     for position, (doc_id, _) in enumerate(documents):
         number.setdefault(doc_id, position)
@@ -48,7 +53,7 @@ def passage_table(passages: Sequence[Passage], documents: list[tuple[str, str]])
         "source_start": np.fromiter((s.start for s in sources), dtype=np.int32, count=len(sources)),
         "source_end": np.fromiter((s.end for s in sources), dtype=np.int32, count=len(sources)),
         "text_hash": np.fromiter((text_hash(p.text) for p in passages), dtype=np.uint64, count=len(passages)),
-        "passage_digest": np.frombuffer(b"".join(passage_digest(p) for p in passages), dtype=np.uint8).reshape(-1, 16),
+        "passage_digest": np.frombuffer(digests, dtype=np.uint8).reshape(-1, 16),
     }
 
 
@@ -166,7 +171,6 @@ def plan_change(
     final_id[order] = np.arange(len(order))  # candidate position -> final passage id
 
     # Sources of every final passage: the surviving ones, then merged ones, then fresh passages'.
-    keep_source = alive & (n_alive[passage_of_source] > 0)
     survivor_position = np.full(n_old, -1, dtype=np.int64)
     survivor_position[survivors] = np.arange(len(survivors))
     extra = [(old, src) for old, sources in merged.items() for src in sources]
@@ -174,10 +178,10 @@ def plan_change(
     extra_owner = np.asarray(
         [survivor_position[o] if o >= 0 else len(survivors) + (-1 - o) for o, _ in extra], dtype=np.int64
     )
-    owner = final_id[np.concatenate([survivor_position[passage_of_source[keep_source]], extra_owner])]
-    docs = _joined(source_doc[keep_source], [added_number[src.doc_id] for _, src in extra])
-    starts = _joined(table["source_start"][keep_source], [src.start for _, src in extra])
-    ends = _joined(table["source_end"][keep_source], [src.end for _, src in extra])
+    owner = final_id[np.concatenate([survivor_position[passage_of_source[alive]], extra_owner])]
+    docs = _joined(source_doc[alive], [added_number[src.doc_id] for _, src in extra])
+    starts = _joined(table["source_start"][alive], [src.start for _, src in extra])
+    ends = _joined(table["source_end"][alive], [src.end for _, src in extra])
     by_owner = np.argsort(owner, kind="stable")  # within a passage: surviving order, then appended
     new_ptr = np.zeros(len(order) + 1, dtype=np.int64)
     np.cumsum(np.bincount(owner, minlength=len(order)), out=new_ptr[1:])
@@ -277,7 +281,7 @@ def _merged_counts(index, change: CollectionChange, processes: int | None, quiet
     vocab = list(index.vocab)
     if len(added_rows):
         analyzed = analyze_corpus(
-            [change.store.given[i].text for i in added_rows.tolist()],
+            [p.text for p in change.new_passages],
             index.analyzer_config,
             processes if processes else (1 if len(added_rows) < 2000 else None),
             quiet,
@@ -347,6 +351,7 @@ def update_index(
     only the new passages. Every index is computed in full before any is written, and each is
     replaced atomically: a failure leaves them as they were."""
     from odqa.io.documents import read_documents
+    from odqa.retrieval.build import source_stamp
     from odqa.retrieval.sparse import SparseIndex
 
     start = time.perf_counter()
@@ -375,7 +380,7 @@ def update_index(
     history.append(
         {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "added": _stamp(add) if add is not None else None,
+            "added": source_stamp(add, None) if add is not None else None,
             "added_documents": change.added,
             "deleted_documents": change.deleted,
             "replaced_documents": change.replaced,
@@ -414,11 +419,6 @@ def update_index(
         [str(d) for d in dense],
         time.perf_counter() - start,
     )
-
-
-def _stamp(file: str | Path) -> dict:
-    stat = Path(file).stat()
-    return {"path": str(Path(file).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def _check_dense(path: Path, sparse_fingerprint: str | None, sparse_path: Path) -> Path:

@@ -33,8 +33,9 @@ class RequestLog:
         self._lock = threading.Lock()
 
     def write(self, record: dict) -> None:
-        record = {"v": LOG_VERSION, "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), **record}
-        record["ts"] = round(time.time(), 3)
+        now = time.time()
+        record = {"v": LOG_VERSION, "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)), **record}
+        record["ts"] = round(now, 3)
         question = record.pop("question", None)
         if question is not None:
             record["question_chars"] = len(question)
