@@ -70,6 +70,17 @@ def load_pretrained(auto_class, path: str | Path, what: str, **kwargs):
     return (model, info) if wants_info else model
 
 
+def load_encoder(path: str | Path):
+    """The bare encoder of a folder, without the pooler a task head does not use (for the models
+    that have one): what the span heads and the relation heads sit on."""
+    from transformers import AutoModel
+
+    try:
+        return load_pretrained(AutoModel, path, "an encoder", add_pooling_layer=False)
+    except TypeError:  # an encoder class without a pooler option (ELECTRA, DistilBERT)
+        return load_pretrained(AutoModel, path, "an encoder")
+
+
 def loading_note(path, model_class: str, info: dict) -> str | None:
     """One line on weights a load initialised (missing from `path`) or left unused, or None."""
     missing, unused = sorted(info.get("missing_keys") or ()), sorted(info.get("unexpected_keys") or ())

@@ -139,28 +139,18 @@ def build_span_model(encoder_path: str | Path, head: str, options: dict | None =
     """A reader model to train: transformers' QA model for `linear`, else the encoder + a new head."""
     from transformers import AutoModelForQuestionAnswering
 
-    from odqa.models.loading import load_pretrained
+    from odqa.models.loading import load_encoder, load_pretrained
 
     if check_head(head) == "linear":
         return load_pretrained(AutoModelForQuestionAnswering, encoder_path, "a question-answering encoder")
-    return _module_class()(_load_encoder(encoder_path), head, options)
-
-
-def _load_encoder(path: str | Path):
-    """The bare encoder, without the pooler a span head does not use (for the models that have one)."""
-    from transformers import AutoModel
-
-    from odqa.models.loading import load_pretrained
-
-    try:
-        return load_pretrained(AutoModel, path, "an encoder", add_pooling_layer=False)
-    except TypeError:  # an encoder class without a pooler option (ELECTRA, DistilBERT)
-        return load_pretrained(AutoModel, path, "an encoder")
+    return _module_class()(load_encoder(encoder_path), head, options)
 
 
 def load_span_model(path: str | Path, head: dict):
     """A saved reader with a custom head: its encoder folder + `head.safetensors`."""
     from safetensors.torch import load_file
+
+    from odqa.models.loading import load_encoder
 
     name = head.get("name")
     if name not in HEADS:
@@ -171,7 +161,7 @@ def load_span_model(path: str | Path, head: dict):
     weights = Path(path) / HEAD_FILE
     if not weights.exists():
         raise OdqaError(f"{path}: its reader head {name!r} has no {HEAD_FILE}; the folder is incomplete")
-    model = _module_class()(_load_encoder(path), name, head.get("options"))
+    model = _module_class()(load_encoder(path), name, head.get("options"))
     try:
         model.head.load_state_dict(load_file(str(weights)))
     except (RuntimeError, OSError) as e:

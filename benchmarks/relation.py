@@ -1,0 +1,290 @@
+"""KLUE-RE relation extraction on multilingual-e5-small (2 CPU cores): input formats over seeds,
+poolings, the best single model, a soft-voting ensemble and prediction throughput against a
+plain `transformers` pipeline on the same weights.
+
+    make models/me5-small-re/config.json      # or: see the README section "Relation extraction"
+    cd benchmarks && ../.venv/bin/python relation.py
+
+Data: KLUE-RE v1.1 train (32,470) and dev (7,765) from ../shared/data/klue_re. A seeded permutation
+of the training set gives a held-out slice (for choosing ensemble weights; no model trains on it)
+and the training subsets; format and pooling runs are scored on a seeded dev sample, the best
+single model on the whole dev set. Each stage is kept in work/relation/ (rerun to continue)."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from pathlib import Path
+
+from common import DATA, ROOT, WORK, cached_stage, log, markdown_table, write_results
+
+KLUE = DATA / "klue_re"
+ENCODER = ROOT / "models" / "me5-small-re"
+# KLUE's published baselines (KLUE benchmark repository; micro-F1 / AUPRC), larger Korean encoders on a GPU
+PUBLISHED = [("klue/bert-base", 66.44, 66.17), ("klue/roberta-large", 69.59, 72.39)]
+
+
+def split(args):
+    from odqa.relation.data import read_relation_file
+
+    train = read_relation_file(KLUE / "train.jsonl.gz", require_labels=True)
+    dev = read_relation_file(KLUE / "dev.jsonl.gz", require_labels=True)
+    order = list(range(len(train)))
+    random.Random(13).shuffle(order)
+    held = [train[i] for i in order[: args.held_out]]
+    pool = [train[i] for i in order[args.held_out :]]
+    dev_sample = random.Random(13).sample(dev, args.dev_n)
+    return pool, held, dev, dev_sample
+
+
+def train_run(name, args, train, relation, seed, predict):
+    """Train one model on `train`; its probabilities on each set of `predict` (name → examples)."""
+    from odqa.relation.data import read_label_list
+    from odqa.relation.metrics import score_relations
+    from odqa.relation.model import RelationClassifier, RelationModelConfig
+    from odqa.training.relation import RelationTrainingConfig, train_relation
+
+    labels = read_label_list(KLUE / "relation_list.json")
+    out = WORK / "relation" / "runs" / name
+    config = RelationTrainingConfig(
+        model=str(ENCODER),
+        train=str(KLUE / "train.jsonl.gz"),
+        out=str(out),
+        label_list=str(KLUE / "relation_list.json"),
+        epochs=args.epochs,
+        batch_size=32,
+        lr=args.lr,
+        seed=seed,
+        freeze_embeddings=True,
+        save_steps=50,
+        relation=RelationModelConfig(max_length=args.max_length, **relation),
+    )
+    started = time.perf_counter()
+    state = train_relation(config, quiet=True, resume=True, train_examples=train)
+    train_s = time.perf_counter() - started
+    classifier = RelationClassifier.load(out)
+    result = {
+        "name": name,
+        "relation": relation,
+        "seed": seed,
+        "train_examples": len(train),
+        "epochs": args.epochs,
+        "train_s": train_s,
+        "examples_per_s": state["history"][-1]["examples_per_s"],
+        "sets": {},
+    }
+    index = {n: i for i, n in enumerate(labels)}
+    for set_name, examples in predict.items():
+        started = time.perf_counter()
+        probabilities = classifier.predict(examples, batch_size=64)
+        gold = [index[e.label] for e in examples]
+        scores = score_relations(probabilities, gold, labels)
+        result["sets"][set_name] = {
+            "micro_f1": scores["micro_f1"],
+            "auprc": scores["auprc"],
+            "predict_s": time.perf_counter() - started,
+            "probabilities": probabilities.round(5).tolist(),
+        }
+        log(f"{name} on {set_name}: micro-F1 {scores['micro_f1']:.2f}, AUPRC {scores['auprc']:.2f}")
+    return result
+
+
+def throughput(args, model_dir: Path, examples):
+    """Ours (length-sorted batches) against transformers' text-classification pipeline on the
+    same encoder weights and the same marked texts, batch 1 (its CPU default) and 32."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, pipeline
+
+    from odqa.models.tokenizer import load_tokenizer
+    from odqa.relation.markers import mark
+    from odqa.relation.model import RelationClassifier
+
+    torch.manual_seed(0)
+    ours = RelationClassifier.load(model_dir)
+    texts = [mark(e.sentence, e.subject, e.object, ours.config.format).text for e in examples]
+    rows = []
+    for round_ in range(2):  # alternating rounds; best of each
+        started = time.perf_counter()
+        ours.predict(examples, batch_size=64)
+        rows.append(("odqa (sorted, batch 64)", time.perf_counter() - started))
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(model_dir), num_labels=len(ours.labels), use_safetensors=True
+        )
+        tokenizer = load_tokenizer(model_dir)
+        for batch in (1, 32):
+            classify = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu", top_k=None)
+            started = time.perf_counter()
+            classify(texts, batch_size=batch, truncation=True, max_length=args.max_length)
+            rows.append((f"transformers pipeline (batch {batch})", time.perf_counter() - started))
+    best = {}
+    for name, seconds in rows:
+        best[name] = min(seconds, best.get(name, float("inf")))
+    return {"examples": len(examples), "seconds": best}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-n", type=int, default=1500, help="training examples of each format/pooling run")
+    parser.add_argument("--best-n", type=int, default=6000, help="training examples of the best single model")
+    parser.add_argument("--held-out", type=int, default=1000)
+    parser.add_argument("--dev-n", type=int, default=1000)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--formats", default="entity,typed-punct")
+    parser.add_argument("--poolings", default="cls", help="poolings besides entity-start, on typed-punct, one seed")
+    parser.add_argument("--redo", default="")
+    args = parser.parse_args()
+    import numpy as np
+
+    from odqa.relation.data import read_label_list
+    from odqa.relation.metrics import auprc, micro_f1
+    from odqa.relation.predictions import choose_weights, soft_vote
+
+    stages = WORK / "relation" / "stages"
+    redo = set(filter(None, args.redo.split(",")))
+    pool, held, dev, dev_sample = split(args)
+    labels = read_label_list(KLUE / "relation_list.json")
+    index = {n: i for i, n in enumerate(labels)}
+    subset = pool[: args.train_n]
+    predict = {"dev_sample": dev_sample, "held_out": held}
+
+    runs = []
+    for fmt in args.formats.split(","):
+        for seed in range(args.seeds):
+            name = f"format-{fmt}-seed{seed}"
+            runs.append(
+                cached_stage(stages, name, redo, lambda: train_run(name, args, subset, {"format": fmt}, seed, predict))
+            )
+    for pooling in filter(None, args.poolings.split(",")):
+        name = f"pooling-{pooling}-seed0"
+        runs.append(
+            cached_stage(
+                stages,
+                name,
+                redo,
+                lambda: train_run(name, args, subset, {"format": "typed-punct", "pooling": pooling}, 0, predict),
+            )
+        )
+
+    by_format = {}
+    for run in runs:
+        if run["name"].startswith("format-"):
+            by_format.setdefault(run["relation"]["format"], []).append(run["sets"]["dev_sample"]["micro_f1"])
+    winner = max(by_format, key=lambda f: statistics.mean(by_format[f]))
+    best = cached_stage(
+        stages,
+        f"best-{winner}-{args.best_n}",
+        redo,
+        lambda: train_run(
+            f"best-{winner}-{args.best_n}", args, pool[: args.best_n], {"format": winner}, 0, {"dev": dev}
+        ),
+    )
+
+    held_gold = np.array([index[e.label] for e in held])
+    dev_gold = np.array([index[e.label] for e in dev_sample])
+    members = [np.array(r["sets"]["held_out"]["probabilities"]) for r in runs]
+    weights = choose_weights(members, held_gold, labels)
+    dev_members = [np.array(r["sets"]["dev_sample"]["probabilities"]) for r in runs]
+    ensembles = {}
+    for kind, w in (("equal weights", None), ("weights chosen on the held-out slice", weights)):
+        voted = soft_vote(dev_members, w)
+        ensembles[kind] = {"micro_f1": micro_f1(voted.argmax(1), dev_gold, labels), "auprc": auprc(voted, dev_gold)}
+    speed = cached_stage(
+        stages,
+        "throughput",
+        redo,
+        lambda: throughput(args, WORK / "relation" / "runs" / f"best-{winner}-{args.best_n}", dev_sample),
+    )
+
+    rows = []
+    for fmt, scores in by_format.items():
+        aucs = [
+            r["sets"]["dev_sample"]["auprc"]
+            for r in runs
+            if r["relation"].get("format") == fmt and r["name"].startswith("format-")
+        ]
+        rows.append(
+            [
+                f"{fmt} markers, entity-start",
+                len(scores),
+                f"{statistics.mean(scores):.1f} ± {statistics.stdev(scores) if len(scores) > 1 else 0:.1f}",
+                f"{statistics.mean(aucs):.1f}",
+            ]
+        )
+    for run in runs:
+        if run["name"].startswith("pooling-"):
+            rows.append(
+                [
+                    f"typed-punct markers, {run['relation']['pooling']} pooling",
+                    1,
+                    f"{run['sets']['dev_sample']['micro_f1']:.1f}",
+                    f"{run['sets']['dev_sample']['auprc']:.1f}",
+                ]
+            )
+    for kind, scores in ensembles.items():
+        rows.append(
+            [
+                f"soft vote of the {len(runs)} runs above, {kind}",
+                1,
+                f"{scores['micro_f1']:.1f}",
+                f"{scores['auprc']:.1f}",
+            ]
+        )
+    minutes = sum(r["train_s"] for r in runs) / 60
+    table = (
+        f"# KLUE-RE on multilingual-e5-small (trimmed vocabulary, embeddings frozen), 2 CPU cores\n\n"
+        f"### Input formats and poolings: {args.train_n} training examples, {args.epochs:g} epoch, lr {args.lr:g}, "
+        f"batch 32, {args.max_length} tokens; scored on {args.dev_n} dev sentences ({minutes:.0f} min of training)\n\n"
+        + markdown_table(["model", "seeds", "dev micro-F1", "dev AUPRC"], rows)
+        + f"\nEnsemble weights chosen on {args.held_out} training sentences no run trained on: "
+        + ", ".join(f"{r['name']} {w:.2f}" for r, w in zip(runs, weights))
+        + f"\n\n### Best single model: {winner} markers, {best['train_examples']} training examples, "
+        f"{args.epochs:g} epoch ({best['train_s'] / 60:.0f} min on 2 CPU cores), the whole dev set\n\n"
+        + markdown_table(
+            ["model", "dev micro-F1", "dev AUPRC"],
+            [
+                [
+                    f"odqa, multilingual-e5-small, {best['train_examples']} examples",
+                    best["sets"]["dev"]["micro_f1"],
+                    best["sets"]["dev"]["auprc"],
+                ]
+            ]
+            + [
+                [f"{name} (KLUE paper; GPU, full train, probably the test split)", f1, auc]
+                for name, f1, auc in PUBLISHED
+            ],
+        )
+        + f"\n### Prediction throughput ({speed['examples']} dev sentences, same weights, best of 2)\n\n"
+        + markdown_table(
+            ["system", "sentences/s", "× pipeline (best batch)"],
+            [
+                [name, speed["examples"] / s, min(speed["seconds"][k] for k in speed["seconds"] if "pipeline" in k) / s]
+                for name, s in speed["seconds"].items()
+            ],
+        )
+    )
+    results = {
+        "settings": vars(args),
+        "runs": [
+            {k: v for k, v in r.items() if k != "sets"}
+            | {"scores": {s: {m: x for m, x in d.items() if m != "probabilities"} for s, d in r["sets"].items()}}
+            for r in runs
+        ],
+        "by_format": by_format,
+        "winner": winner,
+        "best": {k: v for k, v in best.items() if k != "sets"}
+        | {"dev": {m: x for m, x in best["sets"]["dev"].items() if m != "probabilities"}},
+        "ensemble": ensembles | {"weights": weights},
+        "throughput": speed,
+        "published": [{"model": n, "micro_f1": f, "auprc": a} for n, f, a in PUBLISHED],
+        "compute": "2 CPU cores (shared machine), no GPU",
+    }
+    write_results("relation", results, table)
+
+
+if __name__ == "__main__":
+    main()

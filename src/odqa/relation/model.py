@@ -1,0 +1,291 @@
+"""A relation classifier: an encoder, a pooling head, a linear layer over the labels, and what
+it needs to read a sentence the way it was trained (input format, window, label list, entity
+types). Saved as the encoder's own Hugging Face folder (with the marker tokens it added) plus
+`relation_head.safetensors` and `odqa_relation.json`.
+
+With `restrict_types`, the labels never seen in training with an example's (subject type, object
+type) pair are ruled out (RECENT's idea, as a mask on the logits); a pair never seen in training
+keeps every label, and `no_relation` is always allowed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+
+from odqa.errors import OdqaError
+from odqa.relation.data import NO_RELATION, RelationExample
+from odqa.relation.heads import LOSSES, POOLINGS, check_loss, check_pooling
+from odqa.relation.markers import FORMATS, check_format
+from odqa.settings import Settings
+
+CONFIG_FILE = "odqa_relation.json"
+HEAD_FILE = "relation_head.safetensors"
+
+
+class RelationModelConfig(Settings):
+    """How a relation model reads its input and pools it; saved with the model."""
+
+    what = "relation model config"
+
+    format: str = "typed-punct"  # odqa.relation.markers.FORMATS
+    question: bool = False  # add '이순신과 한산도의 관계는?' as a second segment
+    max_length: int = 256
+    pooling: str = "entity-start"  # odqa.relation.heads.POOLINGS
+    bilstm: bool = False
+    dropout: float = 0.1
+    loss: str = "ce"  # odqa.relation.heads.LOSSES
+    focal_gamma: float = 2.0
+    restrict_types: bool = False
+    labels: list[str] = Field(default_factory=list)
+    types: list[str] = Field(default_factory=list)  # entity types seen in training
+    allowed: dict[str, list[str]] = Field(default_factory=dict)  # 'PER|ORG' → labels seen with it
+
+    def check(self) -> RelationModelConfig:
+        check_format(self.format)
+        check_pooling(self.pooling)
+        check_loss(self.loss)
+        return self
+
+
+@dataclass(frozen=True)
+class RelationOutput:
+    logits: object
+    loss: object = None
+
+
+def type_pair_key(subject_type: str, object_type: str) -> str:
+    return f"{subject_type}|{object_type}"
+
+
+def allowed_labels(examples: list[RelationExample]) -> dict[str, list[str]]:
+    """For each (subject type, object type) pair of the training examples, the labels seen with it."""
+    seen: dict[str, set[str]] = {}
+    for e in examples:
+        seen.setdefault(type_pair_key(*e.type_pair), set()).add(e.label)
+    return {pair: sorted(labels | {NO_RELATION}) for pair, labels in sorted(seen.items())}
+
+
+def _module_class():
+    import torch
+    from torch import nn
+
+    class RelationModel(nn.Module):
+        """encoder → (BiLSTM) → pooling → linear over the labels; `forward(**batch)` gives
+        logits (and the loss when `labels` are given), as the training loop expects."""
+
+        def __init__(self, encoder, config: RelationModelConfig, class_weights=None):
+            super().__init__()
+            self.encoder, self.settings = encoder, config
+            self.config = encoder.config
+            hidden = encoder.config.hidden_size
+            self.lstm = (
+                nn.LSTM(hidden, hidden // 2, num_layers=2, batch_first=True, bidirectional=True, dropout=config.dropout)
+                if config.bilstm
+                else None
+            )
+            width = 2 * (hidden // 2) if config.bilstm else hidden
+            self.pooling = POOLINGS[config.pooling](width, config.dropout)
+            self.classifier = nn.Linear(self.pooling.width, len(config.labels))
+            pairs = sorted(config.allowed)
+            mask = torch.ones(len(pairs) + 1, len(config.labels), dtype=torch.bool)  # last row: unseen pair
+            if config.restrict_types:
+                index = {name: i for i, name in enumerate(config.labels)}
+                for row, pair in enumerate(pairs):
+                    mask[row] = False
+                    mask[row, [index[name] for name in config.allowed[pair] if name in index]] = True
+            self.register_buffer("allowed", mask)
+            weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
+            self.register_buffer("class_weights", weights, persistent=False)
+
+        def forward(
+            self,
+            input_ids,
+            attention_mask,
+            subject_marker,
+            object_marker,
+            subject_span,
+            object_span,
+            type_pair=None,
+            labels=None,
+        ):
+            states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            if self.lstm is not None:
+                states = self.lstm(states)[0]
+            batch = {
+                "subject_marker": subject_marker,
+                "object_marker": object_marker,
+                "subject_span": subject_span,
+                "object_span": object_span,
+            }
+            logits = self.classifier(self.pooling(states, batch)).float()
+            if type_pair is not None and self.settings.restrict_types:
+                logits = logits.masked_fill(~self.allowed[type_pair], -1e4)
+            loss = None
+            if labels is not None:
+                loss = LOSSES[self.settings.loss](logits, labels, self.class_weights, self.settings.focal_gamma)
+            return RelationOutput(logits, loss)
+
+        def get_input_embeddings(self):
+            return self.encoder.get_input_embeddings()
+
+        def head_state(self) -> dict:
+            state = self.state_dict().items()
+            return {k: v.detach().contiguous().cpu() for k, v in state if not k.startswith("encoder.")}
+
+    return RelationModel
+
+
+def add_marker_tokens(tokenizer, encoder, tokens: list[str]) -> int:
+    """Add the format's marker tokens to the vocabulary; each new embedding starts as the mean of
+    the pieces its text had before (so '<subj:PER>' starts near '<', 'subj', ':', 'PER', '>'),
+    which keeps it meaningful even when the embeddings are frozen. Returns how many were added."""
+    import torch
+
+    new = [t for t in tokens if t not in tokenizer.get_vocab()]
+    if not new:
+        return 0
+    pieces = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in new]
+    rows = encoder.get_input_embeddings().weight.shape[0]
+    if rows != len(tokenizer):
+        raise OdqaError(
+            f"the encoder has {rows} embeddings but its tokenizer {len(tokenizer)} pieces; "
+            "they must match to add marker tokens"
+        )
+    tokenizer.add_tokens(new, special_tokens=True)
+    encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    weight = encoder.get_input_embeddings().weight
+    with torch.no_grad():
+        for offset, ids in enumerate(pieces):
+            weight[rows + offset] = weight[ids].mean(0)
+    return len(new)
+
+
+def build_relation_model(encoder_path: str | Path, config: RelationModelConfig, class_weights=None):
+    """A new relation model on an encoder folder: (model, tokenizer with the format's markers)."""
+    from odqa.models.loading import load_encoder
+    from odqa.models.tokenizer import load_tokenizer
+
+    config.check()
+    tokenizer = load_tokenizer(encoder_path)
+    encoder = load_encoder(encoder_path)
+    add_marker_tokens(tokenizer, encoder, FORMATS[config.format].tokens(config.types))
+    return _module_class()(encoder, config, class_weights), tokenizer
+
+
+class RelationClassifier:
+    """A trained relation model ready to classify: `predict(examples) -> probabilities` (one row
+    per example, columns in `labels` order), batched by length; `save(folder)`, `load(folder)`."""
+
+    def __init__(self, model, tokenizer, config: RelationModelConfig, device: str | None = None):
+        from odqa.models.loading import pick_device
+
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.device = pick_device(device)
+        self.model.to(self.device).eval()
+        self.pairs = {pair: i for i, pair in enumerate(sorted(config.allowed))}
+
+    @property
+    def labels(self) -> list[str]:
+        return self.config.labels
+
+    def type_pairs(self, examples: list[RelationExample]) -> np.ndarray:
+        unseen = len(self.pairs)
+        return np.array([self.pairs.get(type_pair_key(*e.type_pair), unseen) for e in examples], dtype=np.int64)
+
+    def check_types(self, examples: list[RelationExample]) -> None:
+        """The typed formats with added tokens know only the types they were trained with."""
+        if self.config.format != "typed":
+            return
+        known = set(self.config.types)
+        for e in examples:
+            for role, entity in (("subject", e.subject), ("object", e.object)):
+                if entity.type not in known:
+                    raise OdqaError(
+                        f"{e.guid}: {role} type {entity.type!r} was not seen in training "
+                        f"(this model knows {', '.join(sorted(known))})"
+                    )
+
+    def encode(self, examples: list[RelationExample]):
+        from odqa.relation.features import encode_examples
+
+        self.check_types(examples)
+        return encode_examples(
+            self.tokenizer, examples, self.config.format, self.config.max_length, self.config.question
+        )
+
+    def predict(self, examples: list[RelationExample], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """Probabilities (examples × labels), in the examples' order; batches of similar length."""
+        import torch
+
+        from odqa.progress import progress as progress_bar
+
+        if not examples:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        features = self.encode(examples)
+        pairs = self.type_pairs(examples)
+        order = np.argsort(-features.lengths, kind="stable")
+        out = np.zeros((len(examples), len(self.labels)), dtype=np.float32)
+        pad = self.tokenizer.pad_token_id or 0
+        bar = progress_bar(total=len(examples), desc="classifying", unit="sentence", quiet=not progress)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                indices = order[start : start + batch_size]
+                batch = {k: torch.from_numpy(v).to(self.device) for k, v in features.batch(indices, pad).items()}
+                batch["type_pair"] = torch.from_numpy(pairs[indices]).to(self.device)
+                logits = self.model(**batch).logits
+                out[indices] = torch.softmax(logits.float(), -1).cpu().numpy()
+                bar.update(len(indices))
+        bar.close()
+        return out
+
+    def save(self, folder: str | Path, record: dict | None = None) -> None:
+        from safetensors.torch import save_file
+
+        from odqa.io.atomic import atomic_write_text
+        from odqa.models.tokenizer import save_tokenizer
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.encoder.save_pretrained(str(folder), safe_serialization=True)
+        save_tokenizer(self.tokenizer, folder)
+        save_file(self.model.head_state(), str(folder / HEAD_FILE), metadata={"pooling": self.config.pooling})
+        data = {"model": self.config.to_dict(), **(record or {})}
+        atomic_write_text(folder / CONFIG_FILE, json.dumps(data, ensure_ascii=False, indent=2))
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str | None = None) -> RelationClassifier:
+        from safetensors.torch import load_file
+
+        from odqa.io.files import load_json
+        from odqa.models.loading import load_encoder
+        from odqa.models.tokenizer import load_tokenizer
+
+        folder = Path(folder)
+        if not (folder / CONFIG_FILE).exists():
+            if not folder.exists():
+                raise OdqaError(f"relation model folder not found: {folder}")
+            raise OdqaError(f"{folder}: no {CONFIG_FILE}; is this a model from `odqa re train`?")
+        config = RelationModelConfig.from_dict(load_json(folder / CONFIG_FILE).get("model") or {}).check()
+        if not (folder / HEAD_FILE).exists():
+            raise OdqaError(f"{folder}: no {HEAD_FILE}; the folder is incomplete")
+        model = _module_class()(load_encoder(folder), config)
+        head = load_file(str(folder / HEAD_FILE))
+        try:
+            model.load_state_dict(head, strict=False)
+        except RuntimeError as e:
+            first = str(e).splitlines()[0]
+            raise OdqaError(f"{folder / HEAD_FILE} does not fit the model saved with it ({first})") from None
+        missing = set(model.head_state()) - set(head)
+        if missing:
+            raise OdqaError(f"{folder / HEAD_FILE} lacks {len(missing)} head weights (e.g. {sorted(missing)[0]})")
+        return cls(model, load_tokenizer(folder), config, device)
+
+
+def read_training_record(folder: str | Path) -> dict:
+    from odqa.io.files import load_json
+
+    return load_json(Path(folder) / CONFIG_FILE)
