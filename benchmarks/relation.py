@@ -126,16 +126,21 @@ def throughput(args, model_dir: Path, examples):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-n", type=int, default=1500, help="training examples of each format/pooling run")
-    parser.add_argument("--best-n", type=int, default=6000, help="training examples of the best single model")
-    parser.add_argument("--held-out", type=int, default=1000)
-    parser.add_argument("--dev-n", type=int, default=1000)
+    parser.add_argument("--train-n", type=int, default=2500, help="training examples of each format/pooling run")
+    parser.add_argument(
+        "--best-n",
+        type=int,
+        default=0,
+        help="train the best single model on this many examples (0: the best run above)",
+    )
+    parser.add_argument("--held-out", type=int, default=800)
+    parser.add_argument("--dev-n", type=int, default=800)
     parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--formats", default="entity,typed-punct")
-    parser.add_argument("--poolings", default="cls", help="poolings besides entity-start, on typed-punct, one seed")
+    parser.add_argument("--poolings", default="", help="poolings besides entity-start, on typed-punct, one seed")
     parser.add_argument("--redo", default="")
     args = parser.parse_args()
     import numpy as np
@@ -175,15 +180,23 @@ def main() -> None:
         if run["name"].startswith("format-"):
             by_format.setdefault(run["relation"]["format"], []).append(run["sets"]["dev_sample"]["micro_f1"])
     winner = max(by_format, key=lambda f: statistics.mean(by_format[f]))
-    best = cached_stage(
-        stages,
-        f"best-{winner}-{args.best_n}",
-        redo,
-        lambda: train_run(
-            f"best-{winner}-{args.best_n}", args, pool[: args.best_n], {"format": winner}, 0, {"dev": dev}
-        ),
-    )
-
+    if args.best_n:
+        best_name = f"best-{winner}-{args.best_n}"
+        best = cached_stage(
+            stages,
+            best_name,
+            redo,
+            lambda: train_run(best_name, args, pool[: args.best_n], {"format": winner}, 0, {"dev": dev}),
+        )
+    else:  # the best of the runs above, scored on the whole dev set
+        top = max(runs, key=lambda r: r["sets"]["dev_sample"]["micro_f1"])
+        best_name = top["name"]
+        best = cached_stage(
+            stages,
+            f"whole-dev-{best_name}",
+            redo,
+            lambda: train_run(best_name, args, subset, top["relation"], top["seed"], {"dev": dev}),
+        ) | {"train_s": top["train_s"]}
     held_gold = np.array([index[e.label] for e in held])
     dev_gold = np.array([index[e.label] for e in dev_sample])
     members = [np.array(r["sets"]["held_out"]["probabilities"]) for r in runs]
@@ -242,7 +255,7 @@ def main() -> None:
         + markdown_table(["model", "seeds", "dev micro-F1", "dev AUPRC"], rows)
         + f"\nEnsemble weights chosen on {args.held_out} training sentences no run trained on: "
         + ", ".join(f"{r['name']} {w:.2f}" for r, w in zip(runs, weights))
-        + f"\n\n### Best single model: {winner} markers, {best['train_examples']} training examples, "
+        + f"\n\n### Best single model: {best['relation']}, {best['train_examples']} training examples, "
         f"{args.epochs:g} epoch ({best['train_s'] / 60:.0f} min on 2 CPU cores), the whole dev set\n\n"
         + markdown_table(
             ["model", "dev micro-F1", "dev AUPRC"],

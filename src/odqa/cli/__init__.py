@@ -2,7 +2,8 @@
 line naming the problem and exit with status 2.
 
 Each module here holds one group of commands on its own `group` (index and search, dense and
-fusion, reader, ensemble, question answering, models, serving logs); this one entry point gathers them into `app`. The
+fusion, reader, ensemble, question answering, models, serving logs,
+relation extraction); this one entry point gathers them into `app`. The
 command modules import only `odqa.cli.common`, never each other or this module."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 
 import typer
 
-from odqa.cli import dense, ensemble, index, logs, models, qa, reader
+from odqa.cli import dense, ensemble, index, logs, models, qa, reader, relation
 from odqa.errors import OdqaError
 
 app = typer.Typer(
@@ -20,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Open-domain question answering toolkit.",
 )
-for module in (index, reader, ensemble, dense, qa, models, logs):
+for module in (index, reader, ensemble, dense, qa, models, logs, relation):
     app.registered_commands += module.group.registered_commands
     app.registered_groups += module.group.registered_groups
 

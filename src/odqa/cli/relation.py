@@ -1,0 +1,265 @@
+"""Relation-extraction commands: `odqa re train | kfold | predict | evaluate | ensemble`.
+Registered on the app in `odqa.cli`; thin wrappers over `odqa.relation` and `odqa.training.relation`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from odqa.cli.common import config_file, given, parse_weights
+from odqa.errors import OdqaError
+
+group = typer.Typer()
+relation = typer.Typer(no_args_is_help=True, help="KLUE-RE relation extraction: train, predict, evaluate, ensemble.")
+group.add_typer(relation, name="re")
+
+
+def _training_config(config, model, train, eval_file, out, label_list, options: dict, relation_options: dict):
+    """A RelationTrainingConfig from a config file (if any) and the options given on the line."""
+    from odqa.training.relation import RelationTrainingConfig
+
+    data = config_file(config)
+    data["relation"] = dict(data.get("relation") or {}) | given(**relation_options)
+    data |= given(
+        model=model,
+        train=str(train) if train else None,
+        eval=str(eval_file) if eval_file else None,
+        out=str(out) if out else None,
+        label_list=str(label_list) if label_list else None,
+        **options,
+    )
+    return RelationTrainingConfig.from_dict(data)
+
+
+def _show_history(state: dict, out: Path) -> None:
+    for record in state["history"]:
+        scores = record.get("eval") or {}
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in scores.items() if isinstance(v, float))
+        typer.echo(
+            f"epoch {record['epoch']}: loss {record['loss']:.4f}, {record['examples_per_s']:.1f} sentences/s"
+            + (f", {shown}" if shown else "")
+        )
+    typer.echo(f"best model in {out}" + ("" if state.get("finished") else " (stopped early; run again to resume)"))
+
+
+@relation.command("train")
+def train_command(
+    model: Optional[str] = typer.Option(None, help="encoder folder (safetensors) or hub id to fine-tune"),
+    train: Optional[Path] = typer.Option(None, help="KLUE-RE training file (JSONL, .gz/.xz)"),
+    eval_file: Optional[Path] = typer.Option(None, "--eval", help="KLUE-RE file scored (micro-F1, AUPRC) each epoch"),
+    out: Optional[Path] = typer.Option(None, help="run folder: the best model, checkpoint-last, settings, metrics"),
+    label_list: Optional[Path] = typer.Option(
+        None, help="relation_list.json (no_relation first); default: the training labels"
+    ),
+    config: Optional[Path] = typer.Option(None, help="JSON/YAML RelationTrainingConfig; options override it"),
+    folds: Optional[int] = typer.Option(
+        None, help="k-fold: one model per stratified fold in OUT/fold-<i>, with out-of-fold predictions"
+    ),
+    input_format: Optional[str] = typer.Option(
+        None, "--format", help="entity, typed, punct, typed-punct (default: '@ * 사람 * … @') or typed-punct-en"
+    ),
+    question: Optional[bool] = typer.Option(
+        None, "--question/--no-question", help="add '이순신과 한산도의 관계는?' as a second segment"
+    ),
+    pooling: Optional[str] = typer.Option(None, help="entity-start (default), cls or rbert"),
+    bilstm: Optional[bool] = typer.Option(None, "--bilstm/--no-bilstm", help="a BiLSTM over the token states"),
+    loss: Optional[str] = typer.Option(None, help="ce (default), weighted (1/√frequency) or focal"),
+    restrict_types: Optional[bool] = typer.Option(
+        None, "--restrict-types/--all-labels", help="rule out labels never seen with the entity-type pair"
+    ),
+    max_length: Optional[int] = typer.Option(None, help="window in tokens (longer sentences are cropped)"),
+    epochs: Optional[float] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None, help="peak learning rate"),
+    max_steps: Optional[int] = typer.Option(None, help="stop after this many optimizer steps"),
+    max_minutes: Optional[float] = typer.Option(None, help="stop (after saving) when this much time has passed"),
+    max_train_examples: Optional[int] = typer.Option(None, help="a seeded sample of the training sentences"),
+    max_eval_examples: Optional[int] = typer.Option(None, help="a seeded sample of the evaluation sentences"),
+    freeze_embeddings: Optional[bool] = typer.Option(
+        None, "--freeze-embeddings/--train-embeddings", help="keep the word embeddings fixed (faster on a CPU)"
+    ),
+    seed: Optional[int] = typer.Option(None),
+    mixed_precision: Optional[str] = typer.Option(None, help="auto, no, fp16 or bf16"),
+    fresh: bool = typer.Option(False, help="ignore checkpoint-last in --out and start over"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Fine-tune a relation classifier (or, with --folds, one per fold); resumes unless --fresh."""
+    from odqa.training.relation import train_kfold, train_relation
+
+    cfg = _training_config(
+        config,
+        model,
+        train,
+        eval_file,
+        out,
+        label_list,
+        given(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            max_steps=max_steps,
+            max_minutes=max_minutes,
+            max_train_examples=max_train_examples,
+            max_eval_examples=max_eval_examples,
+            freeze_embeddings=freeze_embeddings,
+            seed=seed,
+            mixed_precision=mixed_precision,
+        ),
+        dict(
+            format=input_format,
+            question=question,
+            pooling=pooling,
+            bilstm=bilstm,
+            loss=loss,
+            restrict_types=restrict_types,
+            max_length=max_length,
+        ),
+    )
+    if folds is None:
+        _show_history(train_relation(cfg, quiet=quiet, resume=not fresh), Path(cfg.out))
+        return
+    summary = train_kfold(cfg, folds, quiet=quiet, resume=not fresh)
+    typer.echo(
+        f"{summary['folds']} folds in {cfg.out} ({summary['trained']} trained in this run); "
+        f"out-of-fold predictions in {Path(cfg.out) / 'oof.predictions.jsonl'}"
+    )
+
+
+def _load_examples(path: Path, labels: list[str] | None = None, require_labels: bool = False):
+    from odqa.relation.data import read_relation_file
+
+    return read_relation_file(path, labels=labels, require_labels=require_labels)
+
+
+@relation.command("predict")
+def predict_command(
+    model: Path = typer.Option(..., help="relation model folder (from `odqa re train`)"),
+    input_file: Path = typer.Option(..., "--input", help="KLUE-RE JSONL: sentence, subject_entity, object_entity"),
+    out: Path = typer.Option(..., help="predictions JSONL: guid, label and every label's probability"),
+    batch_size: int = typer.Option(64),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 … (default: cuda when available)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Classify the relation between each sentence's subject and object."""
+    import time
+
+    from odqa.relation.model import RelationClassifier
+    from odqa.relation.predictions import write_predictions
+
+    if batch_size < 1:
+        raise OdqaError(f"--batch-size must be at least 1, got {batch_size}")
+    classifier = RelationClassifier.load(model, device=device)
+    examples = _load_examples(input_file)
+    started = time.perf_counter()
+    probabilities = classifier.predict(examples, batch_size=batch_size, progress=not quiet)
+    seconds = time.perf_counter() - started
+    write_predictions(out, [e.guid for e in examples], probabilities, classifier.labels)
+    typer.echo(f"{len(examples)} sentences classified in {seconds:.1f} s → {out}")
+
+
+def _prediction_labels(path: Path, label_list: Optional[Path]) -> list[str] | None:
+    """The label list: the given relation_list.json, else the one a predictions file's
+    probabilities carry (None when it has only labels)."""
+    from odqa.relation.data import read_label_list
+
+    if label_list is not None:
+        return read_label_list(label_list)
+    if not path.exists():
+        raise OdqaError(f"predictions file not found: {path}")
+    from odqa.io.files import open_text
+
+    with open_text(path) as f:
+        first = next((line for line in f if line.strip()), None)
+    try:
+        labels = list((json.loads(first).get("probabilities") or {}).keys()) if first else []
+    except (json.JSONDecodeError, AttributeError):
+        raise OdqaError(f"{path}: the first line is not a JSON prediction") from None
+    return labels or None
+
+
+@relation.command("evaluate")
+def evaluate_command(
+    predictions: Path = typer.Option(..., help="predictions JSONL (from `odqa re predict`)"),
+    gold: Path = typer.Option(..., help="KLUE-RE file with the gold labels"),
+    label_list: Optional[Path] = typer.Option(None, help="relation_list.json (default: the gold file's labels)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write every score (per label too) here"),
+    per_label: bool = typer.Option(False, "--per-label", help="print precision/recall/F1 of every label"),
+) -> None:
+    """KLUE's micro-F1 (without no_relation) and AUPRC, per-label scores and the common confusions."""
+    import numpy as np
+
+    from odqa.io.atomic import atomic_write_text
+    from odqa.relation.data import labels_for
+    from odqa.relation.metrics import score_relations
+    from odqa.relation.predictions import aligned
+
+    labels = _prediction_labels(predictions, label_list)
+    if labels is None:
+        labels = labels_for(_load_examples(gold, require_labels=True))
+    examples = _load_examples(gold, labels=labels, require_labels=True)
+    probabilities = aligned(predictions, examples, labels)
+    index = {name: i for i, name in enumerate(labels)}
+    scores = score_relations(probabilities, np.array([index[e.label] for e in examples]), labels)
+    typer.echo(
+        f"{scores['examples']} sentences: micro-F1 {scores['micro_f1']:.2f} (without no_relation), "
+        f"AUPRC {scores['auprc']:.2f}, accuracy {scores['accuracy']:.2f}"
+    )
+    if per_label:
+        for row in scores["per_label"]:
+            typer.echo(
+                f"  {row['label']:<40} P {row['precision']:6.2f}  R {row['recall']:6.2f}  "
+                f"F1 {row['f1']:6.2f}  n {row['support']}"
+            )
+    if scores["confusions"]:
+        typer.echo("most frequent confusions (gold → predicted):")
+        for row in scores["confusions"][:5]:
+            typer.echo(f"  {row['gold']} → {row['predicted']}: {row['count']}")
+    if json_out:
+        atomic_write_text(json_out, json.dumps(scores, ensure_ascii=False, indent=2))
+
+
+@relation.command("ensemble")
+def ensemble_command(
+    predictions: list[Path] = typer.Option(..., help="one member's predictions on the set to vote; repeat"),
+    out: Path = typer.Option(..., help="the voted predictions JSONL"),
+    held_out: Optional[list[Path]] = typer.Option(
+        None, help="each member's predictions on held-out data (e.g. oof.predictions.jsonl), same order"
+    ),
+    held_out_gold: Optional[Path] = typer.Option(None, help="KLUE-RE file with the held-out gold labels"),
+    weights: Optional[str] = typer.Option(None, help="fixed weights such as 2,1,1 (instead of choosing them)"),
+    label_list: Optional[Path] = typer.Option(None, help="relation_list.json (default: the members' labels)"),
+) -> None:
+    """Soft voting: the weighted mean of the members' probabilities. Weights are chosen on the
+    held-out predictions (micro-F1, then AUPRC) when given, else fixed or equal."""
+    import numpy as np
+
+    from odqa.relation.predictions import aligned, choose_weights, read_predictions, soft_vote, write_predictions
+
+    if held_out and len(held_out) != len(predictions):
+        raise OdqaError(f"{len(predictions)} --predictions but {len(held_out)} --held-out: give one per member")
+    if held_out and held_out_gold is None:
+        raise OdqaError("--held-out needs --held-out-gold, the file whose labels they predict")
+    if held_out and weights:
+        raise OdqaError("give either --weights or --held-out (to choose them), not both")
+    labels = _prediction_labels(predictions[0], label_list)
+    if labels is None:
+        raise OdqaError(f"{predictions[0]}: no probabilities to vote; give --label-list")
+    guids, _ = read_predictions(predictions[0], labels)
+    members = [read_predictions(path, labels) for path in predictions]
+    for path, (member_guids, _) in zip(predictions, members):
+        if member_guids != guids:
+            raise OdqaError(f"{path} predicts other sentences (or another order) than {predictions[0]}")
+    chosen = parse_weights(weights, "--weights")
+    if held_out:
+        gold = _load_examples(held_out_gold, labels=labels, require_labels=True)
+        index = {name: i for i, name in enumerate(labels)}
+        chosen = choose_weights(
+            [aligned(path, gold, labels) for path in held_out], np.array([index[e.label] for e in gold]), labels
+        )
+        typer.echo("weights chosen on the held-out predictions: " + ", ".join(f"{w:.2f}" for w in chosen))
+    voted = soft_vote([probabilities for _, probabilities in members], chosen)
+    write_predictions(out, guids, voted, labels)
+    typer.echo(f"{len(predictions)} members voted on {len(guids)} sentences → {out}")
