@@ -9,7 +9,7 @@ INDEX ?= indexes/kowiki-bm25
 # Heavy extras that need torch pin it first, so pip takes the local CPU wheel, not CUDA builds.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo korean-reader test test-fast lint bench bench-reader bench-dense install clean
+.PHONY: demo korean-reader test test-fast lint bench bench-reader bench-dense bench-relation install clean
 
 $(VENV)/.installed-dev: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,7 @@ test-fast: $(VENV)/.installed-dev
 READER ?= $(ODQA_READER)
 ME5 ?= models/me5-small
 ME5_KO ?= models/me5-small-ko
+ME5_RE ?= models/me5-small-re
 KO_READER ?= runs/ko-reader
 KO_MINUTES ?= 35
 DATA := $(ODQA_SHARED)/data
@@ -56,6 +57,11 @@ $(ME5)/config.json: | $(VENV)/.installed-dev
 $(ME5_KO)/config.json: $(ME5)/config.json
 	$(ODQA) trim-vocab --model $(ME5) --out $(ME5_KO) --overwrite --max-documents 50000 \
 		--corpus "$(DATA)/boostcamp_odqa/train.squad.json" --corpus "$(DATA)/tydiqa/korean_tydiqa_train.json" --corpus "$(CORPUS)"
+
+# The vocabulary of KLUE-RE's training sentences and the Wikipedia sample, for relation extraction.
+$(ME5_RE)/config.json: $(ME5)/config.json
+	$(ODQA) trim-vocab --model $(ME5) --out $(ME5_RE) --overwrite --max-documents 50000 \
+		--corpus "$(DATA)/klue_re/train.jsonl.gz" --corpus "$(CORPUS)"
 
 # The Korean reader recipe (benchmarks/korean_model.py): multilingual-e5-small, trimmed, embeddings frozen,
 # fine-tuned on the competition train + TyDi-ko. Each run trains for at most KO_MINUTES and keeps the best
@@ -92,6 +98,10 @@ bench-reader: $(VENV)/.installed-bench $(PEER_VENV)/.installed
 # reader of bench-reader and the kowiki index of `make demo`).
 bench-dense: $(VENV)/.installed-bench
 	cd benchmarks && ../$(PY) retrieval_dense.py && ../$(PY) retrieval_dense_ko.py
+
+# KLUE-RE on multilingual-e5-small (about 35 minutes on 2 cores; each stage is kept in benchmarks/work/relation)
+bench-relation: $(VENV)/.installed-bench $(ME5_RE)/config.json
+	cd benchmarks && ../$(PY) relation.py
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check src tests benchmarks

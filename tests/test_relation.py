@@ -261,3 +261,27 @@ def test_a_tiny_model_overfits_and_round_trips_through_the_command_line(
     guids, written = read_predictions(predictions, RelationClassifier.load(run).labels)
     assert guids == [e.guid for e in examples]
     np.testing.assert_allclose(again, written, atol=1e-5)
+
+
+def test_relation_sentences_feed_vocabulary_trimming(re_files):
+    from odqa.models.trim import corpus_texts
+
+    train, _ = re_files
+    assert list(corpus_texts([train])) == [row[0] for row in RE_SENTENCES]
+
+
+@pytest.mark.slow
+def test_task_adaptive_pretraining_reads_relation_sentences(re_files, tiny_encoder, tmp_path):
+    from odqa.training.mlm import MlmConfig, pretrain_mlm
+
+    train, _ = re_files
+    config = MlmConfig(
+        model=str(tiny_encoder),
+        corpus=[str(train)],
+        out=str(tmp_path / "tapt"),
+        max_length=16,
+        batch_size=2,
+        max_steps=2,
+    )
+    state = pretrain_mlm(config, quiet=True, resume=False)
+    assert state["step"] == 2 and (tmp_path / "tapt" / "model.safetensors").exists()

@@ -30,9 +30,11 @@ COPIED = ("tokenizer_config.json", "special_tokens_map.json", "odqa_reader.json"
 
 
 def corpus_texts(paths: Iterable[str | Path], max_documents: int | None = None) -> Iterator[str]:
-    """Questions and contexts of SQuAD-family files, titles and texts of document files."""
+    """Questions and contexts of SQuAD-family files, sentences of KLUE-RE files, titles and
+    texts of document files."""
     from odqa.io.documents import read_documents
     from odqa.io.files import base_suffix, load_json
+    from odqa.relation.data import relation_sentences
 
     for path in paths:
         path = Path(path)
@@ -47,6 +49,10 @@ def corpus_texts(paths: Iterable[str | Path], max_documents: int | None = None) 
                         for qa in paragraph.get("qas") or []:
                             yield str(qa.get("question") or "")
                 continue
+        sentences = relation_sentences(path)
+        if sentences is not None:  # relation-extraction examples
+            yield from itertools.islice(sentences, max_documents)
+            continue
         for document in itertools.islice(read_documents(path), max_documents):
             yield f"{document.title}\n{document.text}" if document.title else document.text
 

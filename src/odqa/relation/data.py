@@ -104,6 +104,19 @@ def read_relation_file(path: str | Path, labels: list[str] | None = None, requir
     return examples
 
 
+def relation_sentences(path: str | Path):
+    """The sentences of a KLUE-RE file (for vocabulary trimming and TAPT), or None when the file
+    is not one (its first record has no sentence and subject_entity)."""
+    from odqa.io.files import base_suffix, iter_jsonl
+
+    if base_suffix(path) != ".jsonl":
+        return None
+    first = next(iter_jsonl(path), (0, {}))[1]
+    if "sentence" not in first or "subject_entity" not in first:
+        return None
+    return (str(record.get("sentence") or "") for _, record in iter_jsonl(path))
+
+
 def read_label_list(path: str | Path) -> list[str]:
     """KLUE's `relation_list.json` ({"relations": [...]}) or a JSON list; `no_relation` first."""
     from odqa.io.files import load_json

@@ -145,14 +145,22 @@ def pretrain_mlm(config: MlmConfig, quiet: bool = False, resume: bool = True) ->
     if config.max_steps and not config.max_documents:
         limit_tokens = int(config.max_steps * config.batch_size * config.grad_accum * config.max_length * 1.1)
 
+    from odqa.relation.data import relation_sentences
+
     def texts():
         count = 0
         for path in config.corpus:
-            for document in read_documents(path):
+            sentences = relation_sentences(path)  # KLUE-RE sentences: task-adaptive pretraining
+            documents = (
+                (d.title + "\n" + d.text if d.title else d.text for d in read_documents(path))
+                if sentences is None
+                else sentences
+            )
+            for text in documents:
                 if config.max_documents is not None and count >= config.max_documents:
                     return
                 count += 1
-                yield f"{document.title}\n{document.text}" if document.title else document.text
+                yield text
 
     seed_everything(config.seed)
     rows = pack_sequences(tokenizer, texts(), config.max_length, limit_tokens)
