@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import mean, stdev
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -148,6 +149,26 @@ FIGURES: dict[str, Figure] = {
     "model.korquad_em": Figure(MODEL, lambda d: KO_EVAL(d, "KorQuAD 1.0 dev / korean")["exact_match"], "{:.1f}"),
     "model.korquad_f1": Figure(MODEL, lambda d: KO_EVAL(d, "KorQuAD 1.0 dev / korean")["f1"], "{:.1f}"),
     "model.speedup_both": Figure(MODEL, lambda d: d["speed"]["speedup"]["trimmed + frozen"], "{:.1f}×"),
+    # relation extraction (benchmarks/relation.py)
+    "re.train_n": Figure("relation.json", lambda d: d["settings"]["train_n"], "{:,}"),
+    "re.dev_n": Figure("relation.json", lambda d: d["settings"]["dev_n"], "{:,}"),
+    "re.typed_punct_f1": Figure("relation.json", lambda d: mean(d["by_format"]["typed-punct"]), "{:.1f}"),
+    "re.entity_f1": Figure("relation.json", lambda d: mean(d["by_format"]["entity"]), "{:.1f}"),
+    "re.typed_punct_sd": Figure("relation.json", lambda d: stdev(d["by_format"]["typed-punct"]), "{:.1f}"),
+    "re.entity_sd": Figure("relation.json", lambda d: stdev(d["by_format"]["entity"]), "{:.1f}"),
+    "re.best_f1": Figure("relation.json", lambda d: d["best"]["dev"]["micro_f1"], "{:.1f}"),
+    "re.best_minutes": Figure("relation.json", lambda d: d["best"]["train_s"] / 60, "{:.0f}"),
+    "re.ensemble_f1": Figure(
+        "relation.json", lambda d: d["ensemble"]["weights chosen on the held-out slice"]["micro_f1"], "{:.1f}"
+    ),
+    "re.speedup": Figure(
+        "relation.json",
+        lambda d: (
+            min(v for k, v in d["throughput"]["seconds"].items() if "pipeline" in k)
+            / d["throughput"]["seconds"]["odqa (sorted, batch 64)"]
+        ),
+        "{:.1f}×",
+    ),
     # reader (benchmarks/reader.py)
     "reader.vs_pipeline": Figure(
         "reader.json", lambda d: reader_speedup(d, "HF question-answering pipeline"), "{:.1f}×"

@@ -210,7 +210,7 @@ def main() -> None:
         stages,
         "throughput",
         redo,
-        lambda: throughput(args, WORK / "relation" / "runs" / f"best-{winner}-{args.best_n}", dev_sample),
+        lambda: throughput(args, WORK / "relation" / "runs" / best_name, dev_sample),
     )
 
     rows = []
