@@ -128,12 +128,6 @@ def train_command(
     )
 
 
-def _load_examples(path: Path, labels: list[str] | None = None, require_labels: bool = False):
-    from odqa.relation.data import read_relation_file
-
-    return read_relation_file(path, labels=labels, require_labels=require_labels)
-
-
 @relation.command("predict")
 def predict_command(
     model: Path = typer.Option(..., help="relation model folder (from `odqa re train`)"),
@@ -146,13 +140,14 @@ def predict_command(
     """Classify the relation between each sentence's subject and object."""
     import time
 
+    from odqa.relation.data import read_relation_file
     from odqa.relation.model import RelationClassifier
     from odqa.relation.predictions import write_predictions
 
     if batch_size < 1:
         raise OdqaError(f"--batch-size must be at least 1, got {batch_size}")
     classifier = RelationClassifier.load(model, device=device)
-    examples = _load_examples(input_file)
+    examples = read_relation_file(input_file)
     started = time.perf_counter()
     probabilities = classifier.predict(examples, batch_size=batch_size, progress=not quiet)
     seconds = time.perf_counter() - started
@@ -169,15 +164,11 @@ def _prediction_labels(path: Path, label_list: Optional[Path]) -> list[str] | No
         return read_label_list(label_list)
     if not path.exists():
         raise OdqaError(f"predictions file not found: {path}")
-    from odqa.io.files import open_text
+    from odqa.io.files import iter_jsonl
 
-    with open_text(path) as f:
-        first = next((line for line in f if line.strip()), None)
-    try:
-        labels = list((json.loads(first).get("probabilities") or {}).keys()) if first else []
-    except (json.JSONDecodeError, AttributeError):
-        raise OdqaError(f"{path}: the first line is not a JSON prediction") from None
-    return labels or None
+    first = next(iter_jsonl(path), (0, {}))[1]
+    probabilities = first.get("probabilities")
+    return list(probabilities) if isinstance(probabilities, dict) and probabilities else None
 
 
 @relation.command("evaluate")
@@ -192,14 +183,13 @@ def evaluate_command(
     import numpy as np
 
     from odqa.io.atomic import atomic_write_text
-    from odqa.relation.data import labels_for
+    from odqa.relation.data import labels_for, read_relation_file
     from odqa.relation.metrics import score_relations
     from odqa.relation.predictions import aligned
 
     labels = _prediction_labels(predictions, label_list)
-    if labels is None:
-        labels = labels_for(_load_examples(gold, require_labels=True))
-    examples = _load_examples(gold, labels=labels, require_labels=True)
+    examples = read_relation_file(gold, labels=labels, require_labels=True)
+    labels = labels or labels_for(examples)
     probabilities = aligned(predictions, examples, labels)
     index = {name: i for i, name in enumerate(labels)}
     scores = score_relations(probabilities, np.array([index[e.label] for e in examples]), labels)
@@ -236,6 +226,7 @@ def ensemble_command(
     held-out predictions (micro-F1, then AUPRC) when given, else fixed or equal."""
     import numpy as np
 
+    from odqa.relation.data import read_relation_file
     from odqa.relation.predictions import aligned, choose_weights, read_predictions, soft_vote, write_predictions
 
     if held_out and len(held_out) != len(predictions):
@@ -254,7 +245,7 @@ def ensemble_command(
             raise OdqaError(f"{path} predicts other sentences (or another order) than {predictions[0]}")
     chosen = parse_weights(weights, "--weights")
     if held_out:
-        gold = _load_examples(held_out_gold, labels=labels, require_labels=True)
+        gold = read_relation_file(held_out_gold, labels=labels, require_labels=True)
         index = {name: i for i, name in enumerate(labels)}
         chosen = choose_weights(
             [aligned(path, gold, labels) for path in held_out], np.array([index[e.label] for e in gold]), labels

@@ -7,7 +7,6 @@ where it does not is refused, naming the guid)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,33 +71,26 @@ def parse_example(raw: dict, where: str) -> RelationExample:
 def read_relation_file(path: str | Path, labels: list[str] | None = None, require_labels: bool = False):
     """Every example of a KLUE-RE file. With `labels`, a label outside them is refused by name;
     `require_labels` refuses an example without one (training and gold files)."""
-    from odqa.io.files import open_text
+    from odqa.io.files import iter_jsonl
 
     path = Path(path)
     if not path.exists():
         raise OdqaError(f"relation file not found: {path}")
     known = set(labels) if labels is not None else None
     examples, guids = [], set()
-    with open_text(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise OdqaError(f"{path}:{number}: not valid JSON ({e.msg})") from None
-            example = parse_example(raw, f"{path.name}:{number}")
-            if example.guid in guids:
-                raise OdqaError(f"{path}:{number}: guid {example.guid!r} appears twice")
-            guids.add(example.guid)
-            if example.label is None and require_labels:
-                raise OdqaError(f"{path}:{number}: {example.guid} has no label")
-            if known is not None and example.label is not None and example.label not in known:
-                raise OdqaError(
-                    f"{path}:{number}: {example.guid} has the unknown label {example.label!r} "
-                    f"(the model knows {len(known)} labels, e.g. {', '.join(sorted(known)[:3])})"
-                )
-            examples.append(example)
+    for number, raw in iter_jsonl(path):
+        example = parse_example(raw, f"{path.name}:{number}")
+        if example.guid in guids:
+            raise OdqaError(f"{path}:{number}: guid {example.guid!r} appears twice")
+        guids.add(example.guid)
+        if example.label is None and require_labels:
+            raise OdqaError(f"{path}:{number}: {example.guid} has no label")
+        if known is not None and example.label is not None and example.label not in known:
+            raise OdqaError(
+                f"{path}:{number}: {example.guid} has the unknown label {example.label!r} "
+                f"(the model knows {len(known)} labels, e.g. {', '.join(sorted(known)[:3])})"
+            )
+        examples.append(example)
     if not examples:
         raise OdqaError(f"{path}: no examples (expected one JSON object per line)")
     return examples

@@ -283,9 +283,3 @@ class RelationClassifier:
         if missing:
             raise OdqaError(f"{folder / HEAD_FILE} lacks {len(missing)} head weights (e.g. {sorted(missing)[0]})")
         return cls(model, load_tokenizer(folder), config, device)
-
-
-def read_training_record(folder: str | Path) -> dict:
-    from odqa.io.files import load_json
-
-    return load_json(Path(folder) / CONFIG_FILE)

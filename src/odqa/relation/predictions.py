@@ -41,37 +41,30 @@ def write_predictions(path: str | Path, guids: list[str], probabilities: np.ndar
 def read_predictions(path: str | Path, labels: list[str]) -> tuple[list[str], np.ndarray]:
     """(guids, probabilities in `labels` order) of a predictions file; a line without
     probabilities counts as probability 1 on its label."""
-    from odqa.io.files import open_text
+    from odqa.io.files import iter_jsonl
 
     path = Path(path)
     if not path.exists():
         raise OdqaError(f"predictions file not found: {path}")
     index = {name: i for i, name in enumerate(labels)}
     guids, rows = [], []
-    with open_text(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise OdqaError(f"{path}:{number}: not valid JSON ({e.msg})") from None
-            if not isinstance(raw, dict) or "guid" not in raw:
-                raise OdqaError(f"{path}:{number}: expected an object with guid, label and probabilities")
-            row = np.zeros(len(labels), dtype=np.float64)
-            probabilities = raw.get("probabilities")
-            if isinstance(probabilities, dict):
-                unknown = sorted(set(probabilities) - set(index))
-                if unknown:
-                    raise OdqaError(f"{path}:{number}: unknown label {unknown[0]!r} in probabilities")
-                for name, p in probabilities.items():
-                    row[index[name]] = float(p)
-            elif raw.get("label") in index:
-                row[index[raw["label"]]] = 1.0
-            else:
-                raise OdqaError(f"{path}:{number}: {raw['guid']}: unknown label {raw.get('label')!r}")
-            guids.append(str(raw["guid"]))
-            rows.append(row)
+    for number, raw in iter_jsonl(path):
+        if "guid" not in raw:
+            raise OdqaError(f"{path}:{number}: expected an object with guid, label and probabilities")
+        row = np.zeros(len(labels), dtype=np.float64)
+        probabilities = raw.get("probabilities")
+        if isinstance(probabilities, dict):
+            unknown = sorted(set(probabilities) - set(index))
+            if unknown:
+                raise OdqaError(f"{path}:{number}: unknown label {unknown[0]!r} in probabilities")
+            for name, p in probabilities.items():
+                row[index[name]] = float(p)
+        elif raw.get("label") in index:
+            row[index[raw["label"]]] = 1.0
+        else:
+            raise OdqaError(f"{path}:{number}: {raw['guid']}: unknown label {raw.get('label')!r}")
+        guids.append(str(raw["guid"]))
+        rows.append(row)
     if not rows:
         raise OdqaError(f"{path}: no predictions")
     return guids, np.stack(rows)

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from odqa.errors import OdqaError
-from odqa.relation.data import RelationExample, labels_for, read_relation_file
+from odqa.relation.data import RelationExample, labels_for, read_label_list, read_relation_file
 from odqa.relation.model import RelationModelConfig
 from odqa.training.loop import LoopSettings, sample_examples, seed_everything
 from odqa.training.task import TrainingTask, run_task, training_record
@@ -87,11 +87,10 @@ def train_relation(
 
     check_model_dir(config.model)
     config.relation.check()
-    listed = config.label_list
-    full_train = read_relation_file(config.train, require_labels=True)
-    labels = labels_for(full_train, listed)
-    if listed:
-        read_relation_file(config.train, labels=labels)  # the training labels must all be listed
+    listed = read_label_list(config.label_list) if config.label_list else None
+    # with a label list, every training label must be in it
+    full_train = read_relation_file(config.train, labels=listed, require_labels=True)
+    labels = listed or labels_for(full_train)
     train = (
         train_examples
         if train_examples is not None
@@ -138,7 +137,7 @@ def train_relation(
 
     record = training_record(
         config,
-        {"train": config.train, "eval": config.eval, "label_list": listed},
+        {"train": config.train, "eval": config.eval, "label_list": config.label_list},
         {"train_examples": len(train), "eval_examples": len(eval_examples), "cropped": int(features.cropped.sum())},
     )
 
