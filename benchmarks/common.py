@@ -82,11 +82,23 @@ def cached_stage(folder: Path, stage: str, redo: set[str], run) -> dict:
     return result
 
 
+STARTED = time.time()  # when the benchmark script started (it imports this module first)
+
+
 def write_results(name: str, results: dict, table: str) -> None:
+    """The results as JSON and a table, and a run record (`NAME.json.run.json` and the registry)
+    whose metrics are the results' numbers."""
+    from odqa.runs import flatten, log_metrics, recording
+
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
-    (out / f"{name}.md").write_text(table, encoding="utf-8")
+    path = out / f"{name}.json"
+    config = {"script": sys.argv[0], "args": sys.argv[1:], "shared": str(SHARED), "results": str(path)}
+    with recording(f"benchmark {name}", config, outputs=("results",), started=STARTED):
+        path.write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
+        (out / f"{name}.md").write_text(table, encoding="utf-8")
+        numbers = {k: v for k, v in flatten(results).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        log_metrics(dict(list(numbers.items())[:5000]))
     print(table)
 
 

@@ -219,6 +219,31 @@ FIGURES: dict[str, Figure] = {
         for ef in ("16", "32", "64", "128", "256")
         for what in ("recall@10", "speedup")
     },
+    # BM25's top N re-scored by multilingual-e5-small on the fly (benchmarks/rescore_ko.py)
+    "rescore.top": Figure("rescore_ko.json", lambda d: d["evaluate"]["top"]),
+    "rescore.weight": Figure("rescore_ko.json", lambda d: d["evaluate"]["chosen_weight"], "{:g}"),
+    "rescore.passages": Figure("rescore_ko.json", lambda d: d["encode"]["passages"], "{:,}"),
+    "rescore.bm25_ms": Figure(
+        "rescore_ko.json", lambda d: 1000 * d["latency"]["seconds_per_question"]["BM25"], "{:.0f}"
+    ),
+    "rescore.rescore_s": Figure(
+        "rescore_ko.json", lambda d: d["latency"]["seconds_per_question"]["BM25 + e5 re-scoring"], "{:.1f}"
+    ),
+    **{
+        f"rescore.gain.{key}.top{k}": Figure(
+            "rescore_ko.json",
+            lambda d, name=name, k=k: (
+                100
+                * (
+                    next(v for s, v in d["evaluate"]["results"][name].items() if s.endswith("(tuned)"))[f"top{k}"]
+                    - d["evaluate"]["results"][name]["BM25"][f"top{k}"]
+                )
+            ),
+            "{:+.1f}",
+        )
+        for key, name in (("competition", "competition validation"), ("korquad", "KorQuAD 1.0 dev sample"))
+        for k in (1, 5, 10, 20)
+    },
     # end to end and under load (benchmarks/e2e.py, benchmarks/serve_load.py)
     "e2e.retrieve_ms": Figure("e2e.json", lambda d: d["latency"]["retrieve_ms_p50"], "{:.0f}"),
     "e2e.read_ms": Figure("e2e.json", lambda d: d["latency"]["read_ms_p50"], "{:.0f}"),

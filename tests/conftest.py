@@ -1,7 +1,15 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def run_registry(tmp_path_factory):
+    """Commands record their runs; the tests' records go to a registry of their own, not ~/.odqa."""
+    os.environ["ODQA_RUNS"] = str(tmp_path_factory.mktemp("run-registry"))
+
 
 KOREAN_DOCS = [
     {

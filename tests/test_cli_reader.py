@@ -38,6 +38,7 @@ def test_train_read_evaluate(tmp_path, tiny_encoder, korquad_small):
     assert "epoch 0: loss" in train.stdout and "exact_match" in train.stdout
     read = odqa("read", "--reader", run_dir, "--questions", korquad_small, "--out", preds, "--mode", "logits", "-q")
     assert read.returncode == 0, read.stderr
+    assert "is the file" in read.stderr and "was trained on" in read.stderr  # scored on its own training data
     predictions = json.loads((preds / "predictions.json").read_text(encoding="utf-8"))
     nbest = json.loads((preds / "nbest_predictions.json").read_text(encoding="utf-8"))
     assert len(predictions) == 32 and set(nbest) == set(predictions)

@@ -31,6 +31,9 @@ class PipelineConfig(Settings):
     fusion_weights: list[float] | None = None  # one per index (`odqa tune-fusion` chooses them)
     rerank: str | None = None  # a cross-encoder reranker folder
     rerank_top: int = Field(50, ge=1, le=1000)
+    rescore: str | None = None  # a bi-encoder folder that re-scores the top `rescore_top` on the fly
+    rescore_weight: float = Field(1.0, ge=0)  # its similarity's weight against the first stage's score
+    rescore_top: int = Field(20, ge=1, le=1000)
     device: str | None = None
 
 
@@ -99,6 +102,9 @@ class Pipeline:
                 rerank=config.rerank,
                 rerank_top=config.rerank_top,
                 device=config.device,
+                rescore=config.rescore,
+                rescore_weight=config.rescore_weight,
+                rescore_top=config.rescore_top,
             )
         if self.reader is None:
             from odqa.reader import Reader

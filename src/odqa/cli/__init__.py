@@ -3,17 +3,62 @@ line naming the problem and exit with status 2.
 
 Each module here holds one group of commands on its own `group` (index and search, dense and
 fusion, reader, ensemble, question answering, models, serving logs,
-relation extraction); this one entry point gathers them into `app`. The
-command modules import only `odqa.cli.common`, never each other or this module."""
+relation extraction, run records); this one entry point gathers them into `app`. The
+command modules import only `odqa.cli.common`, never each other or this module.
+
+Every command that indexes, trains, evaluates or predicts is recorded (`odqa.runs`): its options,
+input fingerprints, versions and metrics go beside its output and into the run registry."""
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import typer
 
-from odqa.cli import dense, ensemble, index, logs, models, qa, reader, relation
+from odqa.cli import dense, ensemble, index, logs, models, qa, reader, relation, runs
 from odqa.errors import OdqaError
+
+# command name → the options that name its outputs (where the record is written beside them)
+RECORDED = {
+    "index": ("out",),
+    "index-dense": ("out",),
+    "train-reader": ("out",),
+    "train-dense": ("out",),
+    "train-reranker": ("out",),
+    "pretrain-mlm": ("out",),
+    "import-model": ("out",),
+    "trim-vocab": ("out",),
+    "tune-fusion": ("out",),
+    "eval-retrieval": ("out",),
+    "evaluate-reader": ("out",),
+    "read": ("out",),
+    "evaluate": ("out",),
+    "predict": ("out",),
+    "ensemble": ("out",),
+    "re train": ("out",),
+    "re predict": ("out",),
+    "re evaluate": ("json_out",),
+    "re ensemble": ("out",),
+}
+
+
+def _recorded(name: str, callback, outputs: tuple[str, ...]):
+    """The command's callback, run inside a run record (typer reads the original's signature)."""
+
+    @functools.wraps(callback)
+    def run(**options):
+        from odqa.runs import recording
+
+        with recording(name, options, outputs):
+            return callback(**options)
+
+    return run
+
+
+def _command_name(info) -> str:
+    return info.name or info.callback.__name__.replace("_", "-")
+
 
 app = typer.Typer(
     add_completion=False,
@@ -21,9 +66,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Open-domain question answering toolkit.",
 )
-for module in (index, reader, ensemble, dense, qa, models, logs, relation):
+for module in (index, reader, ensemble, dense, qa, models, logs, relation, runs):
     app.registered_commands += module.group.registered_commands
     app.registered_groups += module.group.registered_groups
+for prefix, commands in [("", app.registered_commands)] + [
+    (f"{g.name} ", g.typer_instance.registered_commands) for g in app.registered_groups
+]:
+    for info in commands:
+        name = prefix + _command_name(info)
+        if name in RECORDED and not hasattr(info.callback, "__wrapped__"):
+            info.callback = _recorded(name, info.callback, RECORDED[name])
 
 
 def main() -> None:

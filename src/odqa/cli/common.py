@@ -7,6 +7,7 @@ from pathlib import Path
 from odqa.errors import OdqaError
 
 INDEX_HELP = "index folder (from `odqa index` / `odqa index-dense`); repeat to fuse several"
+RESCORE_HELP = "bi-encoder folder (e.g. models/me5-small) that re-scores the top passages on the fly (no dense index)"
 
 
 def parse_weights(text: str | None, option: str = "--fusion-weights") -> list[float] | None:
@@ -36,3 +37,30 @@ def config_file(path: Path | None) -> dict:
 
 def given(**options) -> dict:
     return {k: v for k, v in options.items() if v is not None}
+
+
+def warn_if_trained_on(model: str | Path | None, questions: Path, question_ids=None) -> None:
+    """One warning line when the questions scored were in `model`'s training data (its record's
+    fingerprints say so; hub ids and folders without a record are not checked)."""
+    import typer
+
+    from odqa.runs import training_overlap
+
+    if model and Path(model).is_dir():
+        warning = training_overlap(model, questions, set(question_ids) if question_ids is not None else None)
+        if warning:
+            typer.echo(f"warning: {warning}", err=True)
+
+
+def model_of_predictions(predictions: Path) -> str | None:
+    """The reader that wrote a predictions file, from the run record beside it (`odqa read`/`predict`)."""
+    import json
+
+    from odqa.runs import RECORD_FILE
+
+    record = predictions.parent / RECORD_FILE
+    try:
+        config = json.loads(record.read_text(encoding="utf-8")).get("config") or {}
+    except (OSError, ValueError):
+        return None
+    return config.get("reader_path") or config.get("reader")

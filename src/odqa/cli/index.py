@@ -9,8 +9,9 @@ from typing import Optional
 
 import typer
 
-from odqa.cli.common import parse_ks, parse_weights
+from odqa.cli.common import RESCORE_HELP, parse_ks, parse_weights
 from odqa.errors import OdqaError
+from odqa.runs import log_metrics
 
 group = typer.Typer()
 
@@ -90,6 +91,7 @@ def index(
         quiet=quiet,
     )
     counts = idx.manifest["counts"]
+    log_metrics({"counts": counts, "documents": idx.manifest["corpus"]["documents"], **timings})
     typer.echo(
         f"indexed {idx.manifest['corpus']['documents']:,} documents as {counts['passages']:,} passages "
         f"({counts['vocab']:,} terms) into {out} in {time.perf_counter() - start:.1f}s "
@@ -126,6 +128,22 @@ def _update(out, add, delete, replace, dense, processes, device, quiet) -> None:
     )
 
 
+def _retriever(index_path, fusion, fusion_weights, rerank, rerank_top, rescore, rescore_weight, rescore_top):
+    """The indexes as `search`/`eval-retrieval` were asked to open them (fused, re-scored, reranked)."""
+    from odqa.retrieval.hybrid import open_retriever
+
+    return open_retriever(
+        index_path,
+        fusion=fusion,
+        weights=parse_weights(fusion_weights),
+        rerank=rerank,
+        rerank_top=rerank_top,
+        rescore=rescore,
+        rescore_weight=rescore_weight,
+        rescore_top=rescore_top,
+    )
+
+
 @group.command()
 def search(
     queries: list[str] = typer.Argument(..., help="one or more queries"),
@@ -137,15 +155,14 @@ def search(
     ),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
     rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),
+    rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
+    rescore_weight: float = typer.Option(1.0, help="the re-scorer's weight against the first stage's score"),
+    rescore_top: int = typer.Option(20, help="first-stage candidates the re-scorer encodes per query"),
     as_json: bool = typer.Option(False, "--json", help="print JSON lines instead of a table"),
     width: int = typer.Option(160, help="characters of passage text to show"),
 ) -> None:
     """Search one or more indexes (fused, optionally reranked) and print the top passages."""
-    from odqa.retrieval.hybrid import open_retriever
-
-    idx = open_retriever(
-        index_path, fusion=fusion, weights=parse_weights(fusion_weights), rerank=rerank, rerank_top=rerank_top
-    )
+    idx = _retriever(index_path, fusion, fusion_weights, rerank, rerank_top, rescore, rescore_weight, rescore_top)
     results = idx.search(queries, k=k, fetch=True)
     for query, hits in zip(queries, results):
         if as_json:
@@ -192,6 +209,9 @@ def eval_retrieval(
     ),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder"),
     rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),
+    rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
+    rescore_weight: float = typer.Option(1.0, help="the re-scorer's weight against the first stage's score"),
+    rescore_top: int = typer.Option(20, help="first-stage candidates the re-scorer encodes per query"),
     qrels: Optional[Path] = typer.Option(None, help="TREC qrels (qid Q0 docid rel) for Recall/MRR by article"),
     k: str = typer.Option("1,5,10,20,100", "-k", help="comma-separated cut-offs"),
     limit: Optional[int] = typer.Option(None, help="a seeded random sample of N questions"),
@@ -203,12 +223,9 @@ def eval_retrieval(
 
     from odqa.evaluation import evaluate_retrieval
     from odqa.io import atomic_write_text, read_qrels, read_questions
-    from odqa.retrieval.hybrid import open_retriever
 
     ks = parse_ks(k)
-    idx = open_retriever(
-        index_path, fusion=fusion, weights=parse_weights(fusion_weights), rerank=rerank, rerank_top=rerank_top
-    )
+    idx = _retriever(index_path, fusion, fusion_weights, rerank, rerank_top, rescore, rescore_weight, rescore_top)
     qs = read_questions(questions)
     if limit and limit < len(qs):
         qs = random.Random(seed).sample(qs, limit)
@@ -218,9 +235,11 @@ def eval_retrieval(
         "fusion": fusion,
         "fusion_weights": parse_weights(fusion_weights),
         "rerank": rerank,
+        "rescore": {"encoder": rescore, "weight": rescore_weight, "top": rescore_top} if rescore else None,
         "questions_file": str(questions),
     }
     _print_eval(result)
+    log_metrics({k: v for k, v in result.items() if k in ("has_answer", "gold_document", "qrels", "questions")})
     if out:
         atomic_write_text(out, json.dumps(result, ensure_ascii=False, indent=2))
         typer.echo(f"wrote {out}")

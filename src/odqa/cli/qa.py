@@ -10,8 +10,9 @@ from typing import Optional
 
 import typer
 
-from odqa.cli.common import INDEX_HELP, parse_ks
+from odqa.cli.common import INDEX_HELP, RESCORE_HELP, parse_ks, warn_if_trained_on
 from odqa.errors import OdqaError
+from odqa.runs import log_metrics
 
 group = typer.Typer()
 
@@ -25,6 +26,7 @@ def _pipeline(
     k: int | None,
     device: str | None,
     rerank: str | None = None,
+    rescore: str | None = None,
 ):
     from odqa.pipeline import Pipeline, PipelineConfig
 
@@ -43,6 +45,8 @@ def _pipeline(
         data["device"] = device
     if rerank is not None:
         data["rerank"] = rerank
+    if rescore is not None:
+        data["rescore"] = rescore
     return Pipeline(PipelineConfig.from_dict(data)).warm_up()
 
 
@@ -51,6 +55,7 @@ def ask(
     questions: list[str] = typer.Argument(..., help="one or more questions"),
     index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
+    rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
     reader: Optional[str] = typer.Option(None, help=READER_HELP),
     k: Optional[int] = typer.Option(None, "-k", help="passages to read per question"),
     config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
@@ -58,7 +63,7 @@ def ask(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object per question"),
 ) -> None:
     """Answer questions from the indexed documents, with the evidence sentence."""
-    pipeline = _pipeline(config, index, reader, k, device, rerank)
+    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore)
     results = pipeline.ask_batch(questions)
     for result in results:
         if as_json:
@@ -106,6 +111,7 @@ def predict(
     out: Path = typer.Option(..., help="folder for predictions.json, nbest_predictions.json, retrieved.json"),
     index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
+    rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
     reader: Optional[str] = typer.Option(None, help=READER_HELP),
     k: Optional[int] = typer.Option(None, "-k"),
     config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
@@ -119,7 +125,7 @@ def predict(
     from odqa.e2e import predict_file
     from odqa.io.questions import read_questions
 
-    pipeline = _pipeline(config, index, reader, k, device, rerank)
+    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore)
     predictions = predict_file(pipeline, read_questions(questions), out, batch_size, quiet, restart)
     typer.echo(
         f"answered {len(predictions):,} questions; wrote {out}/predictions.json, nbest_predictions.json, retrieved.json"
@@ -131,6 +137,7 @@ def evaluate(
     questions: Path = typer.Option(..., help="questions with gold answers (SQuAD JSON or JSONL)"),
     index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
+    rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
     reader: Optional[str] = typer.Option(None, help=READER_HELP),
     k: Optional[int] = typer.Option(None, "-k", help="passages read per question"),
     ks: str = typer.Option("1,5,10,20", help="also score at these k (one reading of the largest)"),
@@ -151,12 +158,14 @@ def evaluate(
     from odqa.io.atomic import atomic_write_text
     from odqa.io.questions import read_questions
 
-    pipeline = _pipeline(config, index, reader, k, device, rerank)
+    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore)
     qs = read_questions(questions)
     if limit and limit < len(qs):
         qs = random.Random(13).sample(qs, limit)
+    warn_if_trained_on(pipeline.config.reader, questions, [q.id for q in qs])
     metrics = [m for m in metric.split(",") if m]
     result = evaluate_end_to_end(pipeline, qs, parse_ks(ks), metrics, quiet=quiet)
+    log_metrics({key: result[key] for key in ("questions", "k", "by_k", "retrieval_has_answer", "attribution")})
     table = Table(title=f"{result['questions']:,} questions, k = {result['k']}")
     table.add_column("k", justify="right")
     for m in metrics:
@@ -184,6 +193,7 @@ def evaluate(
 def serve(
     index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
+    rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
     reader: Optional[str] = typer.Option(None, help=READER_HELP),
     k: Optional[int] = typer.Option(None, "-k"),
     config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
@@ -211,7 +221,7 @@ def serve(
             request_log = RequestLog(log, int(log_max_mb * 1024 * 1024), log_backups, log_questions)
         except OSError as e:
             raise OdqaError(f"cannot write the request log {log}: {e.strerror or e}") from None
-    application = create_app(_pipeline(config, index, reader, k, device, rerank), request_log=request_log)
+    application = create_app(_pipeline(config, index, reader, k, device, rerank, rescore), request_log=request_log)
     logged = f"; logging requests to {log}" if log else ""
     typer.echo(f"serving on http://{host}:{port}/ (API docs at /docs){logged}")
     uvicorn.run(application, host=host, port=port, log_level="warning")

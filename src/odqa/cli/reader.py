@@ -10,8 +10,9 @@ from typing import Optional
 
 import typer
 
-from odqa.cli.common import config_file, given
+from odqa.cli.common import config_file, given, model_of_predictions, warn_if_trained_on
 from odqa.errors import OdqaError
+from odqa.runs import log_metrics
 
 group = typer.Typer()
 
@@ -125,6 +126,7 @@ def read(
         import random
 
         examples = random.Random(13).sample(examples, limit)
+    warn_if_trained_on(reader_path, questions, [e.id for e in examples])
     reader = Reader.load(
         reader_path,
         device=device,
@@ -176,6 +178,7 @@ def evaluate_reader_command(
     unknown = [qid for qid in preds if qid not in answers]
     if unknown:
         typer.echo(f"note: {len(unknown)} predictions have ids that are not in {gold} (ignored)", err=True)
+    warn_if_trained_on(model_of_predictions(predictions), gold, answers)
     names = list(ANSWER_METRICS) if metric == "all" else [metric]
     report = {}
     for name in names:
@@ -187,6 +190,7 @@ def evaluate_reader_command(
             f"{name}: EM {scores['exact_match']:.2f}  {partial.upper()} {scores[partial]:.2f}  ({scores['count']:,} "
             f"questions, {scores['missing']} missing)"
         )
+    log_metrics(report)
     if out:
         report["per_question"] = [asdict(d) for d in details]
         atomic_write_text(out, json.dumps(report, ensure_ascii=False, indent=2))

@@ -11,6 +11,7 @@ import typer
 
 from odqa.cli.common import config_file, given, parse_weights
 from odqa.errors import OdqaError
+from odqa.runs import log_metrics
 
 group = typer.Typer()
 relation = typer.Typer(no_args_is_help=True, help="KLUE-RE relation extraction: train, predict, evaluate, ensemble.")
@@ -193,6 +194,7 @@ def evaluate_command(
     probabilities = aligned(predictions, examples, labels)
     index = {name: i for i, name in enumerate(labels)}
     scores = score_relations(probabilities, np.array([index[e.label] for e in examples]), labels)
+    log_metrics({key: scores[key] for key in ("examples", "micro_f1", "auprc", "accuracy")})
     typer.echo(
         f"{scores['examples']} sentences: micro-F1 {scores['micro_f1']:.2f} (without no_relation), "
         f"AUPRC {scores['auprc']:.2f}, accuracy {scores['accuracy']:.2f}"

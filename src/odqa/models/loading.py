@@ -52,9 +52,16 @@ def load_pretrained(auto_class, path: str | Path, what: str, **kwargs):
 
     check_model_dir(path)
     wants_info = kwargs.pop("output_loading_info", False)
-    report = logging.getLogger("transformers.modeling_utils")
-    level = report.level
-    report.setLevel(logging.ERROR)
+    # transformers 5.2x checks a tensor-parallel plan whenever the loading logger is quieter than
+    # WARNING and lists every unsharded layer of a model that was never meant to be sharded: quiet both
+    loggers = [logging.getLogger(f"transformers.{name}") for name in ("modeling_utils", "distributed.tensor_parallel")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar per model, in every log
     try:
         model, info = auto_class.from_pretrained(
             str(path), use_safetensors=True, trust_remote_code=False, output_loading_info=True, **kwargs
@@ -63,7 +70,10 @@ def load_pretrained(auto_class, path: str | Path, what: str, **kwargs):
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise OdqaError(f"cannot load {path} as {what}: {first}") from None
     finally:
-        report.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+        if bars:
+            hf_logging.enable_progress_bar()
     note = loading_note(path, type(model).__name__, info)
     if note and os.environ.get("ODQA_QUIET") != "1":
         print(note, file=sys.stderr, flush=True)

@@ -1,8 +1,10 @@
 """Opening any index folder by its manifest, fusing several retrievers over the same passages,
-and reranking the fused candidates with a cross-encoder: the one retriever the rest of odqa uses.
+re-scoring the fused top N with a bi-encoder on the fly (`odqa.retrieval.rescore`), and reranking
+the candidates with a cross-encoder: the one retriever the rest of odqa uses.
 
     retriever = open_retriever(["indexes/kowiki-bm25", "indexes/kowiki-dense"], fusion="combsum", weights=[1, 0.5],
                                rerank="runs/reranker-1", rerank_top=50)
+    retriever = open_retriever("indexes/kowiki-bm25", rescore="models/me5-small", rescore_weight=1, rescore_top=20)
     retriever.search(["질문"], k=20, fetch=True)
 """
 
@@ -39,7 +41,8 @@ def load_index(path: str | Path, device: str | None = None):
 
 
 class HybridRetriever:
-    """Several retrievers over the same passages, fused; optionally reranked by a cross-encoder."""
+    """Several retrievers over the same passages, fused; optionally re-scored by a bi-encoder
+    (`rescorer`, a `DenseRescorer`: its top N) and then reranked by a cross-encoder."""
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class HybridRetriever:
         depth: int = 100,
         reranker=None,
         rerank_top: int = 50,
+        rescorer=None,
     ):
         if not retrievers:
             raise OdqaError("a hybrid retriever needs at least one index")
@@ -62,7 +66,7 @@ class HybridRetriever:
                 "build them from the same corpus and config"
             )
         self.retrievers, self.fusion, self.weights, self.depth = list(retrievers), fusion, weights, depth
-        self.reranker, self.rerank_top = reranker, rerank_top
+        self.reranker, self.rerank_top, self.rescorer = reranker, rerank_top, rescorer
         self.passages = retrievers[0].passages
         self.manifest = retrievers[0].manifest
         self.path: Path | None = None
@@ -86,6 +90,7 @@ class HybridRetriever:
             "depth": self.depth,
             "rerank": str(rerank) if rerank else None,
             "rerank_top": self.rerank_top,
+            "rescore": self.rescorer.to_dict() if self.rescorer is not None else None,
         }
 
     def save(self, path: str | Path) -> None:
@@ -101,6 +106,8 @@ class HybridRetriever:
             part["path"] = str(Path(part["path"]).resolve())
         if described["rerank"]:
             described["rerank"] = str(Path(described["rerank"]).resolve())
+        if described["rescore"]:
+            described["rescore"]["encoder"] = str(Path(described["rescore"]["encoder"]).resolve())
         manifest = {
             "format": HYBRID_FORMAT,
             "format_version": 1,
@@ -122,20 +129,19 @@ class HybridRetriever:
     def search(self, queries: Sequence[str], k: int = 10, fetch: bool = False) -> list[list[Hit]]:
         queries = check_queries(queries)
         check_k(k)
-        depth = max(k, self.depth, self.rerank_top if self.reranker else 0)
+        depth = max(k, self.depth, self.rerank_top if self.reranker else 0, self.rescorer.top if self.rescorer else 0)
         if len(self.retrievers) == 1:
             fused = self.retrievers[0].search(list(queries), k=depth)
         else:
             runs = [r.search(list(queries), k=depth) for r in self.retrievers]
             fused = [fuse([run[q] for run in runs], depth, self.fusion, self.weights) for q in range(len(queries))]
-        if self.reranker is not None:
+        stages = [(self.rescorer, getattr(self.rescorer, "top", 0)), (self.reranker, self.rerank_top)]
+        for stage, top_n in [(stage, top_n) for stage, top_n in stages if stage is not None]:
             top = [
-                [Hit(h.passage_id, h.score, h.rank, self.passages[h.passage_id]) for h in hits[: self.rerank_top]]
+                [Hit(h.passage_id, h.score, h.rank, h.passage or self.passages[h.passage_id]) for h in hits[:top_n]]
                 for hits in fused
             ]
-            fused = [
-                reranked + hits[self.rerank_top :] for reranked, hits in zip(self.reranker.rerank(queries, top), fused)
-            ]
+            fused = [resorted + hits[top_n:] for resorted, hits in zip(stage.rerank(queries, top), fused)]
         out = []
         for hits in fused:
             hits = hits[:k]
@@ -222,6 +228,9 @@ def retriever_from_dict(data: dict, device: str | None = None):
         from odqa.retrieval.rerank import Reranker
 
         reranker = Reranker.load(data["rerank"], device=device)
+    rescorer = None
+    if data.get("rescore"):
+        rescorer = _rescorer(data["rescore"], device)
     return HybridRetriever(
         [retriever_from_dict(part, device) for part in parts],
         data.get("fusion", "combsum"),
@@ -229,7 +238,17 @@ def retriever_from_dict(data: dict, device: str | None = None):
         data.get("depth", 100),
         reranker,
         data.get("rerank_top", 50),
+        rescorer,
     )
+
+
+def _rescorer(described: dict, device: str | None):
+    from odqa.retrieval.rescore import DenseRescorer
+
+    if not isinstance(described, dict) or not isinstance(described.get("encoder"), str):
+        raise OdqaError("a re-scorer is described by its encoder's folder ('encoder')")
+    settings = {key: described[key] for key in ("weight", "top", "fusion") if key in described}
+    return DenseRescorer.load(described["encoder"], device=device, **settings)
 
 
 def open_retriever(
@@ -240,15 +259,21 @@ def open_retriever(
     rerank: str | None = None,
     rerank_top: int = 50,
     device: str | None = None,
+    rescore: str | None = None,
+    rescore_weight: float = 1.0,
+    rescore_top: int = 20,
 ):
-    """One index as it is, or several fused (and/or reranked) as a HybridRetriever."""
+    """One index as it is, or several fused (and/or re-scored by a bi-encoder, reranked by a
+    cross-encoder) as a HybridRetriever."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     indexes = [load_index(p, device) for p in paths]
-    reranker = None
+    reranker = rescorer = None
     if rerank:
         from odqa.retrieval.rerank import Reranker
 
         reranker = Reranker.load(rerank, device=device)
-    if len(indexes) == 1 and reranker is None:
+    if rescore:
+        rescorer = _rescorer({"encoder": str(rescore), "weight": rescore_weight, "top": rescore_top}, device)
+    if len(indexes) == 1 and reranker is None and rescorer is None:
         return indexes[0]
-    return HybridRetriever(indexes, fusion, weights, depth, reranker, rerank_top)
+    return HybridRetriever(indexes, fusion, weights, depth, reranker, rerank_top, rescorer)

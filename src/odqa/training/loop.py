@@ -362,4 +362,9 @@ def train(
         check_replicas_agree(model, accelerator)
     state["finished"] = state["step"] >= total_steps
     atomic_write_text(out / STATE_FILE, json.dumps(state, indent=2))
+    if accelerator.is_main_process:
+        from odqa.runs import log_metrics
+
+        last = state["history"][-1] if state["history"] else {}
+        log_metrics({"training": {"steps": state["step"], "finished": state["finished"], "best": state["best"]} | last})
     return state

@@ -1,0 +1,223 @@
+"""Re-scoring BM25's top N with multilingual-e5-small on the fly, over the whole kowiki sample.
+
+Encoding all 499,993 kowiki passages with a 12-layer encoder is hours of CPU (~10 passages/s on 2
+cores), so a dense index of the collection is out of reach here. The cheap alternative: BM25
+searches the full index, the encoder (zero-shot, its own prefixes and mean pooling) encodes only
+each question's top N passages, and its cosine is fused with BM25's score (combsum, one weight)
+— `odqa search --rescore models/me5-small` (`odqa.retrieval.rescore`). The weight is chosen on
+held-out competition train questions (the same 300 that retrieval_dense_ko.py holds out; a seeded
+150 of them), never on the evaluation sets.
+
+Stages, each cached in benchmarks/work/rescore/ (`--redo STAGE` runs one again):
+  candidates  BM25 top N of every question (full kowiki index of `make demo`)
+  encode      every candidate passage once (resumable, a chunk at a time) and every question
+  evaluate    has-answer top-k of BM25 and of BM25 + re-scoring at each weight, through the
+              library's retriever (passage vectors from the encode stage fill its cache)
+  latency     seconds per question with an empty cache, against BM25 alone
+
+    python rescore_ko.py [--top 30] [--stages ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from common import DATA, ROOT, WORK, cached_stage, log, markdown_table, sample, write_results
+
+OUT = WORK / "rescore"
+FULL_INDEX = ROOT / "indexes" / "kowiki-bm25"
+ENCODER = ROOT / "models" / "me5-small"
+COMP_TRAIN = DATA / "boostcamp_odqa/train.squad.json"
+TUNE_N, KORQUAD_N, CHUNK = 150, 200, 512
+WEIGHTS = [0.25, 0.5, 1.0, 2.0, 4.0, float("inf")]
+KS = [1, 5, 10, 20]
+STAGES = ["candidates", "encode", "evaluate", "latency"]
+
+
+def held_out_questions():
+    """The 300 competition train questions retrieval_dense_ko.py holds out for tuning, a seeded 150 of them."""
+    from odqa.io import read_questions
+
+    questions = read_questions(COMP_TRAIN)
+    held = set(random.Random(5).sample(sorted(q.id for q in questions), 300))
+    return sample([q for q in questions if q.id in held], TUNE_N)
+
+
+def question_sets() -> dict:
+    from odqa.io import read_questions
+
+    return {
+        "tune": held_out_questions(),
+        "competition validation": read_questions(DATA / "boostcamp_odqa/validation.squad.json"),
+        "KorQuAD 1.0 dev sample": sample(read_questions(DATA / "korquad/KorQuAD_v1.0_dev.json"), KORQUAD_N),
+    }
+
+
+def stage_candidates(top: int) -> dict:
+    from odqa.retrieval.sparse import SparseIndex
+
+    full = SparseIndex.load(FULL_INDEX)
+    out = {}
+    for name, questions in question_sets().items():
+        out[name] = [[h.passage_id for h in hits] for hits in full.search([q.text for q in questions], k=top)]
+    unique = sorted({pid for lists in out.values() for ids in lists for pid in ids})
+    return {"top": top, "passage_ids": out, "unique_passages": unique}
+
+
+def stage_encode(candidates: dict) -> dict:
+    """Vectors of every candidate passage, a chunk at a time into OUT/vectors/ (a rerun resumes)."""
+    from odqa.retrieval.dense import DenseEncoder
+    from odqa.retrieval.sparse import SparseIndex
+
+    full = SparseIndex.load(FULL_INDEX)
+    encoder = DenseEncoder.load(ENCODER)
+    unique = candidates["unique_passages"]
+    folder = OUT / "vectors"
+    folder.mkdir(parents=True, exist_ok=True)
+    seconds = 0.0
+    for number, first in enumerate(range(0, len(unique), CHUNK)):
+        path = folder / f"{number:04d}.npy"
+        if path.exists():
+            continue
+        texts = [full.passages[pid].text for pid in unique[first : first + CHUNK]]
+        start = time.perf_counter()
+        vectors = encoder.encode(texts, "passage")
+        seconds += time.perf_counter() - start
+        np.save(folder / "partial.npy", vectors)
+        (folder / "partial.npy").rename(path)
+        log(f"encoded {min(first + CHUNK, len(unique)):,}/{len(unique):,} passages")
+    return {"passages": len(unique), "seconds_this_run": seconds, "encoder": encoder.config.to_dict()}
+
+
+def cached_vectors(candidates: dict) -> OrderedDict:
+    unique = candidates["unique_passages"]
+    chunks = [np.load(OUT / "vectors" / f"{n:04d}.npy") for n in range((len(unique) + CHUNK - 1) // CHUNK)]
+    return OrderedDict(zip(unique, np.concatenate(chunks)))
+
+
+def stage_evaluate(candidates: dict) -> dict:
+    from odqa.evaluation import evaluate_retrieval
+    from odqa.retrieval.dense import DenseEncoder
+    from odqa.retrieval.hybrid import HybridRetriever
+    from odqa.retrieval.rescore import DenseRescorer
+    from odqa.retrieval.sparse import SparseIndex
+
+    top = candidates["top"]
+    full = SparseIndex.load(FULL_INDEX)
+    encoder = DenseEncoder.load(ENCODER)
+    vectors = cached_vectors(candidates)
+    sets = question_sets()
+
+    def retriever(weight: float) -> HybridRetriever:
+        rescorer = DenseRescorer(encoder, weight=weight, top=top, cache_size=len(vectors) + 1)
+        rescorer.cache = OrderedDict(vectors)
+        return HybridRetriever([full], rescorer=rescorer)
+
+    def label(weight: float) -> str:
+        return "e5 alone" if np.isinf(weight) else f"w={weight:g}"
+
+    tuning = {"BM25": evaluate_retrieval(full, sets["tune"], KS)["has_answer"]}
+    for weight in WEIGHTS:
+        log(f"tune: {label(weight)}")
+        tuning[label(weight)] = evaluate_retrieval(retriever(weight), sets["tune"], KS)["has_answer"]
+    best = max(WEIGHTS, key=lambda w: (tuning[label(w)]["top5"] + tuning[label(w)]["top20"], tuning[label(w)]["top1"]))
+    results = {}
+    for name in ("competition validation", "KorQuAD 1.0 dev sample"):
+        questions = sets[name]
+        results[name] = {
+            "BM25": evaluate_retrieval(full, questions, KS)["has_answer"],
+            f"BM25 top {top} re-sorted by e5 alone": evaluate_retrieval(retriever(float("inf")), questions, KS)[
+                "has_answer"
+            ],
+            f"BM25 + e5 re-scoring of top {top}, {label(best)} (tuned)": evaluate_retrieval(
+                retriever(best), questions, KS
+            )["has_answer"],
+        }
+    return {
+        "top": top,
+        "chosen_weight": "inf" if np.isinf(best) else best,
+        "tuning": tuning,
+        "sets": {name: len(qs) for name, qs in sets.items()},
+        "results": results,
+    }
+
+
+def stage_latency(candidates: dict, n: int = 10) -> dict:
+    """Seconds per question, one question at a time, with an empty passage cache (the worst case)."""
+    from odqa.retrieval.dense import DenseEncoder
+    from odqa.retrieval.hybrid import HybridRetriever
+    from odqa.retrieval.rescore import DenseRescorer
+    from odqa.retrieval.sparse import SparseIndex
+
+    full = SparseIndex.load(FULL_INDEX)
+    questions = [q.text for q in question_sets()["competition validation"][:n]]
+    rescored = HybridRetriever([full], rescorer=DenseRescorer(DenseEncoder.load(ENCODER), top=candidates["top"]))
+    timings = {}
+    for name, retriever in (("BM25", full), ("BM25 + e5 re-scoring", rescored)):
+        retriever.search(questions[:1], k=20)  # warm-up (numba, first batch)
+        start = time.perf_counter()
+        for question in questions[1:]:
+            retriever.search([question], k=20)
+        timings[name] = (time.perf_counter() - start) / (len(questions) - 1)
+    return {"questions": len(questions) - 1, "seconds_per_question": timings}
+
+
+def main() -> None:
+    global FULL_INDEX, ENCODER
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--top", type=int, default=30, help="BM25 candidates re-scored per question")
+    parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument("--redo", default="")
+    parser.add_argument("--index", type=Path, default=FULL_INDEX, help="the BM25 index of `make demo`")
+    parser.add_argument("--encoder", type=Path, default=ENCODER, help="from `odqa import-model multilingual-e5-small`")
+    args = parser.parse_args()
+    FULL_INDEX, ENCODER = args.index, args.encoder
+    redo = {s for s in args.redo.split(",") if s}
+    OUT.mkdir(parents=True, exist_ok=True)
+    results: dict = {}
+    runners = {"encode": stage_encode, "evaluate": stage_evaluate, "latency": stage_latency}
+
+    def run(stage: str):
+        if stage == "candidates":
+            return lambda: stage_candidates(args.top)
+        return lambda: runners[stage](
+            results.get("candidates") or json.loads((OUT / "candidates.json").read_text(encoding="utf-8"))
+        )
+
+    for stage in [s for s in args.stages.split(",") if s]:
+        results[stage] = cached_stage(OUT, stage, redo, run(stage))
+    if "evaluate" not in results or "latency" not in results:
+        return
+    ev, latency = results["evaluate"], results["latency"]["seconds_per_question"]
+    sections = []
+    for set_name, systems in ev["results"].items():
+        rows = [[name, *(100 * s[f"top{k}"] for k in KS)] for name, s in systems.items()]
+        sections.append(
+            f"### {set_name} ({ev['sets'][set_name]} questions), full kowiki sample (499,993 passages), "
+            "has-answer top-k (%)\n\n" + markdown_table(["system", *(f"top-{k}" for k in KS)], rows)
+        )
+    rows = [[name, *(100 * s[f"top{k}"] for k in KS)] for name, s in ev["tuning"].items()]
+    sections.append(
+        f"Weight chosen on {ev['sets']['tune']} held-out competition train questions (w={ev['chosen_weight']}):\n\n"
+        + markdown_table(["re-scoring", *(f"top-{k}" for k in KS)], rows)
+    )
+    sections.append(
+        f"Latency, one question at a time with an empty passage cache, 2 CPU cores: BM25 "
+        f"{1000 * latency['BM25']:.0f} ms, BM25 + e5 re-scoring of the top {ev['top']} "
+        f"{1000 * latency['BM25 + e5 re-scoring']:.0f} ms. Encoding: {results['encode']['passages']:,} passages."
+    )
+    summary = {k: v for k, v in results.items() if k != "candidates"}
+    candidates = results["candidates"]
+    summary["candidates"] = {"top": candidates["top"], "unique_passages": len(candidates["unique_passages"])}
+    write_results("rescore_ko", summary, "\n\n".join(sections) + "\n")
+
+
+if __name__ == "__main__":
+    main()

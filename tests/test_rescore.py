@@ -1,0 +1,122 @@
+"""Re-scoring BM25's top passages with a bi-encoder on the fly: no dense index, the encoder's
+similarity fused with the first stage's score (benchmarks/rescore_ko.py measures it)."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("faiss")
+
+from odqa.errors import OdqaError
+from odqa.retrieval.dense import DenseEncoder
+from odqa.retrieval.fusion import fuse
+from odqa.retrieval.hybrid import HybridRetriever, load_index, open_retriever
+from odqa.retrieval.rescore import DenseRescorer
+from odqa.types import Hit
+
+QUESTIONS = ["훈민정음을 창제한 왕은?", "한강은 어디로 흐르나?", "김치는 무엇으로 만드나?"]
+
+
+def test_rescoring_fuses_bm25_with_the_encoders_similarity(retriever_folders):
+    sparse = load_index(retriever_folders / "sparse")
+    encoder = DenseEncoder.load(retriever_folders / "encoder")
+    retriever = open_retriever(retriever_folders / "sparse", rescore=str(retriever_folders / "encoder"), rescore_top=4)
+    assert isinstance(retriever, HybridRetriever)
+    first = sparse.search(QUESTIONS, k=4, fetch=True)
+    got = retriever.search(QUESTIONS, k=4, fetch=True)
+    query_vectors = encoder.encode(QUESTIONS, "query")
+    for hits, rescored, query_vector in zip(first, got, query_vectors):
+        # the same candidates, re-sorted by combsum of min-max BM25 and min-max cosine (weight 1)
+        passage_vectors = encoder.encode([h.passage.text for h in hits], "passage")
+        dense = [Hit(h.passage_id, float(s), 0) for h, s in zip(hits, passage_vectors @ query_vector)]
+        dense = [Hit(h.passage_id, h.score, r) for r, h in enumerate(sorted(dense, key=lambda h: -h.score), 1)]
+        expected = fuse([hits, dense], len(hits), "combsum", [1.0, 1.0])
+        assert [h.passage_id for h in rescored] == [h.passage_id for h in expected]
+        assert [h.score for h in rescored] == pytest.approx([h.score for h in expected], abs=1e-5)
+        assert [h.rank for h in rescored] == list(range(1, len(hits) + 1))
+        assert all(h.passage is not None for h in rescored)
+
+
+def test_weight_zero_keeps_bm25s_order_and_infinity_ranks_by_the_encoder(retriever_folders):
+    sparse = load_index(retriever_folders / "sparse")
+    encoder = DenseEncoder.load(retriever_folders / "encoder")
+    bm25 = [[h.passage_id for h in hits] for hits in sparse.search(QUESTIONS, k=5)]
+    kept = HybridRetriever([sparse], rescorer=DenseRescorer(encoder, weight=0.0, top=5)).search(QUESTIONS, k=5)
+    assert [[h.passage_id for h in hits] for hits in kept] == bm25
+    alone = HybridRetriever([sparse], rescorer=DenseRescorer(encoder, weight=float("inf"), top=5))
+    query_vectors = encoder.encode(QUESTIONS, "query")
+    for hits, query_vector in zip(alone.search(QUESTIONS, k=5, fetch=True), query_vectors):
+        similarity = encoder.encode([h.passage.text for h in hits], "passage") @ query_vector
+        assert np.all(np.diff(similarity) <= 1e-6)  # best first
+        assert [h.score for h in hits] == pytest.approx(list(similarity), abs=1e-5)
+
+
+def test_only_the_top_n_are_resorted_and_each_passage_is_encoded_once(retriever_folders):
+    sparse = load_index(retriever_folders / "sparse")
+    rescorer = DenseRescorer(DenseEncoder.load(retriever_folders / "encoder"), weight=float("inf"), top=2)
+    encoded = []
+    original = rescorer.encoder.encode
+
+    def counting(texts, kind="passage", progress=False):
+        if kind == "passage":
+            encoded.extend(texts)
+        return original(texts, kind, progress)
+
+    rescorer.encoder.encode = counting
+    retriever = HybridRetriever([sparse], rescorer=rescorer)
+    bm25 = sparse.search(["한강"], k=5)[0]
+    hits = retriever.search(["한강", "한강"], k=5)
+    assert {h.passage_id for h in hits[0][:2]} == {h.passage_id for h in bm25[:2]}
+    assert [h.passage_id for h in hits[0][2:]] == [h.passage_id for h in bm25[2:]]  # below the top 2: BM25's order
+    assert len(encoded) == 2  # two questions, the same two passages: encoded once
+    retriever.search(["한강"], k=5)
+    assert len(encoded) == 2  # and kept for the next search
+
+
+def test_a_saved_hybrid_with_a_rescorer_opens_the_same(retriever_folders, tmp_path):
+    retriever = open_retriever(
+        retriever_folders / "sparse", rescore=str(retriever_folders / "encoder"), rescore_weight=0.5, rescore_top=3
+    )
+    retriever.save(tmp_path / "rescored")
+    manifest = json.loads((tmp_path / "rescored" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["retriever"]["rescore"]["weight"] == 0.5 and manifest["retriever"]["rescore"]["top"] == 3
+    reopened = load_index(tmp_path / "rescored")
+    assert reopened.rescorer.weight == 0.5 and reopened.rescorer.top == 3
+    assert [[h.passage_id for h in hits] for hits in reopened.search(QUESTIONS, k=4)] == [
+        [h.passage_id for h in hits] for hits in retriever.search(QUESTIONS, k=4)
+    ]
+
+
+def test_bad_rescoring_settings_are_refused(retriever_folders, tmp_path):
+    encoder = DenseEncoder.load(retriever_folders / "encoder")
+    with pytest.raises(OdqaError, match="weight must be ≥ 0"):
+        DenseRescorer(encoder, weight=-1)
+    with pytest.raises(OdqaError, match="at least one candidate"):
+        DenseRescorer(encoder, top=0)
+    with pytest.raises(OdqaError, match="unknown fusion"):
+        DenseRescorer(encoder, fusion="max")
+    with pytest.raises(OdqaError, match="not found|does not exist|no such"):
+        open_retriever(retriever_folders / "sparse", rescore=str(tmp_path / "no-encoder"))
+    with pytest.raises(OdqaError, match="lives only in memory"):
+        HybridRetriever([load_index(retriever_folders / "sparse")], rescorer=DenseRescorer(encoder)).to_dict()
+
+
+def test_the_command_line_rescores(retriever_folders, tmp_path):
+    from typer.testing import CliRunner
+
+    from odqa.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        ["search", "--index", str(retriever_folders / "sparse"), "--rescore", str(retriever_folders / "encoder"),
+         "--rescore-weight", "2", "--json", "-k", "3", "한강은 어디로 흐르나?"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    expected = open_retriever(
+        retriever_folders / "sparse", rescore=str(retriever_folders / "encoder"), rescore_weight=2
+    ).search(["한강은 어디로 흐르나?"], k=3)[0]
+    assert [line["passage_id"] for line in lines] == [h.passage_id for h in expected] and expected
+    assert [line["rank"] for line in lines] == list(range(1, len(expected) + 1))
