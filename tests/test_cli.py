@@ -113,3 +113,19 @@ def test_command_modules_import_no_other_command_module():
         assert imported <= {"odqa.cli.common"}, module.name
     names = {c.name or c.callback.__name__.replace("_", "-") for c in odqa.cli.app.registered_commands}
     assert {"index", "search", "train-reader", "index-dense", "ask", "import-model"} <= names
+
+
+def test_no_option_reads_no_no():
+    """A flag that says "no" is one flag, not `--no-cache/--no-no-cache` (issue 14's help text)."""
+    from typer.testing import CliRunner
+
+    from odqa.cli import _command_name, app
+
+    names = [_command_name(c) for c in app.registered_commands]
+    for group in app.registered_groups:
+        names += [f"{group.name} {_command_name(c)}" for c in group.typer_instance.registered_commands]
+    assert "index" in names and "runs list" in names
+    for name in names:
+        result = CliRunner().invoke(app, [*name.split(), "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, name
+        assert "--no-no-" not in result.stdout, name

@@ -44,7 +44,7 @@ def index(
     title: Optional[bool] = typer.Option(None, "--title/--no-title", help="prepend document titles to passages"),
     processes: Optional[int] = typer.Option(None, help="analysis processes (default: all cores)"),
     cache_dir: Optional[Path] = typer.Option(None, help="analysis cache (default $ODQA_CACHE or ~/.cache/odqa)"),
-    no_cache: bool = typer.Option(False, help="analyse again even when a cached analysis exists"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="analyse again even when a cached analysis exists"),
     limit: Optional[int] = typer.Option(None, help="index only the first N documents"),
     reuse: bool = typer.Option(False, help="keep an existing index built from the same file with the same config"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
