@@ -88,7 +88,7 @@ STARTED = time.time()  # when the benchmark script started (it imports this modu
 def write_results(name: str, results: dict, table: str) -> None:
     """The results as JSON and a table, and a run record (`NAME.json.run.json` and the registry)
     whose metrics are the results' numbers."""
-    from odqa.runs import flatten, log_metrics, recording
+    from odqa.runs import log_metrics, numbers, recording
 
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
@@ -97,9 +97,14 @@ def write_results(name: str, results: dict, table: str) -> None:
     with recording(f"benchmark {name}", config, outputs=("results",), started=STARTED):
         path.write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
         (out / f"{name}.md").write_text(table, encoding="utf-8")
-        numbers = {k: v for k, v in flatten(results).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        log_metrics(dict(list(numbers.items())[:5000]))
+        log_metrics(dict(list(numbers(results).items())[:5000]))
     print(table)
+
+
+def topk_table(first: str, systems: dict, ks) -> str:
+    """A markdown table of has-answer top-k (%), one row per system ({name: {"top5": 0.81, …}})."""
+    rows = [[name, *(100 * scores[f"top{k}"] for k in ks)] for name, scores in systems.items()]
+    return markdown_table([first, *(f"top-{k}" for k in ks)], rows)
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

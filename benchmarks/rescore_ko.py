@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, ROOT, WORK, cached_stage, log, markdown_table, sample, write_results
+from common import DATA, ROOT, WORK, cached_stage, log, sample, topk_table, write_results
 
 OUT = WORK / "rescore"
 FULL_INDEX = ROOT / "indexes" / "kowiki-bm25"
@@ -198,15 +198,13 @@ def main() -> None:
     ev, latency = results["evaluate"], results["latency"]["seconds_per_question"]
     sections = []
     for set_name, systems in ev["results"].items():
-        rows = [[name, *(100 * s[f"top{k}"] for k in KS)] for name, s in systems.items()]
         sections.append(
             f"### {set_name} ({ev['sets'][set_name]} questions), full kowiki sample (499,993 passages), "
-            "has-answer top-k (%)\n\n" + markdown_table(["system", *(f"top-{k}" for k in KS)], rows)
+            "has-answer top-k (%)\n\n" + topk_table("system", systems, KS)
         )
-    rows = [[name, *(100 * s[f"top{k}"] for k in KS)] for name, s in ev["tuning"].items()]
     sections.append(
         f"Weight chosen on {ev['sets']['tune']} held-out competition train questions (w={ev['chosen_weight']}):\n\n"
-        + markdown_table(["re-scoring", *(f"top-{k}" for k in KS)], rows)
+        + topk_table("re-scoring", ev["tuning"], KS)
     )
     sections.append(
         f"Latency, one question at a time with an empty passage cache, 2 CPU cores: BM25 "

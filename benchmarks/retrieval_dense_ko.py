@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, KOWIKI, ROOT, WORK, markdown_table, sample, write_results
+from common import DATA, KOWIKI, ROOT, WORK, sample, topk_table, write_results
 
 OUT = WORK / "dense"
 FULL_INDEX = ROOT / "indexes" / "kowiki-bm25"
@@ -286,15 +286,13 @@ def main() -> None:
     ev = results["evaluate"]
     sections = []
     for set_name, systems in ev["results"].items():
-        rows = [[name, *(100 * s[f"top{k}"] for k in KS)] for name, s in systems.items()]
         sections.append(
             f"### Korean: {set_name} ({ev['sets'][set_name]} questions) over a pool of {ev['passages']:,} kowiki "
-            "passages, has-answer top-k (%)\n\n" + markdown_table(["system", *(f"top-{k}" for k in KS)], rows)
+            "passages, has-answer top-k (%)\n\n" + topk_table("system", systems, KS)
         )
-    rows = [[name, *(100 * s[f"top{k}"] for k in KS)] for name, s in ev["tuning"].items()]
     sections.append(
         f"Fusion tuned on {HELD_OUT} held-out competition train questions (chosen: {ev['chosen']}):\n\n"
-        + markdown_table(["fusion", *(f"top-{k}" for k in KS)], rows)
+        + topk_table("fusion", ev["tuning"], KS)
     )
     h = ev["hnsw"]
     sweep = "; ".join(

@@ -45,7 +45,9 @@ def registry_path() -> Path:
 # ---------------------------------------------------------------- fingerprints
 
 
-def _file_sha256(path: Path, cache: dict) -> str:
+def file_sha256(path: str | Path, cache: dict | None = None) -> str:
+    """sha256 of a file's bytes; `cache` remembers (size, mtime) → digest by absolute path."""
+    path, cache = Path(path), {} if cache is None else cache
     stat = path.stat()
     key = str(path.resolve())
     known = cache.get(key)
@@ -59,6 +61,11 @@ def _file_sha256(path: Path, cache: dict) -> str:
     return digest.hexdigest()
 
 
+def file_fingerprint(path: str | Path, cache: dict | None = None) -> dict:
+    """{path, bytes, sha256} of one file: what a saved model records of its training data."""
+    return {"path": str(path), "bytes": Path(path).stat().st_size, "sha256": file_sha256(path, cache)}
+
+
 def fingerprint(path: str | Path, cache: dict | None = None) -> dict:
     """What a file or folder is, by content: {kind, path, bytes, sha256} (+ files for a folder).
     An index folder is known by its manifest (which holds its corpus fingerprint and config);
@@ -66,7 +73,7 @@ def fingerprint(path: str | Path, cache: dict | None = None) -> dict:
     cache = {} if cache is None else cache
     path = Path(path)
     if path.is_file():
-        return {"kind": "file", "path": str(path), "bytes": path.stat().st_size, "sha256": _file_sha256(path, cache)}
+        return {"kind": "file", **file_fingerprint(path, cache)}
     manifest = path / "manifest.json"
     if manifest.is_file():
         data = json.loads(manifest.read_text(encoding="utf-8"))
@@ -75,7 +82,7 @@ def fingerprint(path: str | Path, cache: dict | None = None) -> dict:
             "path": str(path),
             "format": data.get("format"),
             "corpus_fingerprint": (data.get("corpus") or {}).get("fingerprint"),
-            "sha256": _file_sha256(manifest, cache),
+            "sha256": file_sha256(manifest, cache),
         }
     files = sorted(
         p
@@ -86,7 +93,7 @@ def fingerprint(path: str | Path, cache: dict | None = None) -> dict:
     )
     digest = hashlib.sha256()
     for p in files:
-        digest.update(f"{p.relative_to(path).as_posix()}\0{_file_sha256(p, cache)}\n".encode())
+        digest.update(f"{p.relative_to(path).as_posix()}\0{file_sha256(p, cache)}\n".encode())
     return {
         "kind": "folder",
         "path": str(path),
@@ -372,12 +379,13 @@ def flatten(value, prefix: str = "") -> dict:
     return {prefix[:-1]: value}
 
 
+def numbers(value: dict) -> dict[str, float]:
+    """The numeric leaves of nested results, by flattened name."""
+    return {k: float(v) for k, v in flatten(value).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
 def numeric_metrics(record: dict) -> dict[str, float]:
-    return {
-        k: float(v)
-        for k, v in flatten(record.get("metrics") or {}).items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
+    return numbers(record.get("metrics") or {})
 
 
 def training_data(model_folder: str | Path) -> list[dict]:
@@ -401,7 +409,7 @@ def training_overlap(model_folder: str | Path, scored_file: str | Path, scored_i
     trained = training_data(model_folder)
     if not trained or not Path(scored_file).is_file():
         return None
-    digest = _file_sha256(Path(scored_file), {})
+    digest = file_sha256(scored_file)
     for item in trained:
         if item["sha256"] == digest:
             return (
@@ -416,7 +424,7 @@ def training_overlap(model_folder: str | Path, scored_file: str | Path, scored_i
     for item in trained:
         path = Path(item["path"])
         with contextlib.suppress(OSError, OdqaError, ValueError):
-            if path.is_file() and _file_sha256(path, {}) == item["sha256"]:
+            if path.is_file() and file_sha256(path) == item["sha256"]:
                 seen |= {q.id for q in read_questions(path)}
     common = len(seen & scored_ids)
     if common:

@@ -19,28 +19,13 @@ import typer
 from odqa.cli import dense, ensemble, index, logs, models, qa, reader, relation, runs
 from odqa.errors import OdqaError
 
-# command name → the options that name its outputs (where the record is written beside them)
+# commands that leave a run record, beside the output their `--out` names (`re evaluate`: `--json`)
 RECORDED = {
-    "index": ("out",),
-    "index-dense": ("out",),
-    "train-reader": ("out",),
-    "train-dense": ("out",),
-    "train-reranker": ("out",),
-    "pretrain-mlm": ("out",),
-    "import-model": ("out",),
-    "trim-vocab": ("out",),
-    "tune-fusion": ("out",),
-    "eval-retrieval": ("out",),
-    "evaluate-reader": ("out",),
-    "read": ("out",),
-    "evaluate": ("out",),
-    "predict": ("out",),
-    "ensemble": ("out",),
-    "re train": ("out",),
-    "re predict": ("out",),
-    "re evaluate": ("json_out",),
-    "re ensemble": ("out",),
-}
+    "index", "index-dense", "train-reader", "train-dense", "train-reranker", "pretrain-mlm", "import-model",
+    "trim-vocab", "tune-fusion", "eval-retrieval", "evaluate-reader", "read", "evaluate", "predict", "ensemble",
+    "re train", "re predict", "re evaluate", "re ensemble",
+}  # fmt: skip
+OUTPUTS = {"re evaluate": ("json_out",)}
 
 
 def _recorded(name: str, callback, outputs: tuple[str, ...]):
@@ -75,7 +60,7 @@ for prefix, commands in [("", app.registered_commands)] + [
     for info in commands:
         name = prefix + _command_name(info)
         if name in RECORDED and not hasattr(info.callback, "__wrapped__"):
-            info.callback = _recorded(name, info.callback, RECORDED[name])
+            info.callback = _recorded(name, info.callback, OUTPUTS.get(name, ("out",)))
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ def ensemble_command(
     from odqa.ensemble import EnsembleConfig, best_answers, combine, read_nbest, tune_weights
     from odqa.io.atomic import atomic_write_text
     from odqa.metrics.answers import get_answer_metric
-    from odqa.training.loop import file_fingerprint
+    from odqa.runs import file_fingerprint
 
     names = [str(p) for p in nbest]
     if n_best < 1:

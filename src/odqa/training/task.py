@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from odqa.io.atomic import atomic_write_text
-from odqa.training.loop import LoopSettings, file_fingerprint, save_into, train, versions
+from odqa.runs import file_fingerprint, library_versions
+from odqa.training.loop import LoopSettings, save_into, train
 
 
 @dataclass
@@ -51,7 +52,7 @@ def training_record(config: LoopSettings, data: dict, counts: dict) -> dict:
         "training": config.to_dict(),
         "data": {name: fingerprints(value) for name, value in data.items()},
         "counts": counts,
-        "versions": versions(),
+        "versions": library_versions(),
     }
 
 
