@@ -239,6 +239,21 @@ def korean_reader(tmp_path_factory, tiny_encoder, korean_qa_file) -> Path:
 
 
 @pytest.fixture(scope="session")
+def weak_reader(tmp_path_factory, korean_reader) -> Path:
+    """korean_reader's weights with the records of a weak one: evaluated at F1 31.5 / EM 20.0 and
+    its training stopped at step 30 of 100 (what `reader_report` and the CLI and page warn about)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("weak-reader") / "reader"
+    shutil.copytree(korean_reader, out)
+    saved = json.loads((out / "odqa_reader.json").read_text(encoding="utf-8"))
+    saved["metrics"] = {"epoch": 0, "step": 30, "eval": {"exact": 20.0, "f1": 31.5, "count": 240}, "best": True}
+    (out / "odqa_reader.json").write_text(json.dumps(saved, ensure_ascii=False), encoding="utf-8")
+    (out / "trainer_state.json").write_text(json.dumps({"step": 30, "total_steps": 100, "finished": False}))
+    return out
+
+
+@pytest.fixture(scope="session")
 def retriever_folders(tmp_path_factory, klue_tokenizer) -> Path:
     """KOREAN_DOCS (docs.jsonl) indexed sparse and dense (a random tiny encoder), and a random
     tiny reranker: every kind of retriever over the same passages."""

@@ -12,7 +12,7 @@ from test_cli import odqa
 
 
 @pytest.mark.slow  # several odqa processes, each importing torch
-def test_ask_prints_answer_title_and_evidence(korean_docs_index, korean_reader):
+def test_ask_prints_answer_title_and_evidence(korean_docs_index, korean_reader, weak_reader):
     run = odqa(
         "ask",
         "--index",
@@ -27,8 +27,12 @@ def test_ask_prints_answer_title_and_evidence(korean_docs_index, korean_reader):
     assert run.returncode == 0, run.stderr
     assert "A: 세종" in run.stdout and "【세종】" in run.stdout
     assert run.stdout.count("retrieve") == 1 and "2 questions in one batch" in run.stdout  # the batch time, once
+    assert "warning" not in run.stderr
     as_json = odqa("ask", "--index", korean_docs_index, "--reader", korean_reader, "--json", "대한민국의 수도는?")
     assert json.loads(as_json.stdout)["answer"]["title"] == "서울특별시"
+    weak = odqa("ask", "--index", korean_docs_index, "--reader", weak_reader, "대한민국의 수도는?")
+    assert weak.returncode == 0 and "A: 서울" in weak.stdout
+    assert weak.stderr.count("warning: the reader") == 1 and "F1 31.5 / EM 20.0" in weak.stderr
 
 
 @pytest.mark.slow  # several odqa processes, each importing torch

@@ -312,7 +312,7 @@ def test_a_new_head_is_one_line_not_transformers_load_report(tmp_path, klue_toke
     from transformers import AutoModelForQuestionAnswering, BertModel
 
     from conftest import tiny_bert_config
-    from odqa.models.loading import load_pretrained
+    from odqa.models.loading import load_pretrained, save_pretrained
 
     BertModel(tiny_bert_config(klue_tokenizer)).save_pretrained(tmp_path, safe_serialization=True)
     capfd.readouterr()
@@ -324,3 +324,15 @@ def test_a_new_head_is_one_line_not_transformers_load_report(tmp_path, klue_toke
     assert len(lines) == 1 and "new weights initialised (e.g. qa_outputs." in lines[0]
     assert "Loading weights" not in err  # transformers' progress bar, once per model loaded
     assert any("qa_outputs" in k for k in info["missing_keys"])
+    from odqa.models.tokenizer import save_tokenizer
+    from odqa.retrieval.dense import DenseEncoder
+
+    no_pooler = tmp_path / "no-pooler"  # as E5 is imported: its pooling is ours, a pooler would never run
+    BertModel(tiny_bert_config(klue_tokenizer), add_pooling_layer=False).save_pretrained(no_pooler)
+    save_tokenizer(klue_tokenizer, no_pooler)
+    capfd.readouterr()
+    DenseEncoder.load(no_pooler)
+    assert "note:" not in capfd.readouterr().err
+    save_pretrained(model, tmp_path / "saved")
+    assert "Writing model shards" not in capfd.readouterr().err  # a bar at every checkpoint of a training log
+    assert (tmp_path / "saved" / "model.safetensors").is_file()

@@ -195,3 +195,16 @@ def test_yaml_config_equals_json(tmp_path, korean_docs_index):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n", encoding="utf-8")
     with pytest.raises(OdqaError, match="list.yaml"):
         PipelineConfig.from_file(tmp_path / "list.yaml")
+
+
+def test_a_reader_says_when_its_own_records_call_it_weak(korean_reader, weak_reader, tmp_path):
+    from odqa.reader.model import reader_report
+
+    good = reader_report(korean_reader)  # trained to the end, no evaluation set: nothing to warn about
+    assert good["finished"] is True and good["eval"] is None and good["warning"] is None
+    weak = reader_report(weak_reader)
+    assert weak["eval"]["f1"] == 31.5 and (weak["step"], weak["total_steps"]) == (30, 100)
+    assert "F1 31.5 / EM 20.0" in weak["warning"] and "stopped early at step 30 of 100" in weak["warning"]
+    assert Pipeline(PipelineConfig(index="unused", reader=str(weak_reader))).reader_report() == weak
+    assert reader_report("klue/roberta-base")["warning"] is None  # a hub id: nothing is known of it
+    assert reader_report(tmp_path)["warning"] is None  # a folder without records

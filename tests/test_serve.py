@@ -36,7 +36,9 @@ def test_ask_search_health(client):
     assert len(many["nbest"]) == 12  # beyond the pipeline's default of 5, up to the request's limit
     hits = client.post("/search", json={"question": "부산 해운대", "k": 2}).json()["passages"]
     assert hits[0]["title"] == "부산광역시"
-    assert client.get("/health").json()["status"] == "ok"
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["reader_report"]["finished"] is True
+    assert health["reader_report"]["warning"] is None  # trained to the end: nothing to warn about
     assert "/ask" in client.get("/openapi.json").json()["paths"]
     page = client.get("/")
     assert page.status_code == 200 and 'id="question"' in page.text

@@ -112,6 +112,13 @@ class Pipeline:
             self.reader = Reader.load(self.config.reader, device=self.config.device, **self.config.reader_options)
         return self
 
+    def reader_report(self) -> dict:
+        """The reader's quality as its own folder records it (`odqa.reader.model.reader_report`):
+        its evaluation, whether training finished, and a `warning` line when it is weak."""
+        from odqa.reader.model import reader_report
+
+        return reader_report(self.config.reader)
+
     def retrieve(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
         self.warm_up()
         return self.index.search(list(questions), k=k or self.config.k, fetch=True)

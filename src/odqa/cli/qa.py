@@ -47,7 +47,11 @@ def _pipeline(
         data["rerank"] = rerank
     if rescore is not None:
         data["rescore"] = rescore
-    return Pipeline(PipelineConfig.from_dict(data)).warm_up()
+    pipeline = Pipeline(PipelineConfig.from_dict(data)).warm_up()
+    warning = pipeline.reader_report()["warning"]
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+    return pipeline
 
 
 @group.command()

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from odqa.errors import OdqaError
 from odqa.models.tokenizer import looks_local
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+POOLER = ("pooler.",)  # BERT's pooler: no odqa encoder or span head runs it, so its weights go unmentioned
 
 
 def check_model_dir(path: str | Path) -> None:
@@ -43,11 +45,33 @@ def pick_device(device: str | None = None):
     return torch.device(device)
 
 
-def load_pretrained(auto_class, path: str | Path, what: str, **kwargs):
+@contextmanager
+def _no_bars():
+    """transformers' own tqdm bars off for the duration (restored after)."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def save_pretrained(model, path: str | Path) -> None:
+    """`model.save_pretrained(path)` as safetensors, without the "Writing model shards" bar that
+    transformers prints at every save (once per checkpoint in a training log)."""
+    with _no_bars():
+        model.save_pretrained(str(path), safe_serialization=True)
+
+
+def load_pretrained(auto_class, path: str | Path, what: str, unused_parts: tuple[str, ...] = (), **kwargs):
     """`auto_class.from_pretrained(path)` from safetensors, never running the repository's code;
     a folder that is not a `what` (or a hub id that cannot be fetched) is named in one line.
     transformers' multi-line LOAD REPORT (raw colour codes in a log) is replaced by one line saying
-    which weights were new or unused, and that a new head is expected before fine-tuning."""
+    which weights were new or unused, and that a new head is expected before fine-tuning; weights
+    under `unused_parts` (e.g. a pooler the caller never runs) are not worth that line."""
     import logging
 
     check_model_dir(path)
@@ -58,23 +82,18 @@ def load_pretrained(auto_class, path: str | Path, what: str, **kwargs):
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
-    from transformers.utils import logging as hf_logging
-
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # a "Loading weights" bar per model, in every log
     try:
-        model, info = auto_class.from_pretrained(
-            str(path), use_safetensors=True, trust_remote_code=False, output_loading_info=True, **kwargs
-        )
+        with _no_bars():  # a "Loading weights" bar per model, in every log
+            model, info = auto_class.from_pretrained(
+                str(path), use_safetensors=True, trust_remote_code=False, output_loading_info=True, **kwargs
+            )
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise OdqaError(f"cannot load {path} as {what}: {first}") from None
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
-        if bars:
-            hf_logging.enable_progress_bar()
-    note = loading_note(path, type(model).__name__, info)
+    note = loading_note(path, type(model).__name__, info, unused_parts)
     if note and os.environ.get("ODQA_QUIET") != "1":
         print(note, file=sys.stderr, flush=True)
     return (model, info) if wants_info else model
@@ -86,14 +105,18 @@ def load_encoder(path: str | Path):
     from transformers import AutoModel
 
     try:
-        return load_pretrained(AutoModel, path, "an encoder", add_pooling_layer=False)
+        return load_pretrained(AutoModel, path, "an encoder", POOLER, add_pooling_layer=False)
     except TypeError:  # an encoder class without a pooler option (ELECTRA, DistilBERT)
-        return load_pretrained(AutoModel, path, "an encoder")
+        return load_pretrained(AutoModel, path, "an encoder", POOLER)
 
 
-def loading_note(path, model_class: str, info: dict) -> str | None:
+def loading_note(path, model_class: str, info: dict, unused_parts: tuple[str, ...] = ()) -> str | None:
     """One line on weights a load initialised (missing from `path`) or left unused, or None."""
-    missing, unused = sorted(info.get("missing_keys") or ()), sorted(info.get("unexpected_keys") or ())
+
+    def noted(keys) -> list[str]:
+        return sorted(k for k in keys or () if not any(part in k for part in unused_parts))
+
+    missing, unused = noted(info.get("missing_keys")), noted(info.get("unexpected_keys"))
     if not missing and not unused:
         return None
     parts = []

@@ -128,7 +128,9 @@ def _module_class():
         def save_pretrained(self, path: str, safe_serialization: bool = True) -> None:
             from safetensors.torch import save_file
 
-            self.encoder.save_pretrained(path, safe_serialization=True)
+            from odqa.models.loading import save_pretrained as save_encoder
+
+            save_encoder(self.encoder, path)
             state = {k: v.detach().contiguous().cpu() for k, v in self.head.state_dict().items()}
             save_file(state, str(Path(path) / HEAD_FILE), metadata={"head": self.head_name})
 
@@ -139,10 +141,10 @@ def build_span_model(encoder_path: str | Path, head: str, options: dict | None =
     """A reader model to train: transformers' QA model for `linear`, else the encoder + a new head."""
     from transformers import AutoModelForQuestionAnswering
 
-    from odqa.models.loading import load_encoder, load_pretrained
+    from odqa.models.loading import POOLER, load_encoder, load_pretrained
 
     if check_head(head) == "linear":
-        return load_pretrained(AutoModelForQuestionAnswering, encoder_path, "a question-answering encoder")
+        return load_pretrained(AutoModelForQuestionAnswering, encoder_path, "a question-answering encoder", POOLER)
     return _module_class()(load_encoder(encoder_path), head, options)
 
 

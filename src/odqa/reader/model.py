@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from odqa.errors import OdqaError
-from odqa.models.loading import check_model_dir, load_pretrained, pick_device
+from odqa.models.loading import POOLER, check_model_dir, load_pretrained, pick_device, save_pretrained
 from odqa.reader.decode import WindowSpans, aggregate, no_answer_wins, top_spans, window_candidates
 from odqa.reader.features import WindowConfig, Windows, build_windows, pad_batch
 from odqa.reader.postprocess import clean_span
@@ -28,6 +28,43 @@ from odqa.types import Span
 log = logging.getLogger(__name__)
 
 READER_FILE = "odqa_reader.json"
+
+
+WEAK_F1 = 50.0  # below this, a reader's own evaluation says most of its answers are wrong
+
+
+def reader_report(path: str | Path) -> dict:
+    """What a reader folder's own records say of its quality: the evaluation kept with the weights
+    (`eval`, None when it was trained without --eval), whether its training ran to the end
+    (`finished`, `step`, `total_steps`; None for folders not trained here) and, when either says
+    the reader is weak, one `warning` line for the CLI and the web page. Hub ids: nothing known."""
+    folder = Path(path)
+    report: dict = {"eval": None, "finished": None, "step": None, "total_steps": None, "warning": None}
+    try:
+        saved = json.loads((folder / READER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = {}
+    metrics = saved.get("metrics") if isinstance(saved, dict) else None
+    if isinstance(metrics, dict) and isinstance(metrics.get("eval"), dict):
+        report["eval"] = {k: v for k, v in metrics["eval"].items() if isinstance(v, (int, float))}
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        report.update(finished=bool(state.get("finished")), step=state.get("step"))
+        report["total_steps"] = state.get("total_steps")
+    except (OSError, ValueError, AttributeError):
+        pass
+    problems = []
+    f1 = (report["eval"] or {}).get("f1")
+    if isinstance(f1, (int, float)) and f1 < WEAK_F1:
+        exact = report["eval"].get("exact")
+        scored = f"F1 {f1:.1f}" + (f" / EM {exact:.1f}" if isinstance(exact, (int, float)) else "")
+        problems.append(f"it scored {scored} on its evaluation set, so expect many wrong answers")
+    if report["finished"] is False:
+        steps = f" at step {report['step']} of {report['total_steps']}" if report["total_steps"] else ""
+        problems.append(f"its training stopped early{steps} (run the same train-reader command again to continue)")
+    if problems:
+        report["warning"] = f"the reader {path} is weak: " + "; ".join(problems)
+    return report
 
 
 class ReaderConfig(BaseModel):
@@ -103,7 +140,7 @@ class Reader:
 
             return cls(load_span_model(path, head), tokenizer, config, device)
         model, info = load_pretrained(
-            AutoModelForQuestionAnswering, path, "a question-answering model", output_loading_info=True
+            AutoModelForQuestionAnswering, path, "a question-answering model", POOLER, output_loading_info=True
         )
         untrained = [k for k in info.get("missing_keys", ()) if "qa_outputs" in k]
         if untrained:
@@ -122,7 +159,7 @@ class Reader:
         from odqa.models.tokenizer import save_tokenizer
 
         path = Path(path)
-        self.model.save_pretrained(str(path), safe_serialization=True)
+        save_pretrained(self.model, path)
         save_tokenizer(self.tokenizer, path)
         (path / READER_FILE).write_text(
             json.dumps(

@@ -246,11 +246,12 @@ class RelationClassifier:
         from safetensors.torch import save_file
 
         from odqa.io.atomic import atomic_write_text
+        from odqa.models.loading import save_pretrained
         from odqa.models.tokenizer import save_tokenizer
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.model.encoder.save_pretrained(str(folder), safe_serialization=True)
+        save_pretrained(self.model.encoder, folder)
         save_tokenizer(self.tokenizer, folder)
         save_file(self.model.head_state(), str(folder / HEAD_FILE), metadata={"pooling": self.config.pooling})
         data = {"model": self.config.to_dict(), **(record or {})}

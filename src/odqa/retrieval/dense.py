@@ -84,17 +84,17 @@ class DenseEncoder:
     def load(cls, path: str | Path, device: str | None = None, **overrides) -> DenseEncoder:
         from transformers import AutoModel
 
-        from odqa.models.loading import check_model_dir, load_pretrained
+        from odqa.models.loading import POOLER, check_model_dir, load_pretrained
         from odqa.models.tokenizer import load_tokenizer
 
         check_model_dir(path)
         settings = Path(path) / ENCODER_FILE
         saved = json.loads(settings.read_text(encoding="utf-8")) if settings.exists() else {}
         config = EncoderConfig.from_dict({**imported_defaults(path), **saved.get("encoder", {}), **overrides})
-        model = load_pretrained(AutoModel, path, "an encoder")
+        model = load_pretrained(AutoModel, path, "an encoder", POOLER)  # pooling is ours: the pooler never runs
         question_model = None
         if (Path(path) / "question").is_dir():
-            question_model = load_pretrained(AutoModel, Path(path) / "question", "a question encoder")
+            question_model = load_pretrained(AutoModel, Path(path) / "question", "a question encoder", POOLER)
         return cls(model, load_tokenizer(path), config, question_model, device)
 
     @property
@@ -103,12 +103,13 @@ class DenseEncoder:
         return int(self.model.config.hidden_size)
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
+        from odqa.models.loading import save_pretrained
         from odqa.models.tokenizer import save_tokenizer
 
         path = Path(path)
-        self.model.save_pretrained(str(path), safe_serialization=True)
+        save_pretrained(self.model, path)
         if self.question_model is not self.model:
-            self.question_model.save_pretrained(str(path / "question"), safe_serialization=True)
+            save_pretrained(self.question_model, path / "question")
         save_tokenizer(self.tokenizer, path)
         (path / ENCODER_FILE).write_text(
             json.dumps({"encoder": self.config.to_dict(), **(extra or {})}, indent=2), encoding="utf-8"

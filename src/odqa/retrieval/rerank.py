@@ -57,10 +57,11 @@ class Reranker:
         return reranker
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
+        from odqa.models.loading import save_pretrained
         from odqa.models.tokenizer import save_tokenizer
 
         path = Path(path)
-        self.model.save_pretrained(str(path), safe_serialization=True)
+        save_pretrained(self.model, path)
         save_tokenizer(self.tokenizer, path)
         (path / RERANKER_FILE).write_text(
             json.dumps({"reranker": self.config.to_dict(), **(extra or {})}, indent=2), encoding="utf-8"

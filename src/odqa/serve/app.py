@@ -193,12 +193,15 @@ def create_app(
     async def http_error(request: Request, exc: HTTPException):  # 404, 405: the same shape as every error
         return refusal(request, f"{exc.detail}: {request.method} {request.url.path}", exc.status_code)
 
+    reader_quality = pipeline.reader_report()
+
     @app.get("/health")
     async def health() -> dict:
         return {
             "status": "ok",
             "passages": pipeline.index.n_passages,
             "reader": pipeline.config.reader,
+            "reader_report": reader_quality,
             "k": pipeline.config.k,
         }
 

@@ -219,7 +219,7 @@ def contrastive_step(config: DenseTrainingConfig):
 def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool = True) -> dict:
     from transformers import AutoModel
 
-    from odqa.models.loading import check_model_dir, load_pretrained
+    from odqa.models.loading import POOLER, check_model_dir, load_pretrained
     from odqa.models.tokenizer import load_tokenizer
 
     check_model_dir(config.model)
@@ -245,10 +245,10 @@ def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool =
         raise OdqaError("no training pairs: no qrels query reached a relevant article in the index")
     seed_everything(config.seed)
     tokenizer = load_tokenizer(config.model)
-    passage_model = load_pretrained(AutoModel, config.model, "an encoder")
+    passage_model = load_pretrained(AutoModel, config.model, "an encoder", POOLER)
     question_model = None
     if config.question_model:
-        question_model = load_pretrained(AutoModel, config.question_model, "a question encoder")
+        question_model = load_pretrained(AutoModel, config.question_model, "a question encoder", POOLER)
     module = bi_encoder(passage_model, question_model, config.encoder.pooling)
 
     def collate(indices):

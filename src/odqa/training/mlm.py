@@ -128,7 +128,7 @@ def pretrain_mlm(config: MlmConfig, quiet: bool = False, resume: bool = True) ->
     from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM
 
     from odqa.io import read_documents
-    from odqa.models.loading import check_model_dir, load_pretrained
+    from odqa.models.loading import check_model_dir, load_pretrained, save_pretrained
     from odqa.models.tokenizer import load_tokenizer, save_tokenizer
 
     if config.model is None and config.size not in SIZES:
@@ -191,7 +191,7 @@ def pretrain_mlm(config: MlmConfig, quiet: bool = False, resume: bool = True) ->
     record = training_record(config, {"corpus": config.corpus}, {"sequences": len(rows)})
 
     def save(trained, folder: Path, record: dict) -> None:
-        getattr(trained, "inner", trained).save_pretrained(str(folder), safe_serialization=True)
+        save_pretrained(getattr(trained, "inner", trained), folder)
         save_tokenizer(tokenizer, folder)
         (folder / "odqa_pretraining.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
 
