@@ -11,17 +11,34 @@ from odqa.retrieval.base import Retriever
 from odqa.retrieval.hybrid import load_index, open_retriever, retriever_from_dict
 
 QUERIES = ["훈민정음을 창제한 왕은?", "부산 해운대", "김치 재료"]
+
+
+def sharded(folders):
+    """The same passages in 3 shards, built and searched on a local Ray (`odqa.distributed`)."""
+    pytest.importorskip("ray")
+    from odqa.distributed.sharded import build_sharded_index
+
+    if not (folders / "sharded").exists():
+        build_sharded_index(folders / "docs.jsonl", folders / "sharded", 3, quiet=True)
+    return open_retriever(folders / "sharded")
+
+
 KINDS = {
     "sparse": lambda f: open_retriever(f / "sparse"),
     "dense": lambda f: open_retriever(f / "dense"),
     "hybrid": lambda f: open_retriever([f / "sparse", f / "dense"], fusion="combsum", weights=[1.0, 0.5]),
     "reranked": lambda f: open_retriever([f / "sparse", f / "dense"], rerank=str(f / "reranker"), rerank_top=4),
+    "sharded": sharded,
 }
+SLOW = {"sharded"}  # a Ray instance and its workers take seconds to start
 
 
-@pytest.fixture(params=list(KINDS))
+@pytest.fixture(params=[pytest.param(kind, marks=pytest.mark.slow) if kind in SLOW else kind for kind in KINDS])
 def retriever(request, retriever_folders):
-    return KINDS[request.param](retriever_folders).warm_up()
+    retriever = KINDS[request.param](retriever_folders).warm_up()
+    yield retriever
+    if hasattr(retriever, "close"):  # a sharded index stops its shard actors
+        retriever.close()
 
 
 def ranking(results):

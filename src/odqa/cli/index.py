@@ -47,11 +47,19 @@ def index(
     no_cache: bool = typer.Option(False, "--no-cache", help="analyse again even when a cached analysis exists"),
     limit: Optional[int] = typer.Option(None, help="index only the first N documents"),
     reuse: bool = typer.Option(False, help="keep an existing index built from the same file with the same config"),
+    shards: Optional[int] = typer.Option(
+        None, min=1, help="cut the index into N shards built as Ray tasks, searched by one Ray actor each (ray extra)"
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, help="with --shards: the Ray cluster to build on (default $RAY_ADDRESS, else a local one)"
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Build a sparse (BM25/TF-IDF) index over a document collection, or add and delete documents
     of a built one (--add/--delete: results equal a rebuild of the final collection)."""
     if add is not None or delete:
+        if shards is not None:
+            raise OdqaError("a sharded index is not updated in place: build it again with --corpus and --shards")
         if corpus is not None:
             raise OdqaError("give --corpus to build an index, or --add/--delete to update the one at --out")
         _update(out, add, _delete_ids(delete or []), replace, dense or [], processes, device, quiet)
@@ -79,6 +87,9 @@ def index(
         typer.echo(f"{out} is up to date (same corpus file and config); not rebuilt")
         return
     start = time.perf_counter()
+    if shards is not None:
+        _sharded(corpus, out, shards, cfg, limit, quiet, ray_address, start)
+        return
     idx, timings = build_sparse_index(
         corpus,
         out,
@@ -96,6 +107,20 @@ def index(
         f"indexed {idx.manifest['corpus']['documents']:,} documents as {counts['passages']:,} passages "
         f"({counts['vocab']:,} terms) into {out} in {time.perf_counter() - start:.1f}s "
         f"(analysis {timings['analysis_s']:.1f}s)"
+    )
+
+
+def _sharded(corpus, out, shards, cfg, limit, quiet, address, start) -> None:
+    from odqa.distributed.sharded import build_sharded_index
+
+    manifest, timings = build_sharded_index(
+        corpus, out, shards, cfg.corpus, cfg.analyzer, cfg.scoring, limit=limit, quiet=quiet, address=address
+    )
+    counts = manifest["counts"]
+    log_metrics({"counts": counts, **timings})
+    typer.echo(
+        f"indexed {counts['documents']:,} documents as {counts['passages']:,} passages ({counts['vocab']:,} terms) "
+        f"into {out} as {shards} shards in {time.perf_counter() - start:.1f}s (analysis {timings['analysis_s']:.1f}s)"
     )
 
 

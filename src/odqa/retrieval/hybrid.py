@@ -35,6 +35,10 @@ def load_index(path: str | Path, device: str | None = None):
         from odqa.retrieval.dense import DenseIndex
 
         return DenseIndex.load(path, device=device)
+    if kind == "odqa.sharded":
+        from odqa.distributed.sharded import ShardedIndex
+
+        return ShardedIndex.load(path)
     from odqa.retrieval.sparse import SparseIndex
 
     return SparseIndex.load(path)
@@ -209,11 +213,11 @@ def tune_fusion(
 
 
 def retriever_from_dict(data: dict, device: str | None = None):
-    """A retriever from its `to_dict()`: {"kind": "sparse"|"dense", "path"} or {"kind": "hybrid", ...}."""
-    if not isinstance(data, dict) or data.get("kind") not in ("sparse", "dense", "hybrid"):
+    """A retriever from its `to_dict()`: {"kind": "sparse"|"dense"|"sharded", "path"} or {"kind": "hybrid", ...}."""
+    if not isinstance(data, dict) or data.get("kind") not in ("sparse", "dense", "sharded", "hybrid"):
         kind = data.get("kind") if isinstance(data, dict) else data
-        raise OdqaError(f"unknown retriever {kind!r}: a retriever is described as sparse, dense or hybrid")
-    if data["kind"] in ("sparse", "dense"):
+        raise OdqaError(f"unknown retriever {kind!r}: a retriever is described as sparse, dense, sharded or hybrid")
+    if data["kind"] in ("sparse", "dense", "sharded"):
         if not isinstance(data.get("path"), str):
             raise OdqaError(f"a {data['kind']} retriever is described by its folder ('path')")
         index = load_index(data["path"], device)

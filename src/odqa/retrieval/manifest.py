@@ -15,8 +15,9 @@ FORMATS = {
     "odqa.sparse": (1, "odqa index"),
     "odqa.dense": (1, "odqa index-dense"),
     "odqa.hybrid": (1, "HybridRetriever.save"),
+    "odqa.sharded": (1, "odqa index --shards N"),
 }
-KIND_NAMES = {"odqa.sparse": "sparse", "odqa.dense": "dense", "odqa.hybrid": "hybrid"}
+KIND_NAMES = {"odqa.sparse": "sparse", "odqa.dense": "dense", "odqa.hybrid": "hybrid", "odqa.sharded": "sharded"}
 
 
 def read_manifest(path: str | Path, kind: str | None = None) -> dict:

@@ -121,15 +121,25 @@ def passage_weights(
     doc_len: np.ndarray,
     df: np.ndarray,
     config: ScoringConfig,
+    collection: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stored weights for each (term, passage) entry, the idf per term, and the per-term constant
-    a query adds for passages without the term (zeros except for BM25L/BM25+)."""
+    a query adds for passages without the term (zeros except for BM25L/BM25+).
+
+    `collection` = (units, tokens) of the whole collection when these passages are one shard of
+    it (with `df` the collection's too): idf and the average length are then the collection's, so
+    a shard's weights equal those of one index over everything."""
     scheme = SCHEMES[config.method]
     n_docs = len(doc_len)
-    avg_len = max(float(doc_len.mean()) if n_docs else 1.0, 1e-9)
+    if collection is not None:
+        n_total, tokens = collection
+        avg_len = max(tokens / n_total if n_total else 1.0, 1e-9)
+    else:
+        n_total = n_docs
+        avg_len = max(float(doc_len.mean()) if n_docs else 1.0, 1e-9)
     idf = np.zeros(len(df), dtype=np.float64)
     present = df > 0
-    idf[present] = scheme.idf(df[present].astype(np.float64), float(n_docs))
+    idf[present] = scheme.idf(df[present].astype(np.float64), float(n_total))
     norm = length_norm(doc_len.astype(np.float64), avg_len, config)
     tfc = scheme.tf(tf.astype(np.float64), norm[doc_of_entry], config)
     absent = np.zeros(len(df), dtype=np.float64)

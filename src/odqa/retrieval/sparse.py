@@ -92,16 +92,23 @@ class SparseIndex:
         corpus_info: dict | None = None,
         passage_docs: np.ndarray | None = None,
         passage_len: np.ndarray | None = None,
+        collection: dict | None = None,
     ) -> SparseIndex:
         """Weights from a (passages x terms) CSC matrix of term counts, which the index keeps
         (`tf`, with `passage_len`, the tokens of each passage: the counts' row sums, computed
-        when not given) so that documents can be added and deleted without analysing the rest again."""
+        when not given) so that documents can be added and deleted without analysing the rest again.
+
+        `collection` makes this index one shard of a larger collection (`odqa.distributed`): the
+        counts' columns are the collection's vocabulary and weights use its statistics —
+        `passages`, `tokens`, `df` (per term), and with document context `documents`,
+        `doc_tokens`, `doc_df` — so the shard scores each passage as one index over all would."""
 
         n_passages, n_terms = counts.shape
         if n_passages == 0:
             raise OdqaError("cannot index an empty corpus")
         passage_len = _unit_lengths(counts) if passage_len is None else np.asarray(passage_len, dtype=np.int64)
-        arrays = _weight_matrix(counts, scoring, passage_len)
+        whole = collection or {}
+        arrays = _weight_matrix(counts, scoring, passage_len, whole.get("df"), _totals(whole, "passages", "tokens"))
         arrays["passage_len"] = passage_len.astype(np.int32)
         extra_counts = {}
         if scoring.document_weight > 0:
@@ -118,7 +125,9 @@ class SparseIndex:
             n_docs = int(passage_docs.max()) + 1
             doc_counts = _pooled_counts(counts, passage_docs, n_docs)
             doc_len = np.bincount(passage_docs, weights=passage_len, minlength=n_docs).astype(np.int64)
-            doc_arrays = _weight_matrix(doc_counts, scoring, doc_len)
+            doc_arrays = _weight_matrix(
+                doc_counts, scoring, doc_len, whole.get("doc_df"), _totals(whole, "documents", "doc_tokens")
+            )
             del doc_arrays["tf"]
             arrays |= {f"doc_{name}": value for name, value in doc_arrays.items()}
             arrays["passage_docs"] = passage_docs
@@ -200,7 +209,7 @@ class SparseIndex:
         arrays = {name: load_array(path, name, mmap) for name in names}
         from odqa.retrieval.update import TABLE
 
-        for name in TABLE:  # what updates need; indexes built before odqa kept it lack it
+        for name in (*TABLE, "max_weight", "doc_max_weight"):  # update tables; a shard's collection bounds
             if (path / f"{name}.npy").is_file():
                 arrays[name] = load_array(path, name, mmap)
         try:
@@ -280,6 +289,8 @@ class SparseIndex:
     def _max_weights(self, level: str) -> np.ndarray:
         """Each term's largest stored weight at one level (computed once, on first search)."""
         key = f"{level}max_weight"
+        if key not in self._bounds and key in self.arrays:  # a shard keeps its collection's bounds
+            self._bounds[key] = np.asarray(self.arrays[key], dtype=np.float64)
         if key not in self._bounds:
             weights, indptr = np.asarray(self.arrays[f"{level}weights"]), np.asarray(self.arrays[f"{level}indptr"])
             bounds = np.zeros(len(indptr) - 1, dtype=np.float64)
@@ -389,13 +400,23 @@ def _unit_lengths(counts) -> np.ndarray:
     return np.bincount(counts.indices, weights=counts.data, minlength=counts.shape[0]).astype(np.int64)
 
 
-def _weight_matrix(counts, scoring: ScoringConfig, unit_len: np.ndarray) -> dict:
+def _totals(collection: dict, units: str, tokens: str) -> tuple[int, int] | None:
+    return (int(collection[units]), int(collection[tokens])) if units in collection else None
+
+
+def _weight_matrix(
+    counts, scoring: ScoringConfig, unit_len: np.ndarray, df=None, collection: tuple[int, int] | None = None
+) -> dict:
     """Term-major weights of every (term, unit) pair of a CSC count matrix: the weighting scheme
-    runs vectorised over all entries. `tf` keeps the counts themselves."""
+    runs vectorised over all entries. `tf` keeps the counts themselves. `df` and `collection`
+    (units, tokens): a whole collection's statistics, when these units are one shard of it."""
     n_terms = counts.shape[1]
-    df = np.diff(counts.indptr)
-    term_of_entry = np.repeat(np.arange(n_terms, dtype=np.int32), df)
-    weights, idf, absent = passage_weights(counts.data, term_of_entry, counts.indices, unit_len, df, scoring)
+    present = np.diff(counts.indptr)
+    term_of_entry = np.repeat(np.arange(n_terms, dtype=np.int32), present)
+    df = present if df is None else np.asarray(df)
+    weights, idf, absent = passage_weights(
+        counts.data, term_of_entry, counts.indices, unit_len, df, scoring, collection
+    )
     tf_type = np.uint16 if counts.data.max(initial=0) < 2**16 else np.uint32
     return {
         "weights": weights,

@@ -360,6 +360,11 @@ def update_index(
     if add is None and not delete:
         raise OdqaError("nothing to update: give documents to add, ids to delete, or both")
     index = SparseIndex.load(path)
+    if "shard" in index.manifest:
+        raise OdqaError(
+            f"{path} is one shard of a sharded index, weighted with the whole collection's statistics: "
+            "rebuild the sharded index (`odqa index --shards N`) to add or delete documents"
+        )
     if any(name not in index.arrays for name in TABLE):
         raise OdqaError(
             f"index {path} was built by an odqa that did not keep term counts; "

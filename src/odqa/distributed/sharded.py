@@ -1,0 +1,494 @@
+"""A sparse index cut into shards, built as Ray tasks and searched through one Ray actor per shard.
+
+Building (`build_sharded_index`): the corpus is cut into passages exactly as `odqa index` cuts it,
+the passages into N contiguous runs that never split a document; each run is analysed by a Ray
+task; the driver merges the vocabularies and sums the statistics BM25 needs (document frequencies,
+passage and document counts, token totals); a second task per shard weights its passages with
+those *collection* statistics and saves a normal odqa sparse index (`shard-000/`, ...) that also
+keeps the collection's per-term weight bounds. So a shard scores every passage it holds exactly
+as one index over the whole collection would, and the sharded search (`ShardedIndex`) — each
+shard's top k from its actor, merged by (score, passage id) — returns the same ids and scores.
+
+The shards are written under a temporary folder renamed into place when all are done; a
+sharded index needs its folder where every node can read it (one machine, or a shared file
+system). Actors restart when their node dies (on any node with room) and calls to them are
+retried; a call that gets no answer within `timeout` seconds fails with a clear error."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from odqa.errors import OdqaError
+from odqa.retrieval.base import check_k, check_queries
+from odqa.types import Hit, Passage
+
+FORMAT = "odqa.sharded"
+FORMAT_VERSION = 1
+DEFAULT_TIMEOUT_S = 300.0
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise OdqaError("sharded indexes run on Ray: pip install 'odqa[ray]'") from None
+    return ray
+
+
+def connect(address: str | None = None):
+    """Ray, connected: to the cluster at `address` (or $RAY_ADDRESS), to the one this process has
+    already joined, or else to a local cluster started here on this machine's cores."""
+    ray = _ray()
+    if not ray.is_initialized():
+        # a local cluster's token is made and kept by Ray itself: its notice is nothing a user acts on
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+        try:
+            ray.init(
+                address=address or os.environ.get("RAY_ADDRESS"),
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            raise OdqaError(
+                f"cannot reach the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: {e}"
+            ) from None
+    return ray
+
+
+# --- building ---------------------------------------------------------------------------------
+
+
+def document_numbers(passages: Sequence[Passage]) -> np.ndarray:
+    """Each passage's document, numbered by first appearance (as the embedded index numbers them)."""
+    numbers: dict[str, int] = {}
+    return np.fromiter(
+        (numbers.setdefault(p.sources[0].doc_id, len(numbers)) for p in passages), dtype=np.int64, count=len(passages)
+    )
+
+
+def shard_bounds(passage_docs: np.ndarray, shards: int) -> np.ndarray:
+    """Passage offsets [0, ..., n] of `shards` contiguous runs, cut only where a document starts,
+    each cut at the document start nearest an even split."""
+    n = len(passage_docs)
+    if shards < 1:
+        raise OdqaError(f"--shards must be at least 1, got {shards}")
+    if len(passage_docs) and np.any(np.diff(passage_docs) < 0):
+        raise OdqaError("the passages are not in document order, so they cannot be cut into shards by document")
+    documents = int(passage_docs.max()) + 1 if n else 0
+    if shards > documents:
+        raise OdqaError(f"{shards} shards need at least {shards} documents; the corpus has {documents}")
+    starts = np.nonzero(np.diff(passage_docs))[0] + 1  # where each document after the first begins
+    cuts = [0]
+    for i in range(1, shards):
+        ideal = i * n / shards
+        at = np.clip(np.searchsorted(starts, ideal), 1, len(starts) - 1) if len(starts) > 1 else 0
+        near = starts[max(at - 1, 0) : at + 1]
+        near = near[near > cuts[-1]]
+        if not len(near):
+            raise OdqaError(f"cannot cut {documents} documents into {shards} non-empty shards")
+        cuts.append(int(near[np.argmin(np.abs(near - ideal))]))
+    cuts.append(n)
+    if any(b <= a for a, b in zip(cuts, cuts[1:])):
+        raise OdqaError(f"cannot cut {documents} documents into {shards} non-empty shards")
+    return np.asarray(cuts, dtype=np.int64)
+
+
+def _analyse_shard(texts: list[str], analyzer: dict, docs: np.ndarray) -> dict:
+    """A Ray task: one shard's passages analysed into term counts, and what the collection sums."""
+    from odqa.analysis.base import analyzer_from_dict
+    from odqa.analysis.corpus import analyze_corpus
+    from odqa.retrieval.sparse import _pooled_counts, count_matrix
+
+    analysed = analyze_corpus(texts, analyzer_from_dict(analyzer), processes=1, quiet=True)
+    lengths = np.diff(analysed.offsets)
+    rows = np.repeat(np.arange(len(texts), dtype=np.int32), lengths)
+    counts = count_matrix(rows, analysed.ids, len(texts), len(analysed.vocab))
+    documents = int(docs.max()) + 1
+    doc_counts = _pooled_counts(counts, docs, documents)
+    return {
+        "vocab": analysed.vocab,
+        "counts": counts,
+        "passage_len": lengths,
+        "df": np.diff(counts.indptr),
+        "doc_df": np.diff(doc_counts.indptr),
+        "documents": documents,
+    }
+
+
+def _term_bounds(weights: np.ndarray, indptr: np.ndarray, n_terms: int) -> np.ndarray:
+    """Each term's largest weight in this shard (-inf for terms it lacks)."""
+    bounds = np.full(n_terms, -np.inf)
+    nonempty = np.nonzero(np.diff(indptr))[0]
+    if len(nonempty):
+        bounds[nonempty] = np.maximum.reduceat(np.asarray(weights), np.asarray(indptr)[nonempty])
+    return bounds
+
+
+def _build_shard(
+    part: dict, remap: np.ndarray, vocab: list[str], collection: dict, passages: list, docs, settings: dict, folder: str
+) -> dict:
+    """A Ray task: one shard weighted with the collection's statistics and saved as a sparse index;
+    returns its per-term weight bounds (the driver keeps the collection's maximum)."""
+    import scipy.sparse as sp
+
+    from odqa.analysis.base import analyzer_from_dict
+    from odqa.retrieval.scoring import ScoringConfig
+    from odqa.retrieval.sparse import SparseIndex
+
+    counts = part["counts"]
+    terms = np.repeat(remap, np.diff(counts.indptr))
+    counts = sp.csc_matrix((counts.data, (counts.indices, terms)), shape=(counts.shape[0], len(vocab)))
+    counts.sort_indices()
+    scoring = ScoringConfig(**settings["scoring"])
+    index = SparseIndex.from_counts(
+        counts,
+        vocab,
+        analyzer_from_dict(settings["analyzer"]),
+        scoring,
+        passages,
+        settings["corpus"],
+        docs,
+        part["passage_len"],
+        collection,
+    )
+    index.manifest["shard"] = settings["shard"]
+    index.save(folder, {"config.json": settings["config"]})
+    a = index.arrays
+    bounds = {"max_weight": _term_bounds(a["weights"], a["indptr"], len(vocab))}
+    if scoring.document_weight > 0:
+        bounds["doc_max_weight"] = _term_bounds(a["doc_weights"], a["doc_indptr"], len(vocab))
+    return bounds
+
+
+def _save_bounds(folder: str, bounds: dict) -> None:
+    """A Ray task: the collection's per-term weight bounds written into a shard (the order a
+    query's terms are summed in, so every shard adds them as one index would)."""
+    for name, values in bounds.items():
+        tmp = Path(folder) / f".{name}.tmp.npy"
+        np.save(tmp, values)
+        os.replace(tmp, Path(folder) / f"{name}.npy")
+
+
+def build_sharded_index(
+    corpus: str | Path,
+    out: str | Path,
+    shards: int,
+    corpus_config=None,
+    analyzer=None,
+    scoring=None,
+    limit: int | None = None,
+    quiet: bool = False,
+    address: str | None = None,
+) -> tuple[dict, dict]:
+    """Build a sharded index of `corpus` into `out` (replaced atomically) on the Ray cluster at
+    `address` (default: the one joined, $RAY_ADDRESS, or a local one); returns (manifest, timings)."""
+    from odqa.analysis.base import default_analyzer
+    from odqa.config import IndexConfig
+    from odqa.corpus import CorpusConfig
+    from odqa.io.atomic import atomic_dir
+    from odqa.retrieval.build import read_passages
+    from odqa.retrieval.scoring import ScoringConfig
+
+    corpus_config = corpus_config or CorpusConfig()
+    analyzer = analyzer or default_analyzer()
+    scoring = scoring or ScoringConfig()
+    if shards < 1:
+        raise OdqaError(f"--shards must be at least 1, got {shards}")
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    passages, stats, info, _ = read_passages(corpus, corpus_config, limit, quiet)
+    if not passages:
+        raise OdqaError(f"{corpus} holds no text to index")
+    passage_docs = document_numbers(passages)
+    cuts = shard_bounds(passage_docs, shards)
+    timings["passages_s"] = time.perf_counter() - start
+
+    ray = connect(address)
+    start = time.perf_counter()
+    analyse = ray.remote(num_cpus=1, max_retries=2)(_analyse_shard)
+    analyzer_dict = analyzer.model_dump(mode="json")
+    spans = list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
+    local_docs = [passage_docs[a:b] - passage_docs[a] for a, b in spans]
+    parts = ray.get(
+        [
+            analyse.options(scheduling_strategy="SPREAD").remote([p.text for p in passages[a:b]], analyzer_dict, docs)
+            for (a, b), docs in zip(spans, local_docs)
+        ]
+    )
+    timings["analysis_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    terms: dict[str, int] = {}
+    remaps = [
+        np.fromiter((terms.setdefault(t, len(terms)) for t in part["vocab"]), dtype=np.int64, count=len(part["vocab"]))
+        for part in parts
+    ]
+    vocab = list(terms)
+    df, doc_df = np.zeros(len(vocab), dtype=np.int64), np.zeros(len(vocab), dtype=np.int64)
+    for part, remap in zip(parts, remaps):
+        df[remap] += part["df"]
+        doc_df[remap] += part["doc_df"]
+    tokens = int(sum(int(part["passage_len"].sum()) for part in parts))
+    documents = int(passage_docs[-1]) + 1
+    collection = {
+        "passages": len(passages),
+        "tokens": tokens,
+        "df": df,
+        "documents": documents,
+        "doc_tokens": tokens,
+        "doc_df": doc_df,
+    }
+    config_text = json.dumps(
+        IndexConfig(corpus=corpus_config, analyzer=analyzer, scoring=scoring).to_dict(), ensure_ascii=False, indent=2
+    )
+    build = ray.remote(num_cpus=1, max_retries=2)(_build_shard)
+    vocab_ref, collection_ref = ray.put(vocab), ray.put(collection)
+    with atomic_dir(out) as tmp:
+        folders = [str(tmp / f"shard-{i:03d}") for i in range(shards)]
+        bounds = ray.get(
+            [
+                build.options(scheduling_strategy="SPREAD").remote(
+                    {k: v for k, v in part.items() if k != "vocab"},
+                    remap,
+                    vocab_ref,
+                    collection_ref,
+                    passages[a:b],
+                    docs,
+                    {
+                        "scoring": scoring.model_dump(mode="json"),
+                        "analyzer": analyzer_dict,
+                        "corpus": info,
+                        "config": config_text,
+                        "shard": {"index": i, "shards": shards, "first_passage": a, "passages": b - a},
+                    },
+                    folder,
+                )
+                for i, (part, remap, (a, b), docs, folder) in enumerate(zip(parts, remaps, spans, local_docs, folders))
+            ]
+        )
+        collection_bounds = {}
+        for name in bounds[0]:
+            highest = np.max(np.stack([b[name] for b in bounds]), axis=0)
+            highest[np.isneginf(highest)] = 0.0  # a term no passage holds: no weight, as one index has it
+            collection_bounds[name] = highest
+        ray.get([ray.remote(num_cpus=0)(_save_bounds).remote(folder, collection_bounds) for folder in folders])
+        manifest = _collection_manifest(analyzer_dict, scoring, info, collection, len(vocab), spans)
+        (tmp / "config.json").write_text(config_text, encoding="utf-8")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    timings["weighting_s"] = time.perf_counter() - start
+    return manifest, timings
+
+
+def _collection_manifest(analyzer: dict, scoring, info: dict, collection: dict, n_terms: int, spans) -> dict:
+    import platform
+
+    from odqa import __version__
+    from odqa.analysis.base import ANALYSIS_VERSION
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "odqa_version": __version__,
+        "analysis_version": ANALYSIS_VERSION,
+        "analyzer": analyzer,
+        "scoring": scoring.model_dump(mode="json"),
+        "corpus": info,
+        "counts": {
+            "passages": collection["passages"],
+            "documents": collection["documents"],
+            "tokens": collection["tokens"],
+            "vocab": n_terms,
+            "shards": len(spans),
+        },
+        "shards": [{"path": f"shard-{i:03d}", "first_passage": a, "passages": b - a} for i, (a, b) in enumerate(spans)],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": platform.python_version(),
+    }
+
+
+# --- searching --------------------------------------------------------------------------------
+
+
+class ShardServer:
+    """One shard in a Ray actor: its sparse index memory-mapped, searched with local passage ids."""
+
+    def __init__(self, folder: str):
+        from odqa.retrieval.sparse import SparseIndex
+
+        self.index = SparseIndex.load(folder).warm_up()
+
+    def search_arrays(self, queries: list[str], k: int):
+        return self.index.search_arrays(queries, k)
+
+    def passages(self, ids: list[int]) -> list[Passage]:
+        return [self.index.passages[i] for i in ids]
+
+    def node(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
+
+class ShardedPassages(Sequence):
+    """The collection's passages by global id, fetched from the shard that holds each."""
+
+    def __init__(self, index: ShardedIndex):
+        self.index = index
+
+    def __len__(self) -> int:
+        return self.index.n_passages
+
+    def __getitem__(self, passage_id):
+        if isinstance(passage_id, slice):
+            return [self[i] for i in range(*passage_id.indices(len(self)))]
+        return self.index.fetch([int(passage_id)])[int(passage_id)]
+
+
+class ShardedIndex:
+    """The retriever over a sharded index (the contract of `odqa.retrieval.base.Retriever`): each
+    query batch goes to every shard's actor, and their top k are merged exactly."""
+
+    def __init__(self, path: str | Path, manifest: dict, address: str | None = None, timeout: float | None = None):
+        self.path = Path(path)
+        self.manifest = manifest
+        self.address = address
+        self.timeout = timeout or float(os.environ.get("ODQA_SHARD_TIMEOUT", DEFAULT_TIMEOUT_S))
+        self.offsets = np.asarray([s["first_passage"] for s in manifest["shards"]] + [self.n_passages], dtype=np.int64)
+        self.passages = ShardedPassages(self)
+        self._actors: list | None = None
+
+    @classmethod
+    def load(cls, path: str | Path, address: str | None = None, timeout: float | None = None) -> ShardedIndex:
+        from odqa.retrieval.manifest import read_manifest
+
+        path = Path(path)
+        manifest = read_manifest(path, FORMAT)
+        shards = manifest.get("shards")
+        if not isinstance(shards, list) or not shards:
+            raise OdqaError(f"{path}/manifest.json lists no shards; rebuild it with `odqa index --shards N`")
+        for shard in shards:
+            if not (path / shard["path"] / "manifest.json").is_file():
+                raise OdqaError(f"sharded index {path} is incomplete: {shard['path']} is missing; rebuild it")
+        return cls(path, manifest, address, timeout)
+
+    @property
+    def n_passages(self) -> int:
+        return int(self.manifest["counts"]["passages"])
+
+    def warm_up(self) -> ShardedIndex:
+        """Start one actor per shard (spread over the cluster's nodes) and wait until each has loaded."""
+        if self._actors is None:
+            ray = connect(self.address)
+            server = ray.remote(ShardServer)
+            self._actors = [
+                server.options(num_cpus=0, max_restarts=-1, max_task_retries=-1, scheduling_strategy="SPREAD").remote(
+                    str(self.path / shard["path"])
+                )
+                for shard in self.manifest["shards"]
+            ]
+            self._gather("node")
+        return self
+
+    def _gather(self, method: str, *args, shards: Sequence[int] | None = None) -> list:
+        """`method(*args)` on each shard's actor (or those in `shards`), waiting at most `timeout`."""
+        if self._actors is None:
+            self.warm_up()
+        ray = _ray()
+        from ray.exceptions import GetTimeoutError, RayError
+
+        chosen = range(len(self._actors)) if shards is None else shards
+        refs = [getattr(self._actors[i], method).remote(*args) for i in chosen]
+        try:
+            return ray.get(refs, timeout=self.timeout)
+        except GetTimeoutError:
+            raise OdqaError(
+                f"sharded index {self.path}: a shard did not answer within {self.timeout:.0f} s "
+                "(its node may be down with no other node free to take it); try again"
+            ) from None
+        except RayError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise OdqaError(f"sharded index {self.path}: a shard failed: {first}") from None
+
+    def nodes(self) -> list[str]:
+        """The Ray node id each shard's actor runs on, by shard."""
+        return self._gather("node")
+
+    def search_arrays(self, queries: Sequence[str], k: int, threads: int | None = None):
+        check_k(k)
+        queries = check_queries(queries)
+        if not queries:
+            return np.zeros((0, k), dtype=np.float32), np.zeros((0, k), dtype=np.int64)
+        parts = self._gather("search_arrays", queries, k)
+        scores = np.concatenate([s for s, _ in parts], axis=1)
+        ids = np.concatenate(
+            [np.where(i >= 0, i + offset, -1) for (_, i), offset in zip(parts, self.offsets[:-1])], axis=1
+        )
+        out_scores = np.zeros((len(queries), k), dtype=np.float32)  # padded as the embedded index pads
+        out_ids = np.full((len(queries), k), -1, dtype=np.int64)
+        for row in range(len(queries)):
+            found = ids[row] >= 0
+            row_scores, row_ids = scores[row][found], ids[row][found]
+            order = np.lexsort((row_ids, -row_scores))[:k]  # best score first, ties by the smaller id
+            out_scores[row, : len(order)] = row_scores[order]
+            out_ids[row, : len(order)] = row_ids[order]
+        return out_scores, out_ids
+
+    def fetch(self, ids: Sequence[int]) -> dict[int, Passage]:
+        """Passages by global id, each from its shard (with its global id)."""
+        ids = sorted(set(int(i) for i in ids))
+        for i in ids:
+            if not 0 <= i < self.n_passages:
+                raise IndexError(f"passage id {i} out of range 0..{self.n_passages - 1}")
+        by_shard: dict[int, list[int]] = {}
+        for i in ids:
+            by_shard.setdefault(int(np.searchsorted(self.offsets, i, side="right")) - 1, []).append(i)
+        found: dict[int, Passage] = {}
+        for shard, wanted in by_shard.items():
+            offset = int(self.offsets[shard])
+            fetched = self._gather("passages", [i - offset for i in wanted], shards=[shard])[0]
+            found.update({i: replace(p, id=i) for i, p in zip(wanted, fetched)})
+        return found
+
+    def search(self, queries: Sequence[str], k: int = 10, fetch: bool = False) -> list[list[Hit]]:
+        scores, ids = self.search_arrays(queries, k)
+        passages = self.fetch(ids[ids >= 0].tolist()) if fetch and ids.size else {}
+        results = []
+        for row_scores, row_ids in zip(scores, ids):
+            hits = []
+            for rank, (score, pid) in enumerate(zip(row_scores, row_ids), 1):
+                if pid < 0:
+                    break
+                hits.append(Hit(int(pid), float(score), rank, passages.get(int(pid))))
+            results.append(hits)
+        return results
+
+    def save(self, path: str | Path) -> None:
+        """A copy of the sharded index at `path` (written atomically)."""
+        from odqa.io.atomic import atomic_dir
+
+        if Path(path).resolve() == self.path.resolve():
+            return
+        with atomic_dir(path) as tmp:
+            for item in self.path.iterdir():
+                (shutil.copytree if item.is_dir() else shutil.copyfile)(item, tmp / item.name)
+
+    def to_dict(self) -> dict:
+        return {"kind": "sharded", "path": str(self.path)}
+
+    def close(self) -> None:
+        """Stop the shard actors."""
+        if self._actors is not None:
+            ray = _ray()
+            for actor in self._actors:
+                ray.kill(actor, no_restart=True)
+            self._actors = None
