@@ -66,6 +66,15 @@ KERNEL, BM25S_ODQA = "odqa kernel, default tokens, no document context", "bm25s 
 qps = lambda d, name: system(d, name)["queries_per_s"]
 
 
+def identical_shardings(data: dict) -> str:
+    """ "all" when every sharded run returned the embedded index's ids and scores, else which did not."""
+    runs = {k: r for k, r in data["results"].items() if k != "embedded"}
+    wrong = [k for k, r in runs.items() if not (r["identical_ids"] and r["identical_scores"])]
+    if wrong:
+        raise ValueError(f"scale.json: {', '.join(wrong)} differed from the embedded index")
+    return "all"
+
+
 def reader_speedup(data: dict, peer: str) -> float:
     """How many times faster odqa's reader reads English dev questions than `peer`."""
     systems = data["en-eval"]["systems"]
@@ -243,6 +252,43 @@ FIGURES: dict[str, Figure] = {
         )
         for key, name in (("competition", "competition validation"), ("korquad", "KorQuAD 1.0 dev sample"))
         for k in (1, 5, 10, 20)
+    },
+    # sharded indexes on a local Ray cluster (benchmarks/scale.py)
+    "scale.passages": Figure("scale.json", lambda d: d["passages"], "{:,}"),
+    "scale.queries": Figure("scale.json", lambda d: d["queries"], "{:,}"),
+    "scale.identical": Figure("scale.json", lambda d: identical_shardings(d)),
+    **{
+        f"scale.{n}.{key}": Figure("scale.json", value, form)
+        for n in (1, 2, 4)
+        for key, value, form in (
+            (
+                "build",
+                lambda d, n=n: d["results"][f"shards-{n}"]["build_s"] / d["results"]["embedded"]["build_s"],
+                "{:.2f}×",
+            ),
+            ("qps", lambda d, n=n: d["results"][f"shards-{n}"]["qps"] / d["results"]["embedded"]["qps"], "{:.2f}×"),
+            ("node_mb", lambda d, n=n: d["results"][f"shards-{n}"]["max_node_rss_mb"], "{:,.0f}"),
+        )
+    },
+    "scale.embedded_mb": Figure("scale.json", lambda d: d["results"]["embedded"]["rss_mb"], "{:,.0f}"),
+    "scale.embedded_build_s": Figure("scale.json", lambda d: d["results"]["embedded"]["build_s"], "{:.0f}"),
+    # the steps of `make demo`, timed on idle and busy cores (benchmarks/first_hour.py)
+    **{
+        f"first.{condition}.{step}": Figure(
+            "first_hour.json",
+            lambda d, c=condition, s=step: d["conditions"][c]["steps"][s]["seconds"] / 60,
+            "{:.0f}",
+        )
+        for condition in ("idle", "busy")
+        for step in ("index", "trim", "train_recipe")
+    },
+    **{
+        f"first.{condition}.load": Figure(
+            "first_hour.json",
+            lambda d, c=condition: max(step["load"] for step in d["conditions"][c]["steps"].values()),
+            "{:.1f}",
+        )
+        for condition in ("idle", "busy")
     },
     # end to end and under load (benchmarks/e2e.py, benchmarks/serve_load.py)
     "e2e.retrieve_ms": Figure("e2e.json", lambda d: d["latency"]["retrieve_ms_p50"], "{:.0f}"),

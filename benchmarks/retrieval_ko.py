@@ -46,7 +46,11 @@ SYSTEMS = {
     # bm25s as its documentation recommends for speed: the numba backend, the index loaded into memory.
     "bm25s default tokenizer (numba, in memory)": {"kind": "bm25s", "backend": "numba", "tokens": "bm25s"},
     "bm25s (numba) on odqa's tokens": {"kind": "bm25s", "backend": "numba", "tokens": "odqa"},
+    # What the competition's teams ran: Elasticsearch's nori analyzer with decompound_mode "mixed" —
+    # Lucene 8's KoreanAnalyzer (Debian's liblucene8-java), queried as a `match` query.
+    "Lucene + nori (decompound mixed)": {"kind": "nori"},
 }
+NORI_JARS = ("lucene-core-8", "lucene-analyzers-common-8", "lucene-analyzers-nori-8")
 LUCENE_PARAMS = ((0.9, 0.4), (1.2, 0.75))
 
 
@@ -109,6 +113,17 @@ def build(spec: dict, work: Path) -> dict:
         index = SparseIndex.from_analyzed(analyzed, cfg.analyzer, cfg.scoring, passages)
         index.save(out)
         extra = {"vocab": index.manifest["counts"]["vocab"], "analysis_s": analysis_s}
+    elif spec["kind"] == "nori":
+        classes = _nori_classes(work)
+        lines = work / "passages.txt"
+        with open(lines, "w", encoding="utf-8") as f:
+            for line in passages_file.open(encoding="utf-8"):
+                f.write(" ".join(json.loads(line)["text"].split()) + "\n")
+        subprocess.run(
+            ["java", "-Xmx6g", "-cp", classes, "NoriBM25", "index", str(lines), str(out), str(THREADS)], check=True
+        )
+        lines.unlink()
+        extra = {}
     elif spec["kind"] == "bm25s":
         import bm25s
 
@@ -181,6 +196,18 @@ def search(spec: dict, work: Path, queries: list[str], params: list) -> dict:
         start = time.perf_counter()
         _, ids = index.search_arrays(queries, 100, threads=THREADS)
         runs.append({"params": None, "search_s": time.perf_counter() - start, "ids": ids.tolist(), "load_s": load_s})
+    elif spec["kind"] == "nori":
+        classes = _nori_classes(work)
+        (work / "queries.txt").write_text("".join(" ".join(q.split()) + "\n" for q in queries), encoding="utf-8")
+        for k1, b in params:
+            found = subprocess.run(
+                ["java", "-cp", classes, "NoriBM25", "search", str(out), str(work / "queries.txt"),
+                 str(work / "ids.txt"), str(THREADS), "100", str(k1), str(b)],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            lines = (work / "ids.txt").read_text(encoding="utf-8").splitlines()
+            ids = [[int(i) for i in line.split()] for line in lines]
+            runs.append({"params": [k1, b], "search_s": float(found.stdout.split()[-1]), "ids": ids, "load_s": 0.0})
     elif spec["kind"] == "bm25s":
         import bm25s
 
@@ -232,6 +259,21 @@ def search(spec: dict, work: Path, queries: list[str], params: list) -> dict:
             ids = run(queries)
             runs.append({"params": [k1, b], "search_s": time.perf_counter() - start, "ids": ids, "load_s": load_s})
     return {"runs": runs, "search_peak_rss_mb": _peak_rss_mb()}
+
+
+def _nori_classes(work: Path) -> str:
+    """NoriBM25.java compiled against Debian's Lucene 8 jars: the class path to run it with."""
+    import glob
+
+    jars = [sorted(glob.glob(f"/usr/share/java/{name}*.jar")) for name in NORI_JARS]
+    if not all(jars) or shutil.which("javac") is None:
+        sys.exit("the nori peer needs Java and Lucene 8: apt-get install default-jdk-headless liblucene8-java")
+    classes = work / "classes"
+    if not (classes / "NoriBM25.class").exists():
+        classes.mkdir(parents=True, exist_ok=True)
+        source = Path(__file__).parent / "peers" / "NoriBM25.java"
+        subprocess.run(["javac", "-d", str(classes), "-cp", ":".join(j[-1] for j in jars), str(source)], check=True)
+    return ":".join([*(j[-1] for j in jars), str(classes)])
 
 
 def worker(args) -> None:

@@ -319,6 +319,14 @@ def _collection_manifest(analyzer: dict, scoring, info: dict, collection: dict, 
 # --- searching --------------------------------------------------------------------------------
 
 
+def worker_nodes(ray) -> list[str]:
+    """The ids of the live nodes that offer CPUs (a head started with none only schedules), or of
+    every live node when none does."""
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    working = [n for n in alive if n.get("Resources", {}).get("CPU", 0) > 0] or alive
+    return [n["NodeID"] for n in working]
+
+
 class ShardServer:
     """One shard in a Ray actor: its sparse index memory-mapped, searched with local passage ids."""
 
@@ -337,6 +345,24 @@ class ShardServer:
         import ray
 
         return ray.get_runtime_context().get_node_id()
+
+    def stats(self) -> dict:
+        """Where this shard runs and the memory its process holds (resident and peak, MB)."""
+        import resource
+
+        try:
+            with open("/proc/self/statm") as f:
+                rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, ValueError):
+            rss = None
+        return {
+            "node": self.node(),
+            "pid": os.getpid(),
+            "passages": self.index.n_passages,
+            "postings": int(self.index.manifest["counts"]["postings"]),
+            "rss_mb": rss,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
 
 
 class ShardedPassages(Sequence):
@@ -389,12 +415,19 @@ class ShardedIndex:
         """Start one actor per shard (spread over the cluster's nodes) and wait until each has loaded."""
         if self._actors is None:
             ray = connect(self.address)
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
             server = ray.remote(ShardServer)
+            nodes = worker_nodes(ray)
             self._actors = [
-                server.options(num_cpus=0, max_restarts=-1, max_task_retries=-1, scheduling_strategy="SPREAD").remote(
-                    str(self.path / shard["path"])
-                )
-                for shard in self.manifest["shards"]
+                server.options(
+                    num_cpus=0.01,  # a token share: Ray ignores node affinity for actors that ask for nothing
+                    max_restarts=-1,
+                    max_task_retries=-1,
+                    # shard i on node i mod n; soft: a shard whose node is gone restarts on another
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True),
+                ).remote(str(self.path / shard["path"]))
+                for i, shard in enumerate(self.manifest["shards"])
             ]
             self._gather("node")
         return self
@@ -422,6 +455,10 @@ class ShardedIndex:
     def nodes(self) -> list[str]:
         """The Ray node id each shard's actor runs on, by shard."""
         return self._gather("node")
+
+    def stats(self) -> list[dict]:
+        """Per shard: its node, process, passages, postings and memory (`ShardServer.stats`)."""
+        return self._gather("stats")
 
     def search_arrays(self, queries: Sequence[str], k: int, threads: int | None = None):
         check_k(k)
