@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from common import KOWIKI, WORK, cached_stage, log, markdown_table, question_sets, require_shared, write_results
 
 BATCH = 100
