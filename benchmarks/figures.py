@@ -75,6 +75,17 @@ def identical_shardings(data: dict) -> str:
     return "all"
 
 
+NORI = "Lucene + nori (decompound mixed), k1 0.9 b 0.4"
+
+
+def nori_gap(data: dict, questions: str, key: str) -> float:
+    """nori's row (retrieval_ko_nori.json, `data`) minus odqa (default)'s (retrieval_ko.json), in points."""
+    main = json.loads((RESULTS / "retrieval_ko.json").read_text(encoding="utf-8"))
+    return 100 * (
+        system(data, NORI)["metrics"][questions][key] - system(main, "odqa (default)")["metrics"][questions][key]
+    )
+
+
 def reader_speedup(data: dict, peer: str) -> float:
     """How many times faster odqa's reader reads English dev questions than `peer`."""
     systems = data["en-eval"]["systems"]
@@ -252,6 +263,21 @@ FIGURES: dict[str, Figure] = {
         )
         for key, name in (("competition", "competition validation"), ("korquad", "KorQuAD 1.0 dev sample"))
         for k in (1, 5, 10, 20)
+    },
+    # the nori peer, measured in a later partial run of retrieval_ko.py
+    "nori.documents": Figure("retrieval_ko_nori.json", lambda d: d["passages"]["documents"], "{:,}"),
+    "nori.passages": Figure("retrieval_ko_nori.json", lambda d: d["passages"]["passages"], "{:,}"),
+    "nori.queries": Figure("retrieval_ko_nori.json", lambda d: d["queries"], "{:,}"),
+    **{
+        f"nori.gap.{short}.{key}": Figure(
+            "retrieval_ko_nori.json", lambda d, q=questions, k=key: nori_gap(d, q, k), "{:+.1f}"
+        )
+        for short, questions in (
+            ("comp", "competition_validation"),
+            ("korquad", "korquad_dev"),
+            ("mrtydi", "mrtydi_dev"),
+        )
+        for key in (("recall@100", "mrr@100") if short == "mrtydi" else ("top1", "top20"))
     },
     # sharded indexes on a local Ray cluster (benchmarks/scale.py)
     "scale.passages": Figure("scale.json", lambda d: d["passages"], "{:,}"),
