@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from odqa.errors import OdqaError
-from odqa.retrieval.base import check_k, check_queries
+from odqa.retrieval.base import arrays_to_hits, check_k, check_queries
 from odqa.types import Hit, Passage
 
 FORMAT = "odqa.sharded"
@@ -125,12 +125,10 @@ def _analyse_shard(texts: list[str], analyzer: dict, docs: np.ndarray) -> dict:
     }
 
 
-def _term_bounds(weights: np.ndarray, indptr: np.ndarray, n_terms: int) -> np.ndarray:
-    """Each term's largest weight in this shard (-inf for terms it lacks)."""
-    bounds = np.full(n_terms, -np.inf)
-    nonempty = np.nonzero(np.diff(indptr))[0]
-    if len(nonempty):
-        bounds[nonempty] = np.maximum.reduceat(np.asarray(weights), np.asarray(indptr)[nonempty])
+def _term_bounds(index, level: str) -> np.ndarray:
+    """Each term's largest weight in this shard (the index's own bound), -inf for terms it lacks."""
+    bounds = index._max_weights(level).copy()
+    bounds[np.diff(np.asarray(index.arrays[f"{level}indptr"])) == 0] = -np.inf
     return bounds
 
 
@@ -163,10 +161,9 @@ def _build_shard(
     )
     index.manifest["shard"] = settings["shard"]
     index.save(folder, {"config.json": settings["config"]})
-    a = index.arrays
-    bounds = {"max_weight": _term_bounds(a["weights"], a["indptr"], len(vocab))}
+    bounds = {"max_weight": _term_bounds(index, "")}
     if scoring.document_weight > 0:
-        bounds["doc_max_weight"] = _term_bounds(a["doc_weights"], a["doc_indptr"], len(vocab))
+        bounds["doc_max_weight"] = _term_bounds(index, "doc_")
     return bounds
 
 
@@ -498,16 +495,8 @@ class ShardedIndex:
 
     def search(self, queries: Sequence[str], k: int = 10, fetch: bool = False) -> list[list[Hit]]:
         scores, ids = self.search_arrays(queries, k)
-        passages = self.fetch(ids[ids >= 0].tolist()) if fetch and ids.size else {}
-        results = []
-        for row_scores, row_ids in zip(scores, ids):
-            hits = []
-            for rank, (score, pid) in enumerate(zip(row_scores, row_ids), 1):
-                if pid < 0:
-                    break
-                hits.append(Hit(int(pid), float(score), rank, passages.get(int(pid))))
-            results.append(hits)
-        return results
+        passages = self.fetch(ids[ids >= 0].tolist()) if fetch and ids.size else None
+        return arrays_to_hits(scores, ids, passages.__getitem__ if passages is not None else None)
 
     def save(self, path: str | Path) -> None:
         """A copy of the sharded index at `path` (written atomically)."""

@@ -74,6 +74,20 @@ def check_queries(queries: object) -> list[str]:
     return [check_query(q) for q in queries]
 
 
+def arrays_to_hits(scores, ids, passage=None) -> list[list[Hit]]:
+    """Ranked Hits per query from (scores, ids) arrays padded with id -1; `passage(id)` attaches
+    each hit's passage when given."""
+    results = []
+    for row_scores, row_ids in zip(scores, ids):
+        hits = []
+        for rank, (score, pid) in enumerate(zip(row_scores, row_ids), 1):
+            if pid < 0:
+                break
+            hits.append(Hit(int(pid), float(score), rank, passage(int(pid)) if passage else None))
+        results.append(hits)
+    return results
+
+
 def hits_to_arrays(results: Sequence[Sequence[Hit]], k: int):
     """(scores, passage ids) arrays of shape (queries, k), -inf / -1 where fewer than k hits."""
     import numpy as np

@@ -22,7 +22,7 @@ from odqa.analysis.corpus import AnalyzedCorpus
 from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_dir
 from odqa.io.store import PassageStore, write_passages
-from odqa.retrieval.base import check_k, check_queries, saved_path
+from odqa.retrieval.base import arrays_to_hits, check_k, check_queries, saved_path
 from odqa.retrieval.manifest import load_array
 from odqa.retrieval.manifest import read_manifest as read_index_manifest
 from odqa.retrieval.scoring import ScoringConfig, passage_weights, query_weights
@@ -349,16 +349,7 @@ class SparseIndex:
         self, queries: Sequence[str], k: int = 10, fetch: bool = False, threads: int | None = None
     ) -> list[list[Hit]]:
         scores, ids = self.search_arrays(queries, k, threads)
-        results = []
-        for row_scores, row_ids in zip(scores, ids):
-            hits = []
-            for rank, (score, pid) in enumerate(zip(row_scores, row_ids), 1):
-                if pid < 0:
-                    break
-                passage = self.passages[int(pid)] if fetch and self.passages is not None else None
-                hits.append(Hit(int(pid), float(score), rank, passage))
-            results.append(hits)
-        return results
+        return arrays_to_hits(scores, ids, self.passages.__getitem__ if fetch and self.passages is not None else None)
 
 
 def count_matrix(unit_of_token: np.ndarray, ids: np.ndarray, n_units: int, n_terms: int):
