@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from odqa.errors import OdqaError
@@ -91,6 +91,12 @@ def _done_records(path: Path, settings: dict, restart: bool) -> dict[str, dict]:
     return done
 
 
+def answer_here(pipeline: Pipeline, batches: Sequence[Sequence[Question]]) -> Iterator[list[dict]]:
+    """Each batch's answer records, answered in this process, batch by batch."""
+    for batch in batches:
+        yield [_record(q, r) for q, r in zip(batch, pipeline.ask_batch([q.text for q in batch]))]
+
+
 def predict_file(
     pipeline: Pipeline,
     questions: Sequence[Question],
@@ -98,11 +104,15 @@ def predict_file(
     batch_size: int = 32,
     quiet: bool = False,
     restart: bool = False,
+    answer: Callable[[Pipeline, list[list[Question]]], Iterable[list[dict]]] = answer_here,
 ) -> dict[str, str]:
     """Answer every question, appending to OUT/partial.jsonl as batches finish (a rerun with the
     same settings continues where a killed one stopped; other settings are refused unless
     `restart`); then write predictions.json ({id: answer}, the competition format),
-    nbest_predictions.json and retrieved.json atomically."""
+    nbest_predictions.json and retrieved.json atomically.
+
+    `answer` turns the batches still to do into their records, yielded batch by batch in any order:
+    here by default, or on a Ray cluster (`odqa.distributed.jobs.answer_on_ray`)."""
     from odqa.progress import progress
 
     ids = [q.id for q in questions]
@@ -111,7 +121,7 @@ def predict_file(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     partial = out / PARTIAL
-    pipeline.warm_up()
+    pipeline.open_index()  # the settings name the passages; the reader loads where it reads
     done = _done_records(partial, json.loads(json.dumps(run_settings(pipeline))), restart)
     todo = [q for q in questions if q.id not in done]
     with (
@@ -119,13 +129,15 @@ def predict_file(
         progress(total=len(questions), desc="predicting", unit="q", quiet=quiet) as bar,
     ):
         bar.update(len(questions) - len(todo))
-        for batch in _batches(todo, batch_size):
-            for question, result in zip(batch, pipeline.ask_batch([q.text for q in batch])):
-                record = _record(question, result)
-                done[question.id] = record
+        for records in answer(pipeline, list(_batches(todo, batch_size))):
+            for record in records:
+                done[record["id"]] = record
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
-            bar.update(len(batch))
+            bar.update(len(records))
+    missing = [i for i in ids if i not in done]
+    if missing:
+        raise OdqaError(f"{len(missing)} questions got no answer (first: {missing[0]}); run again to resume")
     records = [done[i] for i in ids]
     predictions = {r["id"]: r["answer"] for r in records}
     atomic_write_text(out / "predictions.json", json.dumps(predictions, ensure_ascii=False, indent=2))

@@ -91,6 +91,15 @@ class Pipeline:
 
     def warm_up(self) -> Pipeline:
         """Load the index and the reader (once); fails fast naming a missing path."""
+        self.open_index()
+        if self.reader is None:
+            from odqa.reader import Reader
+
+            self.reader = Reader.load(self.config.reader, device=self.config.device, **self.config.reader_options)
+        return self
+
+    def open_index(self):
+        """The retriever (opened once), without loading the reader."""
         if self.index is None:
             from odqa.retrieval.hybrid import open_retriever
 
@@ -106,11 +115,7 @@ class Pipeline:
                 rescore_weight=config.rescore_weight,
                 rescore_top=config.rescore_top,
             )
-        if self.reader is None:
-            from odqa.reader import Reader
-
-            self.reader = Reader.load(self.config.reader, device=self.config.device, **self.config.reader_options)
-        return self
+        return self.index
 
     def reader_report(self) -> dict:
         """The reader's quality as its own folder records it (`odqa.reader.model.reader_report`):

@@ -106,6 +106,13 @@ def index_dense(
     shard: Optional[int] = typer.Option(
         None, help="encode only this part (0-based), e.g. one per GPU/machine; then run without --shard to merge"
     ),
+    ray: bool = typer.Option(
+        False, "--ray", help="encode as a Ray Data job, one encoder actor per core or GPU (ray extra)"
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, help="the Ray cluster to join (default $RAY_ADDRESS, else a local cluster on this machine)"
+    ),
+    workers: Optional[int] = typer.Option(None, min=1, help="encoder actors with --ray (default: one per CPU or GPU)"),
     device: Optional[str] = typer.Option(None),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -115,7 +122,9 @@ def index_dense(
 
     corpus_config = (IndexConfig.from_file(config) if config else IndexConfig()).corpus
     start = time.perf_counter()
-    index, _ = build_dense_index(corpus, out, encoder, corpus_config, faiss, limit, device, quiet, shards, shard)
+    index, _ = build_dense_index(
+        corpus, out, encoder, corpus_config, faiss, limit, device, quiet, shards, shard, ray, ray_address, workers
+    )
     if index is None:
         typer.echo(
             f"encoded shard {shard} of {shards} into {out}.shards/ in {time.perf_counter() - start:.1f}s; run again "

@@ -27,7 +27,10 @@ def _pipeline(
     device: str | None,
     rerank: str | None = None,
     rescore: str | None = None,
+    load_reader: bool = True,
 ):
+    """The pipeline the options describe, loaded (with `load_reader` false the reader folder is
+    only checked: it loads where it reads, e.g. in Ray actors)."""
     from odqa.pipeline import Pipeline, PipelineConfig
 
     data = PipelineConfig.from_file(config).to_dict() if config else {}
@@ -47,7 +50,14 @@ def _pipeline(
         data["rerank"] = rerank
     if rescore is not None:
         data["rescore"] = rescore
-    pipeline = Pipeline(PipelineConfig.from_dict(data)).warm_up()
+    pipeline = Pipeline(PipelineConfig.from_dict(data))
+    if load_reader:
+        pipeline.warm_up()
+    else:
+        from odqa.models.loading import check_model_dir
+
+        check_model_dir(reader)
+        pipeline.open_index()
     warning = pipeline.reader_report()["warning"]
     if warning:
         typer.echo(f"warning: {warning}", err=True)
@@ -121,16 +131,31 @@ def predict(
     config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
     batch_size: int = typer.Option(32, help="questions per batch (and per resumable step)"),
     restart: bool = typer.Option(False, help="discard an interrupted run's answers instead of resuming it"),
+    ray: bool = typer.Option(
+        False, "--ray", help="answer as a Ray Data job, one pipeline actor per core or GPU (ray extra)"
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, help="the Ray cluster to join (default $RAY_ADDRESS, else a local cluster on this machine)"
+    ),
+    workers: Optional[int] = typer.Option(None, min=1, help="pipeline actors with --ray (default: one per CPU or GPU)"),
+    cpus_per_worker: float = typer.Option(1.0, min=0.01, help="cores each pipeline actor uses with --ray"),
     device: Optional[str] = typer.Option(None),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Answer a question file in the competition format; a rerun with the same settings resumes an
-    interrupted one."""
-    from odqa.e2e import predict_file
+    interrupted one (with or without --ray: the answers are the same)."""
+    from functools import partial
+
+    from odqa.e2e import answer_here, predict_file
     from odqa.io.questions import read_questions
 
-    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore)
-    predictions = predict_file(pipeline, read_questions(questions), out, batch_size, quiet, restart)
+    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore, load_reader=not ray)
+    answer = answer_here
+    if ray:
+        from odqa.distributed.jobs import answer_on_ray
+
+        answer = partial(answer_on_ray, address=ray_address, workers=workers, cpus=cpus_per_worker)
+    predictions = predict_file(pipeline, read_questions(questions), out, batch_size, quiet, restart, answer)
     typer.echo(
         f"answered {len(predictions):,} questions; wrote {out}/predictions.json, nbest_predictions.json, retrieved.json"
     )
@@ -210,6 +235,14 @@ def serve(
     log_questions: bool = typer.Option(True, help="keep questions in the log (--no-log-questions: only their length)"),
     log_max_mb: float = typer.Option(10.0, min=0.01, help="rotate the log at this size"),
     log_backups: int = typer.Option(5, min=0, help="rotated log files kept"),
+    ray: bool = typer.Option(
+        False, "--ray", help="serve as Ray Serve deployments: pipeline replicas behind one HTTP ingress (ray extra)"
+    ),
+    replicas: int = typer.Option(1, min=1, help="pipeline replicas with --ray"),
+    cpus_per_replica: float = typer.Option(1.0, min=0.01, help="cores each replica uses with --ray"),
+    ray_address: Optional[str] = typer.Option(
+        None, help="the Ray cluster to serve on (default $RAY_ADDRESS, else a local cluster on this machine)"
+    ),
 ) -> None:
     """HTTP API (POST /ask, POST /search, GET /health, /docs) and a web page at /."""
     try:
@@ -225,7 +258,23 @@ def serve(
             request_log = RequestLog(log, int(log_max_mb * 1024 * 1024), log_backups, log_questions)
         except OSError as e:
             raise OdqaError(f"cannot write the request log {log}: {e.strerror or e}") from None
-    application = create_app(_pipeline(config, index, reader, k, device, rerank, rescore), request_log=request_log)
+    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore, load_reader=not ray)
     logged = f"; logging requests to {log}" if log else ""
+    if ray:
+        from odqa.distributed.serving import serve_on_ray
+        from odqa.distributed.sharded import connect
+
+        connect(ray_address)
+        settings = None
+        if log is not None:
+            settings = {"path": str(log.resolve()), "max_bytes": int(log_max_mb * 1024 * 1024), "backups": log_backups}
+            settings["questions"] = log_questions
+        typer.echo(
+            f"serving on http://{host}:{port}/ (API docs at /docs) with {replicas} Ray Serve replica"
+            f"{'s' if replicas > 1 else ''}{logged}; Ctrl-C stops it"
+        )
+        serve_on_ray(pipeline.config.to_dict(), host, port, replicas, cpus_per_replica, settings)
+        return
+    application = create_app(pipeline, request_log=request_log)
     typer.echo(f"serving on http://{host}:{port}/ (API docs at /docs){logged}")
     uvicorn.run(application, host=host, port=port, log_level="warning")

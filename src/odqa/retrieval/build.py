@@ -123,13 +123,20 @@ def build_dense_index(
     quiet: bool = False,
     shards: int = 1,
     shard: int | None = None,
+    ray: bool = False,
+    ray_address: str | None = None,
+    workers: int | None = None,
 ):
     """Passages cut exactly as `build_sparse_index` cuts them (same config → same passage ids and
     corpus fingerprint, so the two indexes can be fused), encoded into a FAISS index.
 
     With `shards`, passages are encoded in that many contiguous parts, each saved on its own under
     `OUT.shards/` as soon as it is done: a killed run resumes at the first missing part, and with
-    `shard=i` one process (or machine) encodes only part i; the run without `shard` merges."""
+    `shard=i` one process (or machine) encodes only part i; the run without `shard` merges.
+
+    With `ray`, the parts are encoded by a Ray Data job (`odqa.distributed.jobs.encode_on_ray`):
+    `workers` encoder actors over the cluster, each part in the chunks `DenseEncoder.encode` would
+    make of it, every chunk saved as it arrives — the same vectors as the run without Ray."""
     import hashlib
 
     import numpy as np
@@ -139,8 +146,8 @@ def build_dense_index(
 
     if shard is not None and not 0 <= shard < shards:
         raise OdqaError(f"shard {shard} does not exist: shards are numbered 0 to {shards - 1}")
-    if shards > 1 and out is None:
-        raise OdqaError("sharded encoding needs an output folder")
+    if (shards > 1 or ray) and out is None:
+        raise OdqaError("sharded or Ray encoding needs an output folder")
     corpus_config = corpus_config or CorpusConfig()
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -151,7 +158,9 @@ def build_dense_index(
     if shard is None:  # the process that merges holds every vector and the index
         check_memory(len(passages), encoder.dim, faiss)
     vectors = None
-    if shards > 1:
+    if shards > 1 or ray:
+        from odqa.retrieval.dense import ENCODE_CHUNK
+
         identity = json.dumps(
             [stats["fingerprint"], str(Path(encoder_path).resolve()), encoder.config.to_dict()], sort_keys=True
         )
@@ -159,25 +168,53 @@ def build_dense_index(
         folder.mkdir(parents=True, exist_ok=True)
         stem = hashlib.sha256(identity.encode()).hexdigest()[:16]
         bounds = np.linspace(0, len(passages), shards + 1).astype(int)
-        parts = []
-        for i in range(shards) if shard is None else [shard]:
-            file = folder / f"{stem}-{i}-of-{shards}.npy"
-            if not file.exists():
-                part = encoder.encode(
-                    [p.text for p in passages[bounds[i] : bounds[i + 1]]], "passage", progress=not quiet
+        chosen = range(shards) if shard is None else [shard]
+        parts = [[folder / f"{stem}-{i}-of-{shards}.npy"] for i in chosen]
+        if ray:
+            from odqa.distributed.jobs import encode_on_ray
+            from odqa.progress import progress
+
+            chunks = []
+            for at, i in enumerate(chosen):
+                if parts[at][0].exists():  # encoded whole by a run without Ray
+                    continue
+                starts = range(int(bounds[i]), int(bounds[i + 1]), ENCODE_CHUNK)
+                named = [
+                    (f"{stem}-{i}-of-{shards}.at{lo}.npy", lo, min(lo + ENCODE_CHUNK, bounds[i + 1])) for lo in starts
+                ]
+                chunks += named
+                parts[at] = [folder / name for name, _, _ in named]
+            texts = [p.text for p in passages]
+            left = sum(hi - lo for name, lo, hi in chunks if not (folder / name).exists())
+            with progress(total=left, desc="encoding passages on Ray", unit="passage", quiet=quiet) as bar:
+                encode_on_ray(
+                    texts,
+                    chunks,
+                    folder,
+                    str(encoder_path),
+                    encoder.dim,
+                    device,
+                    ray_address,
+                    workers,
+                    on_chunk=bar.update,
                 )
-                tmp = folder / f".{file.name}.tmp.npy"
-                np.save(tmp, part)
-                os.replace(tmp, file)
-            parts.append(file)
+        else:
+            for (file,), i in zip(parts, chosen):
+                if not file.exists():
+                    part = encoder.encode(
+                        [p.text for p in passages[bounds[i] : bounds[i + 1]]], "passage", progress=not quiet
+                    )
+                    tmp = folder / f".{file.name}.tmp.npy"
+                    np.save(tmp, part)
+                    os.replace(tmp, file)
         if shard is not None:
             return None, timings  # this process's part is done; a run without `shard` merges
-        vectors = np.concatenate([np.load(f) for f in parts])
+        vectors = np.concatenate([np.load(f) for files in parts for f in files])
     index = DenseIndex.build(passages, encoder, faiss, str(encoder_path), info, progress=not quiet, vectors=vectors)
     timings["encoding_s"] = time.perf_counter() - start
     if out is not None:
         index.save(out)
-        if shards > 1:
+        if shards > 1 or ray:
             import shutil
 
             shutil.rmtree(Path(f"{out}.shards"), ignore_errors=True)

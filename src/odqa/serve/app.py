@@ -105,6 +105,10 @@ class Batcher:
     async def search(self, question: str, k: int):
         return await asyncio.get_running_loop().run_in_executor(self.executor, self.pipeline.retrieve, [question], k)
 
+    @property
+    def n_passages(self) -> int:
+        return self.pipeline.index.n_passages
+
 
 def _question_of(body: bytes) -> str | None:
     """The question of a request body, for the log of a refused request (None when unreadable)."""
@@ -120,15 +124,22 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     batch_window_ms: float = 10.0,
     request_log: RequestLog | None = None,
+    answerer=None,
 ):
-    """The app; with `request_log`, one line per /ask and /search request, answered or refused."""
+    """The app; with `request_log`, one line per /ask and /search request, answered or refused.
+
+    Questions go to `answerer` — anything with async `ask(question, k, n_best)` and
+    `search(question, k)` and an `n_passages` — by default a `Batcher` over the pipeline loaded
+    here; `odqa serve --ray` passes the Ray Serve replicas' (`odqa.distributed.serving`), and
+    then `pipeline` only gives the config."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.exceptions import HTTPException
 
-    pipeline.warm_up()
-    batcher = Batcher(pipeline, batch_window_ms)
+    if answerer is None:
+        answerer = Batcher(pipeline.warm_up(), batch_window_ms)
+    batcher = answerer
     app = FastAPI(
         title="odqa", version="1", description="Open-domain question answering: retrieve, read, answer with evidence."
     )
@@ -199,7 +210,7 @@ def create_app(
     async def health() -> dict:
         return {
             "status": "ok",
-            "passages": pipeline.index.n_passages,
+            "passages": batcher.n_passages,
             "reader": pipeline.config.reader,
             "reader_report": reader_quality,
             "k": pipeline.config.k,
