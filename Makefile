@@ -67,7 +67,7 @@ $(ME5_RE)/config.json: $(ME5)/config.json
 # fine-tuned on the competition train + TyDi-ko, scored on the competition validation (gold passages) so the
 # reader's record says how good it is (ask and the web page warn when it is weak). Each run trains for at most
 # KO_MINUTES and keeps the best model so far in $(KO_READER); running it again (or `make demo` again)
-# continues until the recipe (0.6 epoch, ~36 min) is done, and then does nothing.
+# continues until the recipe (0.6 epoch; benchmarks/first_hour.py times it) is done, and then does nothing.
 korean-reader: $(ME5_KO)/config.json
 	@if grep -qs '"finished": true' $(KO_READER)/trainer_state.json; then echo "$(KO_READER): the recipe has finished"; else \
 		echo "training the Korean reader into $(KO_READER) (at most $(KO_MINUTES) minutes this run; progress every minute)"; \

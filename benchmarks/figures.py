@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -307,6 +308,15 @@ FIGURES: dict[str, Figure] = {
         )
         for condition in ("idle", "busy")
         for step in ("index", "trim", "train_recipe")
+    },
+    **{
+        f"first.{condition}.demo_runs": Figure(  # runs of `make demo` (KO_MINUTES of training each) the recipe needs
+            "first_hour.json",
+            lambda d, c=condition: math.ceil(
+                d["conditions"][c]["steps"]["train_recipe"]["seconds"] / 60 / d["ko_minutes"]
+            ),
+        )
+        for condition in ("idle", "busy")
     },
     **{
         f"first.{condition}.load": Figure(

@@ -48,6 +48,13 @@ def recipe_options() -> list[str]:
     return options
 
 
+def ko_minutes() -> float:
+    """The Makefile's KO_MINUTES: the most minutes one run of the recipe trains (`make demo` runs it once)."""
+    text = MAKEFILE.read_text(encoding="utf-8")
+    line = next(line for line in text.splitlines() if line.startswith("KO_MINUTES"))
+    return float(line.split("=")[-1])
+
+
 class LoadSampler:
     """The 1-minute load average every few seconds while a step runs."""
 
@@ -149,7 +156,12 @@ def main() -> None:
     require_shared()
     work = WORK / "first_hour"
     redo = set(filter(None, args.redo.split(",")))
-    results = {"cpu_count": os.cpu_count(), "probe_minutes": args.probe_minutes, "conditions": {}}
+    results = {
+        "cpu_count": os.cpu_count(),
+        "probe_minutes": args.probe_minutes,
+        "ko_minutes": ko_minutes(),
+        "conditions": {},
+    }
     for condition in filter(None, args.conditions.split(",")):
         busy = {"idle": 0, "busy": 2}[condition]
         results["conditions"][condition] = cached_stage(

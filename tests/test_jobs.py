@@ -153,3 +153,24 @@ def test_predict_on_a_cluster_loses_no_question_when_a_node_dies(pipeline, tmp_p
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.mark.slow  # two odqa processes, one starting a local Ray
+def test_the_command_line_predicts_on_ray_as_without(korean_docs_index, korean_reader, tmp_path):
+    from test_cli import odqa
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        "".join(json.dumps({"id": q.id, "question": q.text}, ensure_ascii=False) + "\n" for q in QUESTIONS)
+    )
+    common = ("--index", korean_docs_index, "--reader", korean_reader, "--questions", questions, "-k", "3", "-q")
+    here = odqa("predict", *common, "--out", tmp_path / "here")
+    assert here.returncode == 0, here.stderr
+    on_ray = odqa("predict", *common, "--out", tmp_path / "ray", "--ray", "--workers", "2")
+    assert on_ray.returncode == 0, on_ray.stderr
+    assert "answered 24 questions" in on_ray.stdout
+    # nothing from Ray but the one line Ray Data 2.60 prints for every actor pool (ray-project/ray#57733)
+    assert all("issues/53727" in line for line in on_ray.stderr.splitlines() if line.strip()), on_ray.stderr
+    assert written(tmp_path / "ray") == written(tmp_path / "here")
+    refused = odqa("predict", *common, "--out", tmp_path / "none", "--ray", "--reader", tmp_path / "gone")
+    assert refused.returncode != 0 and "model folder not found" in refused.stderr and "Traceback" not in refused.stderr

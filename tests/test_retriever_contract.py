@@ -23,14 +23,27 @@ def sharded(folders):
     return open_retriever(folders / "sharded")
 
 
+def sharded_dense(folders):
+    """The dense index's passages in 2 dense shards, encoded and searched on a local Ray."""
+    pytest.importorskip("ray.data")
+    from odqa.distributed.dense_shards import build_sharded_dense_index
+
+    if not (folders / "sharded-dense").exists():
+        build_sharded_dense_index(
+            folders / "docs.jsonl", folders / "sharded-dense", 2, str(folders / "encoder"), quiet=True
+        )
+    return open_retriever(folders / "sharded-dense")
+
+
 KINDS = {
     "sparse": lambda f: open_retriever(f / "sparse"),
     "dense": lambda f: open_retriever(f / "dense"),
     "hybrid": lambda f: open_retriever([f / "sparse", f / "dense"], fusion="combsum", weights=[1.0, 0.5]),
     "reranked": lambda f: open_retriever([f / "sparse", f / "dense"], rerank=str(f / "reranker"), rerank_top=4),
     "sharded": sharded,
+    "sharded-dense": sharded_dense,
 }
-SLOW = {"sharded"}  # a Ray instance and its workers take seconds to start
+SLOW = {"sharded", "sharded-dense"}  # a Ray instance and its workers take seconds to start
 
 
 @pytest.fixture(params=[pytest.param(kind, marks=pytest.mark.slow) if kind in SLOW else kind for kind in KINDS])

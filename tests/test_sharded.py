@@ -161,6 +161,38 @@ def test_on_a_cluster_shards_spread_survive_a_dead_node_and_a_restarted_actor(co
         cluster.shutdown()
 
 
+def test_dense_shards_search_as_the_embedded_dense_index(local_ray, retriever_folders, tmp_path):
+    """Cut as sparse shards are cut, encoded by a Ray Data job in the embedded build's chunks:
+    the same ids and scores as the embedded dense index (queries encoded once, by the driver)."""
+    pytest.importorskip("ray.data")
+    from conftest import KOREAN_QA
+    from odqa.distributed.dense_shards import build_sharded_dense_index
+    from odqa.distributed.sharded import ShardedIndex
+    from odqa.retrieval.dense import DenseIndex
+
+    folders = retriever_folders
+    one = DenseIndex.load(folders / "dense")
+    manifest, _ = build_sharded_dense_index(
+        folders / "docs.jsonl", tmp_path / "dense", 3, str(folders / "encoder"), quiet=True
+    )
+    assert manifest["kind"] == "dense" and manifest["counts"]["passages"] == one.n_passages
+    sharded = ShardedIndex.load(tmp_path / "dense").warm_up()
+    try:
+        questions = [q for _, q, _ in KOREAN_QA] * 3  # 24 queries: FAISS's batched (BLAS) path too
+        for k in (1, 5, one.n_passages + 3):
+            scores, ids = sharded.search_arrays(questions, k)
+            expected_scores, expected_ids = one.search_arrays(questions, k)
+            assert (ids == expected_ids).all() and np.array_equal(scores, expected_scores)
+        hit = sharded.search(questions[:1], 3, fetch=True)[0][0]
+        assert hit.passage.text == one.passages[hit.passage_id].text
+        assert all(s["postings"] is None for s in sharded.stats())
+    finally:
+        sharded.close()
+    with pytest.raises(OdqaError, match="at least 50 documents"):
+        build_sharded_dense_index(folders / "docs.jsonl", tmp_path / "bad", 50, str(folders / "encoder"), quiet=True)
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.slow  # odqa processes, each starting a local Ray
 def test_the_command_line_builds_and_searches_a_sharded_index(corpus, tmp_path):
     from test_cli import odqa

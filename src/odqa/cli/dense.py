@@ -106,6 +106,11 @@ def index_dense(
     shard: Optional[int] = typer.Option(
         None, help="encode only this part (0-based), e.g. one per GPU/machine; then run without --shard to merge"
     ),
+    index_shards: Optional[int] = typer.Option(
+        None,
+        min=1,
+        help="cut the index into N shard indexes, each searched by a Ray actor (encoded on Ray; ray extra)",
+    ),
     ray: bool = typer.Option(
         False, "--ray", help="encode as a Ray Data job, one encoder actor per core or GPU (ray extra)"
     ),
@@ -122,6 +127,20 @@ def index_dense(
 
     corpus_config = (IndexConfig.from_file(config) if config else IndexConfig()).corpus
     start = time.perf_counter()
+    if index_shards is not None:
+        from odqa.distributed.dense_shards import build_sharded_dense_index
+        from odqa.errors import OdqaError
+
+        if shard is not None or shards > 1:
+            raise OdqaError("--index-shards encodes on Ray in one run; leave out --shards/--shard")
+        manifest, _ = build_sharded_dense_index(
+            corpus, out, index_shards, encoder, corpus_config, faiss, limit, device, quiet, ray_address, workers
+        )
+        typer.echo(
+            f"encoded {manifest['counts']['passages']:,} passages into {out} as {index_shards} shards ({faiss}) "
+            f"in {time.perf_counter() - start:.1f}s"
+        )
+        return
     index, _ = build_dense_index(
         corpus, out, encoder, corpus_config, faiss, limit, device, quiet, shards, shard, ray, ray_address, workers
     )

@@ -37,7 +37,7 @@ def _data(address: str | None):
     context.enable_progress_bars = False
     if hasattr(context, "print_on_execution_start"):
         context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its notices (bars off, ...) are nothing to act on
     return ray, ray.data
 
 

@@ -325,15 +325,24 @@ def worker_nodes(ray) -> list[str]:
 
 
 class ShardServer:
-    """One shard in a Ray actor: its sparse index memory-mapped, searched with local passage ids."""
+    """One shard in a Ray actor: its index memory-mapped, searched with local passage ids — a
+    sparse shard by query texts, a dense one by query vectors (it loads no encoder)."""
 
-    def __init__(self, folder: str):
-        from odqa.retrieval.sparse import SparseIndex
+    def __init__(self, folder: str, kind: str = "sparse"):
+        if kind == "dense":
+            from odqa.retrieval.dense import DenseIndex
 
-        self.index = SparseIndex.load(folder).warm_up()
+            self.index = DenseIndex.load(folder, with_encoder=False)
+        else:
+            from odqa.retrieval.sparse import SparseIndex
+
+            self.index = SparseIndex.load(folder).warm_up()
 
     def search_arrays(self, queries: list[str], k: int):
         return self.index.search_arrays(queries, k)
+
+    def search_vectors(self, vectors: np.ndarray, k: int):
+        return self.index.search_vectors(vectors, k)
 
     def passages(self, ids: list[int]) -> list[Passage]:
         return [self.index.passages[i] for i in ids]
@@ -356,7 +365,7 @@ class ShardServer:
             "node": self.node(),
             "pid": os.getpid(),
             "passages": self.index.n_passages,
-            "postings": int(self.index.manifest["counts"]["postings"]),
+            "postings": self.index.manifest["counts"].get("postings"),
             "rss_mb": rss,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
@@ -388,6 +397,8 @@ class ShardedIndex:
         self.timeout = timeout or float(os.environ.get("ODQA_SHARD_TIMEOUT", DEFAULT_TIMEOUT_S))
         self.offsets = np.asarray([s["first_passage"] for s in manifest["shards"]] + [self.n_passages], dtype=np.int64)
         self.passages = ShardedPassages(self)
+        self.kind = manifest.get("kind", "sparse")
+        self.encoder = None  # a dense index's query encoder, loaded here: queries are encoded once
         self._actors: list | None = None
 
     @classmethod
@@ -410,6 +421,10 @@ class ShardedIndex:
 
     def warm_up(self) -> ShardedIndex:
         """Start one actor per shard (spread over the cluster's nodes) and wait until each has loaded."""
+        if self.kind == "dense" and self.encoder is None:
+            from odqa.distributed.dense_shards import query_encoder
+
+            self.encoder = query_encoder(self.manifest, self.path)
         if self._actors is None:
             ray = connect(self.address)
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -423,7 +438,7 @@ class ShardedIndex:
                     max_task_retries=-1,
                     # shard i on node i mod n; soft: a shard whose node is gone restarts on another
                     scheduling_strategy=NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True),
-                ).remote(str(self.path / shard["path"]))
+                ).remote(str(self.path / shard["path"]), self.kind)
                 for i, shard in enumerate(self.manifest["shards"])
             ]
             self._gather("node")
@@ -462,12 +477,17 @@ class ShardedIndex:
         queries = check_queries(queries)
         if not queries:
             return np.zeros((0, k), dtype=np.float32), np.zeros((0, k), dtype=np.int64)
-        parts = self._gather("search_arrays", queries, k)
+        if self.kind == "dense":
+            self.warm_up()
+            parts = self._gather("search_vectors", self.encoder.encode(queries, "query"), k)
+        else:
+            parts = self._gather("search_arrays", queries, k)
         scores = np.concatenate([s for s, _ in parts], axis=1)
         ids = np.concatenate(
             [np.where(i >= 0, i + offset, -1) for (_, i), offset in zip(parts, self.offsets[:-1])], axis=1
         )
-        out_scores = np.zeros((len(queries), k), dtype=np.float32)  # padded as the embedded index pads
+        pad = -np.inf if self.kind == "dense" else 0.0  # as the embedded index of the kind pads
+        out_scores = np.full((len(queries), k), pad, dtype=np.float32)
         out_ids = np.full((len(queries), k), -1, dtype=np.int64)
         for row in range(len(queries)):
             found = ids[row] >= 0

@@ -137,9 +137,6 @@ def build_dense_index(
     With `ray`, the parts are encoded by a Ray Data job (`odqa.distributed.jobs.encode_on_ray`):
     `workers` encoder actors over the cluster, each part in the chunks `DenseEncoder.encode` would
     make of it, every chunk saved as it arrives — the same vectors as the run without Ray."""
-    import hashlib
-
-    import numpy as np
 
     from odqa.errors import OdqaError
     from odqa.retrieval.dense import DenseEncoder, DenseIndex, check_memory
@@ -159,57 +156,22 @@ def build_dense_index(
         check_memory(len(passages), encoder.dim, faiss)
     vectors = None
     if shards > 1 or ray:
-        from odqa.retrieval.dense import ENCODE_CHUNK
-
-        identity = json.dumps(
-            [stats["fingerprint"], str(Path(encoder_path).resolve()), encoder.config.to_dict()], sort_keys=True
+        vectors = encode_in_parts(
+            passages,
+            stats["fingerprint"],
+            out,
+            encoder_path,
+            encoder,
+            quiet,
+            shards,
+            shard,
+            ray,
+            ray_address,
+            workers,
+            device,
         )
-        folder = Path(f"{out}.shards")
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = hashlib.sha256(identity.encode()).hexdigest()[:16]
-        bounds = np.linspace(0, len(passages), shards + 1).astype(int)
-        chosen = range(shards) if shard is None else [shard]
-        parts = [[folder / f"{stem}-{i}-of-{shards}.npy"] for i in chosen]
-        if ray:
-            from odqa.distributed.jobs import encode_on_ray
-            from odqa.progress import progress
-
-            chunks = []
-            for at, i in enumerate(chosen):
-                if parts[at][0].exists():  # encoded whole by a run without Ray
-                    continue
-                starts = range(int(bounds[i]), int(bounds[i + 1]), ENCODE_CHUNK)
-                named = [
-                    (f"{stem}-{i}-of-{shards}.at{lo}.npy", lo, min(lo + ENCODE_CHUNK, bounds[i + 1])) for lo in starts
-                ]
-                chunks += named
-                parts[at] = [folder / name for name, _, _ in named]
-            texts = [p.text for p in passages]
-            left = sum(hi - lo for name, lo, hi in chunks if not (folder / name).exists())
-            with progress(total=left, desc="encoding passages on Ray", unit="passage", quiet=quiet) as bar:
-                encode_on_ray(
-                    texts,
-                    chunks,
-                    folder,
-                    str(encoder_path),
-                    encoder.dim,
-                    device,
-                    ray_address,
-                    workers,
-                    on_chunk=bar.update,
-                )
-        else:
-            for (file,), i in zip(parts, chosen):
-                if not file.exists():
-                    part = encoder.encode(
-                        [p.text for p in passages[bounds[i] : bounds[i + 1]]], "passage", progress=not quiet
-                    )
-                    tmp = folder / f".{file.name}.tmp.npy"
-                    np.save(tmp, part)
-                    os.replace(tmp, file)
         if shard is not None:
             return None, timings  # this process's part is done; a run without `shard` merges
-        vectors = np.concatenate([np.load(f) for files in parts for f in files])
     index = DenseIndex.build(passages, encoder, faiss, str(encoder_path), info, progress=not quiet, vectors=vectors)
     timings["encoding_s"] = time.perf_counter() - start
     if out is not None:
@@ -219,3 +181,73 @@ def build_dense_index(
 
             shutil.rmtree(Path(f"{out}.shards"), ignore_errors=True)
     return index, timings
+
+
+def encode_in_parts(
+    passages,
+    fingerprint: str,
+    out: str | Path,
+    encoder_path: str,
+    encoder,
+    quiet: bool = False,
+    shards: int = 1,
+    shard: int | None = None,
+    ray: bool = False,
+    ray_address: str | None = None,
+    workers: int | None = None,
+    device: str | None = None,
+):
+    """The passages' vectors, encoded in `shards` contiguous parts each saved under `OUT.shards/`
+    when done (on Ray: in the chunks `DenseEncoder.encode` makes of a part, each saved as it
+    arrives), so a killed run resumes; None when only part `shard` was asked for."""
+    import hashlib
+
+    import numpy as np
+
+    from odqa.retrieval.dense import ENCODE_CHUNK
+
+    identity = json.dumps([fingerprint, str(Path(encoder_path).resolve()), encoder.config.to_dict()], sort_keys=True)
+    folder = Path(f"{out}.shards")
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    bounds = np.linspace(0, len(passages), shards + 1).astype(int)
+    chosen = range(shards) if shard is None else [shard]
+    parts = [[folder / f"{stem}-{i}-of-{shards}.npy"] for i in chosen]
+    if ray:
+        from odqa.distributed.jobs import encode_on_ray
+        from odqa.progress import progress
+
+        chunks = []
+        for at, i in enumerate(chosen):
+            if parts[at][0].exists():  # encoded whole by a run without Ray
+                continue
+            starts = range(int(bounds[i]), int(bounds[i + 1]), ENCODE_CHUNK)
+            named = [(f"{stem}-{i}-of-{shards}.at{lo}.npy", lo, min(lo + ENCODE_CHUNK, bounds[i + 1])) for lo in starts]
+            chunks += named
+            parts[at] = [folder / name for name, _, _ in named]
+        texts = [p.text for p in passages]
+        left = sum(hi - lo for name, lo, hi in chunks if not (folder / name).exists())
+        with progress(total=left, desc="encoding passages on Ray", unit="passage", quiet=quiet) as bar:
+            encode_on_ray(
+                texts,
+                chunks,
+                folder,
+                str(encoder_path),
+                encoder.dim,
+                device,
+                ray_address,
+                workers,
+                on_chunk=bar.update,
+            )
+    else:
+        for (file,), i in zip(parts, chosen):
+            if not file.exists():
+                part = encoder.encode(
+                    [p.text for p in passages[bounds[i] : bounds[i + 1]]], "passage", progress=not quiet
+                )
+                tmp = folder / f".{file.name}.tmp.npy"
+                np.save(tmp, part)
+                os.replace(tmp, file)
+    if shard is not None:
+        return None
+    return np.concatenate([np.load(f) for files in parts for f in files])

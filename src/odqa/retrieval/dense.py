@@ -294,10 +294,17 @@ class DenseIndex:
 
     @classmethod
     def load(
-        cls, path: str | Path, encoder: DenseEncoder | None = None, device: str | None = None, mmap: bool = True
+        cls,
+        path: str | Path,
+        encoder: DenseEncoder | None = None,
+        device: str | None = None,
+        mmap: bool = True,
+        with_encoder: bool = True,
     ) -> DenseIndex:
         """With `mmap` the vectors (flat and HNSW storage, IVF lists) stay on disk, paged in as
-        searched: many processes share one copy and loading takes no time."""
+        searched: many processes share one copy and loading takes no time. Without `with_encoder`
+        no encoder is loaded: the index answers `search_vectors` only (a shard whose queries are
+        encoded once, by the process that fans them out)."""
         path = Path(path)
         manifest = read_manifest(path, FORMAT)
         faiss = _faiss()
@@ -318,6 +325,10 @@ class DenseIndex:
                 f"dense index {path} does not match its manifest (files changed after it was built); rebuild it"
             )
         encoder_path = manifest["encoder"].get("path")
+        if not with_encoder:
+            index = cls(None, faiss_index, manifest, store, encoder_path)
+            index.path = path
+            return index
         if encoder is None:
             if not encoder_path:
                 raise OdqaError(f"dense index {path} does not name its encoder; pass one")
@@ -351,13 +362,17 @@ class DenseIndex:
     def search_arrays(self, queries: Sequence[str], k: int, threads: int | None = None):
         return hits_to_arrays(self.search(queries, k), k)
 
+    def search_vectors(self, vectors: np.ndarray, k: int):
+        """FAISS's (scores, ids) for query vectors already encoded, at most `k` per query (-1 ids pad)."""
+        return self.faiss_index.search(np.ascontiguousarray(vectors, dtype=np.float32), min(k, self.n_passages))
+
     def search(self, queries: Sequence[str], k: int = 10, fetch: bool = False) -> list[list[Hit]]:
         check_k(k)
         queries = check_queries(queries)
         if not queries:
             return []
         vectors = self.encoder.encode(queries, "query")
-        scores, ids = self.faiss_index.search(vectors, min(k, self.n_passages))
+        scores, ids = self.search_vectors(vectors, k)
         results = []
         for row_scores, row_ids in zip(scores, ids):
             hits = []

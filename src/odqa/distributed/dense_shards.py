@@ -1,0 +1,102 @@
+"""A dense index cut into shards (`odqa index-dense --index-shards N`), searched like a sharded
+sparse index: one Ray actor per shard, queries fanned out, top k merged exactly.
+
+The passages are cut as `odqa index --shards N` cuts them (contiguous runs that never split a
+document) and encoded by a Ray Data job in the chunks the one-machine build encodes (from the
+first passage on), so every vector is the one the embedded dense index holds; each shard is a
+normal odqa dense index over its run. The queries are encoded once, by the process that fans them
+out, and the shards only search vectors (their actors load no encoder). With exact (`flat`)
+shards, a sharded search returns the same ids and scores as the embedded index."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from odqa.distributed.sharded import FORMAT, FORMAT_VERSION, document_numbers, shard_bounds
+from odqa.errors import OdqaError
+
+
+def build_sharded_dense_index(
+    corpus: str | Path,
+    out: str | Path,
+    shards: int,
+    encoder_path: str,
+    corpus_config=None,
+    faiss: str = "flat",
+    limit: int | None = None,
+    device: str | None = None,
+    quiet: bool = False,
+    address: str | None = None,
+    workers: int | None = None,
+) -> tuple[dict, dict]:
+    """Encode `corpus` on the Ray cluster and save it as `shards` dense shard indexes under `out`
+    (replaced atomically); the vectors are kept under `OUT.shards/` until then, so a killed run
+    resumes. Returns (manifest, timings)."""
+    from odqa import __version__
+    from odqa.corpus import CorpusConfig
+    from odqa.io.atomic import atomic_dir
+    from odqa.retrieval.build import encode_in_parts, read_passages
+    from odqa.retrieval.dense import DenseEncoder, DenseIndex, check_memory
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    passages, stats, info, _ = read_passages(corpus, corpus_config or CorpusConfig(), limit, quiet)
+    if not passages:
+        raise OdqaError(f"{corpus} holds no text to index")
+    cuts = shard_bounds(document_numbers(passages), shards)
+    timings["passages_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    encoder = DenseEncoder.load(encoder_path, device=device)
+    check_memory(len(passages), encoder.dim, faiss)
+    vectors = encode_in_parts(
+        passages, stats["fingerprint"], out, encoder_path, encoder, quiet, 1, None, True, address, workers, device
+    )
+    timings["encoding_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    spans = list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
+    with atomic_dir(out) as tmp:
+        for i, (a, b) in enumerate(spans):
+            shard = DenseIndex.build(passages[a:b], encoder, faiss, str(encoder_path), info, vectors=vectors[a:b])
+            shard.manifest["shard"] = {"index": i, "shards": shards, "first_passage": a, "passages": b - a}
+            shard.save(tmp / f"shard-{i:03d}")
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "odqa_version": __version__,
+            "kind": "dense",
+            "encoder": {"path": str(encoder_path), **encoder.config.to_dict()},
+            "faiss": faiss,
+            "corpus": info,
+            "counts": {"passages": len(passages), "dim": int(encoder.dim), "shards": shards},
+            "shards": [
+                {"path": f"shard-{i:03d}", "first_passage": a, "passages": b - a} for i, (a, b) in enumerate(spans)
+            ],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    shutil.rmtree(Path(f"{out}.shards"), ignore_errors=True)
+    timings["shards_s"] = time.perf_counter() - start
+    return manifest, timings
+
+
+def query_encoder(manifest: dict, path: Path, device: str | None = None):
+    """The encoder a dense sharded index names, checked against the settings it was built with."""
+    from odqa.retrieval.dense import DenseEncoder, EncoderConfig
+
+    built = manifest.get("encoder")
+    if not isinstance(built, dict) or not built.get("path"):
+        raise OdqaError(f"sharded index {path}: its manifest does not name its encoder; rebuild it")
+    encoder = DenseEncoder.load(built["path"], device=device)
+    keys = ("pooling", "similarity", "query_prefix", "passage_prefix")
+    changed = [
+        key for key in keys if built.get(key, EncoderConfig.model_fields[key].default) != getattr(encoder.config, key)
+    ]
+    if changed or encoder.dim != manifest["counts"]["dim"]:
+        raise OdqaError(
+            f"sharded index {path} was built with other encoder settings than {built['path']} now has "
+            f"({', '.join(changed) or 'dimension'}); rebuild it"
+        )
+    return encoder
