@@ -17,6 +17,8 @@ from odqa.e2e import _record, answer_here, predict_file, run_settings
 from odqa.io.questions import Question
 from odqa.pipeline import Pipeline, PipelineConfig
 
+pytestmark = pytest.mark.slow  # each test starts Ray and its Ray Data actors: tens of seconds on 2 cores
+
 QUESTIONS = [Question(f"q{i}", q) for i, (_, q, _) in enumerate(KOREAN_QA * 3)]
 
 
@@ -126,7 +128,6 @@ def test_dense_encoding_on_ray_gives_the_same_index_and_resumes(local_ray, retri
     assert np.array_equal(again.faiss_index.reconstruct_n(0, n), one_part.faiss_index.reconstruct_n(0, n))
 
 
-@pytest.mark.slow  # a real cluster: a head and two worker nodes, one of them killed mid-job
 def test_predict_on_a_cluster_loses_no_question_when_a_node_dies(pipeline, tmp_path):
     from ray.cluster_utils import Cluster
 
@@ -155,7 +156,6 @@ def test_predict_on_a_cluster_loses_no_question_when_a_node_dies(pipeline, tmp_p
         cluster.shutdown()
 
 
-@pytest.mark.slow  # two odqa processes, one starting a local Ray
 def test_the_command_line_predicts_on_ray_as_without(korean_docs_index, korean_reader, tmp_path):
     from test_cli import odqa
 

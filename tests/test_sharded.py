@@ -161,6 +161,7 @@ def test_on_a_cluster_shards_spread_survive_a_dead_node_and_a_restarted_actor(co
         cluster.shutdown()
 
 
+@pytest.mark.slow  # a Ray Data job and shard actors
 def test_dense_shards_search_as_the_embedded_dense_index(local_ray, retriever_folders, tmp_path):
     """Cut as sparse shards are cut, encoded by a Ray Data job in the embedded build's chunks:
     the same ids and scores as the embedded dense index (queries encoded once, by the driver)."""

@@ -70,9 +70,12 @@ def analyze_corpus(
     config: AnalyzerConfig,
     processes: int | None = None,
     quiet: bool = False,
+    chunk: int = _CHUNK,
 ) -> AnalyzedCorpus:
+    """Every text analysed into term ids (a shared vocabulary) and offsets, `chunk` texts at a
+    time in `processes` worker processes (the results do not depend on either)."""
     processes = processes or os.cpu_count() or 1
-    chunks = [texts[i : i + _CHUNK] for i in range(0, len(texts), _CHUNK)]
+    chunks = [texts[i : i + chunk] for i in range(0, len(texts), chunk)]
     config_dict = config.model_dump(mode="json")
     vocab: dict[str, int] = {}
     id_parts: list[np.ndarray] = []

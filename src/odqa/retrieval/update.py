@@ -13,6 +13,7 @@ passage ids, sources, scores and corpus fingerprint (tests/test_update.py proves
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -280,11 +281,14 @@ def _merged_counts(index, change: CollectionChange, processes: int | None, quiet
     passage_len[kept] = np.asarray(a["passage_len"])[change.old_ids[kept]]
     vocab = list(index.vocab)
     if len(added_rows):
+        # a few hundred passages already pay for a second process (forked: it starts at once)
+        workers = processes or (1 if len(added_rows) < 200 else (os.cpu_count() or 1))
         analyzed = analyze_corpus(
             [p.text for p in change.new_passages],
             index.analyzer_config,
-            processes if processes else (1 if len(added_rows) < 2000 else None),
+            workers,
             quiet,
+            chunk=max(50, -(-len(added_rows) // (4 * workers))),
         )
         term_ids = dict(zip(vocab, range(len(vocab))))
         mapping = np.fromiter(
@@ -300,14 +304,17 @@ def _merged_counts(index, change: CollectionChange, processes: int | None, quiet
         passage_len[added_rows] = np.diff(analyzed.offsets)
         kept_df = np.concatenate([kept_df, np.zeros(len(vocab) - n_terms_old, dtype=np.int64)])
         added_df = np.diff(added.indptr)
-        kept_end = np.cumsum(kept_df)
-        at = np.repeat(kept_end, added_df)  # each added entry goes after its term's kept ones
-        # Rows and counts side by side as one (n, 2) int32 array: one insertion moves both.
-        pairs = np.column_stack([rows, tf.astype(np.float32).view(np.int32)])
-        more = np.column_stack([added.indices.astype(np.int32), added.data.astype(np.float32).view(np.int32)])
-        pairs = np.insert(pairs, at, more, axis=0)
-        rows, tf = pairs[:, 0], pairs[:, 1].view(np.float32)
         df = kept_df + added_df
+        # Each added entry goes after its term's kept ones: its final position is its own index
+        # plus every kept entry up to its term's end; the kept entries fill the other positions.
+        at = np.arange(len(added.indices)) + np.repeat(np.cumsum(kept_df), added_df)
+        kept_slots = np.ones(len(rows) + len(at), dtype=bool)
+        kept_slots[at] = False
+        merged_rows = np.empty(len(kept_slots), dtype=np.int32)
+        merged_rows[kept_slots], merged_rows[at] = rows, added.indices
+        merged_tf = np.empty(len(kept_slots), dtype=np.float32)
+        merged_tf[kept_slots], merged_tf[at] = tf, added.data
+        rows, tf = merged_rows, merged_tf
     else:
         df = kept_df
     indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
