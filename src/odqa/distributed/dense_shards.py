@@ -52,7 +52,16 @@ def build_sharded_dense_index(
     encoder = DenseEncoder.load(encoder_path, device=device)
     check_memory(len(passages), encoder.dim, faiss)
     vectors = encode_in_parts(
-        passages, stats["fingerprint"], out, encoder_path, encoder, quiet, 1, None, True, address, workers, device
+        passages,
+        stats["fingerprint"],
+        out,
+        encoder_path,
+        encoder,
+        quiet,
+        ray=True,
+        ray_address=address,
+        workers=workers,
+        device=device,
     )
     timings["encoding_s"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -84,19 +93,11 @@ def build_sharded_dense_index(
 
 def query_encoder(manifest: dict, path: Path, device: str | None = None):
     """The encoder a dense sharded index names, checked against the settings it was built with."""
-    from odqa.retrieval.dense import DenseEncoder, EncoderConfig
+    from odqa.retrieval.dense import DenseEncoder, check_built_with
 
     built = manifest.get("encoder")
     if not isinstance(built, dict) or not built.get("path"):
         raise OdqaError(f"sharded index {path}: its manifest does not name its encoder; rebuild it")
     encoder = DenseEncoder.load(built["path"], device=device)
-    keys = ("pooling", "similarity", "query_prefix", "passage_prefix")
-    changed = [
-        key for key in keys if built.get(key, EncoderConfig.model_fields[key].default) != getattr(encoder.config, key)
-    ]
-    if changed or encoder.dim != manifest["counts"]["dim"]:
-        raise OdqaError(
-            f"sharded index {path} was built with other encoder settings than {built['path']} now has "
-            f"({', '.join(changed) or 'dimension'}); rebuild it"
-        )
+    check_built_with(encoder, built, manifest["counts"]["dim"], f"sharded index {path}")
     return encoder

@@ -35,7 +35,10 @@ class RemoteAnswerer:
         self.handle, self.n_passages = handle, n_passages
 
     async def ask(self, question: str, k: int, n_best: int | None = None):
-        return await self.handle.ask.remote(question, k, n_best)
+        answer = await self.handle.ask.remote(question, k, n_best)
+        if isinstance(answer, Exception):  # its batch failed: raised here, as a local call raises it
+            raise answer
+        return answer
 
     async def search(self, question: str, k: int):
         return [await self.handle.search.remote(question, k)]
@@ -64,18 +67,9 @@ def deployments():
 
         @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=BATCH_WAIT_S)
         async def _ask_batch(self, requests: list[tuple]) -> list:
-            answers: list = [None] * len(requests)
-            for k, n_best in {(k, n) for _, k, n in requests}:
-                chosen = [i for i, (_, kk, n) in enumerate(requests) if (kk, n) == (k, n_best)]
-                try:
-                    results = await asyncio.to_thread(
-                        self.pipeline.ask_batch, [requests[i][0] for i in chosen], k, n_best=n_best
-                    )
-                except Exception as e:  # each request in the group gets the error, not a hang
-                    results = [e] * len(chosen)
-                for i, result in zip(chosen, results):
-                    answers[i] = result
-            return answers
+            from odqa.serve.app import answer_by_key
+
+            return await asyncio.to_thread(answer_by_key, self.pipeline, requests)
 
         async def search(self, question: str, k: int):
             return (await asyncio.to_thread(self.pipeline.retrieve, [question], k))[0]
@@ -94,35 +88,12 @@ def deployments():
             from odqa.serve.requestlog import RequestLog
 
             request_log = RequestLog(**self.log_settings) if self.log_settings else None
-            answerer = RemoteAnswerer(_raising(self.replicas), await self.replicas.n_passages.remote())
+            answerer = RemoteAnswerer(self.replicas, await self.replicas.n_passages.remote())
             return create_app(
                 Pipeline(PipelineConfig.from_dict(self.config)), request_log=request_log, answerer=answerer
             )
 
     return PipelineReplica, Ingress
-
-
-class _raising:
-    """A handle whose answers that are exceptions (a failed batch) are raised, as a local call would."""
-
-    def __init__(self, handle):
-        self.handle = handle
-
-    def __getattr__(self, method: str):
-        handle_method = getattr(self.handle, method)
-
-        class Call:
-            @staticmethod
-            def remote(*args):
-                async def result():
-                    value = await handle_method.remote(*args)
-                    if isinstance(value, Exception):
-                        raise value
-                    return value
-
-                return result()
-
-        return Call
 
 
 def serve_on_ray(

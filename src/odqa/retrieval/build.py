@@ -167,8 +167,8 @@ def build_dense_index(
             shard,
             ray,
             ray_address,
-            workers,
-            device,
+            workers=workers,
+            device=device,
         )
         if shard is not None:
             return None, timings  # this process's part is done; a run without `shard` merges

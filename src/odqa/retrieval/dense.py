@@ -166,6 +166,31 @@ class DenseEncoder:
         return out
 
 
+def check_built_with(encoder: DenseEncoder, built: dict, dim: int, name: str) -> None:
+    """Refuse an encoder whose settings or dimension differ from those the index `name` was built
+    with (`built`: its manifest's encoder entry)."""
+    built_settings = {
+        key: built.get(key, EncoderConfig.model_fields[key].default)
+        for key in ("pooling", "similarity", "query_prefix", "passage_prefix")
+    }
+    now = {key: getattr(encoder.config, key) for key in built_settings}
+    if built_settings != now:
+        changed = ", ".join(
+            f"{key} {built_settings[key]!r} at build, {now[key]!r} now"
+            for key in built_settings
+            if built_settings[key] != now[key]
+        )
+        raise OdqaError(
+            f"{name} was built with other encoder settings than its encoder now has ({changed}); "
+            "rebuild it or use the settings it was built with"
+        )
+    if encoder.dim != dim:
+        raise OdqaError(
+            f"{name} holds {dim}-dimensional vectors but the encoder makes {encoder.dim}: it was built by another "
+            f"encoder ({built.get('path') or 'unnamed'}); search it with that one or rebuild it"
+        )
+
+
 def _faiss():
     try:
         import faiss
@@ -333,24 +358,7 @@ class DenseIndex:
             if not encoder_path:
                 raise OdqaError(f"dense index {path} does not name its encoder; pass one")
             encoder = DenseEncoder.load(encoder_path, device=device)
-        built = {
-            key: manifest["encoder"].get(key, EncoderConfig.model_fields[key].default)
-            for key in ("pooling", "similarity", "query_prefix", "passage_prefix")
-        }
-        now = {key: getattr(encoder.config, key) for key in built}
-        if built != now:
-            changed = ", ".join(
-                f"{key} {built[key]!r} at build, {now[key]!r} now" for key in built if built[key] != now[key]
-            )
-            raise OdqaError(
-                f"dense index {path} was built with other encoder settings than its encoder now has ({changed}); "
-                "rebuild it or use the settings it was built with"
-            )
-        if encoder.dim != faiss_index.d:
-            raise OdqaError(
-                f"dense index {path} holds {faiss_index.d}-dimensional vectors but the encoder makes {encoder.dim}: "
-                f"it was built by another encoder ({encoder_path or 'unnamed'}); search it with that one or rebuild it"
-            )
+        check_built_with(encoder, manifest["encoder"], faiss_index.d, f"dense index {path}")
         index = cls(encoder, faiss_index, manifest, store, encoder_path)
         index.path = path
         return index

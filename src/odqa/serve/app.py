@@ -12,7 +12,6 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from importlib import resources
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -56,6 +55,21 @@ class SearchRequest(BaseModel):
     check_question = field_validator("question")(classmethod(lambda cls, value: _not_blank(value)))
 
 
+def answer_by_key(pipeline: Pipeline, requests: list[tuple[str, int, int | None]]) -> list:
+    """Each (question, k, n_best) request's PipelineResult — or the exception its group raised —
+    from one `ask_batch` per (k, n_best) group (the in-process Batcher and Ray Serve replicas)."""
+    answers: list = [None] * len(requests)
+    for k, n_best in {(k, n) for _, k, n in requests}:
+        chosen = [i for i, (_, kk, n) in enumerate(requests) if (kk, n) == (k, n_best)]
+        try:
+            results = pipeline.ask_batch([requests[i][0] for i in chosen], k, n_best=n_best)
+        except Exception as e:
+            results = [e] * len(chosen)
+        for i, result in zip(chosen, results):
+            answers[i] = result
+    return answers
+
+
 class Batcher:
     """Collects /ask requests for a few milliseconds and answers each group (same k) in one call."""
 
@@ -86,21 +100,15 @@ class Batcher:
                     pending.append(await asyncio.wait_for(self.queue.get(), timeout))
                 except asyncio.TimeoutError:
                     break
-            for k, n_best in {key for _, key, _ in pending}:
-                group = [(q, f) for q, key, f in pending if key == (k, n_best)]
-                questions = [q for q, _ in group]
-                try:
-                    results = await loop.run_in_executor(
-                        self.executor, partial(self.pipeline.ask_batch, questions, k, n_best=n_best)
-                    )
-                except Exception as e:  # every waiting request must get an answer, even an error
-                    for _, future in group:
-                        if not future.done():
-                            future.set_exception(e)
+            requests = [(q, k, n_best) for q, (k, n_best), _ in pending]
+            answers = await loop.run_in_executor(self.executor, answer_by_key, self.pipeline, requests)
+            for (_, _, future), answer in zip(pending, answers):
+                if future.done():
                     continue
-                for (_, future), result in zip(group, results):
-                    if not future.done():
-                        future.set_result(result)
+                if isinstance(answer, Exception):  # every waiting request gets an answer, even an error
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
 
     async def search(self, question: str, k: int):
         return await asyncio.get_running_loop().run_in_executor(self.executor, self.pipeline.retrieve, [question], k)
