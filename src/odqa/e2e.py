@@ -45,10 +45,14 @@ def _record(question: Question, result: PipelineResult) -> dict:
 def run_settings(pipeline: Pipeline) -> dict:
     """What a prediction depends on: the pipeline config and which reader and passages it had."""
     settings = {"pipeline": pipeline.config.to_dict(), "passages": pipeline.index.n_passages}
-    reader_file = Path(pipeline.config.reader) / "model.safetensors"
-    if reader_file.is_file():
-        stat = reader_file.stat()
-        settings["reader_weights"] = {"bytes": stat.st_size, "modified": int(stat.st_mtime)}
+    stamps = []
+    for path in pipeline.reader_paths:
+        reader_file = Path(path) / "model.safetensors"
+        if reader_file.is_file():
+            stat = reader_file.stat()
+            stamps.append({"bytes": stat.st_size, "modified": int(stat.st_mtime)})
+    if stamps:  # one reader keeps the record its earlier runs wrote (they resume)
+        settings["reader_weights"] = stamps[0] if len(pipeline.reader_paths) == 1 else stamps
     return settings
 
 

@@ -22,7 +22,9 @@ class PipelineConfig(Settings):
     what = "pipeline config"
 
     index: str | list[str]  # one index, or several (sparse + dense) to fuse
-    reader: str
+    reader: str | list[str]  # one reader, or several that vote by character offsets (odqa.reader.ensemble)
+    reader_weights: list[float] | None = None  # one per reader (`odqa ensemble --gold` chooses them)
+    ensemble_method: str = "soft"  # how several readers vote: soft, mean or max
     k: int = Field(DEFAULT_K, ge=1, le=1000)  # passages read per question
     n_best: int = Field(5, ge=1, le=100)  # answers returned per question
     retriever_weight: float = 0.0  # answer score = reader score + weight × passage retrieval score
@@ -93,10 +95,17 @@ class Pipeline:
         """Load the index and the reader (once); fails fast naming a missing path."""
         self.open_index()
         if self.reader is None:
-            from odqa.reader import Reader
+            from odqa.reader.ensemble import load_readers
 
-            self.reader = Reader.load(self.config.reader, device=self.config.device, **self.config.reader_options)
+            config = self.config
+            self.reader = load_readers(
+                config.reader, config.reader_weights, config.ensemble_method, config.device, **config.reader_options
+            )
         return self
+
+    @property
+    def reader_paths(self) -> list[str]:
+        return [self.config.reader] if isinstance(self.config.reader, str) else list(self.config.reader)
 
     def open_index(self):
         """The retriever (opened once), without loading the reader."""
@@ -119,10 +128,15 @@ class Pipeline:
 
     def reader_report(self) -> dict:
         """The reader's quality as its own folder records it (`odqa.reader.model.reader_report`):
-        its evaluation, whether training finished, and a `warning` line when it is weak."""
+        its evaluation, whether training finished, and a `warning` line when it is weak. For an
+        ensemble: the first reader's record, each member's under `members`, every warning joined."""
         from odqa.reader.model import reader_report
 
-        return reader_report(self.config.reader)
+        reports = [reader_report(path) for path in self.reader_paths]
+        if len(reports) == 1:
+            return reports[0]
+        warnings = [r["warning"] for r in reports if r["warning"]]
+        return reports[0] | {"members": reports, "warning": "; ".join(warnings) or None}
 
     def retrieve(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
         self.warm_up()

@@ -39,17 +39,19 @@ def given(**options) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def warn_if_trained_on(model: str | Path | None, questions: Path, question_ids=None) -> None:
+def warn_if_trained_on(model: str | Path | list | None, questions: Path, question_ids=None) -> None:
     """One warning line when the questions scored were in `model`'s training data (its record's
-    fingerprints say so; hub ids and folders without a record are not checked)."""
+    fingerprints say so; hub ids and folders without a record are not checked). Several models
+    (an ensemble): a line for each."""
     import typer
 
     from odqa.runs import training_overlap
 
-    if model and Path(model).is_dir():
-        warning = training_overlap(model, questions, set(question_ids) if question_ids is not None else None)
-        if warning:
-            typer.echo(f"warning: {warning}", err=True)
+    for one in model if isinstance(model, (list, tuple)) else [model]:
+        if one and Path(one).is_dir():
+            warning = training_overlap(one, questions, set(question_ids) if question_ids is not None else None)
+            if warning:
+                typer.echo(f"warning: {warning}", err=True)
 
 
 def model_of_predictions(predictions: Path) -> str | None:

@@ -16,24 +16,35 @@ from odqa.runs import log_metrics
 
 group = typer.Typer()
 
-READER_HELP = "reader folder (from `odqa train-reader`) or hub id; default $ODQA_READER"
+READER_HELP = (
+    "reader folder (from `odqa train-reader`) or hub id; default $ODQA_READER. Repeat it for an ensemble "
+    "that votes by character offsets (readers on different tokenizers vote together)"
+)
+READER_OPTION = typer.Option(None, "--reader", help=READER_HELP)
+WEIGHTS_OPTION = typer.Option(None, help="one weight per --reader, e.g. 1,0.5 (`odqa ensemble --gold` chooses them)")
+ENSEMBLE_OPTION = typer.Option(None, "--ensemble", help="how several readers vote: soft (default), mean or max")
 
 
 def _pipeline(
     config: Path | None,
     index: list[Path] | None,
-    reader: str | None,
+    reader: list[str] | None,
     k: int | None,
     device: str | None,
     rerank: str | None = None,
     rescore: str | None = None,
     load_reader: bool = True,
+    reader_weights: str | None = None,
+    ensemble: str | None = None,
 ):
-    """The pipeline the options describe, loaded (with `load_reader` false the reader folder is
-    only checked: it loads where it reads, e.g. in Ray actors)."""
+    """The pipeline the options describe, loaded (with `load_reader` false the reader folders are
+    only checked: they load where they read, e.g. in Ray actors)."""
+    from odqa.cli.common import parse_weights
     from odqa.pipeline import Pipeline, PipelineConfig
 
     data = PipelineConfig.from_file(config).to_dict() if config else {}
+    if reader:
+        reader = reader[0] if len(reader) == 1 else list(reader)
     reader = reader or data.get("reader") or os.environ.get("ODQA_READER")
     if index:
         data["index"] = str(index[0]) if len(index) == 1 else [str(p) for p in index]
@@ -42,6 +53,10 @@ def _pipeline(
     if not reader:
         raise OdqaError("no reader given: pass --reader, set ODQA_READER, or train one with `odqa train-reader`")
     data["reader"] = reader
+    if reader_weights is not None:
+        data["reader_weights"] = parse_weights(reader_weights, "--reader-weights")
+    if ensemble is not None:
+        data["ensemble_method"] = ensemble
     if k is not None:
         data["k"] = k
     if device is not None:
@@ -56,7 +71,8 @@ def _pipeline(
     else:
         from odqa.models.loading import check_model_dir
 
-        check_model_dir(reader)
+        for path in pipeline.reader_paths:
+            check_model_dir(path)
         pipeline.open_index()
     warning = pipeline.reader_report()["warning"]
     if warning:
@@ -70,14 +86,16 @@ def ask(
     index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
     rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
-    reader: Optional[str] = typer.Option(None, help=READER_HELP),
+    reader: Optional[list[str]] = READER_OPTION,
+    reader_weights: Optional[str] = WEIGHTS_OPTION,
+    ensemble: Optional[str] = ENSEMBLE_OPTION,
     k: Optional[int] = typer.Option(None, "-k", help="passages to read per question"),
     config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
     device: Optional[str] = typer.Option(None),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object per question"),
 ) -> None:
     """Answer questions from the indexed documents, with the evidence sentence."""
-    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore)
+    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore, True, reader_weights, ensemble)
     results = pipeline.ask_batch(questions)
     for result in results:
         if as_json:
@@ -126,7 +144,9 @@ def predict(
     index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
     rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
-    reader: Optional[str] = typer.Option(None, help=READER_HELP),
+    reader: Optional[list[str]] = READER_OPTION,
+    reader_weights: Optional[str] = WEIGHTS_OPTION,
+    ensemble: Optional[str] = ENSEMBLE_OPTION,
     k: Optional[int] = typer.Option(None, "-k"),
     config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
     batch_size: int = typer.Option(32, help="questions per batch (and per resumable step)"),
@@ -149,7 +169,7 @@ def predict(
     from odqa.e2e import answer_here, predict_file
     from odqa.io.questions import read_questions
 
-    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore, load_reader=not ray)
+    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore, not ray, reader_weights, ensemble)
     answer = answer_here
     if ray:
         from odqa.distributed.jobs import answer_on_ray
@@ -167,7 +187,9 @@ def evaluate(
     index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
     rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
-    reader: Optional[str] = typer.Option(None, help=READER_HELP),
+    reader: Optional[list[str]] = READER_OPTION,
+    reader_weights: Optional[str] = WEIGHTS_OPTION,
+    ensemble: Optional[str] = ENSEMBLE_OPTION,
     k: Optional[int] = typer.Option(None, "-k", help="passages read per question"),
     ks: str = typer.Option("1,5,10,20", help="also score at these k (one reading of the largest)"),
     metric: str = typer.Option("korquad,squad", help="answer metrics; the first one decides the error categories"),
@@ -187,11 +209,11 @@ def evaluate(
     from odqa.io.atomic import atomic_write_text
     from odqa.io.questions import read_questions
 
-    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore)
+    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore, True, reader_weights, ensemble)
     qs = read_questions(questions)
     if limit and limit < len(qs):
         qs = random.Random(13).sample(qs, limit)
-    warn_if_trained_on(pipeline.config.reader, questions, [q.id for q in qs])
+    warn_if_trained_on(pipeline.reader_paths, questions, [q.id for q in qs])
     metrics = [m for m in metric.split(",") if m]
     result = evaluate_end_to_end(pipeline, qs, parse_ks(ks), metrics, quiet=quiet)
     log_metrics({key: result[key] for key in ("questions", "k", "by_k", "retrieval_has_answer", "attribution")})
@@ -223,7 +245,9 @@ def serve(
     index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
     rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
-    reader: Optional[str] = typer.Option(None, help=READER_HELP),
+    reader: Optional[list[str]] = READER_OPTION,
+    reader_weights: Optional[str] = WEIGHTS_OPTION,
+    ensemble: Optional[str] = ENSEMBLE_OPTION,
     k: Optional[int] = typer.Option(None, "-k"),
     config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
     host: str = typer.Option("127.0.0.1"),
@@ -258,7 +282,7 @@ def serve(
             request_log = RequestLog(log, int(log_max_mb * 1024 * 1024), log_backups, log_questions)
         except OSError as e:
             raise OdqaError(f"cannot write the request log {log}: {e.strerror or e}") from None
-    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore, load_reader=not ray)
+    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore, not ray, reader_weights, ensemble)
     logged = f"; logging requests to {log}" if log else ""
     if ray:
         from odqa.distributed.serving import serve_on_ray

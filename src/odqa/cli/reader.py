@@ -103,7 +103,11 @@ def _augmentation(text: str) -> dict:
 
 @group.command()
 def read(
-    reader_path: str = typer.Option(..., "--reader", help="reader folder (from train-reader) or hub id"),
+    reader_path: list[str] = typer.Option(
+        ..., "--reader", help="reader folder (from train-reader) or hub id; repeat it for an ensemble"
+    ),
+    reader_weights: Optional[str] = typer.Option(None, help="one weight per --reader, e.g. 1,0.5"),
+    ensemble: str = typer.Option("soft", "--ensemble", help="how several readers vote: soft, mean or max"),
     questions: Path = typer.Option(..., help="SQuAD-format file: each question is read against its own context"),
     out: Path = typer.Option(..., help="folder for predictions.json and nbest_predictions.json"),
     mode: Optional[str] = typer.Option(None, help="span scoring: prob (comparable across passages) or logits"),
@@ -117,9 +121,10 @@ def read(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Read each question of a SQuAD-format file against its context; write competition-format predictions."""
+    from odqa.cli.common import parse_weights
     from odqa.io.atomic import atomic_write_text
     from odqa.io.squad import read_qa_examples
-    from odqa.reader import Reader
+    from odqa.reader.ensemble import load_readers
 
     examples = read_qa_examples(questions)
     if limit and limit < len(examples):
@@ -127,8 +132,10 @@ def read(
 
         examples = random.Random(13).sample(examples, limit)
     warn_if_trained_on(reader_path, questions, [e.id for e in examples])
-    reader = Reader.load(
+    reader = load_readers(
         reader_path,
+        parse_weights(reader_weights, "--reader-weights"),
+        ensemble,
         device=device,
         **given(
             mode=mode,
