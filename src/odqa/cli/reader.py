@@ -49,6 +49,14 @@ def train_reader_command(
     augment: Optional[list[str]] = typer.Option(
         None, help="NAME[:SHARE[:RATE]]: add masked copies of windows (mask, span-mask); repeatable"
     ),
+    curriculum: Optional[str] = typer.Option(
+        None,
+        help="easy examples first: length (short windows first) or a difficulty file from `odqa difficulty`",
+    ),
+    curriculum_epochs: Optional[float] = typer.Option(
+        None, help="epochs trained in curriculum order (default 1; below the run's epochs so the hard ones are seen)"
+    ),
+    curriculum_buckets: Optional[int] = typer.Option(None, help="difficulty buckets, trained easiest first (10)"),
     fresh: bool = typer.Option(False, help="ignore checkpoint-last in --out and start over"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -77,6 +85,9 @@ def train_reader_command(
         save_steps=save_steps,
         head=head,
         augment=[_augmentation(text) for text in augment] if augment else None,
+        curriculum=curriculum,
+        curriculum_epochs=curriculum_epochs,
+        curriculum_buckets=curriculum_buckets,
     )
     data["reader"] = reader
     cfg = ReaderTrainingConfig.from_dict(data)
@@ -247,3 +258,42 @@ def pretrain_mlm_command(
     state = pretrain_mlm(MlmConfig.from_dict(data), quiet=quiet, resume=not fresh)
     last = state["history"][-1] if state["history"] else {}
     typer.echo(f"{state['step']} steps, last loss {last.get('loss', float('nan')):.3f}; encoder in {out}")
+
+
+@group.command("difficulty")
+def difficulty_command(
+    reader_path: list[str] = typer.Option(
+        ..., "--reader", help="a reader that judges the training questions (best not trained on them); repeatable"
+    ),
+    train: list[Path] = typer.Option(..., help="SQuAD-format training file(s), as train-reader takes them"),
+    out: Path = typer.Option(..., help="JSON file {question id: difficulty} for train-reader --curriculum"),
+    by: str = typer.Option(
+        "agreement", help="agreement (1 − the readers' mean F1), gold-prob (1 − mean gold-span probability) or loss"
+    ),
+    metric: str = typer.Option("korquad", help="squad, korquad or klue: the F1 that agreement uses"),
+    batch_size: Optional[int] = typer.Option(None),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 … (default: cuda when available)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Score how hard each training question is for one or more readers: the order of a curriculum."""
+    import numpy as np
+
+    from odqa.io.atomic import atomic_write_text
+    from odqa.io.squad import read_qa_files
+    from odqa.reader import Reader
+    from odqa.training.curriculum import DIFFICULTIES, score_difficulty
+
+    if by not in DIFFICULTIES:
+        raise OdqaError(f"unknown difficulty {by!r}; choose one of {', '.join(DIFFICULTIES)}")
+    examples = read_qa_files([str(p) for p in train], require_answers=True)
+    # the model's own spans, every occurrence kept: the gold span's probability is looked up by offsets
+    options = dict(mode="prob", merge="none", postprocess="none", n_best=20) | given(batch_size=batch_size)
+    readers = [Reader.load(path, device=device, **options) for path in reader_path]
+    scores, exact = score_difficulty(readers, examples, by, metric, progress=not quiet)
+    atomic_write_text(out, json.dumps(scores, ensure_ascii=False, indent=1))
+    values = np.fromiter(scores.values(), dtype=np.float64)
+    quartiles = ", ".join(f"{q:.3f}" for q in np.quantile(values, [0.25, 0.5, 0.75]))
+    typer.echo(
+        f"{len(scores):,} questions by {by} of {len(readers)} reader{'s' if len(readers) > 1 else ''} "
+        f"(EM {', '.join(f'{e:.1f}' for e in exact)}); quartiles {quartiles}; wrote {out}"
+    )

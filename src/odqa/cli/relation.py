@@ -84,6 +84,10 @@ def train_command(
     ),
     seed: Optional[int] = typer.Option(None),
     mixed_precision: Optional[str] = typer.Option(None, help="auto, no, fp16 or bf16"),
+    curriculum: Optional[str] = typer.Option(
+        None, help="length: short sentences first (for --curriculum-epochs epochs, in 10 buckets)"
+    ),
+    curriculum_epochs: Optional[float] = typer.Option(None, help="epochs trained in curriculum order (default 1)"),
     fresh: bool = typer.Option(False, help="ignore checkpoint-last in --out and start over"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -108,6 +112,8 @@ def train_command(
             freeze_embeddings=freeze_embeddings,
             seed=seed,
             mixed_precision=mixed_precision,
+            curriculum=curriculum,
+            curriculum_epochs=curriculum_epochs,
         ),
         dict(
             format=input_format,

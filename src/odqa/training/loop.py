@@ -21,6 +21,7 @@ import numpy as np
 from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_dir, atomic_write_text
 from odqa.settings import Settings
+from odqa.training.curriculum import difficulty_digest
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,10 @@ class LoopSettings(Settings):
     freeze_embeddings: bool = (
         False  # keep the word-embedding matrix fixed (most of a multilingual model; AdamW over it dominates a CPU step)
     )
+    # easy items first (odqa.training.curriculum): "length", or a difficulty file from `odqa difficulty`
+    curriculum: str | None = None
+    curriculum_epochs: float = 1.0  # epochs trained in curriculum order (a fraction: the last epoch's first part)
+    curriculum_buckets: int = 10  # difficulty buckets, trained easiest first
 
 
 def sample_examples(examples: list, limit: int | None, seed: int) -> list:
@@ -102,6 +107,45 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, grou
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     rng.shuffle(batches)
     return batches
+
+
+def epoch_batches(lengths: np.ndarray, settings: LoopSettings, epoch: int, difficulty: np.ndarray | None):
+    """Epoch `epoch`'s batches: in curriculum order (easiest bucket first) while the curriculum
+    lasts, shuffled and length-grouped otherwise. A fractional `curriculum_epochs` orders only the
+    first part of its last epoch: that part's easiest-first batches, then the rest shuffled."""
+    from odqa.training.curriculum import curriculum_batches
+
+    seed = settings.seed + epoch
+    shuffled = length_grouped_batches(lengths, settings.batch_size, seed, settings.group_by_length)
+    if difficulty is None or epoch >= settings.curriculum_epochs:
+        return shuffled
+    ordered = curriculum_batches(
+        difficulty, lengths, settings.batch_size, seed, settings.curriculum_buckets, settings.group_by_length
+    )
+    share = settings.curriculum_epochs - epoch
+    if share >= 1:
+        return ordered
+    # the curriculum's easiest items, as many as `share` of an epoch, first; every item still once
+    head = ordered[: round(share * len(ordered))]
+    taken = np.zeros(len(lengths), dtype=bool)
+    for batch in head:
+        taken[batch] = True
+    rest = np.flatnonzero(~taken)
+    tail = length_grouped_batches(lengths[rest], settings.batch_size, seed, settings.group_by_length)
+    return head + [rest[batch] for batch in tail]
+
+
+def _difficulty(settings: LoopSettings, lengths: np.ndarray, difficulty: np.ndarray | None) -> np.ndarray | None:
+    from odqa.training.curriculum import LENGTH, check_curriculum
+
+    if settings.curriculum is None:
+        return None
+    check_curriculum(settings.curriculum, settings.curriculum_buckets, settings.curriculum_epochs)
+    if settings.curriculum == LENGTH:
+        return np.asarray(lengths, dtype=np.float64)
+    if difficulty is None:
+        raise OdqaError(f"this trainer cannot order its items by a difficulty file ({settings.curriculum}); use length")
+    return np.asarray(difficulty, dtype=np.float64)
 
 
 def _mixed_precision(choice: str) -> str:
@@ -171,8 +215,8 @@ def _changed_settings(saved: dict | None, run: dict, settings: LoopSettings) -> 
         if not field.is_required():
             defaults[name] = field.get_default(call_default_factory=True)
     defaults = json.loads(json.dumps(defaults, default=str))
-    old = saved["settings"] | {"items": saved["items"]}
-    new = run["settings"] | {"items": run["items"]}
+    old = saved["settings"] | {"items": saved["items"], "difficulty": saved.get("difficulty")}
+    new = run["settings"] | {"items": run["items"], "difficulty": run.get("difficulty")}
     return sorted(k for k in old.keys() | new.keys() if old.get(k, defaults.get(k)) != new.get(k, defaults.get(k)))
 
 
@@ -189,13 +233,16 @@ def train(
     quiet: bool = False,
     step: Callable[[object, dict, object], object] | None = None,
     unused_parameters: bool = False,
+    difficulty: np.ndarray | None = None,
 ) -> dict:
     """Train `model` on items of the given `lengths`, `collate(indices) -> tensors dict` (with
     labels). After each epoch: `evaluate(model) -> metrics`; when `metrics[score_key]` improves
     (or there is no evaluation), `save_best(model, metrics)`. `step(model, batch, accelerator)`
     replaces forward + backward when a trainer needs its own (gradient caching); it returns the
     loss. `unused_parameters`: the model has weights the loss does not reach (e.g. a pooler the
-    bi-encoder never uses), which several processes must be told about. Returns the trainer state."""
+    bi-encoder never uses), which several processes must be told about. `difficulty` (one per item,
+    lower = easier) orders the first epochs when `settings.curriculum` is set (its `length` needs
+    none: the lengths are the difficulty). Returns the trainer state."""
     import torch
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, send_to_device, set_seed
@@ -233,7 +280,8 @@ def train(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     out.mkdir(parents=True, exist_ok=True)
-    run = {"settings": _resumable(settings), "items": len(lengths)}
+    difficulty = _difficulty(settings, lengths, difficulty)
+    run = {"settings": _resumable(settings), "items": len(lengths), "difficulty": difficulty_digest(difficulty)}
     state = {
         "epoch": 0,
         "batch_in_epoch": 0,
@@ -275,7 +323,7 @@ def train(
     )
     while state["epoch"] < epochs and state["step"] < total_steps and not out_of_time:
         epoch = state["epoch"]
-        batches = length_grouped_batches(lengths, settings.batch_size, settings.seed + epoch, settings.group_by_length)
+        batches = epoch_batches(lengths, settings, epoch, difficulty)
         done = state["batch_in_epoch"] * accelerator.num_processes  # resuming mid-epoch: skip what was trained
         mine = shard_batches(batches[done:], accelerator.process_index, accelerator.num_processes)
         loader = DataLoader(_BatchList(mine, collate), batch_size=None, shuffle=False)

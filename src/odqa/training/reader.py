@@ -18,6 +18,7 @@ from odqa.io.squad import QAExample, read_qa_files
 from odqa.models.loading import check_model_dir
 from odqa.reader.augment import AugmentConfig, augment_windows, check_augmentations
 from odqa.reader.model import Reader, ReaderConfig
+from odqa.training.curriculum import LENGTH, check_curriculum, example_difficulty, window_difficulty
 from odqa.training.loop import LoopSettings, sample_examples, seed_everything
 from odqa.training.task import TrainingTask, run_task, training_record
 
@@ -80,6 +81,7 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
 
     check_head(config.head)
     check_augmentations(config.augment)
+    check_curriculum(config.curriculum, config.curriculum_buckets, config.curriculum_epochs)
 
     check_model_dir(config.model)
     train_examples = sample_examples(
@@ -99,6 +101,9 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
         config.reader.windows,
         answers=[(e.answers[0].start, e.answers[0].end) for e in train_examples],
     )
+    difficulty = None
+    if config.curriculum not in (None, LENGTH):
+        difficulty = example_difficulty(config.curriculum, [e.id for e in train_examples])
     windows = sample_negative_windows(windows, config.negative_windows, config.seed)
     windows = augment_windows(windows, config.augment, tokenizer.mask_token_id, config.seed)
     log.info("%d training examples → %d windows", len(train_examples), len(windows))
@@ -134,5 +139,6 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
         record,
         evaluate=evaluate if eval_examples else None,
         score_key="f1" if config.metric != "klue" else "rouge_w",
+        difficulty=window_difficulty(difficulty, windows.pair) if difficulty is not None else None,
     )
     return run_task(task, config, config.out, quiet, resume)

@@ -24,7 +24,8 @@ class TrainingTask:
     best model so far, into a temporary folder moved into place). `record` (from
     `training_record`) is written beside the model with the metrics. Optional: `step` when the
     loss is not `model(**batch).loss`, `evaluate(trained) -> metrics` and the `score_key` that
-    decides the best, `unused_parameters` when the loss does not reach every weight."""
+    decides the best, `unused_parameters` when the loss does not reach every weight, `difficulty`
+    per item for a curriculum from a difficulty file (`odqa.training.curriculum`)."""
 
     model: object
     lengths: np.ndarray
@@ -35,6 +36,7 @@ class TrainingTask:
     evaluate: Callable[[object], dict] | None = None
     score_key: str | None = None
     unused_parameters: bool = False
+    difficulty: np.ndarray | None = None
 
 
 def training_record(config: LoopSettings, data: dict, counts: dict) -> dict:
@@ -80,4 +82,5 @@ def run_task(task: TrainingTask, settings: LoopSettings, out: str | Path, quiet:
         quiet=quiet,
         step=task.step,
         unused_parameters=task.unused_parameters,
+        difficulty=task.difficulty,
     )
