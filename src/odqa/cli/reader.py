@@ -49,6 +49,11 @@ def train_reader_command(
     augment: Optional[list[str]] = typer.Option(
         None, help="NAME[:SHARE[:RATE]]: add masked copies of windows (mask, span-mask); repeatable"
     ),
+    negatives_index: Optional[Path] = typer.Option(
+        None, help="train on no-answer windows of passages this index retrieves for each question without its answer"
+    ),
+    negatives_per_question: Optional[int] = typer.Option(None, help="retrieved negative passages per question (1)"),
+    negatives_k: Optional[int] = typer.Option(None, help="passages searched for the negatives (10)"),
     curriculum: Optional[str] = typer.Option(
         None,
         help="easy examples first: length (short windows first) or a difficulty file from `odqa difficulty`",
@@ -90,6 +95,13 @@ def train_reader_command(
         curriculum_buckets=curriculum_buckets,
     )
     data["reader"] = reader
+    negatives = dict(data.get("negatives") or {}) | given(
+        index=str(negatives_index) if negatives_index else None, per_question=negatives_per_question, k=negatives_k
+    )
+    if negatives and "index" not in negatives:
+        raise OdqaError("--negatives-per-question and --negatives-k need --negatives-index")
+    if negatives:
+        data["negatives"] = negatives
     cfg = ReaderTrainingConfig.from_dict(data)
     state = train_reader(cfg, quiet=quiet, resume=not fresh)
     for record in state["history"]:

@@ -66,6 +66,23 @@ class Windows:
             self.truncated_questions,
         )
 
+    def extended(self, other: Windows) -> Windows:
+        """These windows followed by `other`'s, labels and all."""
+        if (self.token_type_ids is None) != (other.token_type_ids is None) or (self.start_positions is None) != (
+            other.start_positions is None
+        ):
+            raise OdqaError("windows made by different tokenizers or with and without labels cannot be joined")
+        join = lambda a, b: None if a is None else np.concatenate([a, b])
+        return Windows(
+            self.input_ids + other.input_ids,
+            None if self.token_type_ids is None else self.token_type_ids + other.token_type_ids,
+            self.offsets + other.offsets,
+            np.concatenate([self.pair, other.pair]),
+            join(self.start_positions, other.start_positions),
+            join(self.end_positions, other.end_positions),
+            self.truncated_questions,
+        )
+
     @property
     def lengths(self) -> np.ndarray:
         return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self.input_ids))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 from pydantic import Field
 
 from odqa.errors import OdqaError
@@ -20,6 +21,7 @@ from odqa.reader.augment import AugmentConfig, augment_windows, check_augmentati
 from odqa.reader.model import Reader, ReaderConfig
 from odqa.training.curriculum import LENGTH, check_curriculum, example_difficulty, window_difficulty
 from odqa.training.loop import LoopSettings, sample_examples, seed_everything
+from odqa.training.negatives import RetrievedNegatives
 from odqa.training.task import TrainingTask, run_task, training_record
 
 log = logging.getLogger(__name__)
@@ -39,14 +41,13 @@ class ReaderTrainingConfig(LoopSettings):
     head: str = "linear"  # span head (odqa.reader.heads): linear, cnn, bilstm
     head_options: dict = Field(default_factory=dict)
     augment: list[AugmentConfig] = Field(default_factory=list)  # masked copies of windows (odqa.reader.augment)
+    negatives: RetrievedNegatives | None = None  # no-answer windows from retrieved passages (odqa.training.negatives)
     reader: ReaderConfig = Field(default_factory=ReaderConfig)
 
 
 def sample_negative_windows(windows, share: float | None, seed: int):
     """All windows that hold their answer, and a seeded `share` of those that do not (no-answer
     windows are most windows of long contexts; fewer of them train a span reader faster)."""
-    import numpy as np
-
     if share is None or share >= 1:
         return windows
     if share < 0:
@@ -55,6 +56,27 @@ def sample_negative_windows(windows, share: float | None, seed: int):
     rng = np.random.default_rng(seed)
     kept = rng.choice(negative, size=round(share * len(negative)), replace=False)
     return windows.subset(np.sort(np.concatenate([np.flatnonzero(windows.start_positions != 0), kept])))
+
+
+def negative_windows(tokenizer, config: ReaderTrainingConfig, examples: list[QAExample]):
+    """No-answer windows over each question's retrieved passages that do not hold its answer,
+    each window pointing at its question (`pair`), as the gold windows do."""
+    import dataclasses
+
+    from odqa.reader.features import build_windows
+    from odqa.training.negatives import retrieved_negatives
+
+    found = retrieved_negatives(config.negatives, [e.question for e in examples], [e.answer_texts for e in examples])
+    question_of = np.asarray([qi for qi, _ in found], dtype=np.int64)
+    windows = build_windows(
+        tokenizer,
+        [examples[qi].question for qi, _ in found],
+        [text for _, text in found],
+        config.reader.windows,
+        answers=[None] * len(found),
+    )
+    log.info("%d retrieved negative passages → %d no-answer windows", len(found), len(windows))
+    return dataclasses.replace(windows, pair=question_of[windows.pair])
 
 
 def read_examples(reader: Reader, examples: list[QAExample], progress: bool = False):
@@ -105,6 +127,8 @@ def train_reader(config: ReaderTrainingConfig, quiet: bool = False, resume: bool
     if config.curriculum not in (None, LENGTH):
         difficulty = example_difficulty(config.curriculum, [e.id for e in train_examples])
     windows = sample_negative_windows(windows, config.negative_windows, config.seed)
+    if config.negatives is not None:
+        windows = windows.extended(negative_windows(tokenizer, config, train_examples))
     windows = augment_windows(windows, config.augment, tokenizer.mask_token_id, config.seed)
     log.info("%d training examples → %d windows", len(train_examples), len(windows))
     pad_id = tokenizer.pad_token_id or 0
