@@ -302,3 +302,55 @@ def serve(
     application = create_app(pipeline, request_log=request_log)
     typer.echo(f"serving on http://{host}:{port}/ (API docs at /docs){logged}")
     uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+@group.command("pseudo-label")
+def pseudo_label(
+    questions: Path = typer.Option(..., help="unlabelled questions: JSONL (id, question), SQuAD JSON or topics TSV"),
+    out: Path = typer.Option(..., help="SQuAD-format file of the kept answers (train-reader --train takes it)"),
+    index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
+    reader: Optional[list[str]] = READER_OPTION,
+    reader_weights: Optional[str] = WEIGHTS_OPTION,
+    ensemble: Optional[str] = ENSEMBLE_OPTION,
+    min_score: float = typer.Option(0.5, help="keep answers whose probability reaches this"),
+    min_agreement: float = typer.Option(
+        1.0, help="with several readers: keep answers that at least this share of them gave on their own"
+    ),
+    metric: str = typer.Option("korquad", help="what counts as the same answer text; the report's scores"),
+    k: Optional[int] = typer.Option(None, "-k", help="passages read per question"),
+    config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
+    batch_size: int = typer.Option(32, help="questions per batch"),
+    device: Optional[str] = typer.Option(None),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Answer unlabelled questions end to end and keep the confident answers as training data;
+    with gold answers in the file, report how precise the kept labels are."""
+    from odqa.io.atomic import atomic_write_text
+    from odqa.io.questions import read_questions
+    from odqa.metrics.answers import get_answer_metric
+    from odqa.pseudo import PseudoLabelConfig, answer_and_judge, kept_rows, report, squad_file
+
+    settings = PseudoLabelConfig(min_score, min_agreement, get_answer_metric(metric).name).check()
+    pipeline = _pipeline(config, index, reader, k, device, None, None, True, reader_weights, ensemble)
+    rows = answer_and_judge(pipeline, read_questions(questions), settings, batch_size, quiet)
+    kept = kept_rows(rows, settings)
+    if not kept:
+        best = max((row["probability"] for row in rows), default=0.0)
+        raise OdqaError(
+            f"no answer reached probability {min_score} with agreement {min_agreement} (the most confident had "
+            f"{best:.3f}); nothing written — lower --min-score or --min-agreement"
+        )
+    summary = report(rows, kept, settings, pipeline.reader_paths)
+    report_file = out.with_name(out.stem + ".report.json")
+    atomic_write_text(out, json.dumps(squad_file(kept), ensure_ascii=False, indent=1))
+    atomic_write_text(report_file, json.dumps(summary, ensure_ascii=False, indent=2))
+    log_metrics(summary)
+    precision = summary.get("precision")
+    judged = ""
+    if precision:
+        everyone = summary["all_answers"]
+        judged = (
+            f"; against the gold answers the kept ones score EM {precision['exact_match']:.1f} / F1 "
+            f"{precision['f1']:.1f} (every answer: {everyone['exact_match']:.1f} / {everyone['f1']:.1f})"
+        )
+    typer.echo(f"kept {len(kept):,} of {len(rows):,} answers{judged}; wrote {out} and {report_file}")

@@ -59,13 +59,16 @@ class EnsembleReader:
     ) -> tuple[list[list[Span]], list[list[float]]]:
         """Each question's voted spans (score = log of the combined probability) and each context's
         no-answer score (the lowest of any reader's)."""
-        each = [reader.read_candidates(questions, contexts, progress) for reader in self.readers]
+        return self.vote([reader.read_candidates(questions, contexts, progress) for reader in self.readers])
+
+    def vote(self, each: Sequence[tuple[list[list[Span]], list[list[float]]]]):
+        """The voted (candidates, nulls) from each reader's own `read_candidates` output."""
         candidates, nulls = [], []
-        for qi in range(len(questions)):
+        for qi in range(len(each[0][0])):
             proposals = [[span.to_dict() for span in spans[qi]] for spans, _ in each]
             voted = combine_question(proposals, self.voting)
             candidates.append([Span(c["text"], c["start"], c["end"], c["score"], c["context"]) for c in voted])
-            nulls.append([min(reader_nulls[qi][ci] for _, reader_nulls in each) for ci in range(len(contexts[qi]))])
+            nulls.append([min(column) for column in zip(*(reader_nulls[qi] for _, reader_nulls in each))])
         return candidates, nulls
 
     def finish(self, candidates: Sequence[Span], nulls: Sequence[float], n_best: int | None = None) -> ReaderResult:

@@ -1,0 +1,81 @@
+"""Pseudo-labels: questions answered end to end, the confident answers kept as a SQuAD-format
+training file, with the kept labels' precision when the questions have gold answers."""
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from odqa.errors import OdqaError
+
+
+def pipeline_of(index, *readers):
+    from odqa.pipeline import Pipeline, PipelineConfig
+
+    reader = [str(r) for r in readers]
+    return Pipeline(PipelineConfig(index=str(index), reader=reader[0] if len(reader) == 1 else reader, k=3))
+
+
+def test_confident_answers_become_training_data(korean_docs_index, korean_reader, korean_qa_file, tmp_path):
+    from odqa.io.questions import read_questions
+    from odqa.io.squad import read_qa_examples
+    from odqa.pseudo import PseudoLabelConfig, answer_and_judge, kept_rows, report, squad_file
+
+    questions = read_questions(korean_qa_file)
+    settings = PseudoLabelConfig(min_score=0.0)
+    rows = answer_and_judge(
+        pipeline_of(korean_docs_index, korean_reader), questions, settings, batch_size=3, quiet=True
+    )
+    assert [row["id"] for row in rows] == [q.id for q in questions]
+    kept = kept_rows(rows, settings)
+    assert len(kept) == len(rows) and all(row["agreement"] == 1.0 for row in rows)  # one reader agrees with itself
+
+    path = tmp_path / "pseudo.json"
+    path.write_text(json.dumps(squad_file(kept), ensure_ascii=False), encoding="utf-8")
+    examples = read_qa_examples(path, require_answers=True)  # what train-reader reads
+    for example, row in zip(examples, kept):
+        answer = example.answers[0]
+        assert example.context[answer.start : answer.end] == row["answer"].text == answer.text
+        assert example.context == row["passage"].text
+
+    confident = kept_rows(rows, PseudoLabelConfig(min_score=0.9))
+    assert all(row["probability"] >= 0.9 for row in confident) and len(confident) <= len(kept)
+    summary = report(rows, kept, settings, [str(korean_reader)])
+    assert summary["questions"] == summary["kept"] == 8
+    assert summary["precision"]["exact_match"] == summary["all_answers"]["exact_match"] >= 75
+
+
+def test_several_readers_must_agree(korean_docs_index, korean_reader, tiny_encoder, korean_qa_file):
+    from odqa.io.questions import read_questions
+    from odqa.pseudo import PseudoLabelConfig, answer_and_judge, kept_rows
+
+    # the trained reader weighted far above an untrained one: the answers are the trained reader's,
+    # and the untrained one rarely gives the same answer on its own
+    pipeline = pipeline_of(korean_docs_index, korean_reader, tiny_encoder)
+    pipeline.config.reader_weights = [1.0, 0.01]
+    rows = answer_and_judge(pipeline, read_questions(korean_qa_file), PseudoLabelConfig(), quiet=True)
+    assert {row["agreement"] for row in rows} <= {0.0, 0.5, 1.0}
+    both = kept_rows(rows, PseudoLabelConfig(min_score=0.0, min_agreement=1.0))
+    half = kept_rows(rows, PseudoLabelConfig(min_score=0.0, min_agreement=0.5))
+    assert len(both) < len(half) and all(row["agreement"] == 1.0 for row in both)
+    with pytest.raises(OdqaError, match="min_agreement must be between 0 and 1"):
+        PseudoLabelConfig(min_agreement=2).check()
+
+
+@pytest.mark.slow  # odqa processes, each importing torch
+def test_the_pseudo_label_command(korean_docs_index, korean_reader, korean_qa_file, tmp_path):
+    from test_cli import odqa
+
+    out = tmp_path / "pseudo.json"
+    args = ["pseudo-label", "--questions", korean_qa_file, "--index", korean_docs_index, "--reader", korean_reader]
+    run = odqa(*args, "--out", out, "--min-score", "0.3", "-q")
+    assert run.returncode == 0, run.stderr
+    assert "kept" in run.stdout and "against the gold answers the kept ones score EM" in run.stdout
+    summary = json.loads((tmp_path / "pseudo.report.json").read_text(encoding="utf-8"))
+    assert summary["kept"] == len(json.loads(out.read_text(encoding="utf-8"))["data"])
+
+    nothing = tmp_path / "none.json"
+    run = odqa(*args, "--out", nothing, "--min-score", "1", "-q")
+    assert run.returncode == 2 and "nothing written" in run.stderr and run.stderr.count("\n") == 1
+    assert not nothing.exists() and not (tmp_path / "none.report.json").exists()
