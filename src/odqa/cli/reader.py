@@ -309,3 +309,43 @@ def difficulty_command(
         f"{len(scores):,} questions by {by} of {len(readers)} reader{'s' if len(readers) > 1 else ''} "
         f"(EM {', '.join(f'{e:.1f}' for e in exact)}); quartiles {quartiles}; wrote {out}"
     )
+
+
+@group.command("generate-questions")
+def generate_questions_command(
+    generator: str = typer.Option(..., help="a sequence-to-sequence question generator: folder or hub id"),
+    contexts: Path = typer.Option(..., help="documents (JSONL(.xz), SQuAD contexts, wiki dict), cut into passages"),
+    out: Path = typer.Option(..., help="SQuAD-format file of the generated questions (train-reader --train takes it)"),
+    per_context: int = typer.Option(2, min=1, help="answers asked about per passage"),
+    input_format: str = typer.Option(
+        "answer: {answer} context: {context}", help="the generator's input, with {answer} and {context}"
+    ),
+    max_contexts: Optional[int] = typer.Option(None, min=1, help="a seeded sample of this many passages"),
+    num_beams: int = typer.Option(4, min=1),
+    batch_size: int = typer.Option(16, min=1),
+    seed: int = typer.Option(42),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 … (default: cuda when available)"),
+) -> None:
+    """Synthetic training questions: names and numbers in the passages, asked about by your generator."""
+    import random
+
+    from odqa.corpus import build_passages
+    from odqa.io.atomic import atomic_write_text
+    from odqa.io.documents import read_documents
+    from odqa.training.qgen import GenerationConfig, load_generator, synthetic_examples
+
+    settings = GenerationConfig(
+        per_context=per_context,
+        input_format=input_format,
+        num_beams=num_beams,
+        batch_size=batch_size,
+        seed=seed,
+    ).check()
+    passages, _ = build_passages(read_documents(contexts))
+    if max_contexts and max_contexts < len(passages):
+        passages = random.Random(seed).sample(passages, max_contexts)
+    model, tokenizer = load_generator(generator, device)
+    data = synthetic_examples(model, tokenizer, [(p.title, p.text) for p in passages], settings)
+    atomic_write_text(out, json.dumps(data, ensure_ascii=False, indent=1))
+    asked = sum(len(a["paragraphs"][0]["qas"]) for a in data["data"])
+    typer.echo(f"{asked:,} questions over {len(data['data']):,} of {len(passages):,} passages; wrote {out}")
