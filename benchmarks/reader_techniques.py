@@ -1,0 +1,250 @@
+"""What won the competition, measured on the Korean reader (multilingual-e5-small, trimmed):
+heads, augmentation, retrieved negatives, curriculum, pseudo-labels and ensembles, each against the
+plain recipe with the same budget and seeds.
+
+Every run is `odqa train-reader` with the Korean reader recipe (`korean_model.py`'s, capped at
+`--steps` optimizer steps) plus one technique, for each of `--seeds`; each reader then reads, with
+the gold passage, the held-out 300 competition-train questions (for choosing ensemble weights),
+a KorQuAD 1.0 dev sample and the competition validation, writing n-best files (probabilities).
+Ensembles vote over those files: the baseline's seeds (soft by character offsets, and hard on
+answer text), plus any `--extra-reader` (e.g. one on another tokenizer), weights chosen on the
+held-out 300. A technique helps when its mean beats the baseline's by more than the seeds' spread.
+
+Each reader and reading is cached under work/reader_techniques/ (a killed run resumes: train-reader
+resumes its checkpoint, finished readings are kept). Needs `korean_model.py --stages import,trim,split`
+(run first automatically) and, for `negatives` and `pseudo`, a BM25 index of the kowiki sample
+(`--index`, default ../indexes/kowiki as `make demo` builds it).
+
+    python reader_techniques.py                              # all techniques, 3 seeds, the full recipe (GPU)
+    python reader_techniques.py --steps 40 --seeds 0 --techniques baseline,cnn   # a CPU smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import DATA, ROOT, WORK, log, markdown_table, sample, write_results
+
+OUT = WORK / "reader_techniques"
+ODQA = [sys.executable, "-m", "odqa"]
+KOREAN = WORK / "korean_model"
+KORQUAD_SAMPLE = int(os.environ.get("KO_KORQUAD_SAMPLE", "1000"))
+RECIPE = [  # `make korean-reader`'s settings, without its time limit
+    "--max-length", "384", "--stride", "128", "--batch-size", "16", "--lr", "1e-4",
+    "--negative-windows", "0.1", "--freeze-embeddings", "--save-steps", "50", "--metric", "korquad",
+]  # fmt: skip
+# technique → extra train-reader options ({index}, {difficulty} and {pseudo} are filled in)
+TECHNIQUES = {
+    "baseline": [],
+    "cnn": ["--head", "cnn"],
+    "bilstm": ["--head", "bilstm"],
+    "mask": ["--augment", "mask:0.5:0.15"],
+    "span-mask": ["--augment", "span-mask:0.5:0.15"],
+    "negatives": ["--negatives-index", "{index}", "--negatives-per-question", "1", "--negatives-k", "10"],
+    "curriculum-length": ["--curriculum", "length", "--curriculum-epochs", "0.3"],
+    "curriculum-agreement": ["--curriculum", "{difficulty}", "--curriculum-epochs", "0.3"],
+    "pseudo": ["--train", "{pseudo}"],
+}
+NEEDS_INDEX = {"negatives", "pseudo"}
+
+
+def odqa(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([*ODQA, *map(str, args)], check=True, capture_output=True, text=True)
+
+
+def prepare() -> dict:
+    """The trimmed encoder and the held-out split of korean_model.py (run there, cached there)."""
+    if not (KOREAN / "me5-small-ko" / "config.json").exists() or not (KOREAN / "train-rest.json").exists():
+        subprocess.run([sys.executable, "korean_model.py", "--stages", "import,trim,split"], check=True)
+    return {
+        "encoder": KOREAN / "me5-small-ko",
+        "train": [KOREAN / "train-rest.json", DATA / "tydiqa/korean_tydiqa_train.json"],
+        "held_out": KOREAN / "train-heldout.json",
+    }
+
+
+def eval_sets() -> dict[str, Path]:
+    """SQuAD-format files read with the gold passage (the KorQuAD sample written once)."""
+    from odqa.io.files import load_json
+
+    korquad = OUT / f"korquad-dev-{KORQUAD_SAMPLE}.json"
+    if not korquad.exists():
+        data = load_json(DATA / "korquad/KorQuAD_v1.0_dev.json")
+        ids = {qa["id"] for a in data["data"] for p in a["paragraphs"] for qa in p["qas"]}
+        keep = set(sample(sorted(ids), KORQUAD_SAMPLE))
+        articles = []
+        for article in data["data"]:
+            paragraphs = [p | {"qas": [q for q in p["qas"] if q["id"] in keep]} for p in article["paragraphs"]]
+            if any(p["qas"] for p in paragraphs):
+                articles.append(article | {"paragraphs": [p for p in paragraphs if p["qas"]]})
+        OUT.mkdir(parents=True, exist_ok=True)
+        korquad.write_text(json.dumps({"data": articles}, ensure_ascii=False), encoding="utf-8")
+    return {"korquad": korquad, "competition": DATA / "boostcamp_odqa/validation.squad.json"}
+
+
+def train(name: str, seed: int, base: dict, steps: int, fill: dict) -> dict:
+    out = OUT / f"{name}-s{seed}"
+    state_file = out / "trainer_state.json"
+    if not (state_file.exists() and json.loads(state_file.read_text())["finished"]):
+        extra = [option.format(**fill) for option in TECHNIQUES[name]]
+        log(f"training {out.name}")
+        args = ["train-reader", "--model", base["encoder"], "--out", out, "--seed", seed, "--max-steps", steps]
+        args += [arg for path in base["train"] for arg in ("--train", path)]
+        odqa(*args, *RECIPE, *extra, "-q")
+    state = json.loads(state_file.read_text())
+    return {"steps": state["step"], "seconds": sum(r["seconds"] for r in state["history"]), "path": str(out)}
+
+
+def read(reader: Path, name: str, questions: Path) -> dict:
+    """The reader's n-best on a set (cached) and its scores."""
+    out = OUT / "reads" / reader.name / name
+    if not (out / "nbest_predictions.json").exists():
+        odqa("read", "--reader", reader, "--questions", questions, "--out", out, "--mode", "prob", "-q")
+    return score(out / "predictions.json", questions)
+
+
+def score(predictions: Path, questions: Path) -> dict:
+    from odqa.io.questions import read_questions
+    from odqa.metrics import score_predictions
+
+    gold = {q.id: q.answers for q in read_questions(questions)}
+    preds = json.loads(predictions.read_text(encoding="utf-8"))
+    result = score_predictions(preds, gold, "korquad")
+    return {"exact_match": result["exact_match"], "f1": result["f1"]}
+
+
+def difficulty_file(base: dict, seed: int, steps: int, fill: dict) -> Path:
+    """Training questions scored by the baseline reader of this seed (gold-span probability)."""
+    path = OUT / f"difficulty-s{seed}.json"
+    if not path.exists():
+        reader = train("baseline", seed, base, steps, fill)["path"]
+        args = ["difficulty", "--reader", reader, "--by", "gold-prob", "--out", path, "-q"]
+        odqa(*args, *[a for p in base["train"] for a in ("--train", p)])
+    return path
+
+
+def pseudo_file(base: dict, seed: int, steps: int, fill: dict, index: Path) -> Path:
+    """The competition's 600 test questions answered end to end by the baseline, confident ones kept."""
+    path = OUT / f"pseudo-s{seed}.json"
+    if not path.exists():
+        reader = train("baseline", seed, base, steps, fill)["path"]
+        questions = DATA / "boostcamp_odqa/test_questions.jsonl"
+        odqa("pseudo-label", "--questions", questions, "--index", index, "--reader", reader, "--out", path,
+             "--min-score", "0.5", "-k", "10", "-q")  # fmt: skip
+    return path
+
+
+def ensembles(readers: list[Path], sets: dict[str, Path], held_out: Path) -> dict:
+    """Soft (character offsets, weights on the held-out 300) and hard voting over the readers."""
+    results = {}
+    for method in ("soft", "hard"):
+        tuned = OUT / "ensembles" / f"{method}-held-out"
+        args = ["ensemble", *[a for r in readers for a in ("--nbest", OUT / "reads" / r.name / "held-out")]]
+        run = odqa(*args, "--method", method, "--gold", held_out, "--out", tuned)
+        weights = json.loads((tuned / "ensemble.json").read_text())["weights"]
+        row = {"weights": weights, "tuning": run.stdout.strip()}
+        for set_name, questions in sets.items():
+            out = OUT / "ensembles" / f"{method}-{set_name}"
+            nbest = [a for r in readers for a in ("--nbest", OUT / "reads" / r.name / set_name)]
+            odqa("ensemble", *nbest, "--method", method, "--weights", ",".join(map(str, weights)), "--out", out)
+            row[set_name] = score(out / "predictions.json", questions)
+        results[method] = row
+    return results
+
+
+def spread(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--techniques", default=",".join(TECHNIQUES))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--steps", type=int, default=258, help="optimizer steps per run (258: the recipe's 0.6 epoch)")
+    parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "kowiki", help="BM25 index of kowiki")
+    parser.add_argument("--extra-reader", type=Path, action="append", default=[], help="more ensemble members")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    techniques = [t for t in args.techniques.split(",") if t]
+    unknown = [t for t in techniques if t not in TECHNIQUES]
+    if unknown:
+        sys.exit(f"unknown techniques {unknown}; choose from {', '.join(TECHNIQUES)}")
+    if any(t in NEEDS_INDEX for t in techniques) and not (args.index / "manifest.json").exists():
+        sys.exit(f"{', '.join(sorted(NEEDS_INDEX & set(techniques)))} need a kowiki index at {args.index} (--index)")
+    base = prepare()
+    sets = eval_sets()
+    started = time.time()
+    runs: dict[str, list[dict]] = {}
+    for name in techniques:
+        for seed in seeds:
+            fill = {"index": args.index}
+            if name == "curriculum-agreement":
+                fill["difficulty"] = difficulty_file(base, seed, args.steps, {"index": args.index})
+            if name == "pseudo":
+                fill["pseudo"] = pseudo_file(base, seed, args.steps, {"index": args.index}, args.index)
+            run = train(name, seed, base, args.steps, fill) | {"seed": seed}
+            reader = Path(run["path"])
+            read(reader, "held-out", base["held_out"])
+            for set_name, questions in sets.items():
+                run[set_name] = read(reader, set_name, questions)
+                log(f"{reader.name} {set_name}: {run[set_name]}")
+            runs.setdefault(name, []).append(run)
+
+    results = {
+        "device": "cuda" if _cuda() else f"cpu ({os.cpu_count()} cores)",
+        "steps": args.steps,
+        "seeds": seeds,
+        "korquad_sample": KORQUAD_SAMPLE,
+        "recipe": RECIPE,
+        "runs": runs,
+        "hours": (time.time() - started) / 3600,
+    }
+    members = [Path(r["path"]) for r in runs.get("baseline", [])]
+    for extra in args.extra_reader:
+        read(extra, "held-out", base["held_out"])
+        for set_name, questions in sets.items():
+            read(extra, set_name, questions)
+        members.append(extra)
+    if len(members) >= 2:
+        results["ensembles"] = ensembles(members, sets, base["held_out"]) | {"members": [str(m) for m in members]}
+    write_results("reader_techniques", results, table(results))
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def table(results: dict) -> str:
+    rows = []
+    for name, runs in results["runs"].items():
+        row = [name, len(runs)]
+        for set_name in ("korquad", "competition"):
+            for key in ("exact_match", "f1"):
+                mean, sd = spread([r[set_name][key] for r in runs])
+                row.append(f"{mean:.1f} ± {sd:.1f}")
+        row.append(f"{statistics.mean(r['seconds'] for r in runs) / 60:.0f}")
+        rows.append(row)
+    for method, row in results.get("ensembles", {}).items():
+        if method in ("soft", "hard"):
+            scores = [row[s][k] for s in ("korquad", "competition") for k in ("exact_match", "f1")]
+            rows.append([f"ensemble ({method}, {len(results['ensembles']['members'])} readers)", "-", *scores, "-"])
+    header = ["technique", "seeds", "KorQuAD EM", "KorQuAD F1", "competition EM", "competition F1", "train min"]
+    head = (
+        f"# Reader techniques on multilingual-e5-small ({results['steps']} steps per run, {results['device']}, "
+        f"{results['hours']:.1f} h)\n\nGold passage; KorQuAD 1.0 dev sample of {results['korquad_sample']}, "
+        "competition validation (240); korquad metric (EM / char F1); mean ± standard deviation over seeds.\n\n"
+    )
+    return head + markdown_table(header, rows)
+
+
+if __name__ == "__main__":
+    main()
