@@ -56,7 +56,10 @@ NEEDS_INDEX = {"negatives", "pseudo"}
 
 
 def odqa(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([*ODQA, *map(str, args)], check=True, capture_output=True, text=True)
+    run = subprocess.run([*ODQA, *map(str, args)], capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(f"odqa {' '.join(map(str, args[:1]))} failed: {run.stderr.strip()[-2000:]}")
+    return run
 
 
 def prepare() -> dict:
@@ -159,6 +162,35 @@ def ensembles(readers: list[Path], sets: dict[str, Path], held_out: Path) -> dic
     return results
 
 
+def reading_costs(runs: dict[str, list[dict]], questions: Path, n: int = 120) -> dict:
+    """Seconds to read `n` questions (gold passage, loaded readers, best of 2 alternating rounds)
+    for each technique's first reader and for ensembles of 2 and 3 baseline readers, as ratios to
+    the plain reader: a technique should cost its own compute, an ensemble of n about n readings."""
+    from odqa.io.squad import read_qa_examples
+    from odqa.reader import Reader
+    from odqa.reader.ensemble import EnsembleReader
+
+    examples = sample(read_qa_examples(questions), n)
+    texts, contexts = [e.question for e in examples], [[e.context] for e in examples]
+    readers = {name: Reader.load(runs[name][0]["path"], device="cpu") for name in runs}
+    baselines = [Reader.load(r["path"], device="cpu") for r in runs.get("baseline", [])]
+    for size in (2, 3):
+        if len(baselines) >= size:
+            readers[f"ensemble of {size} baselines"] = EnsembleReader(baselines[:size])
+    seconds: dict[str, float] = {}
+    for _round in range(2):
+        for name, reader in readers.items():
+            start = time.perf_counter()
+            reader.read(texts, contexts)
+            seconds[name] = min(seconds.get(name, float("inf")), time.perf_counter() - start)
+    base = seconds.get("baseline")
+    return {
+        "questions": len(examples),
+        "seconds": seconds,
+        "ratio": {name: value / base for name, value in seconds.items()} if base else {},
+    }
+
+
 def spread(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -214,6 +246,8 @@ def main() -> None:
         members.append(extra)
     if len(members) >= 2:
         results["ensembles"] = ensembles(members, sets, base["held_out"]) | {"members": [str(m) for m in members]}
+    if "baseline" in runs:
+        results["reading_cost"] = reading_costs(runs, sets["competition"])
     write_results("reader_techniques", results, table(results))
 
 
@@ -243,7 +277,15 @@ def table(results: dict) -> str:
         f"{results['hours']:.1f} h)\n\nGold passage; KorQuAD 1.0 dev sample of {results['korquad_sample']}, "
         "competition validation (240); korquad metric (EM / char F1); mean ± standard deviation over seeds.\n\n"
     )
-    return head + markdown_table(header, rows)
+    out = head + markdown_table(header, rows)
+    cost = results.get("reading_cost")
+    if cost and cost["ratio"]:
+        out += f"\n### Reading cost ({cost['questions']} questions, gold passage, {results['device']}; best of 2)\n\n"
+        out += markdown_table(
+            ["reader", "seconds", "× plain reader"],
+            [[name, cost["seconds"][name], f"{ratio:.2f}"] for name, ratio in cost["ratio"].items()],
+        )
+    return out
 
 
 if __name__ == "__main__":

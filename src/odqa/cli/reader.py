@@ -34,6 +34,7 @@ def train_reader_command(
     max_minutes: Optional[float] = typer.Option(None, help="stop (after saving) when this much time has passed"),
     metric: Optional[str] = typer.Option(None, help="squad, korquad or klue"),
     mixed_precision: Optional[str] = typer.Option(None, help="auto, no, fp16 or bf16"),
+    seed: Optional[int] = typer.Option(None, help="seed of the new head, the sampling and the batch order (42)"),
     max_train_examples: Optional[int] = typer.Option(None, help="a seeded sample of the training questions"),
     max_eval_examples: Optional[int] = typer.Option(None, help="a seeded sample of the evaluation questions"),
     negative_windows: Optional[float] = typer.Option(
@@ -83,6 +84,7 @@ def train_reader_command(
         max_minutes=max_minutes,
         metric=metric,
         mixed_precision=mixed_precision,
+        seed=seed,
         max_train_examples=max_train_examples,
         max_eval_examples=max_eval_examples,
         negative_windows=negative_windows,
