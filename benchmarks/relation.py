@@ -92,8 +92,9 @@ def train_run(name, args, train, relation, seed, predict):
 
 
 def throughput(args, model_dir: Path, examples):
-    """Ours (length-sorted batches) against transformers' text-classification pipeline on the
-    same encoder weights and the same marked texts, batch 1 (its CPU default) and 32."""
+    """Ours (length-sorted batches, in fp32 and with --int8) against transformers'
+    text-classification pipeline on the same encoder weights and the same marked texts, batch 1
+    (its CPU default) and 32."""
     import torch
     from transformers import AutoModelForSequenceClassification, pipeline
 
@@ -102,13 +103,15 @@ def throughput(args, model_dir: Path, examples):
     from odqa.relation.model import RelationClassifier
 
     torch.manual_seed(0)
-    ours = RelationClassifier.load(model_dir)
+    ours = RelationClassifier.load(model_dir, device="cpu")
+    int8 = RelationClassifier.load(model_dir, device="cpu", int8=True)
     texts = [mark(e.sentence, e.subject, e.object, ours.config.format).text for e in examples]
     rows = []
     for round_ in range(2):  # alternating rounds; best of each
-        started = time.perf_counter()
-        ours.predict(examples, batch_size=64)
-        rows.append(("odqa (sorted, batch 64)", time.perf_counter() - started))
+        for name, classifier in (("odqa (sorted, batch 64)", ours), ("odqa --int8 (sorted, batch 64)", int8)):
+            started = time.perf_counter()
+            classifier.predict(examples, batch_size=64)
+            rows.append((name, time.perf_counter() - started))
         model = AutoModelForSequenceClassification.from_pretrained(
             str(model_dir), num_labels=len(ours.labels), use_safetensors=True
         )
@@ -122,6 +125,20 @@ def throughput(args, model_dir: Path, examples):
     for name, seconds in rows:
         best[name] = min(seconds, best.get(name, float("inf")))
     return {"examples": len(examples), "seconds": best}
+
+
+def score_int8(model_dir: Path, examples) -> dict:
+    """The best model's scores on `examples` with its linear layers quantized to int8."""
+    import numpy as np
+
+    from odqa.relation.metrics import score_relations
+    from odqa.relation.model import RelationClassifier
+
+    classifier = RelationClassifier.load(model_dir, device="cpu", int8=True)
+    index = {n: i for i, n in enumerate(classifier.labels)}
+    probabilities = classifier.predict(examples)
+    scores = score_relations(probabilities, np.array([index[e.label] for e in examples]), classifier.labels)
+    return {"examples": len(examples), "micro_f1": scores["micro_f1"], "auprc": scores["auprc"]}
 
 
 def main() -> None:
@@ -197,6 +214,12 @@ def main() -> None:
             redo,
             lambda: train_run(best_name, args, subset, top["relation"], top["seed"], {"dev": dev}),
         ) | {"train_s": top["train_s"]}
+    quantized = cached_stage(
+        stages,
+        f"int8-{best_name}",
+        redo,
+        lambda: score_int8(WORK / "relation" / "runs" / best_name, dev),
+    )
     held_gold = np.array([index[e.label] for e in held])
     dev_gold = np.array([index[e.label] for e in dev_sample])
     members = [np.array(r["sets"]["held_out"]["probabilities"]) for r in runs]
@@ -267,6 +290,13 @@ def main() -> None:
                 ]
             ]
             + [
+                [
+                    "the same with `odqa re predict --int8` (linear layers dynamically quantized)",
+                    quantized["micro_f1"],
+                    quantized["auprc"],
+                ]
+            ]
+            + [
                 [f"{name} (KLUE paper; GPU, full train, probably the test split)", f1, auc]
                 for name, f1, auc in PUBLISHED
             ],
@@ -293,6 +323,7 @@ def main() -> None:
         | {"dev": {m: x for m, x in best["sets"]["dev"].items() if m != "probabilities"}},
         "ensemble": ensembles | {"weights": weights},
         "throughput": speed,
+        "int8": quantized,
         "published": [{"model": n, "micro_f1": f, "auprc": a} for n, f, a in PUBLISHED],
         "compute": "2 CPU cores (shared machine), no GPU",
     }

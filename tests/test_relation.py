@@ -262,6 +262,18 @@ def test_a_tiny_model_overfits_and_round_trips_through_the_command_line(
     assert guids == [e.guid for e in examples]
     np.testing.assert_allclose(again, written, atol=1e-5)
 
+    # --int8: the linear layers quantized for CPU prediction, the same labels on what it learnt
+    int8_predictions = tmp_path / "int8.jsonl"
+    app(
+        ["re", "predict", "--model", str(run), "--input", str(train), "--out", str(int8_predictions), "--int8", "-q"],
+        standalone_mode=False,
+    )
+    _, quantized = read_predictions(int8_predictions, RelationClassifier.load(run).labels)
+    assert (quantized.argmax(1) == written.argmax(1)).all()
+    assert not np.array_equal(quantized, written)  # it really ran in int8
+    with pytest.raises(OdqaError, match="CPU only"):
+        RelationClassifier.load(run, device="cuda", int8=True)
+
 
 def test_relation_sentences_feed_vocabulary_trimming(re_files):
     from odqa.models.trim import corpus_texts

@@ -178,14 +178,15 @@ def build_relation_model(encoder_path: str | Path, config: RelationModelConfig, 
 
 class RelationClassifier:
     """A trained relation model ready to classify: `predict(examples) -> probabilities` (one row
-    per example, columns in `labels` order), batched by length; `save(folder)`, `load(folder)`."""
+    per example, columns in `labels` order), batched by length; `save(folder)`, `load(folder)`.
+    With `int8`, its linear layers run as dynamically quantized int8 (CPU only, for prediction)."""
 
-    def __init__(self, model, tokenizer, config: RelationModelConfig, device: str | None = None):
-        from odqa.models.loading import pick_device
+    def __init__(self, model, tokenizer, config: RelationModelConfig, device: str | None = None, int8: bool = False):
+        from odqa.models.loading import pick_device, quantize_int8
 
         self.model, self.tokenizer, self.config = model, tokenizer, config
-        self.device = pick_device(device)
-        self.model.to(self.device).eval()
+        self.device = pick_device("cpu" if int8 and device is None else device)
+        self.model = quantize_int8(self.model, self.device) if int8 else self.model.to(self.device).eval()
         self.pairs = {pair: i for i, pair in enumerate(sorted(config.allowed))}
 
     @property
@@ -258,7 +259,7 @@ class RelationClassifier:
         atomic_write_text(folder / CONFIG_FILE, json.dumps(data, ensure_ascii=False, indent=2))
 
     @classmethod
-    def load(cls, folder: str | Path, device: str | None = None) -> RelationClassifier:
+    def load(cls, folder: str | Path, device: str | None = None, int8: bool = False) -> RelationClassifier:
         from safetensors.torch import load_file
 
         from odqa.io.files import load_json
@@ -283,4 +284,4 @@ class RelationClassifier:
         missing = set(model.head_state()) - set(head)
         if missing:
             raise OdqaError(f"{folder / HEAD_FILE} lacks {len(missing)} head weights (e.g. {sorted(missing)[0]})")
-        return cls(model, load_tokenizer(folder), config, device)
+        return cls(model, load_tokenizer(folder), config, device, int8=int8)
