@@ -42,7 +42,6 @@ def split(args):
 def train_run(name, args, train, relation, seed, predict):
     """Train one model on `train`; its probabilities on each set of `predict` (name → examples)."""
     from odqa.relation.data import read_label_list
-    from odqa.relation.metrics import score_relations
     from odqa.relation.model import RelationClassifier, RelationModelConfig
     from odqa.training.relation import RelationTrainingConfig, train_relation
 
@@ -75,20 +74,29 @@ def train_run(name, args, train, relation, seed, predict):
         "examples_per_s": state["history"][-1]["examples_per_s"],
         "sets": {},
     }
+    result["sets"] = score_sets(name, classifier, predict, labels)
+    return result
+
+
+def score_sets(name, classifier, predict, labels) -> dict:
+    """The classifier's scores and probabilities on each set of `predict` (name → examples)."""
+    from odqa.relation.metrics import score_relations
+
     index = {n: i for i, n in enumerate(labels)}
+    sets = {}
     for set_name, examples in predict.items():
         started = time.perf_counter()
         probabilities = classifier.predict(examples, batch_size=64)
         gold = [index[e.label] for e in examples]
         scores = score_relations(probabilities, gold, labels)
-        result["sets"][set_name] = {
+        sets[set_name] = {
             "micro_f1": scores["micro_f1"],
             "auprc": scores["auprc"],
             "predict_s": time.perf_counter() - started,
             "probabilities": probabilities.round(5).tolist(),
         }
         log(f"{name} on {set_name}: micro-F1 {scores['micro_f1']:.2f}, AUPRC {scores['auprc']:.2f}")
-    return result
+    return sets
 
 
 def throughput(args, model_dir: Path, examples):
@@ -129,15 +137,10 @@ def throughput(args, model_dir: Path, examples):
 
 def score_int8(model_dir: Path, examples) -> dict:
     """The best model's scores on `examples` with its linear layers quantized to int8."""
-    import numpy as np
-
-    from odqa.relation.metrics import score_relations
     from odqa.relation.model import RelationClassifier
 
     classifier = RelationClassifier.load(model_dir, device="cpu", int8=True)
-    index = {n: i for i, n in enumerate(classifier.labels)}
-    probabilities = classifier.predict(examples)
-    scores = score_relations(probabilities, np.array([index[e.label] for e in examples]), classifier.labels)
+    scores = score_sets(f"{model_dir.name} --int8", classifier, {"dev": examples}, classifier.labels)["dev"]
     return {"examples": len(examples), "micro_f1": scores["micro_f1"], "auprc": scores["auprc"]}
 
 

@@ -128,10 +128,10 @@ def loading_note(path, model_class: str, info: dict, unused_parts: tuple[str, ..
 
 
 def quantize_int8(model, device) -> object:
-    """The model with every `nn.Linear` replaced by a dynamically quantized int8 one (weights
-    int8 per tensor, activations quantized per batch): faster on a CPU, at a cost in accuracy;
-    `benchmarks/relation.py` measures both. CPU inference only; the model is changed in place and
-    returned in eval mode."""
+    """The model with every `nn.Linear` replaced by a dynamically quantized int8 one (weights int8
+    with one scale per output channel, activations quantized per batch): faster on a CPU, at a cost
+    in accuracy; `benchmarks/relation.py` measures both. CPU inference only; the model is changed in
+    place and returned in eval mode."""
     import warnings
 
     import torch
@@ -144,7 +144,6 @@ def quantize_int8(model, device) -> object:
         warnings.simplefilter("ignore")
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-        # one scale per output channel: on KLUE-RE dev, per-tensor scales changed 6% of the labels, this 5%
         quantized = quantize_dynamic(
             model.eval(), {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
         )
