@@ -46,6 +46,30 @@ def test_confident_answers_become_training_data(korean_docs_index, korean_reader
     assert summary["precision"]["exact_match"] == summary["all_answers"]["exact_match"] >= 75
 
 
+def test_a_killed_run_resumes_and_other_runs_are_refused(korean_docs_index, korean_reader, korean_qa_file, tmp_path):
+    from odqa.io.questions import read_questions
+    from odqa.pseudo import PseudoLabelConfig, answer_and_judge
+
+    questions = read_questions(korean_qa_file)
+    settings = PseudoLabelConfig(min_score=0.0)
+    pipeline = pipeline_of(korean_docs_index, korean_reader)
+    fresh = answer_and_judge(pipeline, questions, settings, batch_size=3, quiet=True)
+
+    partial = tmp_path / "pseudo.partial.jsonl"
+    answer_and_judge(pipeline, questions[:5], settings, batch_size=3, quiet=True, partial=partial)  # then killed
+    resumed = answer_and_judge(pipeline, questions, settings, batch_size=3, quiet=True, partial=partial)
+    assert resumed == fresh  # answers, probabilities, agreement, passages and gold, read back exactly
+    lines = partial.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1 + len(questions)  # the settings line, then each question answered once
+
+    other = pipeline_of(korean_docs_index, korean_reader)
+    other.config.k = 2
+    with pytest.raises(OdqaError, match=r"holds answers from another run \(changed: pipeline\.k\)"):
+        answer_and_judge(other, questions, settings, quiet=True, partial=partial)
+    answer_and_judge(other, questions[:2], settings, quiet=True, partial=partial, restart=True)
+    assert len(partial.read_text(encoding="utf-8").splitlines()) == 1 + 2
+
+
 def test_several_readers_must_agree(korean_docs_index, korean_reader, tiny_encoder, korean_qa_file):
     from odqa.io.questions import read_questions
     from odqa.pseudo import PseudoLabelConfig, answer_and_judge, kept_rows
@@ -79,3 +103,9 @@ def test_the_pseudo_label_command(korean_docs_index, korean_reader, korean_qa_fi
     run = odqa(*args, "--out", nothing, "--min-score", "1", "-q")
     assert run.returncode == 2 and "nothing written" in run.stderr and run.stderr.count("\n") == 1
     assert not nothing.exists() and not (tmp_path / "none.report.json").exists()
+    # the answers stay for a rerun with a lower threshold, which reuses them and then removes them
+    assert (tmp_path / "none.partial.jsonl").exists()
+    run = odqa(*args, "--out", nothing, "--min-score", "0.3", "-q")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(nothing.read_text(encoding="utf-8")) == json.loads(out.read_text(encoding="utf-8"))
+    assert not (tmp_path / "none.partial.jsonl").exists()

@@ -52,7 +52,7 @@ def run_settings(pipeline: Pipeline) -> dict:
             stat = reader_file.stat()
             stamps.append({"bytes": stat.st_size, "modified": int(stat.st_mtime)})
     if stamps:  # one reader keeps the record its earlier runs wrote (they resume)
-        settings["reader_weights"] = stamps[0] if len(pipeline.reader_paths) == 1 else stamps
+        settings["reader_files"] = stamps[0] if len(pipeline.reader_paths) == 1 else stamps
     return settings
 
 
@@ -67,7 +67,7 @@ def _changed(old: dict, new: dict, prefix: str = "") -> list[str]:
     return names
 
 
-def _done_records(path: Path, settings: dict, restart: bool) -> dict[str, dict]:
+def done_records(path: Path, settings: dict, restart: bool) -> dict[str, dict]:
     """Records already written by an interrupted run with the same settings (its first line);
     a half-written last line is dropped. Other settings are refused, naming what changed, unless
     `restart` (then the old answers are discarded)."""
@@ -126,7 +126,7 @@ def predict_file(
     out.mkdir(parents=True, exist_ok=True)
     partial = out / PARTIAL
     pipeline.open_index()  # the settings name the passages; the reader loads where it reads
-    done = _done_records(partial, json.loads(json.dumps(run_settings(pipeline))), restart)
+    done = done_records(partial, json.loads(json.dumps(run_settings(pipeline))), restart)
     todo = [q for q in questions if q.id not in done]
     with (
         open(partial, "a", encoding="utf-8") as f,

@@ -5,13 +5,21 @@ An answer is kept when its probability (the reader's, in prob mode; an ensemble'
 `min_score` and, with several readers, when at least `min_agreement` of them gave the same answer
 text on their own (the metric's normalization decides "same"). Each reader reads each passage once:
 their own answers and the ensemble's come from the same reading. When the questions carry gold
-answers (a labelled set treated as unlabelled), the report says how precise the kept labels were."""
+answers (a labelled set treated as unlabelled), the report says how precise the kept labels were.
+
+Answering is the slow part, so it is resumable: each batch's rows are appended to a partial file
+whose first line holds the settings they depend on (pipeline, readers' weights, metric — not the
+thresholds). A rerun with the same settings answers only the questions still missing, and one with
+other thresholds reuses every answer; other settings are refused unless `restart`."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from odqa.errors import OdqaError
 from odqa.io.questions import Question
@@ -31,20 +39,64 @@ class PseudoLabelConfig:
         return self
 
 
-def answer_and_judge(pipeline, questions: Sequence[Question], config: PseudoLabelConfig, batch_size=32, quiet=False):
-    """Every question's answer with its probability, the readers' agreement and its passage."""
+def _to_record(row: dict) -> dict:
+    record = dict(row)
+    record["answer"] = row["answer"].to_dict() if row["answer"] is not None else None
+    record["passage"] = asdict(row["passage"]) if row["passage"] is not None else None
+    record["gold"] = list(row["gold"])
+    return record
+
+
+def _from_record(record: dict) -> dict:
+    from odqa.types import Answer, Passage, PassageSource
+
+    row = dict(record)
+    row["answer"] = Answer(**record["answer"]) if record["answer"] is not None else None
+    passage = record["passage"]
+    if passage is not None:
+        sources = tuple(PassageSource(**source) for source in passage["sources"])
+        row["passage"] = Passage(**(passage | {"sources": sources}))
+    row["gold"] = tuple(record["gold"])
+    return row
+
+
+def answer_and_judge(
+    pipeline,
+    questions: Sequence[Question],
+    config: PseudoLabelConfig,
+    batch_size=32,
+    quiet=False,
+    partial: str | Path | None = None,
+    restart: bool = False,
+):
+    """Every question's answer with its probability, the readers' agreement and its passage, in
+    the questions' order. With `partial`, rows are appended there batch by batch and a rerun with
+    the same settings resumes (see the module's docstring)."""
+    from odqa.e2e import done_records, run_settings
     from odqa.metrics.answers import get_answer_metric
     from odqa.progress import progress
     from odqa.reader.ensemble import EnsembleReader
 
+    ids = [q.id for q in questions]
+    if len(set(ids)) != len(ids):
+        raise OdqaError("question ids are not unique; pseudo-labels are keyed by id")
     normalize = get_answer_metric(config.metric).normalize
     pipeline.warm_up()
+    done: dict[str, dict] = {}
+    if partial is not None:
+        settings = json.loads(json.dumps(run_settings(pipeline) | {"metric": config.metric}))
+        done = {i: _from_record(r) for i, r in done_records(Path(partial), settings, restart).items()}
+    todo = [q for q in questions if q.id not in done]
     reader = pipeline.reader
     members = reader.readers if isinstance(reader, EnsembleReader) else [reader]
-    rows = []
-    with progress(total=len(questions), desc="pseudo-labelling", unit="q", quiet=quiet) as bar:
-        for lo in range(0, len(questions), batch_size):
-            batch = questions[lo : lo + batch_size]
+    with (
+        open(partial, "a", encoding="utf-8") if partial is not None else nullcontext() as sink,
+        progress(total=len(questions), desc="pseudo-labelling", unit="q", quiet=quiet) as bar,
+    ):
+        bar.update(len(questions) - len(todo))
+        for lo in range(0, len(todo), batch_size):
+            batch = todo[lo : lo + batch_size]
+            rows = []
             texts = [q.text for q in batch]
             hits = pipeline.retrieve(texts)
             contexts = [[h.passage.text for h in row] for row in hits]
@@ -62,8 +114,12 @@ def answer_and_judge(pipeline, questions: Sequence[Question], config: PseudoLabe
                     row["agreement"] = sum(same) / len(members)
                     row["passage"] = next(h.passage for h in hits[qi] if h.passage_id == answer.passage_id)
                 rows.append(row)
+                done[row["id"]] = row
+            if sink is not None:
+                sink.writelines(json.dumps(_to_record(row), ensure_ascii=False) + "\n" for row in rows)
+                sink.flush()
             bar.update(len(batch))
-    return rows
+    return [done[i] for i in ids]
 
 
 def kept_rows(rows: list[dict], config: PseudoLabelConfig) -> list[dict]:

@@ -319,12 +319,15 @@ def pseudo_label(
     metric: str = typer.Option("korquad", help="what counts as the same answer text; the report's scores"),
     k: Optional[int] = typer.Option(None, "-k", help="passages read per question"),
     config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
-    batch_size: int = typer.Option(32, help="questions per batch"),
+    batch_size: int = typer.Option(32, help="questions per batch (and per resumable step)"),
+    restart: bool = typer.Option(False, help="discard an interrupted run's answers instead of resuming it"),
     device: Optional[str] = typer.Option(None),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Answer unlabelled questions end to end and keep the confident answers as training data;
-    with gold answers in the file, report how precise the kept labels are."""
+    with gold answers in the file, report how precise the kept labels are. Answers are kept in
+    OUT's .partial.jsonl until the file is written: a rerun with the same pipeline resumes, and one
+    with other thresholds reuses them."""
     from odqa.io.atomic import atomic_write_text
     from odqa.io.questions import read_questions
     from odqa.metrics.answers import get_answer_metric
@@ -332,18 +335,21 @@ def pseudo_label(
 
     settings = PseudoLabelConfig(min_score, min_agreement, get_answer_metric(metric).name).check()
     pipeline = _pipeline(config, index, reader, k, device, None, None, True, reader_weights, ensemble)
-    rows = answer_and_judge(pipeline, read_questions(questions), settings, batch_size, quiet)
+    partial = out.with_name(out.stem + ".partial.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = answer_and_judge(pipeline, read_questions(questions), settings, batch_size, quiet, partial, restart)
     kept = kept_rows(rows, settings)
     if not kept:
         best = max((row["probability"] for row in rows), default=0.0)
         raise OdqaError(
             f"no answer reached probability {min_score} with agreement {min_agreement} (the most confident had "
-            f"{best:.3f}); nothing written — lower --min-score or --min-agreement"
+            f"{best:.3f}); nothing written — lower --min-score or --min-agreement (the answers in {partial} are reused)"
         )
     summary = report(rows, kept, settings, pipeline.reader_paths)
     report_file = out.with_name(out.stem + ".report.json")
     atomic_write_text(out, json.dumps(squad_file(kept), ensure_ascii=False, indent=1))
     atomic_write_text(report_file, json.dumps(summary, ensure_ascii=False, indent=2))
+    partial.unlink()
     log_metrics(summary)
     precision = summary.get("precision")
     judged = ""
