@@ -3,7 +3,7 @@ poolings, the best single model, a soft-voting ensemble and prediction throughpu
 plain `transformers` pipeline on the same weights.
 
     make models/me5-small-re/config.json      # or: see the README section "Relation extraction"
-    cd benchmarks && ../.venv/bin/python relation.py
+    cd benchmarks && ../.venv/bin/python relation.py --best-n 31670   # what `make bench-relation` runs
 
 Data: KLUE-RE v1.1 train (32,470) and dev (7,765) from ../shared/data/klue_re. A seeded permutation
 of the training set gives a held-out slice (for choosing ensemble weights; no model trains on it)
