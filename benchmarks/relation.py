@@ -165,9 +165,9 @@ def main() -> None:
     args = parser.parse_args()
     import numpy as np
 
-    from odqa.relation.data import NO_RELATION, read_label_list
+    from odqa.relation.data import read_label_list
     from odqa.relation.metrics import auprc, micro_f1
-    from odqa.relation.predictions import adapt_to_label_shift, choose_weights, label_shares, soft_vote
+    from odqa.relation.predictions import choose_weights, soft_vote
 
     stages = WORK / "relation" / "stages"
     redo = set(filter(None, args.redo.split(",")))
@@ -223,20 +223,6 @@ def main() -> None:
         redo,
         lambda: score_int8(WORK / "relation" / "runs" / best_name, dev),
     )
-    # the label-shift correction (`re predict --label-shift`): dev's label shares estimated from the
-    # best model's own dev probabilities, no labels; the actual share is reported beside it
-    trained_on = pool[: args.best_n] if args.best_n else subset
-    shares = label_shares(labels, [e.label for e in trained_on])
-    adapted, estimate = adapt_to_label_shift(np.array(best["sets"]["dev"]["probabilities"]), shares)
-    whole_gold = np.array([index[e.label] for e in dev])
-    none = index[NO_RELATION]
-    shifted = {
-        "micro_f1": micro_f1(adapted.argmax(1), whole_gold, labels),
-        "auprc": auprc(adapted, whole_gold),
-        "no_relation_train_share": shares[none],
-        "no_relation_estimated_share": float(estimate[none]),
-        "no_relation_dev_share": float((whole_gold == none).mean()),
-    }
     held_gold = np.array([index[e.label] for e in held])
     dev_gold = np.array([index[e.label] for e in dev_sample])
     members = [np.array(r["sets"]["held_out"]["probabilities"]) for r in runs]
@@ -311,15 +297,7 @@ def main() -> None:
                     "the same with `odqa re predict --int8` (linear layers dynamically quantized)",
                     quantized["micro_f1"],
                     quantized["auprc"],
-                ],
-                [
-                    "the same with `odqa re predict --label-shift` (no_relation share estimated on dev without "
-                    f"labels: {100 * shifted['no_relation_estimated_share']:.0f} %; training "
-                    f"{100 * shifted['no_relation_train_share']:.0f} %, dev actually "
-                    f"{100 * shifted['no_relation_dev_share']:.0f} %)",
-                    shifted["micro_f1"],
-                    shifted["auprc"],
-                ],
+                ]
             ]
             + [
                 [f"{name} (KLUE paper; GPU, full train, probably the test split)", f1, auc]
@@ -349,7 +327,6 @@ def main() -> None:
         "ensemble": ensembles | {"weights": weights},
         "throughput": speed,
         "int8": quantized,
-        "label_shift": shifted,
         "published": [{"model": n, "micro_f1": f, "auprc": a} for n, f, a in PUBLISHED],
         "compute": "2 CPU cores (shared machine), no GPU",
     }

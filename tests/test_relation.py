@@ -236,7 +236,7 @@ def test_a_tiny_model_overfits_and_round_trips_through_the_command_line(
 ):
     from odqa.cli import app
     from odqa.relation.model import RelationClassifier
-    from odqa.relation.predictions import adapt_to_label_shift, read_predictions
+    from odqa.relation.predictions import read_predictions
 
     train, labels = re_files
     run = tmp_path / "run"
@@ -273,49 +273,6 @@ def test_a_tiny_model_overfits_and_round_trips_through_the_command_line(
     assert not np.array_equal(quantized, written)  # it really ran in int8
     with pytest.raises(OdqaError, match="CPU only"):
         RelationClassifier.load(run, device="cuda", int8=True)
-
-    # --label-shift: the probabilities corrected for the shares estimated on the input, from the
-    # training shares the model recorded
-    saved = json.loads((run / "odqa_relation.json").read_text(encoding="utf-8"))
-    gold = [e.label for e in examples]
-    assert saved["model"]["shares"] == [gold.count(label) / len(gold) for label in saved["model"]["labels"]]
-    shifted = tmp_path / "shifted.jsonl"
-    args = ["re", "predict", "--model", str(run), "--input", str(train), "--out", str(shifted), "--label-shift", "-q"]
-    app(args, standalone_mode=False)
-    assert "in training" in capsys.readouterr().out
-    _, adapted = read_predictions(shifted, RelationClassifier.load(run).labels)
-    expected, _ = adapt_to_label_shift(written, saved["model"]["shares"])
-    np.testing.assert_allclose(adapted, expected, atol=1e-5)
-    saved["model"].pop("shares")  # a model from before the shares were recorded
-    (run / "odqa_relation.json").write_text(json.dumps(saved), encoding="utf-8")
-    with pytest.raises(OdqaError, match="does not record its training label shares"):
-        app(args, standalone_mode=False)
-
-
-def test_label_shift_is_estimated_without_labels_and_corrects_the_probabilities():
-    from odqa.relation.predictions import adapt_to_label_shift, label_shares
-
-    # two labels with scores x ~ N(-1, 1) and N(+1, 1): a model calibrated on a 50/50 training set
-    # has p(1 | x) = sigmoid(2x); the new set holds 90 % of label 0
-    rng = np.random.default_rng(0)
-    gold = (rng.random(20_000) < 0.1).astype(int)
-    x = rng.normal(np.where(gold == 1, 1.0, -1.0), 1.0)
-    p1 = 1 / (1 + np.exp(-2 * x))
-    probabilities = np.stack([1 - p1, p1], axis=1)
-    shares = label_shares(["no_relation", "per:title"], ["no_relation", "per:title"])
-    assert shares == [0.5, 0.5]
-
-    adapted, estimate = adapt_to_label_shift(probabilities, shares)
-    assert abs(estimate[0] - 0.9) < 0.02  # the new set's share, recovered from unlabelled rows
-    np.testing.assert_allclose(adapted.sum(1), 1.0)
-    before = (probabilities.argmax(1) == gold).mean()
-    after = (adapted.argmax(1) == gold).mean()
-    assert after > before + 0.03  # the Bayes decision under the new shares
-
-    unchanged, same = adapt_to_label_shift(probabilities[gold == 1][:500].repeat(1, 0), [0.5, 0.5])
-    assert same[1] > 0.5  # a set of mostly label 1 moves the other way
-    with pytest.raises(OdqaError, match="do not fit probabilities"):
-        adapt_to_label_shift(probabilities, [1.0])
 
 
 def test_relation_sentences_feed_vocabulary_trimming(re_files):

@@ -145,12 +145,6 @@ def predict_command(
     int8: bool = typer.Option(
         False, "--int8", help="quantize the linear layers to int8 (CPU only; faster, slightly less accurate)"
     ),
-    label_shift: bool = typer.Option(
-        False,
-        "--label-shift",
-        help="estimate the input's label shares from the predictions (EM, no labels needed) and correct the "
-        "probabilities for them, when they differ from the training data's",
-    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Classify the relation between each sentence's subject and object."""
@@ -163,25 +157,12 @@ def predict_command(
     if batch_size < 1:
         raise OdqaError(f"--batch-size must be at least 1, got {batch_size}")
     classifier = RelationClassifier.load(model, device=device, int8=int8)
-    shares = classifier.config.shares
-    if label_shift and len(shares) != len(classifier.labels):
-        raise OdqaError(f"{model} does not record its training label shares (trained by an older odqa); retrain it")
     examples = read_relation_file(input_file)
     started = time.perf_counter()
     probabilities = classifier.predict(examples, batch_size=batch_size, progress=not quiet)
     seconds = time.perf_counter() - started
-    shifted = ""
-    if label_shift:
-        import numpy as np
-
-        from odqa.relation.predictions import adapt_to_label_shift
-
-        probabilities, estimate = adapt_to_label_shift(probabilities, shares)
-        i = int(np.argmax(np.abs(estimate - np.asarray(shares))))  # the label whose share moved most
-        label, before, after = classifier.labels[i], 100 * shares[i], 100 * estimate[i]
-        shifted = f"; {label} {before:.0f}% in training, {after:.0f}% estimated here"
     write_predictions(out, [e.guid for e in examples], probabilities, classifier.labels)
-    typer.echo(f"{len(examples)} sentences classified in {seconds:.1f} s{shifted} → {out}")
+    typer.echo(f"{len(examples)} sentences classified in {seconds:.1f} s → {out}")
 
 
 def _prediction_labels(path: Path, label_list: Optional[Path]) -> list[str] | None:

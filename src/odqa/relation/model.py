@@ -43,7 +43,6 @@ class RelationModelConfig(Settings):
     labels: list[str] = Field(default_factory=list)
     types: list[str] = Field(default_factory=list)  # entity types seen in training
     allowed: dict[str, list[str]] = Field(default_factory=dict)  # 'PER|ORG' → labels seen with it
-    shares: list[float] = Field(default_factory=list)  # each label's share of the training data
 
     def check(self) -> RelationModelConfig:
         check_format(self.format)

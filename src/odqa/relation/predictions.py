@@ -4,13 +4,7 @@ A predictions file holds one JSON object per line: `{guid, label, probabilities:
 self-describing, so models with label lists in another order can still be compared and voted.
 An ensemble averages probabilities with weights; `choose_weights` picks them on held-out
 predictions (out-of-fold, or a part of the training data no member saw), never on the set the
-ensemble is then scored on.
-
-`adapt_to_label_shift` corrects probabilities for a set whose label shares differ from the
-training data's (KLUE-RE's dev set holds 60 % `no_relation`, its training set 29 %): the shares of
-the new set are estimated from the model's own probabilities on it, without labels, by the EM
-procedure of Saerens, Latinne and Decaestecker (2002), and each probability is re-weighted by
-new share / training share."""
+ensemble is then scored on."""
 
 from __future__ import annotations
 
@@ -130,44 +124,3 @@ def choose_weights(
             break
     total = sum(best)
     return [w / total for w in best]
-
-
-def label_shares(labels: list[str], gold: list[str]) -> list[float]:
-    """Each label's share of `gold` (the training labels), in `labels` order."""
-    counts = dict.fromkeys(labels, 0)
-    for label in gold:
-        counts[label] += 1
-    total = max(1, len(gold))
-    return [counts[label] / total for label in labels]
-
-
-def adapt_to_label_shift(
-    probabilities: np.ndarray, train_shares, iterations: int = 200, tolerance: float = 1e-7
-) -> tuple[np.ndarray, np.ndarray]:
-    """(adapted probabilities, estimated label shares of this set). EM: start from the training
-    shares; re-weight every row by estimated / training share and renormalise; take the mean
-    re-weighted row as the new estimate; stop when it moves less than `tolerance`. Labels that
-    never occurred in training keep their probabilities (there is no share to correct)."""
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    source = np.asarray(train_shares, dtype=np.float64)
-    if probabilities.ndim != 2 or source.shape != (probabilities.shape[1],):
-        raise OdqaError(
-            f"label shares for {source.size} labels do not fit probabilities of shape {probabilities.shape}"
-        )
-    if len(probabilities) == 0:
-        return probabilities, source
-    seen = source > 0
-    estimate = source.copy()
-    ratio = np.ones_like(source)
-    adapted = probabilities
-    for _ in range(iterations):
-        ratio[seen] = estimate[seen] / source[seen]
-        weighted = probabilities * ratio
-        adapted = weighted / np.maximum(weighted.sum(1, keepdims=True), 1e-300)
-        new = adapted.mean(0)
-        new[~seen] = source[~seen]
-        moved = np.abs(new - estimate).max()
-        estimate = new
-        if moved < tolerance:
-            break
-    return adapted, estimate

@@ -60,12 +60,10 @@ def stratified_folds(labels: list[str], folds: int, seed: int) -> np.ndarray:
 
 def _relation_settings(config: RelationTrainingConfig, train: list[RelationExample], labels: list[str]):
     from odqa.relation.model import allowed_labels
-    from odqa.relation.predictions import label_shares
 
     types = sorted({e.subject.type for e in train} | {e.object.type for e in train})
-    shares = label_shares(labels, [e.label for e in train])
     return config.relation.model_copy(
-        update={"labels": labels, "types": types, "allowed": allowed_labels(train), "shares": shares}
+        update={"labels": labels, "types": types, "allowed": allowed_labels(train)}
     ).check()
 
 
