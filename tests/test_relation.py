@@ -274,6 +274,47 @@ def test_a_tiny_model_overfits_and_round_trips_through_the_command_line(
     with pytest.raises(OdqaError, match="CPU only"):
         RelationClassifier.load(run, device="cuda", int8=True)
 
+    # re calibrate: a temperature and label bias fitted on labelled sentences, kept with the model
+    # and applied by every later prediction; --reset removes it
+    held_out = write_klue(tmp_path / "held.jsonl.gz", [klue_row(f"h-{i}", *RE_SENTENCES[i % 6]) for i in range(60)])
+    app(["re", "calibrate", "--model", str(run), "--held-out", str(held_out), "-q"], standalone_mode=False)
+    assert "temperature" in capsys.readouterr().out
+    calibrated = RelationClassifier.load(run)
+    assert calibrated.config.calibrated_on.endswith("(60 sentences)") and len(calibrated.config.label_bias) == 4
+    sharper = calibrated.predict(examples)
+    assert (sharper.argmax(1) == written.argmax(1)).all() and sharper.max(1).mean() >= written.max(1).mean()
+    app(["re", "calibrate", "--model", str(run), "--reset"], standalone_mode=False)
+    np.testing.assert_allclose(RelationClassifier.load(run).predict(examples), written, atol=1e-5)
+    with pytest.raises(OdqaError, match="at least 50 labelled sentences"):
+        app(["re", "calibrate", "--model", str(run), "--held-out", str(train), "-q"], standalone_mode=False)
+
+
+def test_calibration_undoes_an_under_confident_biased_model():
+    from odqa.relation.calibration import apply_calibration, fit_calibration
+
+    # the true posteriors of three labels, and a model that is under-confident (logits × 0.3) and
+    # biased towards label 2
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 3, size=(3000, 3))
+    gold = np.array([rng.choice(3, p=p) for p in np.exp(true_logits) / np.exp(true_logits).sum(1, keepdims=True)])
+    model_logits = 0.3 * true_logits + np.array([0.0, 0.0, 1.0])
+    probabilities = np.exp(model_logits) / np.exp(model_logits).sum(1, keepdims=True)
+
+    fitted = fit_calibration(probabilities[:2000], gold[:2000])
+    assert 0.25 < fitted["temperature"] < 0.36  # undoes the × 0.3
+    assert fitted["nll_after"] < fitted["nll_before"]
+    bias = np.array(fitted["bias"])
+    assert bias[2] - bias[:2].mean() < -2  # takes the model's lean towards label 2 back (1 / 0.3 ≈ 3.3)
+    calibrated = apply_calibration(probabilities[2000:], fitted["temperature"], fitted["bias"])
+    np.testing.assert_allclose(calibrated.sum(1), 1.0)
+    assert (calibrated.argmax(1) == gold[2000:]).mean() > (probabilities[2000:].argmax(1) == gold[2000:]).mean()
+    np.testing.assert_allclose(apply_calibration(probabilities, 1.0, [0, 0, 0]), probabilities, atol=1e-12)
+
+    with pytest.raises(OdqaError, match="at least 50 labelled sentences"):
+        fit_calibration(probabilities[:10], gold[:10])
+    with pytest.raises(OdqaError, match="gold labels for probabilities"):
+        fit_calibration(probabilities, gold[:100])
+
 
 def test_relation_sentences_feed_vocabulary_trimming(re_files):
     from odqa.models.trim import corpus_texts

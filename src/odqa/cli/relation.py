@@ -1,4 +1,4 @@
-"""Relation-extraction commands: `odqa re train | kfold | predict | evaluate | ensemble`.
+"""Relation-extraction commands: `odqa re train | predict | calibrate | evaluate | ensemble`.
 Registered on the app in `odqa.cli`; thin wrappers over `odqa.relation` and `odqa.training.relation`."""
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from odqa.errors import OdqaError
 from odqa.runs import log_metrics
 
 group = typer.Typer()
-relation = typer.Typer(no_args_is_help=True, help="KLUE-RE relation extraction: train, predict, evaluate, ensemble.")
+relation = typer.Typer(
+    no_args_is_help=True, help="KLUE-RE relation extraction: train, predict, calibrate, evaluate, ensemble."
+)
 group.add_typer(relation, name="re")
 
 
@@ -163,6 +165,50 @@ def predict_command(
     seconds = time.perf_counter() - started
     write_predictions(out, [e.guid for e in examples], probabilities, classifier.labels)
     typer.echo(f"{len(examples)} sentences classified in {seconds:.1f} s → {out}")
+
+
+@relation.command("calibrate")
+def calibrate_command(
+    model: Path = typer.Option(..., help="relation model folder; its odqa_relation.json keeps the calibration"),
+    held_out: Optional[Path] = typer.Option(
+        None,
+        "--held-out",
+        help="KLUE-RE file with gold labels the model was not trained on (never the set it is scored on)",
+    ),
+    reset: bool = typer.Option(False, "--reset", help="remove the model's calibration"),
+    batch_size: int = typer.Option(64),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 … (default: cuda when available)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Fit a temperature and a bias per label on held-out labelled sentences (by their likelihood),
+    applied to every later prediction of the model: corrects an under-confident, biased model."""
+    from odqa.relation.calibration import fit_calibration
+    from odqa.relation.data import read_relation_file
+    from odqa.relation.metrics import micro_f1
+    from odqa.relation.model import RelationClassifier
+
+    if reset == (held_out is not None):
+        raise OdqaError("give --held-out (a labelled file to fit the calibration on) or --reset, not both")
+    classifier = RelationClassifier.load(model, device=device).calibrate(None)
+    if reset:
+        classifier.save_settings(model)
+        typer.echo(f"calibration removed from {model}")
+        return
+    examples = read_relation_file(held_out, labels=classifier.labels, require_labels=True)
+    index = {label: i for i, label in enumerate(classifier.labels)}
+    gold = [index[e.label] for e in examples]
+    raw = classifier.predict(examples, batch_size=batch_size, progress=not quiet)
+    fitted = fit_calibration(raw, gold)
+    classifier.calibrate(fitted, f"{held_out} ({len(examples)} sentences)")
+    classifier.save_settings(model)
+    before = micro_f1(raw.argmax(1), gold, classifier.labels)
+    after = micro_f1(classifier.predict(examples, batch_size=batch_size).argmax(1), gold, classifier.labels)
+    low, high = min(fitted["bias"]), max(fitted["bias"])
+    typer.echo(
+        f"temperature {fitted['temperature']:.2f}, label bias {low:+.2f} to {high:+.2f}: "
+        f"held-out NLL {fitted['nll_before']:.3f} → {fitted['nll_after']:.3f}, micro-F1 {before:.1f} → {after:.1f} "
+        f"(on the sentences it was fitted to); saved in {model}"
+    )
 
 
 def _prediction_labels(path: Path, label_list: Optional[Path]) -> list[str] | None:

@@ -3,6 +3,9 @@ it needs to read a sentence the way it was trained (input format, window, label 
 types). Saved as the encoder's own Hugging Face folder (with the marker tokens it added) plus
 `relation_head.safetensors` and `odqa_relation.json`.
 
+`odqa re calibrate` adds a temperature and a bias per label, applied to the logits (see
+`odqa.relation.calibration`).
+
 With `restrict_types`, the labels never seen in training with an example's (subject type, object
 type) pair are ruled out (RECENT's idea, as a mask on the logits); a pair never seen in training
 keeps every label, and `no_relation` is always allowed."""
@@ -43,11 +46,19 @@ class RelationModelConfig(Settings):
     labels: list[str] = Field(default_factory=list)
     types: list[str] = Field(default_factory=list)  # entity types seen in training
     allowed: dict[str, list[str]] = Field(default_factory=dict)  # 'PER|ORG' → labels seen with it
+    # `odqa re calibrate`: logits / temperature + label_bias before the softmax (none by default)
+    temperature: float = 1.0
+    label_bias: list[float] = Field(default_factory=list)
+    calibrated_on: str = ""  # the held-out file and how many sentences it had
 
     def check(self) -> RelationModelConfig:
         check_format(self.format)
         check_pooling(self.pooling)
         check_loss(self.loss)
+        if self.temperature <= 0:
+            raise OdqaError(f"temperature must be positive, got {self.temperature}")
+        if self.label_bias and len(self.label_bias) != len(self.labels):
+            raise OdqaError(f"label_bias has {len(self.label_bias)} values for {len(self.labels)} labels")
         return self
 
 
@@ -232,16 +243,27 @@ class RelationClassifier:
         out = np.zeros((len(examples), len(self.labels)), dtype=np.float32)
         pad = self.tokenizer.pad_token_id or 0
         bar = progress_bar(total=len(examples), desc="classifying", unit="sentence", quiet=not progress)
+        bias = torch.tensor(self.config.label_bias or [0.0] * len(self.labels), device=self.device)
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 indices = order[start : start + batch_size]
                 batch = {k: torch.from_numpy(v).to(self.device) for k, v in features.batch(indices, pad).items()}
                 batch["type_pair"] = torch.from_numpy(pairs[indices]).to(self.device)
-                logits = self.model(**batch).logits
-                out[indices] = torch.softmax(logits.float(), -1).cpu().numpy()
+                logits = self.model(**batch).logits.float() / self.config.temperature + bias
+                out[indices] = torch.softmax(logits, -1).cpu().numpy()
                 bar.update(len(indices))
         bar.close()
         return out
+
+    def calibrate(self, calibration: dict | None, source: str = "") -> RelationClassifier:
+        """Apply a calibration from `odqa.relation.calibration.fit_calibration` to every later
+        prediction (None: remove it); `save` keeps it."""
+        update = {"temperature": 1.0, "label_bias": [], "calibrated_on": ""}
+        if calibration is not None:
+            update = {"temperature": calibration["temperature"], "label_bias": calibration["bias"]}
+            update["calibrated_on"] = source
+        self.config = self.config.model_copy(update=update).check()
+        return self
 
     def save(self, folder: str | Path, record: dict | None = None) -> None:
         from safetensors.torch import save_file
@@ -257,6 +279,15 @@ class RelationClassifier:
         save_file(self.model.head_state(), str(folder / HEAD_FILE), metadata={"pooling": self.config.pooling})
         data = {"model": self.config.to_dict(), **(record or {})}
         atomic_write_text(folder / CONFIG_FILE, json.dumps(data, ensure_ascii=False, indent=2))
+
+    def save_settings(self, folder: str | Path) -> None:
+        """Rewrite only the model settings of a saved model (after `calibrate`), keeping its record."""
+        from odqa.io.atomic import atomic_write_text
+        from odqa.io.files import load_json
+
+        path = Path(folder) / CONFIG_FILE
+        data = load_json(path) | {"model": self.config.to_dict()}
+        atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2))
 
     @classmethod
     def load(cls, folder: str | Path, device: str | None = None, int8: bool = False) -> RelationClassifier:
