@@ -26,6 +26,10 @@ ENCODER = ROOT / "models" / "me5-small-re"
 PUBLISHED = [("klue/bert-base", 66.44, 66.17), ("klue/roberta-large", 69.59, 72.39)]
 
 
+# the heads compared on typed-punct: a pooling, or a BiLSTM over the states before entity-start pooling
+HEADS = {"cls": {"pooling": "cls"}, "rbert": {"pooling": "rbert"}, "bilstm": {"bilstm": True}}
+
+
 def split(args):
     from odqa.relation.data import read_relation_file
 
@@ -176,9 +180,16 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--formats", default="entity,typed-punct")
-    parser.add_argument("--poolings", default="", help="poolings besides entity-start, on typed-punct, one seed")
+    parser.add_argument(
+        "--poolings",
+        default="cls,rbert,bilstm",
+        help="heads besides entity-start (cls, rbert, bilstm: a BiLSTM before entity-start), on typed-punct, one seed",
+    )
     parser.add_argument("--redo", default="")
     args = parser.parse_args()
+    unknown = set(filter(None, args.poolings.split(","))) - set(HEADS)
+    if unknown:
+        parser.error(f"unknown head {sorted(unknown)[0]!r}; choose from {', '.join(HEADS)}")
     import numpy as np
 
     from odqa.relation.calibration import apply_calibration, fit_calibration
@@ -208,7 +219,7 @@ def main() -> None:
                 stages,
                 name,
                 redo,
-                lambda: train_run(name, args, subset, {"format": "typed-punct", "pooling": pooling}, 0, predict),
+                lambda: train_run(name, args, subset, {"format": "typed-punct"} | HEADS[pooling], 0, predict),
             )
         )
 
@@ -293,7 +304,7 @@ def main() -> None:
         if run["name"].startswith("pooling-"):
             rows.append(
                 [
-                    f"typed-punct markers, {run['relation']['pooling']} pooling",
+                    f"typed-punct markers, {run['name'].split('-')[1]} head",
                     1,
                     f"{run['sets']['dev_sample']['micro_f1']:.1f}",
                     f"{run['sets']['dev_sample']['auprc']:.1f}",
