@@ -150,14 +150,11 @@ def score_int8(model_dir: Path, examples) -> dict:
 
 def score_calibrated(model_dir: Path, held, dev) -> dict:
     """`odqa re calibrate` on the held-out slice, then the calibrated model scored on `dev`."""
-    from odqa.relation.calibration import fit_calibration
+    from odqa.relation.calibration import fit_on
     from odqa.relation.model import RelationClassifier
 
     classifier = RelationClassifier.load(model_dir, device="cpu")
-    index = {n: i for i, n in enumerate(classifier.labels)}
-    raw = classifier.predict(held, batch_size=64)
-    fitted = fit_calibration(raw, [index[e.label] for e in held])
-    classifier.calibrate(fitted, f"held-out slice ({len(held)} sentences)")
+    fitted, _, _ = fit_on(classifier, held)
     scores = score_sets(f"{model_dir.name} calibrated", classifier, {"dev": dev}, classifier.labels)["dev"]
     return {"examples": len(dev), "micro_f1": scores["micro_f1"], "auprc": scores["auprc"]} | {
         k: v for k, v in fitted.items() if k != "bias"

@@ -51,8 +51,8 @@ def run_settings(pipeline: Pipeline) -> dict:
         if reader_file.is_file():
             stat = reader_file.stat()
             stamps.append({"bytes": stat.st_size, "modified": int(stat.st_mtime)})
-    if stamps:  # one reader keeps the record its earlier runs wrote (they resume)
-        settings["reader_files"] = stamps[0] if len(pipeline.reader_paths) == 1 else stamps
+    if stamps:
+        settings["reader_files"] = stamps
     return settings
 
 

@@ -182,7 +182,7 @@ def calibrate_command(
 ) -> None:
     """Fit a temperature and a bias per label on held-out labelled sentences (by their likelihood),
     applied to every later prediction of the model: corrects an under-confident, biased model."""
-    from odqa.relation.calibration import fit_calibration
+    from odqa.relation.calibration import fit_on
     from odqa.relation.data import read_relation_file
     from odqa.relation.metrics import micro_f1
     from odqa.relation.model import RelationClassifier
@@ -195,10 +195,7 @@ def calibrate_command(
         typer.echo(f"calibration removed from {model}")
         return
     examples = read_relation_file(held_out, labels=classifier.labels, require_labels=True)
-    index = {label: i for i, label in enumerate(classifier.labels)}
-    gold = [index[e.label] for e in examples]
-    raw = classifier.predict(examples, batch_size=batch_size, progress=not quiet)
-    fitted = fit_calibration(raw, gold)
+    fitted, raw, gold = fit_on(classifier, examples, batch_size, progress=not quiet)
     classifier.calibrate(fitted, f"{held_out} ({len(examples)} sentences)")
     classifier.save_settings(model)
     before = micro_f1(raw.argmax(1), gold, classifier.labels)

@@ -22,9 +22,9 @@ def _log_probabilities(probabilities: np.ndarray) -> np.ndarray:
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    from scipy.special import softmax
+
+    return softmax(z, axis=1)
 
 
 def apply_calibration(probabilities: np.ndarray, temperature: float, bias) -> np.ndarray:
@@ -72,3 +72,14 @@ def fit_calibration(probabilities: np.ndarray, gold, l2: float = 1e-3) -> dict:
         "nll_before": before,
         "nll_after": float(after),
     }
+
+
+def fit_on(classifier, examples, batch_size: int = 64, progress: bool = False) -> tuple[dict, np.ndarray, list[int]]:
+    """Fit `classifier`'s calibration on labelled `examples` (its predictions without calibration);
+    returns (the fit, those predictions, the gold label indices). The classifier is left calibrated."""
+    index = {label: i for i, label in enumerate(classifier.labels)}
+    gold = [index[e.label] for e in examples]
+    raw = classifier.calibrate(None).predict(examples, batch_size=batch_size, progress=progress)
+    fitted = fit_calibration(raw, gold)
+    classifier.calibrate(fitted, f"{len(examples)} sentences")
+    return fitted, raw, gold
