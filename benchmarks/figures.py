@@ -179,6 +179,25 @@ FIGURES: dict[str, Figure] = {
     "re.entity_sd": Figure("relation.json", lambda d: stdev(d["by_format"]["entity"]), "{:.1f}"),
     "re.best_f1": Figure("relation.json", lambda d: d["best"]["dev"]["micro_f1"], "{:.1f}"),
     "re.best_minutes": Figure("relation.json", lambda d: d["best"]["train_s"] / 60, "{:.0f}"),
+    "re.calibrated_f1": Figure("relation.json", lambda d: d["calibrated"]["micro_f1"], "{:.1f}"),
+    "re.calibrated_gain": Figure(
+        "relation.json", lambda d: d["calibrated"]["micro_f1"] - d["best"]["dev"]["micro_f1"], "{:+.1f}"
+    ),
+    "re.calibrated_temperature": Figure("relation.json", lambda d: d["calibrated"]["temperature"], "{:.2f}"),
+    "re.typed_punct_calibrated_f1": Figure(
+        "relation.json", lambda d: mean(d["by_format_calibrated"]["typed-punct"]), "{:.1f}"
+    ),
+    "re.entity_calibrated_f1": Figure("relation.json", lambda d: mean(d["by_format_calibrated"]["entity"]), "{:.1f}"),
+    **{
+        f"re.head.{head}_f1": Figure(
+            "relation.json",
+            lambda d, head=head: next(
+                r["scores"]["dev_sample"]["micro_f1"] for r in d["runs"] if r["name"] == f"pooling-{head}-seed0"
+            ),
+            "{:.1f}",
+        )
+        for head in ("cls", "rbert", "bilstm")
+    },
     "re.ensemble_f1": Figure(
         "relation.json", lambda d: d["ensemble"]["weights chosen on the held-out slice"]["micro_f1"], "{:.1f}"
     ),

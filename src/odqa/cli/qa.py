@@ -23,6 +23,12 @@ READER_HELP = (
 READER_OPTION = typer.Option(None, "--reader", help=READER_HELP)
 WEIGHTS_OPTION = typer.Option(None, help="one weight per --reader, e.g. 1,0.5 (`odqa ensemble --gold` chooses them)")
 ENSEMBLE_OPTION = typer.Option(None, "--ensemble", help="how several readers vote: soft (default), mean or max")
+# the options every pipeline command (ask, predict, evaluate, serve) shares
+INDEX_OPTION = typer.Option(None, help=INDEX_HELP)
+RERANK_OPTION = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)")
+RESCORE_OPTION = typer.Option(None, help=RESCORE_HELP)
+CONFIG_OPTION = typer.Option(None, help="JSON/YAML PipelineConfig")
+DEVICE_OPTION = typer.Option(None, help="cpu, cuda or cuda:N (default: the config's, else a GPU when there is one)")
 
 
 def _pipeline(
@@ -83,15 +89,15 @@ def _pipeline(
 @group.command()
 def ask(
     questions: list[str] = typer.Argument(..., help="one or more questions"),
-    index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
-    rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
-    rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
+    index: Optional[list[Path]] = INDEX_OPTION,
+    rerank: Optional[str] = RERANK_OPTION,
+    rescore: Optional[str] = RESCORE_OPTION,
     reader: Optional[list[str]] = READER_OPTION,
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
     k: Optional[int] = typer.Option(None, "-k", help="passages to read per question"),
-    config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
-    device: Optional[str] = typer.Option(None),
+    config: Optional[Path] = CONFIG_OPTION,
+    device: Optional[str] = DEVICE_OPTION,
     as_json: bool = typer.Option(False, "--json", help="print one JSON object per question"),
 ) -> None:
     """Answer questions from the indexed documents, with the evidence sentence."""
@@ -141,14 +147,14 @@ def evidence_sentence(text: str, start: int, end: int, limit: int = 200) -> str:
 def predict(
     questions: Path = typer.Option(..., help="questions: JSONL (id, question), SQuAD JSON or topics TSV"),
     out: Path = typer.Option(..., help="folder for predictions.json, nbest_predictions.json, retrieved.json"),
-    index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
-    rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
-    rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
+    index: Optional[list[Path]] = INDEX_OPTION,
+    rerank: Optional[str] = RERANK_OPTION,
+    rescore: Optional[str] = RESCORE_OPTION,
     reader: Optional[list[str]] = READER_OPTION,
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
     k: Optional[int] = typer.Option(None, "-k"),
-    config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
+    config: Optional[Path] = CONFIG_OPTION,
     batch_size: int = typer.Option(32, help="questions per batch (and per resumable step)"),
     restart: bool = typer.Option(False, help="discard an interrupted run's answers instead of resuming it"),
     ray: bool = typer.Option(
@@ -159,7 +165,7 @@ def predict(
     ),
     workers: Optional[int] = typer.Option(None, min=1, help="pipeline actors with --ray (default: one per CPU or GPU)"),
     cpus_per_worker: float = typer.Option(1.0, min=0.01, help="cores each pipeline actor uses with --ray"),
-    device: Optional[str] = typer.Option(None),
+    device: Optional[str] = DEVICE_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Answer a question file in the competition format; a rerun with the same settings resumes an
@@ -184,19 +190,19 @@ def predict(
 @group.command()
 def evaluate(
     questions: Path = typer.Option(..., help="questions with gold answers (SQuAD JSON or JSONL)"),
-    index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
-    rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
-    rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
+    index: Optional[list[Path]] = INDEX_OPTION,
+    rerank: Optional[str] = RERANK_OPTION,
+    rescore: Optional[str] = RESCORE_OPTION,
     reader: Optional[list[str]] = READER_OPTION,
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
     k: Optional[int] = typer.Option(None, "-k", help="passages read per question"),
     ks: str = typer.Option("1,5,10,20", help="also score at these k (one reading of the largest)"),
     metric: str = typer.Option("korquad,squad", help="answer metrics; the first one decides the error categories"),
-    config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
+    config: Optional[Path] = CONFIG_OPTION,
     limit: Optional[int] = typer.Option(None, help="a seeded random sample of N questions"),
     out: Optional[Path] = typer.Option(None, help="folder for evaluation.json (per-question details) and em_by_k.png"),
-    device: Optional[str] = typer.Option(None),
+    device: Optional[str] = DEVICE_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """End-to-end EM/F1, retrieval hit rate and where each miss comes from."""
@@ -242,17 +248,17 @@ def evaluate(
 
 @group.command()
 def serve(
-    index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
-    rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
-    rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
+    index: Optional[list[Path]] = INDEX_OPTION,
+    rerank: Optional[str] = RERANK_OPTION,
+    rescore: Optional[str] = RESCORE_OPTION,
     reader: Optional[list[str]] = READER_OPTION,
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
     k: Optional[int] = typer.Option(None, "-k"),
-    config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
+    config: Optional[Path] = CONFIG_OPTION,
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8000),
-    device: Optional[str] = typer.Option(None),
+    device: Optional[str] = DEVICE_OPTION,
     log: Optional[Path] = typer.Option(
         None, help="write one JSON line per request here (rotated); see `odqa logs report`"
     ),
@@ -308,7 +314,7 @@ def serve(
 def pseudo_label(
     questions: Path = typer.Option(..., help="unlabelled questions: JSONL (id, question), SQuAD JSON or topics TSV"),
     out: Path = typer.Option(..., help="SQuAD-format file of the kept answers (train-reader --train takes it)"),
-    index: Optional[list[Path]] = typer.Option(None, help=INDEX_HELP),
+    index: Optional[list[Path]] = INDEX_OPTION,
     reader: Optional[list[str]] = READER_OPTION,
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
@@ -318,10 +324,10 @@ def pseudo_label(
     ),
     metric: str = typer.Option("korquad", help="what counts as the same answer text; the report's scores"),
     k: Optional[int] = typer.Option(None, "-k", help="passages read per question"),
-    config: Optional[Path] = typer.Option(None, help="JSON/YAML PipelineConfig"),
+    config: Optional[Path] = CONFIG_OPTION,
     batch_size: int = typer.Option(32, help="questions per batch (and per resumable step)"),
     restart: bool = typer.Option(False, help="discard an interrupted run's answers instead of resuming it"),
-    device: Optional[str] = typer.Option(None),
+    device: Optional[str] = DEVICE_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Answer unlabelled questions end to end and keep the confident answers as training data;
