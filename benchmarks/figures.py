@@ -43,6 +43,12 @@ def re_speedup(results: dict, system: str) -> float:
     return min(v for k, v in seconds.items() if "pipeline" in k) / seconds[system]
 
 
+def me5_top(results: dict, system: str, k: int) -> float:
+    """Has-answer top-k (%) of multilingual-e5-small's `system` (dense, hybrid rrf, hybrid combsum)."""
+    systems = results["multilingual"]["systems"]
+    return 100 * next(s for name, s in systems.items() if name.startswith(system + " "))[f"top{k}"]
+
+
 def update_row(results: dict, operation: str) -> dict:
     row = next(r for r in results["rows"] if r["operation"] == operation)
     if not (row["identical_top100"] and row["identical_passages"]):
@@ -222,6 +228,18 @@ FIGURES: dict[str, Figure] = {
         "{:.1f}×",
     ),
     # dense (benchmarks/retrieval_dense.py, retrieval_dense_ko.py)
+    "dense.me5.dense_top1": Figure("retrieval_dense.json", lambda d: me5_top(d, "dense", 1), "{:.1f}"),
+    "dense.me5.dense_gain_top1": Figure(
+        "retrieval_dense.json",
+        lambda d: me5_top(d, "dense", 1) - 100 * d["evaluate"]["systems"]["dense (zero-shot)"]["top1"],
+        "{:+.1f}",
+    ),
+    "dense.me5.hybrid_top1": Figure("retrieval_dense.json", lambda d: me5_top(d, "hybrid combsum", 1), "{:.1f}"),
+    "dense.me5.hybrid_gain_top1": Figure(
+        "retrieval_dense.json",
+        lambda d: me5_top(d, "hybrid combsum", 1) - 100 * max(s["top1"] for s in d["evaluate"]["systems"].values()),
+        "{:+.1f}",
+    ),
     "dense.encode_odqa": Figure("retrieval_dense.json", lambda d: d["speed"]["odqa"]["passages_per_s"], "{:.1f}"),
     "dense.encode_st": Figure(
         "retrieval_dense.json", lambda d: d["speed"]["sentence-transformers"]["passages_per_s"], "{:.1f}"
