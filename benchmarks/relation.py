@@ -3,7 +3,7 @@ poolings, the best single model, a soft-voting ensemble and prediction throughpu
 plain `transformers` pipeline on the same weights.
 
     make models/me5-small-re/config.json      # or: see the README section "Relation extraction"
-    cd benchmarks && ../.venv/bin/python relation.py --best-n 31670   # what `make bench-relation` runs
+    cd benchmarks && ../.venv/bin/python relation.py --best-n 31670 --second entity   # make bench-relation
 
 Data: KLUE-RE v1.1 train (32,470) and dev (7,765) from ../shared/data/klue_re. A seeded permutation
 of the training set gives a held-out slice (for choosing ensemble weights; no model trains on it)
@@ -161,6 +161,47 @@ def score_calibrated(model_dir: Path, held, dev) -> dict:
     }
 
 
+def ensemble_at_size(args, train, held, dev, best_name: str, best_dev, redo: set, labels) -> dict:
+    """A second model of format `args.second` on the best model's training examples (seed 1), and the
+    two soft-voted on the whole dev set, weights chosen on the held-out slice."""
+    import numpy as np
+
+    from odqa.relation.metrics import auprc, micro_f1
+    from odqa.relation.model import RelationClassifier
+    from odqa.relation.predictions import choose_weights, soft_vote
+
+    stages = WORK / "relation" / "stages"
+    name = f"second-{args.second}-{len(train)}"
+    second = cached_stage(
+        stages,
+        name,
+        redo,
+        lambda: train_run(name, args, train, {"format": args.second}, 1, {"dev": dev, "held_out": held}),
+    )
+
+    def best_held() -> dict:
+        classifier = RelationClassifier.load(WORK / "relation" / "runs" / best_name, device="cpu")
+        return score_sets(best_name, classifier, {"held_out": held}, labels)
+
+    best = cached_stage(stages, f"held-{best_name}", redo, best_held)
+    index = {n: i for i, n in enumerate(labels)}
+    held_gold = np.array([index[e.label] for e in held])
+    dev_gold = np.array([index[e.label] for e in dev])
+    members = [np.array(best["held_out"]["probabilities"]), np.array(second["sets"]["held_out"]["probabilities"])]
+    weights = choose_weights(members, held_gold, labels)
+    dev_members = [best_dev, np.array(second["sets"]["dev"]["probabilities"])]
+    votes = {}
+    for kind, w in (("equal weights", None), ("weights chosen on the held-out slice", weights)):
+        voted = soft_vote(dev_members, w)
+        votes[kind] = {"micro_f1": micro_f1(voted.argmax(1), dev_gold, labels), "auprc": auprc(voted, dev_gold)}
+    return {
+        "second": {k: v for k, v in second.items() if k != "sets"}
+        | {"dev": {m: x for m, x in second["sets"]["dev"].items() if m != "probabilities"}},
+        "weights": weights,
+        "votes": votes,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-n", type=int, default=2500, help="training examples of each format/pooling run")
@@ -169,6 +210,11 @@ def main() -> None:
         type=int,
         default=0,
         help="train the best single model on this many examples (0: the best run above)",
+    )
+    parser.add_argument(
+        "--second",
+        default="",
+        help="with --best-n: also train this format on the same examples (seed 1) and soft-vote it with the best",
     )
     parser.add_argument("--held-out", type=int, default=800)
     parser.add_argument("--dev-n", type=int, default=800)
@@ -187,6 +233,10 @@ def main() -> None:
     unknown = set(filter(None, args.poolings.split(","))) - set(HEADS)
     if unknown:
         parser.error(f"unknown head {sorted(unknown)[0]!r}; choose from {', '.join(HEADS)}")
+    from odqa.relation.markers import FORMATS
+
+    if args.second and args.second not in FORMATS:
+        parser.error(f"unknown format {args.second!r}; choose from {', '.join(FORMATS)}")
     import numpy as np
 
     from odqa.relation.calibration import apply_calibration, fit_calibration
@@ -255,6 +305,10 @@ def main() -> None:
         lambda: score_calibrated(WORK / "relation" / "runs" / best_name, held, dev),
     )
     held_gold = np.array([index[e.label] for e in held])
+    at_size = None
+    if args.best_n and args.second:
+        best_dev = np.array(best["sets"]["dev"]["probabilities"])
+        at_size = ensemble_at_size(args, pool[: args.best_n], held, dev, best_name, best_dev, redo, labels)
     dev_gold = np.array([index[e.label] for e in dev_sample])
     # each format run calibrated on the held-out slice (from its stored probabilities, 5 decimals)
     for run in runs:
@@ -350,6 +404,18 @@ def main() -> None:
                     calibrated["auprc"],
                 ],
             ]
+            + (
+                [
+                    [
+                        f"soft vote of it and a {args.second}-marker model on the same examples, {kind}",
+                        scores["micro_f1"],
+                        scores["auprc"],
+                    ]
+                    for kind, scores in at_size["votes"].items()
+                ]
+                if at_size
+                else []
+            )
             + [
                 [f"{name} (KLUE paper; GPU, full train, probably the test split)", f1, auc]
                 for name, f1, auc in PUBLISHED
@@ -378,6 +444,7 @@ def main() -> None:
         "ensemble": ensembles | {"weights": weights},
         "throughput": speed,
         "int8": quantized,
+        "ensemble_at_size": at_size,
         "calibrated": calibrated,
         "by_format_calibrated": {
             fmt: [r["calibrated"]["micro_f1"] for r in runs if r["name"].startswith(f"format-{fmt}-")]
