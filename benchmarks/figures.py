@@ -210,6 +210,21 @@ FIGURES: dict[str, Figure] = {
         )
         for head in ("cls", "rbert", "bilstm")
     },
+    **{
+        f"re.at_size.{key}": Figure(
+            "relation.json",
+            lambda d, key=key: {
+                "second_f1": d["ensemble_at_size"]["second"]["dev"]["micro_f1"],
+                "vote_f1": d["ensemble_at_size"]["votes"]["weights chosen on the held-out slice"]["micro_f1"],
+                "gain": d["ensemble_at_size"]["votes"]["weights chosen on the held-out slice"]["micro_f1"]
+                - d["best"]["dev"]["micro_f1"],
+                "auprc_gain": d["ensemble_at_size"]["votes"]["weights chosen on the held-out slice"]["auprc"]
+                - d["best"]["dev"]["auprc"],
+            }[key],
+            "{:+.1f}" if "gain" in key else "{:.1f}",
+        )
+        for key in ("second_f1", "vote_f1", "gain", "auprc_gain")
+    },
     "re.ensemble_f1": Figure(
         "relation.json", lambda d: d["ensemble"]["weights chosen on the held-out slice"]["micro_f1"], "{:.1f}"
     ),
