@@ -161,14 +161,25 @@ def score_calibrated(model_dir: Path, held, dev) -> dict:
     }
 
 
-def ensemble_at_size(args, train, held, dev, best_name: str, best_dev, redo: set, labels) -> dict:
+def vote(held_members, held_gold, dev_members, dev_gold, labels) -> tuple[list[float], dict]:
+    """Weights chosen on the held-out slice, and the soft vote on dev with equal and with those weights."""
+    from odqa.relation.metrics import auprc, micro_f1
+    from odqa.relation.predictions import choose_weights, soft_vote
+
+    weights = choose_weights(held_members, held_gold, labels)
+    votes = {}
+    for kind, w in (("equal weights", None), ("weights chosen on the held-out slice", weights)):
+        voted = soft_vote(dev_members, w)
+        votes[kind] = {"micro_f1": micro_f1(voted.argmax(1), dev_gold, labels), "auprc": auprc(voted, dev_gold)}
+    return weights, votes
+
+
+def ensemble_at_size(args, train, held, held_gold, dev, best_name: str, best_dev, redo: set, labels) -> dict:
     """A second model of format `args.second` on the best model's training examples (seed 1), and the
     two soft-voted on the whole dev set, weights chosen on the held-out slice."""
     import numpy as np
 
-    from odqa.relation.metrics import auprc, micro_f1
     from odqa.relation.model import RelationClassifier
-    from odqa.relation.predictions import choose_weights, soft_vote
 
     stages = WORK / "relation" / "stages"
     name = f"second-{args.second}-{len(train)}"
@@ -185,15 +196,10 @@ def ensemble_at_size(args, train, held, dev, best_name: str, best_dev, redo: set
 
     best = cached_stage(stages, f"held-{best_name}", redo, best_held)
     index = {n: i for i, n in enumerate(labels)}
-    held_gold = np.array([index[e.label] for e in held])
-    dev_gold = np.array([index[e.label] for e in dev])
     members = [np.array(best["held_out"]["probabilities"]), np.array(second["sets"]["held_out"]["probabilities"])]
-    weights = choose_weights(members, held_gold, labels)
     dev_members = [best_dev, np.array(second["sets"]["dev"]["probabilities"])]
-    votes = {}
-    for kind, w in (("equal weights", None), ("weights chosen on the held-out slice", weights)):
-        voted = soft_vote(dev_members, w)
-        votes[kind] = {"micro_f1": micro_f1(voted.argmax(1), dev_gold, labels), "auprc": auprc(voted, dev_gold)}
+    dev_gold = np.array([index[e.label] for e in dev])
+    weights, votes = vote(members, held_gold, dev_members, dev_gold, labels)
     return {
         "second": {k: v for k, v in second.items() if k != "sets"}
         | {"dev": {m: x for m, x in second["sets"]["dev"].items() if m != "probabilities"}},
@@ -241,8 +247,7 @@ def main() -> None:
 
     from odqa.relation.calibration import apply_calibration, fit_calibration
     from odqa.relation.data import read_label_list
-    from odqa.relation.metrics import auprc, micro_f1
-    from odqa.relation.predictions import choose_weights, soft_vote
+    from odqa.relation.metrics import micro_f1
 
     stages = WORK / "relation" / "stages"
     redo = set(filter(None, args.redo.split(",")))
@@ -308,7 +313,7 @@ def main() -> None:
     at_size = None
     if args.best_n and args.second:
         best_dev = np.array(best["sets"]["dev"]["probabilities"])
-        at_size = ensemble_at_size(args, pool[: args.best_n], held, dev, best_name, best_dev, redo, labels)
+        at_size = ensemble_at_size(args, pool[: args.best_n], held, held_gold, dev, best_name, best_dev, redo, labels)
     dev_gold = np.array([index[e.label] for e in dev_sample])
     # each format run calibrated on the held-out slice (from its stored probabilities, 5 decimals)
     for run in runs:
@@ -321,12 +326,8 @@ def main() -> None:
             "temperature": fitted["temperature"],
         }
     members = [np.array(r["sets"]["held_out"]["probabilities"]) for r in runs]
-    weights = choose_weights(members, held_gold, labels)
     dev_members = [np.array(r["sets"]["dev_sample"]["probabilities"]) for r in runs]
-    ensembles = {}
-    for kind, w in (("equal weights", None), ("weights chosen on the held-out slice", weights)):
-        voted = soft_vote(dev_members, w)
-        ensembles[kind] = {"micro_f1": micro_f1(voted.argmax(1), dev_gold, labels), "auprc": auprc(voted, dev_gold)}
+    weights, ensembles = vote(members, held_gold, dev_members, dev_gold, labels)
     speed = cached_stage(
         stages,
         "throughput",
