@@ -17,6 +17,8 @@ resumes its checkpoint, finished readings are kept). Needs `korean_model.py --st
 
     python reader_techniques.py                              # all techniques, 3 seeds, the full recipe (GPU)
     python reader_techniques.py --steps 40 --seeds 0 --techniques baseline,cnn   # a CPU smoke run
+    python reader_techniques.py --steps 120 --seeds 0 --baseline-seeds 0,1,2 --techniques baseline,cnn,mask
+        # the CPU budget: the baseline's 3 seeds give the noise, each technique one seed
 """
 
 from __future__ import annotations
@@ -191,6 +193,33 @@ def reading_costs(runs: dict[str, list[dict]], questions: Path, n: int = 120) ->
     }
 
 
+def effects(results: dict) -> dict[str, dict[str, dict]]:
+    """Each technique's (and ensemble's) mean EM minus the baseline's, per set, and whether it is
+    beyond the noise: twice the baseline's standard deviation over its seeds (needs ≥ 2 seeds)."""
+    baseline = results["runs"].get("baseline", [])
+    if not baseline:
+        return {}
+    out: dict[str, dict[str, dict]] = {}
+    for set_name in ("korquad", "competition"):
+        base, sd = spread([r[set_name]["exact_match"] for r in baseline])
+        scores = {name: spread([r[set_name]["exact_match"] for r in runs])[0] for name, runs in results["runs"].items()}
+        for method, row in results.get("ensembles", {}).items():
+            if method in ("soft", "hard"):
+                scores[f"ensemble-{method}"] = row[set_name]["exact_match"]
+        for name, value in scores.items():
+            if name != "baseline":
+                delta = value - base
+                beyond = len(baseline) > 1 and abs(delta) > 2 * sd
+                out.setdefault(name, {})[set_name] = {"delta": delta, "noise": 2 * sd, "beyond_noise": beyond}
+    return out
+
+
+def _delta(effect: dict | None) -> str:
+    if effect is None:
+        return "-"
+    return f"{effect['delta']:+.1f}{'*' if effect['beyond_noise'] else ''}"
+
+
 def spread(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -198,12 +227,14 @@ def spread(values: list[float]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--techniques", default=",".join(TECHNIQUES))
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds", default="0,1,2", help="seeds of every technique's runs")
+    parser.add_argument("--baseline-seeds", default=None, help="seeds of the baseline (default: --seeds)")
     parser.add_argument("--steps", type=int, default=258, help="optimizer steps per run (258: the recipe's 0.6 epoch)")
     parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "kowiki", help="BM25 index of kowiki")
     parser.add_argument("--extra-reader", type=Path, action="append", default=[], help="more ensemble members")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s]
+    baseline_seeds = [int(s) for s in (args.baseline_seeds or args.seeds).split(",") if s]
     techniques = [t for t in args.techniques.split(",") if t]
     unknown = [t for t in techniques if t not in TECHNIQUES]
     if unknown:
@@ -215,7 +246,7 @@ def main() -> None:
     started = time.time()
     runs: dict[str, list[dict]] = {}
     for name in techniques:
-        for seed in seeds:
+        for seed in baseline_seeds if name == "baseline" else seeds:
             fill = {"index": args.index}
             if name == "curriculum-agreement":
                 fill["difficulty"] = difficulty_file(base, seed, args.steps, {"index": args.index})
@@ -233,6 +264,7 @@ def main() -> None:
         "device": "cuda" if _cuda() else f"cpu ({os.cpu_count()} cores)",
         "steps": args.steps,
         "seeds": seeds,
+        "baseline_seeds": baseline_seeds,
         "korquad_sample": KORQUAD_SAMPLE,
         "recipe": RECIPE,
         "runs": runs,
@@ -248,6 +280,7 @@ def main() -> None:
         results["ensembles"] = ensembles(members, sets, base["held_out"]) | {"members": [str(m) for m in members]}
     if "baseline" in runs:
         results["reading_cost"] = reading_costs(runs, sets["competition"])
+    results["effects"] = effects(results)
     write_results("reader_techniques", results, table(results))
 
 
@@ -258,24 +291,33 @@ def _cuda() -> bool:
 
 
 def table(results: dict) -> str:
+    sets = ("korquad", "competition")
+    noise = effects(results)
     rows = []
     for name, runs in results["runs"].items():
         row = [name, len(runs)]
-        for set_name in ("korquad", "competition"):
+        for set_name in sets:
             for key in ("exact_match", "f1"):
                 mean, sd = spread([r[set_name][key] for r in runs])
                 row.append(f"{mean:.1f} ± {sd:.1f}")
+        row.append(" / ".join(_delta(noise.get(name, {}).get(s)) for s in sets))
         row.append(f"{statistics.mean(r['seconds'] for r in runs) / 60:.0f}")
         rows.append(row)
     for method, row in results.get("ensembles", {}).items():
         if method in ("soft", "hard"):
-            scores = [row[s][k] for s in ("korquad", "competition") for k in ("exact_match", "f1")]
-            rows.append([f"ensemble ({method}, {len(results['ensembles']['members'])} readers)", "-", *scores, "-"])
-    header = ["technique", "seeds", "KorQuAD EM", "KorQuAD F1", "competition EM", "competition F1", "train min"]
+            scores = [row[s][k] for s in sets for k in ("exact_match", "f1")]
+            deltas = " / ".join(_delta(noise.get(f"ensemble-{method}", {}).get(s)) for s in sets)
+            rows.append(
+                [f"ensemble ({method}, {len(results['ensembles']['members'])} readers)", "-", *scores, deltas, "-"]
+            )
+    header = ["technique", "seeds", "KorQuAD EM", "KorQuAD F1", "competition EM", "competition F1"]
+    header += ["Δ EM vs baseline (KorQuAD / competition)", "train min"]
     head = (
         f"# Reader techniques on multilingual-e5-small ({results['steps']} steps per run, {results['device']}, "
         f"{results['hours']:.1f} h)\n\nGold passage; KorQuAD 1.0 dev sample of {results['korquad_sample']}, "
-        "competition validation (240); korquad metric (EM / char F1); mean ± standard deviation over seeds.\n\n"
+        "competition validation (240); korquad metric (EM / char F1); mean ± standard deviation over seeds. "
+        "Δ: against the baseline's mean; * marks a difference beyond twice the baseline's standard deviation "
+        "over its seeds (the noise).\n\n"
     )
     out = head + markdown_table(header, rows)
     cost = results.get("reading_cost")
