@@ -50,11 +50,18 @@ TECHNIQUES = {
     "mask": ["--augment", "mask:0.5:0.15"],
     "span-mask": ["--augment", "span-mask:0.5:0.15"],
     "negatives": ["--negatives-index", "{index}", "--negatives-per-question", "1", "--negatives-k", "10"],
-    "curriculum-length": ["--curriculum", "length", "--curriculum-epochs", "0.3"],
-    "curriculum-agreement": ["--curriculum", "{difficulty}", "--curriculum-epochs", "0.3"],
+    "curriculum-length": ["--curriculum", "length", "--curriculum-epochs", "{curriculum_epochs}"],
+    "curriculum-agreement": ["--curriculum", "{difficulty}", "--curriculum-epochs", "{curriculum_epochs}"],
     "pseudo": ["--train", "{pseudo}"],
 }
 NEEDS_INDEX = {"negatives", "pseudo"}
+FULL_STEPS, FULL_EPOCHS = 258, 0.6  # the recipe: 258 steps are 0.6 epoch of its training data
+
+
+def curriculum_epochs(steps: int) -> float:
+    """The curriculum covers the first half of a run: 0.3 epoch of the full recipe, less in a shorter run
+    (a run shorter than its curriculum would see only the easiest examples)."""
+    return round(FULL_EPOCHS / 2 * steps / FULL_STEPS, 4)
 
 
 def odqa(*args) -> subprocess.CompletedProcess:
@@ -229,7 +236,9 @@ def main() -> None:
     parser.add_argument("--techniques", default=",".join(TECHNIQUES))
     parser.add_argument("--seeds", default="0,1,2", help="seeds of every technique's runs")
     parser.add_argument("--baseline-seeds", default=None, help="seeds of the baseline (default: --seeds)")
-    parser.add_argument("--steps", type=int, default=258, help="optimizer steps per run (258: the recipe's 0.6 epoch)")
+    parser.add_argument(
+        "--steps", type=int, default=FULL_STEPS, help="optimizer steps per run (258: the recipe's 0.6 epoch)"
+    )
     parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "kowiki", help="BM25 index of kowiki")
     parser.add_argument("--extra-reader", type=Path, action="append", default=[], help="more ensemble members")
     args = parser.parse_args()
@@ -247,11 +256,11 @@ def main() -> None:
     runs: dict[str, list[dict]] = {}
     for name in techniques:
         for seed in baseline_seeds if name == "baseline" else seeds:
-            fill = {"index": args.index}
+            fill = {"index": args.index, "curriculum_epochs": curriculum_epochs(args.steps)}
             if name == "curriculum-agreement":
-                fill["difficulty"] = difficulty_file(base, seed, args.steps, {"index": args.index})
+                fill["difficulty"] = difficulty_file(base, seed, args.steps, fill)
             if name == "pseudo":
-                fill["pseudo"] = pseudo_file(base, seed, args.steps, {"index": args.index}, args.index)
+                fill["pseudo"] = pseudo_file(base, seed, args.steps, fill, args.index)
             run = train(name, seed, base, args.steps, fill) | {"seed": seed}
             reader = Path(run["path"])
             read(reader, "held-out", base["held_out"])
@@ -266,6 +275,7 @@ def main() -> None:
         "seeds": seeds,
         "baseline_seeds": baseline_seeds,
         "korquad_sample": KORQUAD_SAMPLE,
+        "curriculum_epochs": curriculum_epochs(args.steps),
         "recipe": RECIPE,
         "runs": runs,
         "hours": (time.time() - started) / 3600,
