@@ -102,7 +102,7 @@ def eval_sets() -> dict[str, Path]:
 
 
 def train(name: str, seed: int, base: dict, steps: int, fill: dict) -> dict:
-    out = OUT / f"{name}-s{seed}"
+    out = OUT / f"{name}-s{seed}-{steps}steps"  # a run of another length is another reader
     state_file = out / "trainer_state.json"
     if not (state_file.exists() and json.loads(state_file.read_text())["finished"]):
         extra = [option.format(**fill) for option in TECHNIQUES[name]]
@@ -134,7 +134,7 @@ def score(predictions: Path, questions: Path) -> dict:
 
 def difficulty_file(base: dict, seed: int, steps: int, fill: dict) -> Path:
     """Training questions scored by the baseline reader of this seed (gold-span probability)."""
-    path = OUT / f"difficulty-s{seed}.json"
+    path = OUT / f"difficulty-s{seed}-{steps}steps.json"
     if not path.exists():
         reader = train("baseline", seed, base, steps, fill)["path"]
         args = ["difficulty", "--reader", reader, "--by", "gold-prob", "--out", path, "-q"]
@@ -144,7 +144,7 @@ def difficulty_file(base: dict, seed: int, steps: int, fill: dict) -> Path:
 
 def pseudo_file(base: dict, seed: int, steps: int, fill: dict, index: Path) -> Path:
     """The competition's 600 test questions answered end to end by the baseline, confident ones kept."""
-    path = OUT / f"pseudo-s{seed}.json"
+    path = OUT / f"pseudo-s{seed}-{steps}steps.json"
     if not path.exists():
         reader = train("baseline", seed, base, steps, fill)["path"]
         questions = DATA / "boostcamp_odqa/test_questions.jsonl"
