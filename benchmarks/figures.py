@@ -228,6 +228,23 @@ FIGURES: dict[str, Figure] = {
     "re.ensemble_f1": Figure(
         "relation.json", lambda d: d["ensemble"]["weights chosen on the held-out slice"]["micro_f1"], "{:.1f}"
     ),
+    "re.shift.held_f1": Figure("relation.json", lambda d: d["prior_shift"]["held_out"]["micro_f1"], "{:.1f}"),
+    "re.shift.oracle_f1": Figure("relation.json", lambda d: d["prior_shift"]["oracle prior"]["micro_f1"], "{:.1f}"),
+    "re.shift.oracle_gain": Figure(
+        "relation.json",
+        lambda d: d["prior_shift"]["oracle prior"]["micro_f1"] - d["prior_shift"]["dev"]["micro_f1"],
+        "{:+.1f}",
+    ),
+    "re.shift.em_f1": Figure("relation.json", lambda d: d["prior_shift"]["em adapted"]["micro_f1"], "{:.1f}"),
+    "re.shift.dev_none": Figure(
+        "relation.json", lambda d: 100 * d["prior_shift"]["no_relation_share"]["dev"], "{:.0f} %"
+    ),
+    "re.shift.train_none": Figure(
+        "relation.json", lambda d: 100 * d["prior_shift"]["no_relation_share"]["train"], "{:.0f} %"
+    ),
+    "re.shift.predicted_none": Figure(
+        "relation.json", lambda d: 100 * d["prior_shift"]["dev"]["predicted_no_relation"], "{:.0f} %"
+    ),
     "re.speedup": Figure("relation.json", lambda d: re_speedup(d, "odqa (sorted, batch 64)"), "{:.1f}×"),
     "re.int8_speedup": Figure("relation.json", lambda d: re_speedup(d, "odqa --int8 (sorted, batch 64)"), "{:.1f}×"),
     # reader (benchmarks/reader.py)

@@ -174,12 +174,85 @@ def vote(held_members, held_gold, dev_members, dev_gold, labels) -> tuple[list[f
     return weights, votes
 
 
+def best_on_held(best_name: str, held, labels, redo: set) -> dict:
+    """The best model's predictions on the held-out slice of the training set (cached)."""
+
+    def predict() -> dict:
+        from odqa.relation.model import RelationClassifier
+
+        classifier = RelationClassifier.load(WORK / "relation" / "runs" / best_name, device="cpu")
+        return score_sets(best_name, classifier, {"held_out": held}, labels)
+
+    return cached_stage(WORK / "relation" / "stages", f"held-{best_name}", redo, predict)
+
+
+def prior_shift(best_dev, dev_gold, held: dict, held_gold, train_gold, labels) -> dict:
+    """Is the gap between the held-out slice and dev the `no_relation` share? From stored probabilities:
+    the best model re-weighted by dev's true label shares (an oracle, the most a prior correction could
+    give: p(y|x) · q(y)/p(y), renormalised) and by shares estimated from the unlabelled dev sentences
+    (calibrated on the held-out slice, then EM label-shift adaptation, Saerens et al. 2002)."""
+    import numpy as np
+
+    from odqa.relation.calibration import apply_calibration, fit_calibration
+    from odqa.relation.metrics import auprc, micro_f1
+
+    n = len(labels)
+    source = np.bincount(train_gold, minlength=n) / len(train_gold)
+    target = np.bincount(dev_gold, minlength=n) / len(dev_gold)
+    none = labels.index("no_relation")
+
+    def scored(probabilities) -> dict:
+        predicted = probabilities.argmax(1)
+        return {
+            "micro_f1": micro_f1(predicted, dev_gold, labels),
+            "auprc": auprc(probabilities, dev_gold),
+            "predicted_no_relation": float((predicted == none).mean()),
+        }
+
+    def reweighted(probabilities, shares):
+        q = probabilities * (shares / np.maximum(source, 1e-12))
+        return q / q.sum(1, keepdims=True)
+
+    fitted = fit_calibration(np.array(held["held_out"]["probabilities"]), held_gold)
+    calibrated = apply_calibration(best_dev, fitted["temperature"], fitted["bias"])
+    shares = source.copy()
+    for _ in range(200):  # EM: posteriors under the current shares, then their mean as the new shares
+        new = reweighted(calibrated, shares).mean(0)
+        done = np.abs(new - shares).max() < 1e-8
+        shares = new
+        if done:
+            break
+    return {
+        "no_relation_share": {"train": float(source[none]), "dev": float(target[none])},
+        "held_out": {m: held["held_out"][m] for m in ("micro_f1", "auprc")},
+        "dev": scored(best_dev),
+        "oracle prior": scored(reweighted(best_dev, target)),
+        "em adapted": scored(reweighted(calibrated, shares)) | {"estimated_no_relation": float(shares[none])},
+    }
+
+
+def prior_table(shift: dict) -> str:
+    shares = shift["no_relation_share"]
+    rows = [["held-out slice of the training set (800)", *shift["held_out"].values(), "-"]]
+    names = {
+        "dev": "dev, as predicted",
+        "oracle prior": "dev, re-weighted by dev's true label shares (an oracle)",
+        "em adapted": f"dev, calibrated + EM label-shift adaptation (estimated no_relation "
+        f"{100 * shift['em adapted']['estimated_no_relation']:.0f} %)",
+    }
+    rows += [[label, *(shift[k][m] for m in ("micro_f1", "auprc")), 100 * shift[k]["predicted_no_relation"]]
+             for k, label in names.items()]  # fmt: skip
+    return (
+        f"\n### Where the dev gap is: the best model; no_relation is {100 * shares['train']:.0f} % of the training "
+        f"pool and {100 * shares['dev']:.0f} % of dev\n\n"
+        + markdown_table(["scored on", "micro-F1", "AUPRC", "predicted no_relation %"], rows)
+    )
+
+
 def ensemble_at_size(args, train, held, held_gold, dev, best_name: str, best_dev, redo: set, labels) -> dict:
     """A second model of format `args.second` on the best model's training examples (seed 1), and the
     two soft-voted on the whole dev set, weights chosen on the held-out slice."""
     import numpy as np
-
-    from odqa.relation.model import RelationClassifier
 
     stages = WORK / "relation" / "stages"
     name = f"second-{args.second}-{len(train)}"
@@ -190,11 +263,7 @@ def ensemble_at_size(args, train, held, held_gold, dev, best_name: str, best_dev
         lambda: train_run(name, args, train, {"format": args.second}, 1, {"dev": dev, "held_out": held}),
     )
 
-    def best_held() -> dict:
-        classifier = RelationClassifier.load(WORK / "relation" / "runs" / best_name, device="cpu")
-        return score_sets(best_name, classifier, {"held_out": held}, labels)
-
-    best = cached_stage(stages, f"held-{best_name}", redo, best_held)
+    best = best_on_held(best_name, held, labels, redo)
     index = {n: i for i, n in enumerate(labels)}
     members = [np.array(best["held_out"]["probabilities"]), np.array(second["sets"]["held_out"]["probabilities"])]
     dev_members = [best_dev, np.array(second["sets"]["dev"]["probabilities"])]
@@ -314,6 +383,16 @@ def main() -> None:
     if args.best_n and args.second:
         best_dev = np.array(best["sets"]["dev"]["probabilities"])
         at_size = ensemble_at_size(args, pool[: args.best_n], held, held_gold, dev, best_name, best_dev, redo, labels)
+    shift = None
+    if args.best_n:
+        shift = prior_shift(
+            np.array(best["sets"]["dev"]["probabilities"]),
+            np.array([index[e.label] for e in dev]),
+            best_on_held(best_name, held, labels, redo),
+            held_gold,
+            np.array([index[e.label] for e in pool]),
+            labels,
+        )
     dev_gold = np.array([index[e.label] for e in dev_sample])
     # each format run calibrated on the held-out slice (from its stored probabilities, 5 decimals)
     for run in runs:
@@ -374,6 +453,7 @@ def main() -> None:
             ]
         )
     minutes = sum(r["train_s"] for r in runs) / 60
+    article = "an" if args.second[:1] in ("a", "e", "i", "o", "u") else "a"
     table = (
         f"# KLUE-RE on multilingual-e5-small (trimmed vocabulary, embeddings frozen), 2 CPU cores\n\n"
         f"### Input formats and poolings: {args.train_n} training examples, {args.epochs:g} epoch, lr {args.lr:g}, "
@@ -408,7 +488,7 @@ def main() -> None:
             + (
                 [
                     [
-                        f"soft vote of it and a {args.second}-marker model on the same examples, {kind}",
+                        f"soft vote of it and {article} {args.second}-marker model on the same examples, {kind}",
                         scores["micro_f1"],
                         scores["auprc"],
                     ]
@@ -422,6 +502,7 @@ def main() -> None:
                 for name, f1, auc in PUBLISHED
             ],
         )
+        + (prior_table(shift) if shift else "")
         + f"\n### Prediction throughput ({speed['examples']} dev sentences, same weights, best of 2)\n\n"
         + markdown_table(
             ["system", "sentences/s", "× pipeline (best batch)"],
@@ -447,6 +528,7 @@ def main() -> None:
         "int8": quantized,
         "ensemble_at_size": at_size,
         "calibrated": calibrated,
+        "prior_shift": shift,
         "by_format_calibrated": {
             fmt: [r["calibrated"]["micro_f1"] for r in runs if r["name"].startswith(f"format-{fmt}-")]
             for fmt in by_format
