@@ -110,6 +110,16 @@ def reader_speedup(data: dict, peer: str) -> float:
     return systems["odqa (logits)"]["questions_per_s"] / systems[peer]["questions_per_s"]
 
 
+def technique_scores(data: dict, technique: str, questions: str, key: str = "exact_match") -> list[float]:
+    """Each seed's score of a reader technique (benchmarks/reader_techniques.py) on one question set."""
+    return [run[questions][key] for run in data["runs"][technique]]
+
+
+def vote_gain(data: dict, method: str, questions: str) -> float:
+    """EM of a voted ensemble of the baseline readers minus that of its best member on the same set."""
+    return data["ensembles"][method][questions]["exact_match"] - max(technique_scores(data, "baseline", questions))
+
+
 KO = "retrieval_ko.json"
 KERNEL_RUN = "sparse_kernel.json"
 UPDATE_RUN = "index_update.json"
@@ -247,6 +257,41 @@ FIGURES: dict[str, Figure] = {
     ),
     "re.speedup": Figure("relation.json", lambda d: re_speedup(d, "odqa (sorted, batch 64)"), "{:.1f}×"),
     "re.int8_speedup": Figure("relation.json", lambda d: re_speedup(d, "odqa --int8 (sorted, batch 64)"), "{:.1f}×"),
+    # reader techniques (benchmarks/reader_techniques.py)
+    "rt.steps": Figure("reader_techniques.json", lambda d: d["steps"]),
+    "rt.seeds": Figure("reader_techniques.json", lambda d: len(d["runs"]["baseline"])),
+    "rt.train_min": Figure(
+        "reader_techniques.json", lambda d: mean(r["seconds"] for r in d["runs"]["baseline"]) / 60, "{:.0f}"
+    ),
+    **{
+        f"rt.base.{questions}_{name}": Figure(
+            "reader_techniques.json",
+            lambda d, q=questions, k=key, f=fn: f(technique_scores(d, "baseline", q, k)),
+            "{:.1f}",
+        )
+        for questions in ("korquad", "competition")
+        for name, key, fn in (
+            ("em", "exact_match", mean),
+            ("f1", "f1", mean),
+            ("em_sd", "exact_match", stdev),
+            ("em_best", "exact_match", max),
+        )
+    },
+    **{
+        f"rt.{method}.{questions}_{name}": Figure(
+            "reader_techniques.json",
+            (lambda d, m=method, q=questions: d["ensembles"][m][q]["exact_match"])
+            if name == "em"
+            else (lambda d, m=method, q=questions: vote_gain(d, m, q)),
+            "{:.1f}" if name == "em" else "{:+.1f}",
+        )
+        for method in ("soft", "hard")
+        for questions in ("korquad", "competition")
+        for name in ("em", "gain")
+    },
+    "rt.cost.ensemble2": Figure(
+        "reader_techniques.json", lambda d: d["reading_cost"]["ratio"]["ensemble of 2 baselines"], "{:.2f}×"
+    ),
     # reader (benchmarks/reader.py)
     "reader.vs_pipeline": Figure(
         "reader.json", lambda d: reader_speedup(d, "HF question-answering pipeline"), "{:.1f}×"
