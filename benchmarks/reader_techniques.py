@@ -17,8 +17,8 @@ resumes its checkpoint, finished readings are kept). Needs `korean_model.py --st
 
     python reader_techniques.py                              # all techniques, 3 seeds, the full recipe (GPU)
     python reader_techniques.py --steps 40 --seeds 0 --techniques baseline,cnn   # a CPU smoke run
-    python reader_techniques.py --steps 120 --seeds 0 --baseline-seeds 0,1,2 --techniques baseline,cnn,mask
-        # the CPU budget: the baseline's 3 seeds give the noise, each technique one seed
+    python reader_techniques.py --steps 200 --seeds 0 --baseline-seeds 0,1,2 --techniques baseline,cnn,mask
+        # the CPU budget (~45 min a run): the baseline's 3 seeds give the noise, each technique one seed
 """
 
 from __future__ import annotations
@@ -310,7 +310,7 @@ def _cuda() -> bool:
 
 def table(results: dict) -> str:
     sets = ("korquad", "competition")
-    noise = effects(results)
+    noise = results["effects"]
     rows = []
     for name, runs in results["runs"].items():
         row = [name, len(runs)]

@@ -194,12 +194,13 @@ def prior_shift(best_dev, dev_gold, held: dict, held_gold, train_gold, labels) -
     import numpy as np
 
     from odqa.relation.calibration import apply_calibration, fit_calibration
+    from odqa.relation.data import NO_RELATION
     from odqa.relation.metrics import auprc, micro_f1
 
     n = len(labels)
     source = np.bincount(train_gold, minlength=n) / len(train_gold)
     target = np.bincount(dev_gold, minlength=n) / len(dev_gold)
-    none = labels.index("no_relation")
+    none = labels.index(NO_RELATION)
 
     def scored(probabilities) -> dict:
         predicted = probabilities.argmax(1)
@@ -240,8 +241,8 @@ def prior_table(shift: dict) -> str:
         "em adapted": f"dev, calibrated + EM label-shift adaptation (estimated no_relation "
         f"{100 * shift['em adapted']['estimated_no_relation']:.0f} %)",
     }
-    rows += [[label, *(shift[k][m] for m in ("micro_f1", "auprc")), 100 * shift[k]["predicted_no_relation"]]
-             for k, label in names.items()]  # fmt: skip
+    for key, label in names.items():
+        rows.append([label, shift[key]["micro_f1"], shift[key]["auprc"], 100 * shift[key]["predicted_no_relation"]])
     return (
         f"\n### Where the dev gap is: the best model; no_relation is {100 * shares['train']:.0f} % of the training "
         f"pool and {100 * shares['dev']:.0f} % of dev\n\n"
@@ -249,7 +250,7 @@ def prior_table(shift: dict) -> str:
     )
 
 
-def ensemble_at_size(args, train, held, held_gold, dev, best_name: str, best_dev, redo: set, labels) -> dict:
+def ensemble_at_size(args, train, held, held_gold, dev, dev_gold, best_name: str, best_dev, redo, labels) -> dict:
     """A second model of format `args.second` on the best model's training examples (seed 1), and the
     two soft-voted on the whole dev set, weights chosen on the held-out slice."""
     import numpy as np
@@ -264,10 +265,8 @@ def ensemble_at_size(args, train, held, held_gold, dev, best_name: str, best_dev
     )
 
     best = best_on_held(best_name, held, labels, redo)
-    index = {n: i for i, n in enumerate(labels)}
     members = [np.array(best["held_out"]["probabilities"]), np.array(second["sets"]["held_out"]["probabilities"])]
     dev_members = [best_dev, np.array(second["sets"]["dev"]["probabilities"])]
-    dev_gold = np.array([index[e.label] for e in dev])
     weights, votes = vote(members, held_gold, dev_members, dev_gold, labels)
     return {
         "second": {k: v for k, v in second.items() if k != "sets"}
@@ -379,20 +378,17 @@ def main() -> None:
         lambda: score_calibrated(WORK / "relation" / "runs" / best_name, held, dev),
     )
     held_gold = np.array([index[e.label] for e in held])
-    at_size = None
-    if args.best_n and args.second:
-        best_dev = np.array(best["sets"]["dev"]["probabilities"])
-        at_size = ensemble_at_size(args, pool[: args.best_n], held, held_gold, dev, best_name, best_dev, redo, labels)
-    shift = None
+    at_size = shift = None
     if args.best_n:
-        shift = prior_shift(
-            np.array(best["sets"]["dev"]["probabilities"]),
-            np.array([index[e.label] for e in dev]),
-            best_on_held(best_name, held, labels, redo),
-            held_gold,
-            np.array([index[e.label] for e in pool]),
-            labels,
-        )
+        best_dev = np.array(best["sets"]["dev"]["probabilities"])
+        whole_dev_gold = np.array([index[e.label] for e in dev])
+        if args.second:
+            at_size = ensemble_at_size(
+                args, pool[: args.best_n], held, held_gold, dev, whole_dev_gold, best_name, best_dev, redo, labels
+            )
+        held_scores = best_on_held(best_name, held, labels, redo)
+        pool_gold = np.array([index[e.label] for e in pool])
+        shift = prior_shift(best_dev, whole_dev_gold, held_scores, held_gold, pool_gold, labels)
     dev_gold = np.array([index[e.label] for e in dev_sample])
     # each format run calibrated on the held-out slice (from its stored probabilities, 5 decimals)
     for run in runs:
