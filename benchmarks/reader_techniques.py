@@ -17,8 +17,10 @@ resumes its checkpoint, finished readings are kept). Needs `korean_model.py --st
 
     python reader_techniques.py                              # all techniques, 3 seeds, the full recipe (GPU)
     python reader_techniques.py --steps 40 --seeds 0 --techniques baseline,cnn   # a CPU smoke run
-    python reader_techniques.py --steps 200 --seeds 0 --baseline-seeds 0,1,2 --techniques baseline,cnn,mask
-        # the CPU budget (~45 min a run): the baseline's 3 seeds give the noise, each technique one seed
+    python reader_techniques.py --steps 200 --seeds 0 --baseline-seeds 0,1,2 --seeds-of cnn=0,1 \
+        --techniques baseline,cnn,mask --vote baseline,cnn
+        # the CPU budget (~35 min a run): the baseline's 3 seeds give the noise, each technique one seed
+        # (the CNN head a second), and the baseline and CNN readers vote together
 """
 
 from __future__ import annotations
@@ -205,8 +207,8 @@ def reading_costs(runs: dict[str, list[dict]], questions: Path, n: int = 120) ->
 
 
 def effects(results: dict) -> dict[str, dict[str, dict]]:
-    """Each technique's mean EM minus the baseline's, and each ensemble's EM minus its best member's
-    (the best baseline reader), per set, and whether it is beyond the noise: twice the baseline's
+    """Each technique's mean EM minus the baseline's, and each ensemble's EM minus its best member's,
+    per set, and whether it is beyond the noise: twice the baseline's
     standard deviation over its seeds (needs ≥ 2 seeds)."""
     baseline = results["runs"].get("baseline", [])
     if not baseline:
@@ -215,7 +217,9 @@ def effects(results: dict) -> dict[str, dict[str, dict]]:
     for set_name in ("korquad", "competition"):
         base, sd = spread([r[set_name]["exact_match"] for r in baseline])
         scores = {name: spread([r[set_name]["exact_match"] for r in runs])[0] for name, runs in results["runs"].items()}
-        best = max(r[set_name]["exact_match"] for r in baseline)
+        members = set(results.get("ensembles", {}).get("members", []))
+        best = max((r[set_name]["exact_match"] for g in results["runs"].values() for r in g if r["path"] in members),
+                   default=0.0)  # fmt: skip
         for method, row in results.get("ensembles", {}).items():
             if method in ("soft", "hard"):
                 scores[f"ensemble-{method}"] = row[set_name]["exact_match"]
@@ -244,6 +248,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="seeds of every technique's runs")
     parser.add_argument("--baseline-seeds", default=None, help="seeds of the baseline (default: --seeds)")
     parser.add_argument(
+        "--seeds-of", action="append", default=[], metavar="TECHNIQUE=SEEDS", help="one technique's own seeds"
+    )
+    parser.add_argument("--vote", default="baseline", help="techniques whose readers vote together")
+    parser.add_argument(
         "--steps", type=int, default=FULL_STEPS, help="optimizer steps per run (258: the recipe's 0.6 epoch)"
     )
     parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "kowiki", help="BM25 index of kowiki")
@@ -252,7 +260,14 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",") if s]
     baseline_seeds = [int(s) for s in (args.baseline_seeds or args.seeds).split(",") if s]
     techniques = [t for t in args.techniques.split(",") if t]
-    unknown = [t for t in techniques if t not in TECHNIQUES]
+    voters = [t for t in args.vote.split(",") if t]
+    seeds_of = {"baseline": baseline_seeds}
+    for item in args.seeds_of:
+        name, _, values = item.partition("=")
+        if not values:
+            sys.exit(f"--seeds-of wants TECHNIQUE=SEEDS (e.g. cnn=0,1), got {item!r}")
+        seeds_of[name] = [int(s) for s in values.split(",") if s]
+    unknown = [t for t in {*techniques, *voters, *seeds_of} if t not in TECHNIQUES]
     if unknown:
         sys.exit(f"unknown techniques {unknown}; choose from {', '.join(TECHNIQUES)}")
     if any(t in NEEDS_INDEX for t in techniques) and not (args.index / "manifest.json").exists():
@@ -262,7 +277,7 @@ def main() -> None:
     started = time.time()
     runs: dict[str, list[dict]] = {}
     for name in techniques:
-        for seed in baseline_seeds if name == "baseline" else seeds:
+        for seed in seeds_of.get(name, seeds):
             fill = {"index": args.index, "curriculum_epochs": curriculum_epochs(args.steps)}
             if name == "curriculum-agreement":
                 fill["difficulty"] = difficulty_file(base, seed, args.steps, fill)
@@ -281,6 +296,7 @@ def main() -> None:
         "steps": args.steps,
         "seeds": seeds,
         "baseline_seeds": baseline_seeds,
+        "seeds_of": seeds_of,
         "korquad_sample": KORQUAD_SAMPLE,
         "curriculum_epochs": curriculum_epochs(args.steps),
         "recipe": RECIPE,
@@ -288,14 +304,15 @@ def main() -> None:
         "hours": (time.time() - started) / 3600,
         "train_hours": sum(r["seconds"] for group in runs.values() for r in group) / 3600,
     }
-    members = [Path(r["path"]) for r in runs.get("baseline", [])]
+    members = [Path(r["path"]) for name in voters for r in runs.get(name, [])]
     for extra in args.extra_reader:
         read(extra, "held-out", base["held_out"])
         for set_name, questions in sets.items():
             read(extra, set_name, questions)
         members.append(extra)
     if len(members) >= 2:
-        results["ensembles"] = ensembles(members, sets, base["held_out"]) | {"members": [str(m) for m in members]}
+        voting = {"members": [str(m) for m in members], "techniques": voters}
+        results["ensembles"] = ensembles(members, sets, base["held_out"]) | voting
     if "baseline" in runs:
         results["reading_cost"] = reading_costs(runs, sets["competition"])
     results["effects"] = effects(results)
@@ -321,7 +338,11 @@ def table(results: dict) -> str:
         row.append(" / ".join(_delta(noise.get(name, {}).get(s)) for s in sets))
         row.append(f"{statistics.mean(r['seconds'] for r in runs) / 60:.0f}")
         rows.append(row)
-    members = len(results.get("ensembles", {}).get("members", []))
+    voting = results.get("ensembles", {})
+    techniques = voting.get("techniques", ["baseline"])
+    counts = {t: sum(1 for m in voting.get("members", []) if Path(m).name.startswith(f"{t}-s")) for t in techniques}
+    who = " + ".join(f"{n} {t}" for t, n in counts.items() if n)
+    members = f"{len(voting.get('members', []))} readers ({who})" if len(techniques) > 1 else f"{who} readers"
     for method, row in results.get("ensembles", {}).items():
         if method not in ("soft", "hard"):
             continue
@@ -332,7 +353,7 @@ def table(results: dict) -> str:
         ):
             cells = [scores[s][k] for s in sets for k in ("exact_match", "f1")]
             deltas = " / ".join(_delta(noise.get(key, {}).get(s)) for s in sets)
-            rows.append([f"{method} vote of the {members} baseline readers, {kind}", "-", *cells, deltas, "-"])
+            rows.append([f"{method} vote of the {members}, {kind}", "-", *cells, deltas, "-"])
     header = ["technique", "seeds", "KorQuAD EM", "KorQuAD F1", "competition EM", "competition F1"]
     header += ["Δ EM (KorQuAD / competition)", "train min"]
     head = (
