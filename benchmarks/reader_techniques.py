@@ -17,7 +17,7 @@ resumes its checkpoint, finished readings are kept). Needs `korean_model.py --st
 
     python reader_techniques.py                              # all techniques, 3 seeds, the full recipe (GPU)
     python reader_techniques.py --steps 40 --seeds 0 --techniques baseline,cnn   # a CPU smoke run
-    python reader_techniques.py --steps 200 --seeds 0 --baseline-seeds 0,1,2 --seeds-of cnn=0,1 \
+    python reader_techniques.py --steps 200 --seeds 0 --baseline-seeds 0,1,2 --seeds-of cnn=0,1 \\
         --techniques baseline,cnn,mask --vote baseline,cnn
         # the CPU budget (~35 min a run): the baseline's 3 seeds give the noise, each technique one seed
         # (the CNN head a second), and the baseline and CNN readers vote together
