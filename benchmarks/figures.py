@@ -116,8 +116,8 @@ def technique_scores(data: dict, technique: str, questions: str) -> list[float]:
 
 
 def vote_gain(data: dict, method: str, questions: str) -> float:
-    """EM of a voted ensemble of the baseline readers minus that of its best member on the same set."""
-    return data["ensembles"][method][questions]["exact_match"] - max(technique_scores(data, "baseline", questions))
+    """EM of a voted ensemble (weights from the held-out questions) minus that of its best member."""
+    return data["effects"][f"ensemble-{method}"][questions]["delta"]
 
 
 KO = "retrieval_ko.json"
@@ -260,9 +260,6 @@ FIGURES: dict[str, Figure] = {
     # reader techniques (benchmarks/reader_techniques.py)
     "rt.steps": Figure("reader_techniques.json", lambda d: d["steps"]),
     "rt.seeds": Figure("reader_techniques.json", lambda d: len(d["runs"]["baseline"])),
-    "rt.train_min": Figure(
-        "reader_techniques.json", lambda d: mean(r["seconds"] for r in d["runs"]["baseline"]) / 60, "{:.0f}"
-    ),
     **{
         f"rt.base.{questions}_{name}": Figure(
             "reader_techniques.json", lambda d, q=questions, f=fn: f(technique_scores(d, "baseline", q)), "{:.1f}"
@@ -270,10 +267,24 @@ FIGURES: dict[str, Figure] = {
         for questions in ("korquad", "competition")
         for name, fn in (("em", mean), ("em_sd", stdev))
     },
-    "rt.base.korquad_em_best": Figure(
-        "reader_techniques.json", lambda d: max(technique_scores(d, "baseline", "korquad")), "{:.1f}"
-    ),
     "rt.soft.korquad_gain": Figure("reader_techniques.json", lambda d: vote_gain(d, "soft", "korquad"), "{:+.1f}"),
+    **{
+        f"rt.{technique}.{questions}_{name}": Figure("reader_techniques.json", fn, fmt)
+        for technique in ("cnn", "mask")
+        for questions in ("korquad", "competition")
+        for name, fn, fmt in (
+            ("em", lambda d, t=technique, q=questions: mean(technique_scores(d, t, q)), "{:.1f}"),
+            ("delta", lambda d, t=technique, q=questions: d["effects"][t][q]["delta"], "{:+.1f}"),
+        )
+    },
+    **{
+        f"rt.noise.{questions}": Figure(
+            "reader_techniques.json", lambda d, q=questions: d["effects"]["cnn"][q]["noise"], "{:.1f}"
+        )
+        for questions in ("korquad", "competition")
+    },
+    "rt.cnn.seeds": Figure("reader_techniques.json", lambda d: len(d["runs"]["cnn"])),
+    "rt.cost.cnn": Figure("reader_techniques.json", lambda d: d["reading_cost"]["ratio"]["cnn"], "{:.2f}×"),
     "rt.cost.ensemble2": Figure(
         "reader_techniques.json", lambda d: d["reading_cost"]["ratio"]["ensemble of 2 baselines"], "{:.2f}×"
     ),
