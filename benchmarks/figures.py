@@ -285,9 +285,12 @@ FIGURES: dict[str, Figure] = {
     },
     "rt.cnn.seeds": Figure("reader_techniques.json", lambda d: len(d["runs"]["cnn"])),
     "rt.cost.cnn": Figure("reader_techniques.json", lambda d: d["reading_cost"]["ratio"]["cnn"], "{:.2f}×"),
-    "rt.cost.ensemble2": Figure(
-        "reader_techniques.json", lambda d: d["reading_cost"]["ratio"]["ensemble of 2 baselines"], "{:.2f}×"
-    ),
+    **{
+        f"rt.cost.ensemble{n}": Figure(
+            "reader_techniques.json", lambda d, n=n: d["reading_cost"]["ratio"][f"ensemble of {n} baselines"], "{:.2f}×"
+        )
+        for n in (2, 3)
+    },
     # reader (benchmarks/reader.py)
     "reader.vs_pipeline": Figure(
         "reader.json", lambda d: reader_speedup(d, "HF question-answering pipeline"), "{:.1f}×"
