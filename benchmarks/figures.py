@@ -279,7 +279,7 @@ FIGURES: dict[str, Figure] = {
     },
     **{
         f"rt.noise.{questions}": Figure(
-            "reader_techniques.json", lambda d, q=questions: d["effects"]["cnn"][q]["noise"], "{:.1f}"
+            "reader_techniques.json", lambda d, q=questions: 2 * stdev(technique_scores(d, "baseline", q)), "{:.1f}"
         )
         for questions in ("korquad", "competition")
     },

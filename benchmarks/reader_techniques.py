@@ -214,10 +214,10 @@ def effects(results: dict) -> dict[str, dict[str, dict]]:
     if not baseline:
         return {}
     out: dict[str, dict[str, dict]] = {}
+    members = set(results.get("ensembles", {}).get("members", []))
     for set_name in ("korquad", "competition"):
         base, sd = spread([r[set_name]["exact_match"] for r in baseline])
         scores = {name: spread([r[set_name]["exact_match"] for r in runs])[0] for name, runs in results["runs"].items()}
-        members = set(results.get("ensembles", {}).get("members", []))
         best = max((r[set_name]["exact_match"] for g in results["runs"].values() for r in g if r["path"] in members),
                    default=0.0)  # fmt: skip
         for method, row in results.get("ensembles", {}).items():
@@ -339,10 +339,10 @@ def table(results: dict) -> str:
         row.append(f"{statistics.mean(r['seconds'] for r in runs) / 60:.0f}")
         rows.append(row)
     voting = results.get("ensembles", {})
-    techniques = voting.get("techniques", ["baseline"])
-    counts = {t: sum(1 for m in voting.get("members", []) if Path(m).name.startswith(f"{t}-s")) for t in techniques}
+    counts = {t: len(results["runs"].get(t, [])) for t in voting.get("techniques", ["baseline"])}
+    counts["extra"] = len(voting.get("members", [])) - sum(counts.values())  # --extra-reader
     who = " + ".join(f"{n} {t}" for t, n in counts.items() if n)
-    members = f"{len(voting.get('members', []))} readers ({who})" if len(techniques) > 1 else f"{who} readers"
+    members = f"{len(voting.get('members', []))} readers ({who})"
     for method, row in results.get("ensembles", {}).items():
         if method not in ("soft", "hard"):
             continue
