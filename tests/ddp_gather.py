@@ -5,6 +5,7 @@ import torch
 from accelerate import Accelerator
 
 from odqa.training.dense import DenseTrainingConfig, contrastive_step
+from odqa.training.loop import close_processes
 
 accelerator = Accelerator(cpu=True)
 torch.manual_seed(0)
@@ -37,3 +38,4 @@ loss = step(model, batch, accelerator)
 torch.testing.assert_close(loss, reference.detach(), rtol=1e-5, atol=1e-6)
 torch.testing.assert_close(accelerator.unwrap_model(model).weight.grad, single.weight.grad, rtol=1e-4, atol=1e-6)
 print("gathered loss and gradient match", flush=True)
+close_processes()

@@ -6,6 +6,7 @@ import json
 import sys
 
 from odqa.training.dense import DenseTrainingConfig, train_dense
+from odqa.training.loop import close_processes
 from odqa.training.mlm import MlmConfig, pretrain_mlm
 from odqa.training.reader import ReaderTrainingConfig, train_reader
 from odqa.training.rerank import RerankerTrainingConfig, train_reranker
@@ -59,3 +60,4 @@ elif kind == "mlm":
 else:
     raise SystemExit(f"unknown trainer {kind}")
 print(f"{kind}: done", flush=True)
+close_processes()

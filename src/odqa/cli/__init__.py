@@ -64,14 +64,23 @@ for prefix, commands in [("", app.registered_commands)] + [
 
 
 def main() -> None:
+    finished = False
     try:
         app()
+        finished = True
+    except SystemExit as e:
+        finished = e.code in (0, None)
+        raise
     except OdqaError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    finally:
+        from odqa.training.loop import close_processes  # a run under torchrun / accelerate launch
+
+        close_processes(wait=finished)
 
 
 if __name__ == "__main__":

@@ -200,6 +200,23 @@ def check_replicas_agree(model, accelerator) -> None:
     log.info("the %d processes' model copies agree", accelerator.num_processes)
 
 
+def close_processes(wait: bool = True) -> None:
+    """End a multi-process run cleanly: wait for every process (unless this one failed: the others
+    may never arrive), then destroy the process group.
+
+    A process that exits with the group still open can abort in gloo's threads at interpreter
+    shutdown ("terminate called without an active exception"), failing a run that trained well.
+    Does nothing when torch was never imported or no group is open (a one-process run)."""
+    import sys
+
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return
+    if wait:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def _resumable(settings: LoopSettings) -> dict:
     data = settings.to_dict()
     return json.loads(json.dumps({k: v for k, v in data.items() if k not in _STOPPING}, default=str))
