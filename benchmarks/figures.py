@@ -120,6 +120,14 @@ def vote_gain(data: dict, method: str, questions: str) -> float:
     return data["effects"][f"ensemble-{method}"][questions]["delta"]
 
 
+def same_seed_gain(data: dict, technique: str, other: str, questions: str) -> float:
+    """Mean EM of `technique` minus that of `other` over the seeds both were run with."""
+    runs = {r["seed"]: r[questions]["exact_match"] for r in data["runs"][other]}
+    pairs = [(r[questions]["exact_match"], runs[r["seed"]]) for r in data["runs"][technique] if r["seed"] in runs]
+    return mean(a - b for a, b in pairs)
+
+
+RT_ROWS = {"cnn": "cnn", "mask": "mask", "cnn_mask": "cnn+mask"}  # figure key → technique
 KO = "retrieval_ko.json"
 KERNEL_RUN = "sparse_kernel.json"
 UPDATE_RUN = "index_update.json"
@@ -269,8 +277,8 @@ FIGURES: dict[str, Figure] = {
     },
     "rt.soft.korquad_gain": Figure("reader_techniques.json", lambda d: vote_gain(d, "soft", "korquad"), "{:+.1f}"),
     **{
-        f"rt.{technique}.{questions}_{name}": Figure("reader_techniques.json", fn, fmt)
-        for technique in ("cnn", "mask")
+        f"rt.{key}.{questions}_{name}": Figure("reader_techniques.json", fn, fmt)
+        for key, technique in RT_ROWS.items()
         for questions in ("korquad", "competition")
         for name, fn, fmt in (
             ("em", lambda d, t=technique, q=questions: mean(technique_scores(d, t, q)), "{:.1f}"),
@@ -284,6 +292,12 @@ FIGURES: dict[str, Figure] = {
         for questions in ("korquad", "competition")
     },
     "rt.cnn.seeds": Figure("reader_techniques.json", lambda d: len(d["runs"]["cnn"])),
+    **{
+        f"rt.cnn_mask.vs_cnn.{questions}": Figure(
+            "reader_techniques.json", lambda d, q=questions: same_seed_gain(d, "cnn+mask", "cnn", q), "{:+.1f}"
+        )
+        for questions in ("korquad", "competition")
+    },
     "rt.cost.cnn": Figure("reader_techniques.json", lambda d: d["reading_cost"]["ratio"]["cnn"], "{:.2f}×"),
     **{
         f"rt.cost.ensemble{n}": Figure(

@@ -21,6 +21,9 @@ resumes its checkpoint, finished readings are kept). Needs `korean_model.py --st
         --techniques baseline,cnn,mask --vote baseline,cnn
         # the CPU budget (~35 min a run): the baseline's 3 seeds give the noise, each technique one seed
         # (the CNN head a second), and the baseline and CNN readers vote together
+    python reader_techniques.py --steps 200 --seeds 0 --techniques cnn+mask --keep
+        # one more row (techniques joined by + are trained together) beside the stored results' rows,
+        # which are kept when they were made with the same steps, recipe and evaluation sets
 """
 
 from __future__ import annotations
@@ -57,6 +60,14 @@ TECHNIQUES = {
     "pseudo": ["--train", "{pseudo}"],
 }
 NEEDS_INDEX = {"negatives", "pseudo"}
+RESULTS = ROOT / "benchmarks" / "results" / "reader_techniques.json"
+
+
+def parts(name: str) -> list[str]:
+    """A technique's parts: `cnn+mask` is the CNN head trained with masking (each part's options)."""
+    return name.split("+")
+
+
 FULL_STEPS, FULL_EPOCHS = 258, 0.6  # the recipe: 258 steps are 0.6 epoch of its training data
 
 
@@ -107,7 +118,7 @@ def train(name: str, seed: int, base: dict, steps: int, fill: dict) -> dict:
     out = OUT / f"{name}-s{seed}-{steps}steps"  # a run of another length is another reader
     state_file = out / "trainer_state.json"
     if not (state_file.exists() and json.loads(state_file.read_text())["finished"]):
-        extra = [option.format(**fill) for option in TECHNIQUES[name]]
+        extra = [option.format(**fill) for part in parts(name) for option in TECHNIQUES[part]]
         log(f"training {out.name}")
         args = ["train-reader", "--model", base["encoder"], "--out", out, "--seed", seed, "--max-steps", steps]
         args += [arg for path in base["train"] for arg in ("--train", path)]
@@ -256,6 +267,12 @@ def main() -> None:
     )
     parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "kowiki", help="BM25 index of kowiki")
     parser.add_argument("--extra-reader", type=Path, action="append", default=[], help="more ensemble members")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the stored results' rows (same steps, recipe and sets) for the techniques not run now, "
+        "with their vote and reading cost when this run makes none",
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s]
     baseline_seeds = [int(s) for s in (args.baseline_seeds or args.seeds).split(",") if s]
@@ -267,11 +284,13 @@ def main() -> None:
         if not values:
             sys.exit(f"--seeds-of wants TECHNIQUE=SEEDS (e.g. cnn=0,1), got {item!r}")
         seeds_of[name] = [int(s) for s in values.split(",") if s]
-    unknown = [t for t in {*techniques, *voters, *seeds_of} if t not in TECHNIQUES]
+    unknown = sorted({p for t in {*techniques, *voters, *seeds_of} for p in parts(t) if p not in TECHNIQUES})
     if unknown:
-        sys.exit(f"unknown techniques {unknown}; choose from {', '.join(TECHNIQUES)}")
-    if any(t in NEEDS_INDEX for t in techniques) and not (args.index / "manifest.json").exists():
-        sys.exit(f"{', '.join(sorted(NEEDS_INDEX & set(techniques)))} need a kowiki index at {args.index} (--index)")
+        sys.exit(f"unknown techniques {unknown}; choose from {', '.join(TECHNIQUES)} (or join them with +)")
+    indexed = sorted({p for t in techniques for p in parts(t)} & NEEDS_INDEX)
+    if indexed and not (args.index / "manifest.json").exists():
+        sys.exit(f"{', '.join(indexed)} need a kowiki index at {args.index} (--index)")
+    earlier = kept_results(args.steps) if args.keep else None
     base = prepare()
     sets = eval_sets()
     started = time.time()
@@ -302,21 +321,45 @@ def main() -> None:
         "recipe": RECIPE,
         "runs": runs,
         "hours": (time.time() - started) / 3600,
-        "train_hours": sum(r["seconds"] for group in runs.values() for r in group) / 3600,
     }
+    if earlier:
+        kept = {name: group for name, group in earlier["runs"].items() if name not in runs}
+        results["runs"] = kept | runs
+        results["kept"] = sorted(kept) + [k for k in earlier.get("kept", []) if k not in kept]
+        results["seeds_of"] = {name: [r["seed"] for r in group] for name, group in results["runs"].items()}
+        results["baseline_seeds"] = results["seeds_of"].get("baseline", [])
+        results["hours"] += earlier["hours"]
+        runs = results["runs"]
+    results["train_hours"] = sum(r["seconds"] for group in runs.values() for r in group) / 3600
     members = [Path(r["path"]) for name in voters for r in runs.get(name, [])]
     for extra in args.extra_reader:
         read(extra, "held-out", base["held_out"])
         for set_name, questions in sets.items():
             read(extra, set_name, questions)
         members.append(extra)
-    if len(members) >= 2:
+    if len(members) >= 2 and all(Path(m).exists() for m in members):
         voting = {"members": [str(m) for m in members], "techniques": voters}
         results["ensembles"] = ensembles(members, sets, base["held_out"]) | voting
-    if "baseline" in runs:
+    elif earlier and "ensembles" in earlier:
+        results["ensembles"] = earlier["ensembles"]  # its members' runs are kept above
+    if all(Path(group[0]["path"]).exists() for group in runs.values()) and "baseline" in runs:
         results["reading_cost"] = reading_costs(runs, sets["competition"])
+    elif earlier and "reading_cost" in earlier:
+        results["reading_cost"] = earlier["reading_cost"]
     results["effects"] = effects(results)
     write_results("reader_techniques", results, table(results))
+
+
+def kept_results(steps: int) -> dict | None:
+    """The stored results, if they were made with this run's steps, recipe and evaluation sets."""
+    if not RESULTS.exists():
+        return None
+    earlier = json.loads(RESULTS.read_text(encoding="utf-8"))
+    same = {"steps": steps, "recipe": RECIPE, "korquad_sample": KORQUAD_SAMPLE}
+    changed = [key for key, value in same.items() if earlier.get(key) != value]
+    if changed:
+        sys.exit(f"--keep: {RESULTS} was made with another {', '.join(changed)}; rerun its techniques instead")
+    return earlier
 
 
 def _cuda() -> bool:
