@@ -23,6 +23,14 @@ from pathlib import Path
 from common import DATA, KOWIKI, ROOT, WORK, markdown_table, sample, write_results
 
 KS = [1, 3, 5, 10, 20]
+DEMO = {  # the Makefile's QUESTIONS (what `make demo` asks), with the answers a reader should give
+    "대한민국의 수도는 어디인가?": ["서울", "서울특별시"],
+    "훈민정음을 창제한 조선의 왕은 누구인가?": ["세종", "세종대왕"],
+    "마오리언어와 영어, 뉴질랜드 수화를 공식 언어로 사용하는 나라는?": ["뉴질랜드"],
+    "한국 전쟁이 시작된 해는?": ["1950년", "1950"],
+    "태양계에서 가장 큰 행성은?": ["목성"],
+}
+DEMO_K = 10  # `make demo` runs `odqa ask -k 10` with every other setting at its default
 WEIGHTS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2]
 
 
@@ -58,6 +66,21 @@ def tune(pipeline, questions) -> dict:
     table = {f"k={k} w={w}": 100 * v / n for (k, w), v in grid.items()}
     (k, w), _ = max(grid.items(), key=lambda item: (item[1], -item[0][0]))
     return {"questions": n, "em_korquad": table, "chosen": {"k": k, "retriever_weight": w}}
+
+
+def demo(index: Path, reader: Path) -> dict:
+    """`make demo`'s five questions, asked as the demo asks them; which are answered correctly."""
+    from odqa.metrics import get_answer_metric
+    from odqa.pipeline import Pipeline, PipelineConfig
+
+    metric = get_answer_metric("korquad")
+    pipeline = Pipeline(PipelineConfig(index=str(index), reader=str(reader), k=DEMO_K)).warm_up()
+    rows = []
+    for question, answers in DEMO.items():
+        text = pipeline.ask(question).text
+        correct = max(metric.exact(text, a) for a in answers) > 0
+        rows.append({"question": question, "answer": text, "expected": answers, "correct": correct})
+    return {"k": DEMO_K, "questions": rows, "correct": sum(r["correct"] for r in rows)}
 
 
 def latency(pipeline, questions, n: int = 40) -> dict:
@@ -136,6 +159,7 @@ def main() -> None:
         n = result["questions"]
         attribution_rows.append([name, *(f"{100 * v / n:.1f}" for v in result["attribution"].values())])
     results["latency"] = latency(pipeline, sets["competition validation"])
+    results["demo"] = demo(args.index, args.reader)
     k = pipeline.config.k
     by_k = [[kk, *(f"{results['sets'][s]['by_k'][kk]['korquad']['exact_match']:.1f}" for s in sets)] for kk in KS]
     lat = results["latency"]
@@ -152,6 +176,15 @@ def main() -> None:
             f"Single-question latency at k = {k} ({lat['questions']} questions, one at a time, 2 CPU cores): "
             f"retrieval {lat['retrieve_ms_p50']:.0f} ms + reading {lat['read_ms_p50']:.0f} ms (p50); total p50 "
             f"{lat['total_ms_p50']:.0f} ms, p95 {lat['total_ms_p95']:.0f} ms",
+            f"`make demo`'s questions (k = {DEMO_K}, default settings): {results['demo']['correct']} of "
+            f"{len(DEMO)} answered correctly\n\n"
+            + markdown_table(
+                ["question", "answer", "expected", "correct"],
+                [
+                    [r["question"], r["answer"], " / ".join(r["expected"]), "yes" if r["correct"] else "no"]
+                    for r in results["demo"]["questions"]
+                ],
+            ),
         ]
     )
     write_results("e2e", results, table + "\n")
