@@ -54,3 +54,17 @@ def test_in_batch_negatives_are_gathered_across_processes():
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("gathered loss and gradient match") == 2
+
+
+def test_a_finished_run_closes_its_process_group(tmp_path):
+    """The CLI ends a run under torchrun by closing its process group (left open, gloo can abort
+    at exit); without a group there is nothing to close."""
+    import torch.distributed as dist
+
+    from odqa.training.loop import close_processes
+
+    close_processes()
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    close_processes()
+    assert not dist.is_initialized()
