@@ -132,6 +132,7 @@ KO = "retrieval_ko.json"
 KERNEL_RUN = "sparse_kernel.json"
 UPDATE_RUN = "index_update.json"
 MODEL = "korean_model.json"
+MODEL_LINEAR = "korean_model_linear.json"  # the same recipe with the linear head: the run before the CNN head
 KO_EVAL = lambda d, key: d["eval"]["results"][key]["korquad"]
 
 FIGURES: dict[str, Figure] = {
@@ -205,6 +206,16 @@ FIGURES: dict[str, Figure] = {
     "model.korquad_em": Figure(MODEL, lambda d: KO_EVAL(d, "KorQuAD 1.0 dev / korean")["exact_match"], "{:.1f}"),
     "model.korquad_f1": Figure(MODEL, lambda d: KO_EVAL(d, "KorQuAD 1.0 dev / korean")["f1"], "{:.1f}"),
     "model.speedup_both": Figure(MODEL, lambda d: d["speed"]["speedup"]["trimmed + frozen"], "{:.1f}×"),
+    **{
+        f"model{which}.{short}_{name}": Figure(
+            file, lambda d, s=set_name, n=key: KO_EVAL(d, f"{s} / korean")[n], "{:.1f}"
+        )
+        for which, file in (("", MODEL), (".linear", MODEL_LINEAR))
+        for short, set_name in (("korquad", "KorQuAD 1.0 dev"), ("competition", "competition validation"))
+        for name, key in (("em", "exact_match"), ("f1", "f1"))
+        if (which, short, name) != ("", "korquad", "em") and (which, short, name) != ("", "korquad", "f1")
+    },
+    "model.linear.train_steps": Figure(MODEL_LINEAR, lambda d: d["train"]["history"][-1]["step"]),
     # relation extraction (benchmarks/relation.py)
     "re.train_n": Figure("relation.json", lambda d: d["settings"]["train_n"], "{:,}"),
     "re.dev_n": Figure("relation.json", lambda d: d["settings"]["dev_n"], "{:,}"),

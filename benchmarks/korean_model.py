@@ -42,7 +42,7 @@ RECIPE = {  # what `make korean-reader` runs
     "epochs": float(os.environ.get("KO_EPOCHS", "0.6")),  # make korean-reader's 0.6 epoch
     "negative_windows": 0.1,
     "freeze_embeddings": True,
-    "head": "cnn",  # since reader_techniques.py measured it (results/korean_model.json predates it: linear)
+    "head": "cnn",  # since reader_techniques.py measured it (results/korean_model_linear.json: the linear head)
     "save_steps": 100,
     "max_minutes": float(os.environ.get("KO_TRAIN_MINUTES", "35")),
 }
