@@ -465,6 +465,27 @@ FIGURES: dict[str, Figure] = {
         for condition in ("idle", "busy")
     },
     # end to end and under load (benchmarks/e2e.py, benchmarks/serve_load.py)
+    "e2e.k": Figure("e2e.json", lambda d: d["tuning"]["chosen"]["k"]),
+    "e2e.weight": Figure("e2e.json", lambda d: d["tuning"]["chosen"]["retriever_weight"], "{:g}"),
+    **{
+        f"e2e.tune.k{k}_w{w}": Figure(
+            "e2e.json", lambda d, k=k, w=w: d["tuning"]["em_korquad"][f"k={k} w={w}"], "{:.1f}"
+        )
+        for k, w in ((1, 0.0), (3, 0.0), (3, 0.05), (20, 0.0), (20, 0.1))
+    },
+    **{
+        f"e2e.{short}.{name}": Figure("e2e.json", fn, "{:.1f}")
+        for short, set_name in (("competition", "competition validation"), ("korquad", "KorQuAD 1.0 dev sample"))
+        for name, fn in (
+            ("em", lambda d, s=set_name: d["sets"][s]["metrics"]["korquad"]["exact_match"]),
+            ("has_answer", lambda d, s=set_name: d["sets"][s]["retrieval_has_answer"]),
+            (
+                "reading_miss",
+                lambda d, s=set_name: 100 * d["sets"][s]["attribution"]["reading_miss"] / d["sets"][s]["questions"],
+            ),
+        )
+    },
+    "e2e.demo_correct": Figure("e2e.json", lambda d: d["demo"]["correct"]),
     "e2e.retrieve_ms": Figure("e2e.json", lambda d: d["latency"]["retrieve_ms_p50"], "{:.0f}"),
     "e2e.read_ms": Figure("e2e.json", lambda d: d["latency"]["read_ms_p50"], "{:.0f}"),
     "e2e.p95_ms": Figure("e2e.json", lambda d: d["latency"]["total_ms_p95"], "{:.0f}"),
