@@ -68,16 +68,16 @@ def tune(pipeline, questions) -> dict:
     return {"questions": n, "em_korquad": table, "chosen": {"k": k, "retriever_weight": w}}
 
 
-def demo(index: Path, reader: Path) -> dict:
-    """`make demo`'s five questions, asked as the demo asks them; which are answered correctly."""
+def demo(pipeline) -> dict:
+    """`make demo`'s five questions, asked as the demo asks them (k = 10, no retrieval-score weight);
+    which are answered correctly."""
     from odqa.metrics import get_answer_metric
-    from odqa.pipeline import Pipeline, PipelineConfig
 
     metric = get_answer_metric("korquad")
-    pipeline = Pipeline(PipelineConfig(index=str(index), reader=str(reader), k=DEMO_K)).warm_up()
+    pipeline.config.retriever_weight = 0.0  # the demo's default
     rows = []
     for question, answers in DEMO.items():
-        text = pipeline.ask(question).text
+        text = pipeline.ask(question, k=DEMO_K).text
         correct = max(metric.exact(text, a) for a in answers) > 0
         rows.append({"question": question, "answer": text, "expected": answers, "correct": correct})
     return {"k": DEMO_K, "questions": rows, "correct": sum(r["correct"] for r in rows)}
@@ -159,13 +159,13 @@ def main() -> None:
         n = result["questions"]
         attribution_rows.append([name, *(f"{100 * v / n:.1f}" for v in result["attribution"].values())])
     results["latency"] = latency(pipeline, sets["competition validation"])
-    results["demo"] = demo(args.index, args.reader)
-    k = pipeline.config.k
+    k, weight = pipeline.config.k, pipeline.config.retriever_weight
+    results["demo"] = demo(pipeline)
     by_k = [[kk, *(f"{results['sets'][s]['by_k'][kk]['korquad']['exact_match']:.1f}" for s in sets)] for kk in KS]
     lat = results["latency"]
     table = "\n\n".join(
         [
-            f"k = {k} passages read, retriever weight {pipeline.config.retriever_weight} (chosen on "
+            f"k = {k} passages read, retriever weight {weight} (chosen on "
             f"{tuned['questions']} {tuned_on})\n\n"
             + markdown_table(["set", "questions", "korquad EM / F1", "squad EM / F1", f"has-answer@{k}"], rows),
             "Error attribution (% of questions)\n\n"

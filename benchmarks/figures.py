@@ -203,8 +203,6 @@ FIGURES: dict[str, Figure] = {
     "model.params_after": Figure(MODEL, lambda d: d["trim"]["parameters"][1] / 1e6, "{:.1f} M"),
     "model.train_minutes": Figure(MODEL, lambda d: d["train"]["recipe"]["max_minutes"], "{:.0f}"),
     "model.train_steps": Figure(MODEL, lambda d: d["train"]["history"][-1]["step"]),
-    "model.korquad_em": Figure(MODEL, lambda d: KO_EVAL(d, "KorQuAD 1.0 dev / korean")["exact_match"], "{:.1f}"),
-    "model.korquad_f1": Figure(MODEL, lambda d: KO_EVAL(d, "KorQuAD 1.0 dev / korean")["f1"], "{:.1f}"),
     "model.speedup_both": Figure(MODEL, lambda d: d["speed"]["speedup"]["trimmed + frozen"], "{:.1f}×"),
     **{
         f"model{which}.{short}_{name}": Figure(
@@ -213,7 +211,6 @@ FIGURES: dict[str, Figure] = {
         for which, file in (("", MODEL), (".linear", MODEL_LINEAR))
         for short, set_name in (("korquad", "KorQuAD 1.0 dev"), ("competition", "competition validation"))
         for name, key in (("em", "exact_match"), ("f1", "f1"))
-        if (which, short, name) != ("", "korquad", "em") and (which, short, name) != ("", "korquad", "f1")
     },
     "model.linear.train_steps": Figure(MODEL_LINEAR, lambda d: d["train"]["history"][-1]["step"]),
     # relation extraction (benchmarks/relation.py)
