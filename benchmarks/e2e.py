@@ -5,7 +5,7 @@
 1. Tune on training questions the reader never saw (korean_model.py's 300 held-out competition-train
    questions; without them, a seeded sample of the competition *train* split): the number of
    passages read (k) and the weight of the retrieval score in the answer score (BERTserini's
-   linear combination), both from one reading at the largest k.
+   linear combination), both from one reading at the largest k (`odqa tune-pipeline`'s search).
 2. Evaluate with the chosen settings: EM/F1 (squad + korquad), has-answer rate at k, error
    attribution, EM by k (plot), and single-question latency with its breakdown.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import DATA, KOWIKI, ROOT, WORK, markdown_table, sample, write_results
 
-KS = [1, 3, 5, 10, 20]
+KS = [1, 3, 5, 10, 20]  # k tried (and the retriever weights `odqa tune-pipeline` tries by default)
 DEMO = {  # the Makefile's QUESTIONS (what `make demo` asks), with the answers a reader should give
     "대한민국의 수도는 어디인가?": ["서울", "서울특별시"],
     "훈민정음을 창제한 조선의 왕은 누구인가?": ["세종", "세종대왕"],
@@ -31,7 +31,6 @@ DEMO = {  # the Makefile's QUESTIONS (what `make demo` asks), with the answers a
     "태양계에서 가장 큰 행성은?": ["목성"],
 }
 DEMO_K = 10  # `make demo` runs `odqa ask -k 10` with every other setting at its default
-WEIGHTS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2]
 
 
 def load_pipeline(index: Path, reader: Path):
@@ -43,29 +42,6 @@ def load_pipeline(index: Path, reader: Path):
         print(f"building {index} (default config) ...", flush=True)
         build_sparse_index(KOWIKI, index, cache_dir=default_cache_dir())
     return Pipeline(PipelineConfig(index=str(index), reader=str(reader), k=max(KS))).warm_up()
-
-
-def tune(pipeline, questions) -> dict:
-    """EM (korquad) of every (k, retriever weight) pair on training questions, one reading."""
-    from odqa.metrics import get_answer_metric
-
-    metric = get_answer_metric("korquad")
-    grid = {(k, w): 0.0 for k in KS for w in WEIGHTS}
-    for lo in range(0, len(questions), 32):
-        batch = questions[lo : lo + 32]
-        texts = [q.text for q in batch]
-        hits = pipeline.retrieve(texts, max(KS))
-        candidates, nulls = pipeline.reader.read_candidates(texts, [[h.passage.text for h in row] for row in hits])
-        for question, row, spans, null in zip(batch, hits, candidates, nulls):
-            for k, w in grid:
-                pipeline.config.retriever_weight = w
-                result = pipeline.rank(question.text, row[:k], [s for s in spans if s.context_index < k], null)
-                grid[(k, w)] += max(metric.exact(result.text, a) for a in question.answers)
-    pipeline.config.retriever_weight = 0.0
-    n = len(questions)
-    table = {f"k={k} w={w}": 100 * v / n for (k, w), v in grid.items()}
-    (k, w), _ = max(grid.items(), key=lambda item: (item[1], -item[0][0]))
-    return {"questions": n, "em_korquad": table, "chosen": {"k": k, "retriever_weight": w}}
 
 
 def demo(pipeline) -> dict:
@@ -112,7 +88,7 @@ def main() -> None:
     parser.add_argument("--korquad-sample", type=int, default=1000)
     args = parser.parse_args()
 
-    from odqa.e2e import evaluate_end_to_end, plot_em_by_k
+    from odqa.e2e import evaluate_end_to_end, plot_em_by_k, tune_pipeline
     from odqa.io import read_questions
 
     pipeline = load_pipeline(args.index, args.reader)
@@ -122,7 +98,7 @@ def main() -> None:
         train = sample(read_questions(DATA / "boostcamp_odqa/train.squad.json"), args.train_sample, seed=7)
         tuned_on = "competition-train questions"
     print(f"tuning k and the retriever weight on {len(train)} {tuned_on} ...", flush=True)
-    tuned = tune(pipeline, train)
+    tuned = tune_pipeline(pipeline, train, KS, quiet=True)
     pipeline.config.k = tuned["chosen"]["k"]
     pipeline.config.retriever_weight = tuned["chosen"]["retriever_weight"]
     print(f"chosen: {tuned['chosen']}", flush=True)

@@ -82,6 +82,31 @@ def test_predict_and_evaluate(korean_docs_index, korean_reader, korean_qa_file, 
     assert len(saved["per_question"]) == len(KOREAN_QA)
 
 
+@pytest.mark.slow  # several odqa processes, each importing torch
+def test_tune_pipeline_writes_a_config_that_ask_takes(korean_docs_index, korean_reader, korean_qa_file, tmp_path):
+    tuned = tmp_path / "tuned.json"
+    args = ["tune-pipeline", "--questions", korean_qa_file, "--index", korean_docs_index, "--reader", korean_reader]
+    run = odqa(*args, "--ks", "1,3", "--weights", "0,0.5", "--out", tuned, "-q")
+    assert run.returncode == 0, run.stderr
+    config = json.loads(tuned.read_text(encoding="utf-8"))
+    assert config["k"] in (1, 3) and config["retriever_weight"] in (0.0, 0.5)
+    assert f"k = {config['k']}, retriever weight = {config['retriever_weight']:g}" in run.stdout
+    assert (tmp_path / "tuned.json.run.json").exists()  # the run's record, beside the config
+
+    asked = odqa("ask", "--config", tuned, "--json", "훈민정음을 창제한 왕은?")
+    assert asked.returncode == 0, asked.stderr
+    assert json.loads(asked.stdout)["answer"]["text"] == "세종"
+    other = 0.5 if config["retriever_weight"] == 0 else 0.0  # the flag overrides the config's weight
+    weighted = odqa("ask", "--config", tuned, "--retriever-weight", str(other), "--json", "훈민정음을 창제한 왕은?")
+    answer = json.loads(weighted.stdout)["answer"]
+    assert (answer["score"] != answer["reader_score"]) == (other > 0)
+
+    again = odqa(*args, "--out", tuned, "-q")
+    assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr and again.stderr.count("\n") == 1
+    wrong = odqa(*args, "--out", tmp_path / "tuned.txt", "-q")
+    assert wrong.returncode == 2 and "--out must end in .json, .yaml or .yml" in wrong.stderr
+
+
 def test_missing_index_or_reader_is_named(korean_docs_index, tmp_path, monkeypatch):
     monkeypatch.delenv("ODQA_READER", raising=False)
     run = odqa("ask", "--index", korean_docs_index, "질문")

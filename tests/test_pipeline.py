@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 
 from conftest import KOREAN_DOCS, KOREAN_QA
-from odqa.e2e import attribute, evaluate_end_to_end, predict_file, run_settings
+from odqa.e2e import attribute, evaluate_end_to_end, predict_file, run_settings, tune_pipeline
 from odqa.errors import OdqaError
 from odqa.io.questions import Question
 from odqa.pipeline import Pipeline, PipelineConfig
@@ -111,6 +111,28 @@ def test_evaluate_end_to_end(pipeline):
     assert details["miss"]["category"] == "retrieval_miss" and details["miss"]["first_answer_rank"] is None
     assert result["metrics"]["korquad"]["exact_match"] == pytest.approx(100 * result["attribution"]["correct"] / 9)
     assert result["metrics"]["korquad"]["exact_match"] >= 50
+
+
+def test_tuning_chooses_k_and_the_retriever_weight_by_exact_match(pipeline):
+    questions = [Question(f"q{i}", q, (a,)) for i, (_, q, a) in enumerate(KOREAN_QA)]
+    tuned = tune_pipeline(pipeline, questions, ks=[1, 3], weights=[0.0, 0.5], quiet=True)
+    grid = tuned["em_korquad"]
+    assert set(grid) == {"k=1 w=0.0", "k=1 w=0.5", "k=3 w=0.0", "k=3 w=0.5"}
+    assert tuned["exact_match"] == max(grid.values())
+    chosen = tuned["chosen"]
+    assert grid[f"k={chosen['k']} w={chosen['retriever_weight']}"] == tuned["exact_match"]
+    best_k = [int(key.split()[0][2:]) for key, em in grid.items() if em == tuned["exact_match"]]
+    assert chosen["k"] == min(best_k)  # ties go to the cheaper reading
+    assert pipeline.config.retriever_weight == 0.0 and pipeline.config.k == 3  # the pipeline is left as it was
+
+    # every cell is what evaluating with those settings scores
+    for k, w in [(1, 0.5), (3, 0.0)]:
+        config = pipeline.config.to_dict() | {"k": k, "retriever_weight": w}
+        evaluated = evaluate_end_to_end(Pipeline(PipelineConfig.from_dict(config)), questions, quiet=True)
+        assert evaluated["metrics"]["korquad"]["exact_match"] == pytest.approx(grid[f"k={k} w={w}"])
+
+    with pytest.raises(OdqaError, match="no question has gold answers to tune on"):
+        tune_pipeline(pipeline, [Question("q", "대한민국의 수도는?")], quiet=True)
 
 
 def test_predict_refuses_to_resume_a_run_with_other_settings(pipeline, korean_docs_index, korean_reader, tmp_path):

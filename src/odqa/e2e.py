@@ -156,6 +156,19 @@ def predict_file(
     return predictions
 
 
+def _readings(pipeline: Pipeline, questions: Sequence[Question], k: int, batch_size: int, bar=None):
+    """(question, its top-k hits, the reader's candidate spans over them, their null scores) for each
+    question: one search and one reading pass per batch, so a caller can rank any prefix of the hits
+    and any retriever weight without reading again."""
+    for batch in _batches(questions, batch_size):
+        texts = [q.text for q in batch]
+        hits = pipeline.retrieve(texts, k)
+        candidates, nulls = pipeline.reader.read_candidates(texts, [[h.passage.text for h in row] for row in hits])
+        yield from zip(batch, hits, candidates, nulls)
+        if bar is not None:
+            bar.update(len(batch))
+
+
 def attribute(exact: float, partial: float, retrieved_answer: bool) -> str:
     if exact == 1.0:
         return "correct"
@@ -190,42 +203,37 @@ def evaluate_end_to_end(
     details, categories = [], Counter()
     found_at_k = 0
     with progress(total=len(questions), desc="evaluating", unit="q", quiet=quiet) as bar:
-        for batch in _batches(questions, batch_size):
-            texts = [q.text for q in batch]
-            hits = pipeline.retrieve(texts, max(ks))
-            candidates, nulls = pipeline.reader.read_candidates(texts, [[h.passage.text for h in row] for row in hits])
-            for question, row, spans, null in zip(batch, hits, candidates, nulls):
-                first_hit = next((h.rank for h in row if has_answer(h.passage.text, question.answers)), None)
-                for kk in ks:
-                    result = pipeline.rank(
-                        question.text, row[:kk], [s for s in spans if s.context_index < kk], null[:kk]
-                    )
-                    for metric in scorers:
-                        exact = max(metric.exact(result.text, a) for a in question.answers)
-                        partial = max(metric.partial(result.text, a) for a in question.answers)
-                        sums[kk][metric.name][0] += exact
-                        sums[kk][metric.name][1] += partial
-                        if kk == k and metric is scorers[0]:
-                            retrieved = first_hit is not None and first_hit <= k
-                            category = attribute(exact, partial, retrieved)
-                            categories[category] += 1
-                            found_at_k += retrieved
-                            answer = result.answer
-                            details.append(
-                                {
-                                    "id": question.id,
-                                    "question": question.text,
-                                    "gold": list(question.answers),
-                                    "prediction": result.text,
-                                    "exact_match": exact,
-                                    "f1": partial,
-                                    "category": category,
-                                    "answer_rank": answer.passage_rank if answer else None,
-                                    "answer_title": answer.title if answer else None,
-                                    "first_answer_rank": first_hit,
-                                }
-                            )
-            bar.update(len(batch))
+        for question, row, spans, null in _readings(pipeline, questions, max(ks), batch_size, bar):
+            first_hit = next((h.rank for h in row if has_answer(h.passage.text, question.answers)), None)
+            for kk in ks:
+                result = pipeline.rank(
+                    question.text, row[:kk], [s for s in spans if s.context_index < kk], null[:kk]
+                )
+                for metric in scorers:
+                    exact = max(metric.exact(result.text, a) for a in question.answers)
+                    partial = max(metric.partial(result.text, a) for a in question.answers)
+                    sums[kk][metric.name][0] += exact
+                    sums[kk][metric.name][1] += partial
+                    if kk == k and metric is scorers[0]:
+                        retrieved = first_hit is not None and first_hit <= k
+                        category = attribute(exact, partial, retrieved)
+                        categories[category] += 1
+                        found_at_k += retrieved
+                        answer = result.answer
+                        details.append(
+                            {
+                                "id": question.id,
+                                "question": question.text,
+                                "gold": list(question.answers),
+                                "prediction": result.text,
+                                "exact_match": exact,
+                                "f1": partial,
+                                "category": category,
+                                "answer_rank": answer.passage_rank if answer else None,
+                                "answer_title": answer.title if answer else None,
+                                "first_answer_rank": first_hit,
+                            }
+                        )
     n = len(questions)
     by_k = {kk: {m: {"exact_match": 100 * v[0] / n, "f1": 100 * v[1] / n} for m, v in sums[kk].items()} for kk in ks}
     return {
@@ -263,3 +271,54 @@ def plot_em_by_k(result: dict, path: str | Path, metric: str | None = None) -> b
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
+
+
+TUNE_KS = (1, 3, 5, 10, 20)
+TUNE_WEIGHTS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
+
+
+def tune_pipeline(
+    pipeline: Pipeline,
+    questions: Sequence[Question],
+    ks: Sequence[int] = TUNE_KS,
+    weights: Sequence[float] = TUNE_WEIGHTS,
+    metric: str = "korquad",
+    batch_size: int = 32,
+    quiet: bool = False,
+) -> dict:
+    """EM of every (k, retriever weight) pair on labelled questions from one reading of the largest k,
+    and the pair to use: the best EM, then the fewest passages (the cheaper reading), then the smallest
+    weight. The pipeline's own k and weight are left as they were."""
+    from odqa.progress import progress
+
+    questions = [q for q in questions if q.answers]
+    if not questions:
+        raise OdqaError("no question has gold answers to tune on")
+    ks, weights = sorted(set(ks)), sorted(set(weights))
+    if not ks or ks[0] < 1:
+        raise OdqaError(f"k values must be ≥ 1, got {list(ks)}")
+    if not weights:
+        raise OdqaError("no retriever weight to try")
+    pipeline.warm_up()
+    scorer = get_answer_metric(metric)
+    exact = {(k, w): 0.0 for k in ks for w in weights}
+    saved = pipeline.config.retriever_weight
+    try:
+        with progress(total=len(questions), desc="tuning", unit="q", quiet=quiet) as bar:
+            for question, row, spans, null in _readings(pipeline, questions, ks[-1], batch_size, bar):
+                for k, w in exact:
+                    pipeline.config.retriever_weight = w
+                    kept = [s for s in spans if s.context_index < k]
+                    text = pipeline.rank(question.text, row[:k], kept, null[:k]).text
+                    exact[(k, w)] += max(scorer.exact(text, a) for a in question.answers)
+    finally:
+        pipeline.config.retriever_weight = saved
+    n = len(questions)
+    (k, w), best = max(exact.items(), key=lambda item: (item[1], -item[0][0], -item[0][1]))
+    return {
+        "questions": n,
+        "metric": metric,
+        f"em_{metric}": {f"k={kk} w={ww}": 100 * v / n for (kk, ww), v in exact.items()},
+        "chosen": {"k": k, "retriever_weight": w},
+        "exact_match": 100 * best / n,
+    }

@@ -2,7 +2,7 @@
 line naming the problem and exit with status 2.
 
 Each module here holds one group of commands on its own `group` (index and search, dense and
-fusion, reader, ensemble, question answering, models, serving logs,
+fusion, reader, ensemble, question answering, tuning and pseudo-labels, models, serving logs,
 relation extraction, run records); this one entry point gathers them into `app`. The
 command modules import only `odqa.cli.common`, never each other or this module.
 
@@ -16,13 +16,14 @@ import sys
 
 import typer
 
-from odqa.cli import dense, ensemble, index, logs, models, qa, reader, relation, runs
+from odqa.cli import dense, ensemble, index, logs, models, qa, reader, relation, runs, tuning
 from odqa.errors import OdqaError
 
 # commands that leave a run record, beside the output their `--out` names (`re evaluate`: `--json`)
 RECORDED = {
     "index", "index-dense", "train-reader", "train-dense", "train-reranker", "pretrain-mlm", "import-model",
     "trim-vocab", "tune-fusion", "eval-retrieval", "evaluate-reader", "read", "evaluate", "predict", "ensemble",
+    "tune-pipeline",
     "re train", "re predict", "re evaluate", "re ensemble",
 }  # fmt: skip
 OUTPUTS = {"re evaluate": ("json_out",)}
@@ -51,7 +52,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Open-domain question answering toolkit.",
 )
-for module in (index, reader, ensemble, dense, qa, models, logs, relation, runs):
+for module in (index, reader, ensemble, dense, qa, tuning, models, logs, relation, runs):
     app.registered_commands += module.group.registered_commands
     app.registered_groups += module.group.registered_groups
 for prefix, commands in [("", app.registered_commands)] + [

@@ -1,8 +1,13 @@
-"""What the command modules share: parsing of list options, config files and given options."""
+"""What the command modules share: parsing of list options, config files and given options, and the
+options and loading of the question-answering pipeline (ask, predict, evaluate, serve, pseudo-label,
+tune-pipeline)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import typer
 
 from odqa.errors import OdqaError
 
@@ -66,3 +71,73 @@ def model_of_predictions(predictions: Path) -> str | None:
     except (OSError, ValueError):
         return None
     return config.get("reader_path") or config.get("reader")
+
+
+READER_HELP = (
+    "reader folder (from `odqa train-reader`) or hub id; default $ODQA_READER. Repeat it for an ensemble "
+    "that votes by character offsets (readers on different tokenizers vote together)"
+)
+READER_OPTION = typer.Option(None, "--reader", help=READER_HELP)
+WEIGHTS_OPTION = typer.Option(None, help="one weight per --reader, e.g. 1,0.5 (`odqa ensemble --gold` chooses them)")
+ENSEMBLE_OPTION = typer.Option(None, "--ensemble", help="how several readers vote: soft (default), mean or max")
+# the options every pipeline command (ask, predict, evaluate, serve) shares
+INDEX_OPTION = typer.Option(None, help=INDEX_HELP)
+RERANK_OPTION = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)")
+RESCORE_OPTION = typer.Option(None, help=RESCORE_HELP)
+CONFIG_OPTION = typer.Option(None, help="JSON/YAML PipelineConfig")
+DEVICE_OPTION = typer.Option(None, help="cpu, cuda or cuda:N (default: the config's, else a GPU when there is one)")
+RETRIEVER_WEIGHT_OPTION = typer.Option(
+    None, help="answer score = reader score + this × the passage's retrieval score (`odqa tune-pipeline` chooses it)"
+)
+
+
+def pipeline_from_options(
+    config: Path | None,
+    index: list[Path] | None,
+    reader: list[str] | None,
+    k: int | None,
+    device: str | None,
+    rerank: str | None = None,
+    rescore: str | None = None,
+    load_reader: bool = True,
+    reader_weights: str | None = None,
+    ensemble: str | None = None,
+    retriever_weight: float | None = None,
+):
+    """The pipeline the options describe, loaded (with `load_reader` false the reader folders are
+    only checked: they load where they read, e.g. in Ray actors)."""
+    from odqa.pipeline import Pipeline, PipelineConfig
+
+    data = PipelineConfig.from_file(config).to_dict() if config else {}
+    if reader:
+        reader = reader[0] if len(reader) == 1 else list(reader)
+    reader = reader or data.get("reader") or os.environ.get("ODQA_READER")
+    if index:
+        data["index"] = str(index[0]) if len(index) == 1 else [str(p) for p in index]
+    if not data.get("index"):
+        raise OdqaError("no index given: pass --index (or a --config naming one)")
+    if not reader:
+        raise OdqaError("no reader given: pass --reader, set ODQA_READER, or train one with `odqa train-reader`")
+    data["reader"] = reader
+    data |= given(
+        reader_weights=parse_weights(reader_weights, "--reader-weights"),
+        ensemble_method=ensemble,
+        k=k,
+        retriever_weight=retriever_weight,
+        device=device,
+        rerank=rerank,
+        rescore=rescore,
+    )
+    pipeline = Pipeline(PipelineConfig.from_dict(data))
+    if load_reader:
+        pipeline.warm_up()
+    else:
+        from odqa.models.loading import check_model_dir
+
+        for path in pipeline.reader_paths:
+            check_model_dir(path)
+        pipeline.open_index()
+    warning = pipeline.reader_report()["warning"]
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+    return pipeline

@@ -4,86 +4,29 @@ Registered on the app in `odqa.cli`; thin wrappers over `odqa.pipeline`, `odqa.e
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from odqa.cli.common import INDEX_HELP, RESCORE_HELP, parse_ks, warn_if_trained_on
+from odqa.cli.common import (
+    CONFIG_OPTION,
+    DEVICE_OPTION,
+    ENSEMBLE_OPTION,
+    INDEX_OPTION,
+    READER_OPTION,
+    RERANK_OPTION,
+    RESCORE_OPTION,
+    RETRIEVER_WEIGHT_OPTION,
+    WEIGHTS_OPTION,
+    parse_ks,
+    pipeline_from_options,
+    warn_if_trained_on,
+)
 from odqa.errors import OdqaError
 from odqa.runs import log_metrics
 
 group = typer.Typer()
-
-READER_HELP = (
-    "reader folder (from `odqa train-reader`) or hub id; default $ODQA_READER. Repeat it for an ensemble "
-    "that votes by character offsets (readers on different tokenizers vote together)"
-)
-READER_OPTION = typer.Option(None, "--reader", help=READER_HELP)
-WEIGHTS_OPTION = typer.Option(None, help="one weight per --reader, e.g. 1,0.5 (`odqa ensemble --gold` chooses them)")
-ENSEMBLE_OPTION = typer.Option(None, "--ensemble", help="how several readers vote: soft (default), mean or max")
-# the options every pipeline command (ask, predict, evaluate, serve) shares
-INDEX_OPTION = typer.Option(None, help=INDEX_HELP)
-RERANK_OPTION = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)")
-RESCORE_OPTION = typer.Option(None, help=RESCORE_HELP)
-CONFIG_OPTION = typer.Option(None, help="JSON/YAML PipelineConfig")
-DEVICE_OPTION = typer.Option(None, help="cpu, cuda or cuda:N (default: the config's, else a GPU when there is one)")
-
-
-def _pipeline(
-    config: Path | None,
-    index: list[Path] | None,
-    reader: list[str] | None,
-    k: int | None,
-    device: str | None,
-    rerank: str | None = None,
-    rescore: str | None = None,
-    load_reader: bool = True,
-    reader_weights: str | None = None,
-    ensemble: str | None = None,
-):
-    """The pipeline the options describe, loaded (with `load_reader` false the reader folders are
-    only checked: they load where they read, e.g. in Ray actors)."""
-    from odqa.cli.common import parse_weights
-    from odqa.pipeline import Pipeline, PipelineConfig
-
-    data = PipelineConfig.from_file(config).to_dict() if config else {}
-    if reader:
-        reader = reader[0] if len(reader) == 1 else list(reader)
-    reader = reader or data.get("reader") or os.environ.get("ODQA_READER")
-    if index:
-        data["index"] = str(index[0]) if len(index) == 1 else [str(p) for p in index]
-    if not data.get("index"):
-        raise OdqaError("no index given: pass --index (or a --config naming one)")
-    if not reader:
-        raise OdqaError("no reader given: pass --reader, set ODQA_READER, or train one with `odqa train-reader`")
-    data["reader"] = reader
-    if reader_weights is not None:
-        data["reader_weights"] = parse_weights(reader_weights, "--reader-weights")
-    if ensemble is not None:
-        data["ensemble_method"] = ensemble
-    if k is not None:
-        data["k"] = k
-    if device is not None:
-        data["device"] = device
-    if rerank is not None:
-        data["rerank"] = rerank
-    if rescore is not None:
-        data["rescore"] = rescore
-    pipeline = Pipeline(PipelineConfig.from_dict(data))
-    if load_reader:
-        pipeline.warm_up()
-    else:
-        from odqa.models.loading import check_model_dir
-
-        for path in pipeline.reader_paths:
-            check_model_dir(path)
-        pipeline.open_index()
-    warning = pipeline.reader_report()["warning"]
-    if warning:
-        typer.echo(f"warning: {warning}", err=True)
-    return pipeline
 
 
 @group.command()
@@ -96,12 +39,15 @@ def ask(
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
     k: Optional[int] = typer.Option(None, "-k", help="passages to read per question"),
+    retriever_weight: Optional[float] = RETRIEVER_WEIGHT_OPTION,
     config: Optional[Path] = CONFIG_OPTION,
     device: Optional[str] = DEVICE_OPTION,
     as_json: bool = typer.Option(False, "--json", help="print one JSON object per question"),
 ) -> None:
     """Answer questions from the indexed documents, with the evidence sentence."""
-    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore, True, reader_weights, ensemble)
+    pipeline = pipeline_from_options(
+        config, index, reader, k, device, rerank, rescore, True, reader_weights, ensemble, retriever_weight
+    )
     results = pipeline.ask_batch(questions)
     for result in results:
         if as_json:
@@ -154,6 +100,7 @@ def predict(
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
     k: Optional[int] = typer.Option(None, "-k"),
+    retriever_weight: Optional[float] = RETRIEVER_WEIGHT_OPTION,
     config: Optional[Path] = CONFIG_OPTION,
     batch_size: int = typer.Option(32, help="questions per batch (and per resumable step)"),
     restart: bool = typer.Option(False, help="discard an interrupted run's answers instead of resuming it"),
@@ -175,7 +122,9 @@ def predict(
     from odqa.e2e import answer_here, predict_file
     from odqa.io.questions import read_questions
 
-    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore, not ray, reader_weights, ensemble)
+    pipeline = pipeline_from_options(
+        config, index, reader, k, device, rerank, rescore, not ray, reader_weights, ensemble, retriever_weight
+    )
     answer = answer_here
     if ray:
         from odqa.distributed.jobs import answer_on_ray
@@ -197,6 +146,7 @@ def evaluate(
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
     k: Optional[int] = typer.Option(None, "-k", help="passages read per question"),
+    retriever_weight: Optional[float] = RETRIEVER_WEIGHT_OPTION,
     ks: str = typer.Option("1,5,10,20", help="also score at these k (one reading of the largest)"),
     metric: str = typer.Option("korquad,squad", help="answer metrics; the first one decides the error categories"),
     config: Optional[Path] = CONFIG_OPTION,
@@ -215,7 +165,9 @@ def evaluate(
     from odqa.io.atomic import atomic_write_text
     from odqa.io.questions import read_questions
 
-    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore, True, reader_weights, ensemble)
+    pipeline = pipeline_from_options(
+        config, index, reader, k, device, rerank, rescore, True, reader_weights, ensemble, retriever_weight
+    )
     qs = read_questions(questions)
     if limit and limit < len(qs):
         qs = random.Random(13).sample(qs, limit)
@@ -255,6 +207,7 @@ def serve(
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
     k: Optional[int] = typer.Option(None, "-k"),
+    retriever_weight: Optional[float] = RETRIEVER_WEIGHT_OPTION,
     config: Optional[Path] = CONFIG_OPTION,
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8000),
@@ -288,7 +241,9 @@ def serve(
             request_log = RequestLog(log, int(log_max_mb * 1024 * 1024), log_backups, log_questions)
         except OSError as e:
             raise OdqaError(f"cannot write the request log {log}: {e.strerror or e}") from None
-    pipeline = _pipeline(config, index, reader, k, device, rerank, rescore, not ray, reader_weights, ensemble)
+    pipeline = pipeline_from_options(
+        config, index, reader, k, device, rerank, rescore, not ray, reader_weights, ensemble, retriever_weight
+    )
     logged = f"; logging requests to {log}" if log else ""
     if ray:
         from odqa.distributed.serving import serve_on_ray
@@ -308,61 +263,3 @@ def serve(
     application = create_app(pipeline, request_log=request_log)
     typer.echo(f"serving on http://{host}:{port}/ (API docs at /docs){logged}")
     uvicorn.run(application, host=host, port=port, log_level="warning")
-
-
-@group.command("pseudo-label")
-def pseudo_label(
-    questions: Path = typer.Option(..., help="unlabelled questions: JSONL (id, question), SQuAD JSON or topics TSV"),
-    out: Path = typer.Option(..., help="SQuAD-format file of the kept answers (train-reader --train takes it)"),
-    index: Optional[list[Path]] = INDEX_OPTION,
-    reader: Optional[list[str]] = READER_OPTION,
-    reader_weights: Optional[str] = WEIGHTS_OPTION,
-    ensemble: Optional[str] = ENSEMBLE_OPTION,
-    min_score: float = typer.Option(0.5, help="keep answers whose probability reaches this"),
-    min_agreement: float = typer.Option(
-        1.0, help="with several readers: keep answers that at least this share of them gave on their own"
-    ),
-    metric: str = typer.Option("korquad", help="what counts as the same answer text; the report's scores"),
-    k: Optional[int] = typer.Option(None, "-k", help="passages read per question"),
-    config: Optional[Path] = CONFIG_OPTION,
-    batch_size: int = typer.Option(32, help="questions per batch (and per resumable step)"),
-    restart: bool = typer.Option(False, help="discard an interrupted run's answers instead of resuming it"),
-    device: Optional[str] = DEVICE_OPTION,
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
-) -> None:
-    """Answer unlabelled questions end to end and keep the confident answers as training data;
-    with gold answers in the file, report how precise the kept labels are. Answers are kept in
-    OUT's .partial.jsonl until the file is written: a rerun with the same pipeline resumes, and one
-    with other thresholds reuses them."""
-    from odqa.io.atomic import atomic_write_text
-    from odqa.io.questions import read_questions
-    from odqa.metrics.answers import get_answer_metric
-    from odqa.pseudo import PseudoLabelConfig, answer_and_judge, kept_rows, report, squad_file
-
-    settings = PseudoLabelConfig(min_score, min_agreement, get_answer_metric(metric).name).check()
-    pipeline = _pipeline(config, index, reader, k, device, None, None, True, reader_weights, ensemble)
-    partial = out.with_name(out.stem + ".partial.jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rows = answer_and_judge(pipeline, read_questions(questions), settings, batch_size, quiet, partial, restart)
-    kept = kept_rows(rows, settings)
-    if not kept:
-        best = max((row["probability"] for row in rows), default=0.0)
-        raise OdqaError(
-            f"no answer reached probability {min_score} with agreement {min_agreement} (the most confident had "
-            f"{best:.3f}); nothing written — lower --min-score or --min-agreement (the answers in {partial} are reused)"
-        )
-    summary = report(rows, kept, settings, pipeline.reader_paths)
-    report_file = out.with_name(out.stem + ".report.json")
-    atomic_write_text(out, json.dumps(squad_file(kept), ensure_ascii=False, indent=1))
-    atomic_write_text(report_file, json.dumps(summary, ensure_ascii=False, indent=2))
-    partial.unlink()
-    log_metrics(summary)
-    precision = summary.get("precision")
-    judged = ""
-    if precision:
-        everyone = summary["all_answers"]
-        judged = (
-            f"; against the gold answers the kept ones score EM {precision['exact_match']:.1f} / F1 "
-            f"{precision['f1']:.1f} (every answer: {everyone['exact_match']:.1f} / {everyone['f1']:.1f})"
-        )
-    typer.echo(f"kept {len(kept):,} of {len(rows):,} answers{judged}; wrote {out} and {report_file}")
