@@ -1,14 +1,17 @@
 """Decoding equals a brute-force search over all spans; aggregation across windows and passages."""
 
+import re
+
 import numpy as np
 import pytest
 
-from odqa.reader.decode import aggregate, no_answer_wins, top_spans
+from odqa.reader.decode import aggregate, no_answer_wins, token_lines, top_spans
 from odqa.types import Span
 
 
-def brute_force(start, end, offsets, mask, n, max_len, mode):
-    """Every (s, e) inside the context with e - s < max_len, scored the slow, obvious way."""
+def brute_force(start, end, offsets, mask, n, max_len, mode, lines=None):
+    """Every (s, e) inside the context with e - s < max_len (on one line when `lines` are given),
+    scored the slow, obvious way."""
     out = []
     for w in range(start.shape[0]):
         valid = mask[w].astype(bool)
@@ -26,7 +29,8 @@ def brute_force(start, end, offsets, mask, n, max_len, mode):
         spans = []
         for s in range(start.shape[1]):
             for e in range(s, min(s + max_len, start.shape[1])):
-                if offsets[w, s, 0] >= 0 and offsets[w, e, 0] >= 0:
+                one_line = lines is None or lines[w, s, 0] == lines[w, e, 1]
+                if offsets[w, s, 0] >= 0 and offsets[w, e, 0] >= 0 and one_line:
                     spans.append((float(s_scores[s] + e_scores[e]), s, e))
         spans.sort(key=lambda t: -t[0])
         out.append(spans[:n])
@@ -51,6 +55,29 @@ def test_top_spans_equals_brute_force(mode, seed):
     for w in range(windows):
         assert [(s, e) for _, s, e in want[w]] == list(zip(got.start[w], got.end[w]))
         np.testing.assert_allclose(got.score[w], [score for score, _, _ in want[w]], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["logits", "prob"])
+def test_spans_stay_on_one_line(mode):
+    rng = np.random.default_rng(3)
+    context = "목성\n목성은 태양계에서 가장 큰 행성이다.\n\n토성은 두 번째로 크다."
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", context)]
+    offsets = np.array([[-1, -1], *words, [-1, -1]])[None].repeat(3, 0)
+    lines = np.stack([token_lines(context, o) for o in offsets])
+    assert lines[0, :, 0].tolist() == [-1, 0, 1, 1, 1, 1, 1, 3, 3, 3, 3, -1]  # the title, a sentence, a blank line
+    tokens = offsets.shape[1]
+    start = rng.normal(size=(3, tokens)).astype(np.float32)
+    end = rng.normal(size=(3, tokens)).astype(np.float32)
+    start[0, 1], end[0, 2] = 9, 9  # the best span would run from the title into the text
+    mask = np.ones((3, tokens), dtype=np.int64)
+    got = top_spans(start, end, offsets, mask, n=8, max_answer_tokens=6, mode=mode, lines=lines)
+    want = brute_force(start, end, offsets, mask, 8, 6, mode, lines)
+    for w in range(3):
+        assert [(s, e) for _, s, e in want[w]] == list(zip(got.start[w], got.end[w]))
+        np.testing.assert_allclose(got.score[w], [score for score, _, _ in want[w]], rtol=1e-5, atol=1e-5)
+    assert (1, 2) not in zip(got.start[0], got.end[0])
+    free = top_spans(start, end, offsets, mask, n=1, max_answer_tokens=6, mode=mode)
+    assert (free.start[0, 0], free.end[0, 0]) == (1, 2)  # without lines it crosses
 
 
 def test_top_spans_pads_with_none_when_few_spans_exist():

@@ -230,3 +230,16 @@ def test_a_reader_says_when_its_own_records_call_it_weak(korean_reader, weak_rea
     assert Pipeline(PipelineConfig(index="unused", reader=str(weak_reader))).reader_report() == weak
     assert reader_report("klue/roberta-base")["warning"] is None  # a hub id: nothing is known of it
     assert reader_report(tmp_path)["warning"] is None  # a folder without records
+
+
+def test_answers_stay_on_one_line(korean_reader):
+    from odqa.reader import Reader
+
+    context = "\n".join("훈민정음 세종 1443년 한글 창제 조선".split())  # a word on each line
+    question = "훈민정음을 창제한 왕은?"
+    one_line = Reader.load(korean_reader, postprocess="none", merge="none")
+    spans = one_line.read_candidates([question], [[context]])[0][0]
+    assert spans and all("\n" not in span.text for span in spans)
+    crossing = Reader.load(korean_reader, postprocess="none", merge="none", cross_lines=True)
+    spans = crossing.read_candidates([question], [[context]])[0][0]
+    assert any("\n" in span.text for span in spans)  # what the rule keeps out

@@ -140,6 +140,9 @@ def read(
     n_best: Optional[int] = typer.Option(None),
     max_answer_tokens: Optional[int] = typer.Option(None),
     postprocess: Optional[str] = typer.Option(None, help="korean (particles, brackets) or none"),
+    cross_lines: Optional[bool] = typer.Option(
+        None, "--cross-lines/--one-line", help="whether an answer may span a line break (default: one line)"
+    ),
     batch_size: Optional[int] = typer.Option(None),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 … (default: cuda when available)"),
     limit: Optional[int] = typer.Option(None, help="read only a seeded sample of N questions"),
@@ -168,6 +171,7 @@ def read(
             n_best=n_best,
             max_answer_tokens=max_answer_tokens,
             postprocess=postprocess,
+            cross_lines=cross_lines,
             batch_size=batch_size,
         ),
     )

@@ -70,10 +70,12 @@ def top_spans(
     n: int = 20,
     max_answer_tokens: int = 30,
     mode: str = "logits",
+    lines: np.ndarray | None = None,
 ) -> WindowSpans:
     """Exact n best (start ≤ end < start + max_answer_tokens) spans inside the context of each
     window. Inputs are (windows, tokens) arrays padded alike; `offsets` (windows, tokens, 2) is -1
-    outside the context."""
+    outside the context. With `lines` (windows, tokens, 2: the line each token starts and ends on,
+    from `token_lines`) a span must start and end on one line."""
     check_mode(mode)
     if max_answer_tokens < 1 or n < 1:
         raise OdqaError("n and max_answer_tokens must be at least 1")
@@ -88,6 +90,9 @@ def top_spans(
     padded = np.concatenate([np.where(in_context, end_scores, NEG), np.full((windows, span), NEG, np.float32)], axis=1)
     gather = np.arange(tokens)[:, None] + np.arange(span)[None, :]
     band = starts[:, :, None] + padded[:, gather]
+    if lines is not None:
+        end_lines = np.concatenate([lines[..., 1], np.full((windows, span), -1, lines.dtype)], axis=1)
+        band = np.where(end_lines[:, gather] == lines[..., 0][:, :, None], band, NEG)
     flat = band.reshape(windows, -1)
     n = min(n, flat.shape[1])
     best = (
@@ -107,6 +112,17 @@ def top_spans(
         score=np.where(valid, best_scores, -np.inf).astype(np.float32),
         null=null.astype(np.float32),
     )
+
+
+def token_lines(context: str, offsets: np.ndarray) -> np.ndarray:
+    """(tokens, 2): the line (count of line breaks before it) on which each token's first and last
+    character lie, from its character `offsets`; -1 outside the context. No answer in KorQuAD, TyDi
+    or the competition's data crosses a line break, while a passage's title ends in one."""
+    before = np.concatenate([[0], np.cumsum(np.frombuffer(context.encode("utf-32-le"), np.uint32) == 10)])
+    inside = offsets[..., 0] >= 0
+    first = before[np.clip(offsets[..., 0], 0, len(context))]
+    last = before[np.clip(np.maximum(offsets[..., 1] - 1, offsets[..., 0]), 0, len(context))]
+    return np.stack([np.where(inside, first, -1), np.where(inside, last, -1)], axis=-1)
 
 
 def window_candidates(

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from odqa.errors import OdqaError
 from odqa.models.loading import POOLER, check_model_dir, load_pretrained, pick_device, save_pretrained
-from odqa.reader.decode import WindowSpans, aggregate, no_answer_wins, top_spans, window_candidates
+from odqa.reader.decode import WindowSpans, aggregate, no_answer_wins, token_lines, top_spans, window_candidates
 from odqa.reader.features import WindowConfig, Windows, build_windows, pad_batch
 from odqa.reader.postprocess import clean_span
 from odqa.settings import describe_errors
@@ -86,6 +86,7 @@ class ReaderConfig(BaseModel):
     )  # repairs most answer+particle spans (benchmarks/reader.py, ko-cleanup)
     no_answer: bool = False
     null_threshold: float = 0.0
+    cross_lines: bool = False  # answers may span a line break (none does in KorQuAD, TyDi or the competition)
 
     @property
     def windows(self) -> WindowConfig:
@@ -172,8 +173,11 @@ class Reader:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _forward(self, windows: Windows, progress: bool = False) -> tuple[WindowSpans, np.ndarray]:
-        """Best spans of every window (in the windows' order) and the padded offsets they index."""
+    def _forward(
+        self, windows: Windows, progress: bool = False, contexts: Sequence[str] | None = None
+    ) -> tuple[WindowSpans, np.ndarray]:
+        """Best spans of every window (in the windows' order) and the padded offsets they index;
+        with the pairs' `contexts`, spans that cross a line break are left out (unless `cross_lines`)."""
         import torch
 
         from odqa.progress import progress as bar
@@ -194,6 +198,11 @@ class Reader:
                 batch = pad_batch(windows, rows, pad_id)
                 inputs = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items() if k != "offsets"}
                 out = self.model(**inputs)
+                lines = None
+                if contexts is not None and not config.cross_lines:
+                    lines = np.stack(
+                        [token_lines(contexts[windows.pair[i]], batch["offsets"][r]) for r, i in enumerate(rows)]
+                    )
                 spans = top_spans(
                     out.start_logits.float().cpu().numpy(),
                     out.end_logits.float().cpu().numpy(),
@@ -202,6 +211,7 @@ class Reader:
                     n=keep,
                     max_answer_tokens=config.max_answer_tokens,
                     mode=config.mode,
+                    lines=lines,
                 )
                 k = spans.start.shape[1]
                 starts[rows, :k], ends[rows, :k], scores[rows, :k] = spans.start, spans.end, spans.score
@@ -248,7 +258,7 @@ class Reader:
                 len(windows.truncated_questions),
                 self.config.max_question_tokens,
             )
-        spans, offsets = self._forward(windows, progress)
+        spans, offsets = self._forward(windows, progress, flat_c)
         for w, pair in enumerate(windows.pair):
             qi, ci = pair_question[pair], pair_context[pair]
             context = contexts[qi][ci]
