@@ -127,7 +127,13 @@ def same_seed_gain(data: dict, technique: str, other: str, questions: str) -> fl
     return mean(a - b for a, b in pairs)
 
 
-RT_ROWS = {"cnn": "cnn", "mask": "mask", "cnn_mask": "cnn+mask"}  # figure key → technique
+RT_ROWS = {"cnn": "cnn", "mask": "mask", "cnn_mask": "cnn+mask", "negatives": "negatives", "bilstm": "bilstm"}
+# same-seed comparisons: figure key → (technique, the technique it is compared with)
+RT_PAIRS = {
+    "cnn_mask.vs_cnn": ("cnn+mask", "cnn"),
+    "negatives.vs_base": ("negatives", "baseline"),
+    "bilstm.vs_base": ("bilstm", "baseline"),
+}
 KO = "retrieval_ko.json"
 KERNEL_RUN = "sparse_kernel.json"
 UPDATE_RUN = "index_update.json"
@@ -301,9 +307,10 @@ FIGURES: dict[str, Figure] = {
     },
     "rt.cnn.seeds": Figure("reader_techniques.json", lambda d: len(d["runs"]["cnn"])),
     **{
-        f"rt.cnn_mask.vs_cnn.{questions}": Figure(
-            "reader_techniques.json", lambda d, q=questions: same_seed_gain(d, "cnn+mask", "cnn", q), "{:+.1f}"
+        f"rt.{key}.{questions}": Figure(
+            "reader_techniques.json", lambda d, q=questions, p=pair: same_seed_gain(d, *p, q), "{:+.1f}"
         )
+        for key, pair in RT_PAIRS.items()
         for questions in ("korquad", "competition")
     },
     "rt.cost.cnn": Figure("reader_techniques.json", lambda d: d["reading_cost"]["ratio"]["cnn"], "{:.2f}×"),
