@@ -471,6 +471,7 @@ FIGURES: dict[str, Figure] = {
     # end to end and under load (benchmarks/e2e.py, benchmarks/serve_load.py)
     "e2e.k": Figure("e2e.json", lambda d: d["tuning"]["chosen"]["k"]),
     "e2e.weight": Figure("e2e.json", lambda d: d["tuning"]["chosen"]["retriever_weight"], "{:g}"),
+    "e2e.tune.chosen": Figure("e2e.json", lambda d: d["tuning"]["exact_match"], "{:.1f}"),
     **{
         f"e2e.tune.k{k}_w{w}": Figure(
             "e2e.json", lambda d, k=k, w=w: d["tuning"]["em_korquad"][f"k={k} w={w}"], "{:.1f}"
@@ -483,6 +484,7 @@ FIGURES: dict[str, Figure] = {
         for name, fn in (
             ("em", lambda d, s=set_name: d["sets"][s]["metrics"]["korquad"]["exact_match"]),
             ("has_answer", lambda d, s=set_name: d["sets"][s]["retrieval_has_answer"]),
+            ("em_cross_lines", lambda d, s=set_name: d["cross_lines"][s]["exact_match"]),
             (
                 "reading_miss",
                 lambda d, s=set_name: 100 * d["sets"][s]["attribution"]["reading_miss"] / d["sets"][s]["questions"],

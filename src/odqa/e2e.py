@@ -206,9 +206,7 @@ def evaluate_end_to_end(
         for question, row, spans, null in _readings(pipeline, questions, max(ks), batch_size, bar):
             first_hit = next((h.rank for h in row if has_answer(h.passage.text, question.answers)), None)
             for kk in ks:
-                result = pipeline.rank(
-                    question.text, row[:kk], [s for s in spans if s.context_index < kk], null[:kk]
-                )
+                result = pipeline.rank(question.text, row[:kk], [s for s in spans if s.context_index < kk], null[:kk])
                 for metric in scorers:
                     exact = max(metric.exact(result.text, a) for a in question.answers)
                     partial = max(metric.partial(result.text, a) for a in question.answers)
