@@ -235,7 +235,7 @@ def test_a_reader_says_when_its_own_records_call_it_weak(korean_reader, weak_rea
 def test_answers_stay_on_one_line(korean_reader):
     from odqa.reader import Reader
 
-    context = "\n".join("훈민정음 세종 1443년 한글 창제 조선".split())  # a word on each line
+    context = "훈민정음\n세종\n1443년\n한글\n창제\n조선"  # a word on each line
     question = "훈민정음을 창제한 왕은?"
     one_line = Reader.load(korean_reader, postprocess="none", merge="none")
     spans = one_line.read_candidates([question], [[context]])[0][0]
