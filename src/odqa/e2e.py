@@ -300,17 +300,12 @@ def tune_pipeline(
     pipeline.warm_up()
     scorer = get_answer_metric(metric)
     exact = {(k, w): 0.0 for k in ks for w in weights}
-    saved = pipeline.config.retriever_weight
-    try:
-        with progress(total=len(questions), desc="tuning", unit="q", quiet=quiet) as bar:
-            for question, row, spans, null in _readings(pipeline, questions, ks[-1], batch_size, bar):
-                for k, w in exact:
-                    pipeline.config.retriever_weight = w
-                    kept = [s for s in spans if s.context_index < k]
-                    text = pipeline.rank(question.text, row[:k], kept, null[:k]).text
-                    exact[(k, w)] += max(scorer.exact(text, a) for a in question.answers)
-    finally:
-        pipeline.config.retriever_weight = saved
+    with progress(total=len(questions), desc="tuning", unit="q", quiet=quiet) as bar:
+        for question, row, spans, null in _readings(pipeline, questions, ks[-1], batch_size, bar):
+            for k, w in exact:
+                kept = [s for s in spans if s.context_index < k]
+                text = pipeline.rank(question.text, row[:k], kept, null[:k], retriever_weight=w).text
+                exact[(k, w)] += max(scorer.exact(text, a) for a in question.answers)
     n = len(questions)
     (k, w), best = max(exact.items(), key=lambda item: (item[1], -item[0][0], -item[0][1]))
     return {

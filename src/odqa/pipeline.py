@@ -179,10 +179,12 @@ class Pipeline:
         spans: Sequence[Span],
         nulls: Sequence[float],
         n_best: int | None = None,
+        retriever_weight: float | None = None,
     ) -> PipelineResult:
-        """Aggregate one question's candidate spans across its passages into its `n_best` answers."""
+        """Aggregate one question's candidate spans across its passages into its `n_best` answers
+        (with the config's retriever weight unless another is given)."""
         n_best = n_best or self.config.n_best
-        weight = self.config.retriever_weight
+        weight = self.config.retriever_weight if retriever_weight is None else retriever_weight
         if weight:
             spans = [
                 Span(s.text, s.start, s.end, s.score + weight * hits[s.context_index].score, s.context_index)

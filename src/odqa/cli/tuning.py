@@ -84,11 +84,12 @@ def tune_pipeline_command(
     chosen = result["chosen"]
     table = Table(title=f"{metric} EM on {result['questions']:,} questions (rows: k, columns: retriever weight)")
     table.add_column("k", justify="right")
-    for w in sorted(set(tried_weights)):
+    columns = sorted(set(tried_weights))
+    for w in columns:
         table.add_column(f"{w:g}", justify="right")
     grid = result[f"em_{metric}"]
     for k in tried_ks:
-        table.add_row(str(k), *(f"{grid[f'k={k} w={w}']:.1f}" for w in sorted(set(tried_weights))))
+        table.add_row(str(k), *(f"{grid[f'k={k} w={w}']:.1f}" for w in columns))
     Console().print(table)
     settings = pipeline.config.to_dict() | {"k": chosen["k"], "retriever_weight": chosen["retriever_weight"]}
     if out.suffix.lower() == ".json":
