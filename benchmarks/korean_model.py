@@ -233,7 +233,8 @@ def stage_train() -> dict:
     }
 
 
-def stage_eval() -> dict:
+def stage_eval(folder: Path = OUT / "ko-reader") -> dict:
+    """Gold-passage scores of the reader in `folder` (korean_reader_gpu.py scores its reader here too)."""
     from odqa.io.squad import read_qa_examples
     from odqa.metrics import score_predictions
     from odqa.reader import Reader
@@ -246,7 +247,7 @@ def stage_eval() -> dict:
     for set_name, examples in sets.items():
         gold = {e.id: e.answer_texts for e in examples}
         for clean_name in ("none", "korean"):
-            reader = Reader.load(OUT / "ko-reader", postprocess=clean_name)
+            reader = Reader.load(folder, postprocess=clean_name)
             start = time.perf_counter()
             read = reader.read([e.question for e in examples], [[e.context] for e in examples])
             seconds = time.perf_counter() - start
@@ -339,7 +340,7 @@ def main() -> None:
         "speed": stage_speed,
         "split": stage_split,
         "train": stage_train,
-        "eval": stage_eval,
+        "eval": lambda: stage_eval(),
     }
     results = {}
     for path in sorted(OUT.glob("*.json")) if OUT.exists() else []:
