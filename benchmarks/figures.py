@@ -219,6 +219,15 @@ FIGURES: dict[str, Figure] = {
         for name, key in (("em", "exact_match"), ("f1", "f1"))
     },
     "model.linear.train_steps": Figure(MODEL_LINEAR, lambda d: d["train"]["history"][-1]["step"]),
+    "model.units.korquad_asking": Figure(MODEL, lambda d: d["units"]["KorQuAD 1.0 dev (all)"]["asking_a_unit"]),
+    "model.units.korquad_gold_changed": Figure(MODEL, lambda d: d["units"]["KorQuAD 1.0 dev (all)"]["gold_changed"]),
+    "model.units.korquad_changed": Figure(MODEL, lambda d: d["units"]["KorQuAD 1.0 dev (all)"]["answers_changed"]),
+    "model.units.korquad_em_without": Figure(
+        MODEL, lambda d: d["units"]["KorQuAD 1.0 dev (all)"]["no trim"]["exact_match"], "{:.1f}"
+    ),
+    "model.units.korquad_em_with": Figure(
+        MODEL, lambda d: d["units"]["KorQuAD 1.0 dev (all)"]["trim"]["exact_match"], "{:.1f}"
+    ),
     # relation extraction (benchmarks/relation.py)
     "re.train_n": Figure("relation.json", lambda d: d["settings"]["train_n"], "{:,}"),
     "re.dev_n": Figure("relation.json", lambda d: d["settings"]["dev_n"], "{:,}"),

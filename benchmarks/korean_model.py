@@ -11,6 +11,8 @@ Stages (each cached in benchmarks/work/korean_model/STAGE.json; `--redo STAGE` r
            best epoch by the held-out 300 (never by KorQuAD dev or the competition validation)
   eval     KorQuAD 1.0 dev (seeded sample) and competition validation, gold passage, squad and
            korquad metrics, with and without the Korean clean-up
+  units    the unit trim (an answer to "몇 명…?" / "…해는?" ends after its number's unit) on the
+           questions it applies to, off and on, and the gold answers it would change
 
     python korean_model.py                       # everything (~1.5 h on 2 CPU cores)
     python korean_model.py --stages eval --redo eval
@@ -30,7 +32,7 @@ from common import DATA, KOWIKI, WORK, cached_stage, log, markdown_table, sample
 
 OUT = WORK / "korean_model"
 ODQA = [sys.executable, "-m", "odqa"]
-STAGES = ["import", "trim", "speed", "split", "train", "eval"]
+STAGES = ["import", "trim", "speed", "split", "train", "eval", "units"]
 TRAIN_FILES = [DATA / "boostcamp_odqa/train.squad.json", DATA / "tydiqa/korean_tydiqa_train.json"]
 HELD_OUT = 300
 KORQUAD_SAMPLE = int(os.environ.get("KO_KORQUAD_SAMPLE", "1000"))
@@ -260,6 +262,43 @@ def stage_eval(folder: Path = OUT / "ko-reader") -> dict:
     return {"results": results}
 
 
+def stage_units() -> dict:
+    """The unit trim (ReaderConfig.unit_trim) where it applies: the questions that ask for a number
+    in a unit ("몇 명", "… 해는?"). The reader with the Korean clean-up, trim off and on (gold
+    passage), and how many gold answers the trim would change if it were applied to them."""
+    from odqa.io.squad import read_qa_examples
+    from odqa.metrics import score_predictions
+    from odqa.reader import Reader
+    from odqa.reader.postprocess import asked_unit, trim_to_unit
+
+    sets = {
+        "KorQuAD 1.0 dev (all)": DATA / "korquad/KorQuAD_v1.0_dev.json",
+        "competition validation": DATA / "boostcamp_odqa/validation.squad.json",
+        "competition train, held-out 300": OUT / "train-heldout.json",
+    }
+    results = {}
+    for set_name, path in sets.items():
+        examples = read_qa_examples(path)
+        asking = [e for e in examples if asked_unit(e.question)]
+        gold = {e.id: e.answer_texts for e in asking}
+        changed = 0
+        for e in asking:
+            a = e.answers[0]
+            changed += trim_to_unit(e.context, a.start, a.end, asked_unit(e.question), e.question) != (a.start, a.end)
+        entry = {"questions": len(examples), "asking_a_unit": len(asking), "gold_changed": changed}
+        answers = {}
+        for trim in (False, True):
+            reader = Reader.load(OUT / "ko-reader", unit_trim=trim)
+            read = reader.read([e.question for e in asking], [[e.context] for e in asking])
+            answers[trim] = {e.id: r.text for e, r in zip(asking, read)}
+            score = score_predictions(answers[trim], gold, "korquad")
+            entry["trim" if trim else "no trim"] = {"exact_match": score["exact_match"], "f1": score["f1"]}
+        entry["answers_changed"] = sum(answers[False][i] != answers[True][i] for i in gold)
+        results[set_name] = entry
+        log(f"units / {set_name}: {entry}")
+    return results
+
+
 def gold_passage_table(scores: dict) -> str:
     """stage_eval's scores as a markdown table (korean_reader_gpu.py's report shares it)."""
     rows = []
@@ -328,6 +367,33 @@ def report(results: dict) -> None:
     if "eval" in results:
         parts.append("### Reading with the gold passage\n")
         parts.append(gold_passage_table(results["eval"]))
+    if "units" in results:
+        rows = [
+            [
+                name,
+                f"{r['asking_a_unit']} of {r['questions']}",
+                f"{r['gold_changed']}",
+                f"{r['no trim']['exact_match']:.1f} / {r['no trim']['f1']:.1f}",
+                f"{r['trim']['exact_match']:.1f} / {r['trim']['f1']:.1f}",
+                r["answers_changed"],
+            ]
+            for name, r in results["units"].items()
+        ]
+        parts.append("### The unit trim, on the questions that ask for a number in a unit (gold passage)\n")
+        parts.append(
+            markdown_table(
+                [
+                    "set",
+                    "questions asking a unit",
+                    "gold answers it would change",
+                    "korquad EM / F1 without",
+                    "with",
+                    "answers changed",
+                ],
+                rows,
+            )
+            + "\n"
+        )
     write_results("korean_model", results, "\n".join(parts))
 
 
@@ -344,6 +410,7 @@ def main() -> None:
         "split": stage_split,
         "train": stage_train,
         "eval": lambda: stage_eval(),
+        "units": stage_units,
     }
     results = {}
     for path in sorted(OUT.glob("*.json")) if OUT.exists() else []:

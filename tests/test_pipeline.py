@@ -243,3 +243,17 @@ def test_answers_stay_on_one_line(korean_reader):
     crossing = Reader.load(korean_reader, postprocess="none", merge="none", cross_lines=True)
     spans = crossing.read_candidates([question], [[context]])[0][0]
     assert any("\n" in span.text for span in spans)  # what the rule keeps out
+
+
+def test_a_year_question_is_answered_with_the_year(korean_reader):
+    pytest.importorskip("kiwipiepy")  # the Korean clean-up's particle analyzer
+    from odqa.reader import Reader
+
+    context = "한국 전쟁은 1950년 6월 25일 새벽 4시에 시작되었다."
+    question = "한국 전쟁이 시작된 해는?"
+    options = {"postprocess": "korean", "merge": "none", "n_best": 200}
+    whole = Reader.load(korean_reader, unit_trim=False, **options).read_candidates([question], [[context]])[0][0]
+    assert any(s.text.strip().startswith("1950년 ") for s in whole)  # the reader's spans run on past the year
+    trimmed = Reader.load(korean_reader, **options).read_candidates([question], [[context]])[0][0]
+    assert not any(s.text.strip().startswith("1950년 ") for s in trimmed)
+    assert any(s.text.strip() == "1950년" for s in trimmed)

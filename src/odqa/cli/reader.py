@@ -143,6 +143,11 @@ def read(
     cross_lines: Optional[bool] = typer.Option(
         None, "--cross-lines/--one-line", help="whether an answer may span a line break (default: one line)"
     ),
+    unit_trim: Optional[bool] = typer.Option(
+        None,
+        "--unit-trim/--no-unit-trim",
+        help="with the Korean clean-up, end the answer to '몇 명…?' / '…해는?' after its number's unit (default: on)",
+    ),
     batch_size: Optional[int] = typer.Option(None),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 … (default: cuda when available)"),
     limit: Optional[int] = typer.Option(None, help="read only a seeded sample of N questions"),
@@ -172,6 +177,7 @@ def read(
             max_answer_tokens=max_answer_tokens,
             postprocess=postprocess,
             cross_lines=cross_lines,
+            unit_trim=unit_trim,
             batch_size=batch_size,
         ),
     )

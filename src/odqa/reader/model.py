@@ -21,7 +21,7 @@ from odqa.errors import OdqaError
 from odqa.models.loading import POOLER, check_model_dir, load_pretrained, pick_device, save_pretrained
 from odqa.reader.decode import WindowSpans, aggregate, no_answer_wins, token_lines, top_spans, window_candidates
 from odqa.reader.features import WindowConfig, Windows, build_windows, pad_batch
-from odqa.reader.postprocess import clean_span
+from odqa.reader.postprocess import asked_unit, clean_span, trim_to_unit
 from odqa.settings import describe_errors
 from odqa.types import Span
 
@@ -87,6 +87,9 @@ class ReaderConfig(BaseModel):
     no_answer: bool = False
     null_threshold: float = 0.0
     cross_lines: bool = False  # answers may span a line break (none does in KorQuAD, TyDi or the competition)
+    # with the Korean clean-up: an answer to "몇 명 …?" / "… 해는?" ends after its number's unit
+    # ("1950년 6월 25일 새벽 4시" → "1950년"; benchmarks/reader.py measures it)
+    unit_trim: bool = True
 
     @property
     def windows(self) -> WindowConfig:
@@ -264,7 +267,8 @@ class Reader:
             context = contexts[qi][ci]
             found = window_candidates(spans, w, offsets[w], context, ci)
             if self.config.postprocess == "korean":
-                found = [self._clean(span, context) for span in found]
+                unit = asked_unit(questions[qi]) if self.config.unit_trim else None
+                found = [self._clean(span, context, unit, questions[qi]) for span in found]
             candidates[qi].extend(found)
             nulls[qi][ci] = min(nulls[qi][ci], float(spans.null[w]))
         return candidates, nulls
@@ -279,8 +283,11 @@ class Reader:
             best = None
         return ReaderResult(best, nbest, min(nulls))
 
-    def _clean(self, span: Span, context: str) -> Span:
-        start, end = clean_span(context, span.start, span.end, analyzers=self.config.particle_analyzers)
+    def _clean(self, span: Span, context: str, unit: str | None = None, question: str = "") -> Span:
+        start, end = span.start, span.end
+        if unit is not None:
+            start, end = trim_to_unit(context, start, end, unit, question)
+        start, end = clean_span(context, start, end, analyzers=self.config.particle_analyzers)
         if (start, end) == (span.start, span.end) or end <= start:
             return span
         return Span(context[start:end], start, end, span.score, span.context_index)

@@ -6,6 +6,7 @@ Whether this helps is measured in `benchmarks/reader.py`, not assumed."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -147,3 +148,59 @@ def clean_span(
         if brackets:
             start, end = repair_brackets(context, start, end)
     return start, end
+
+
+# Counter words a "몇 …" question asks for (longest first, so 주년 wins over 년, 개월 over 개).
+_UNIT_WORDS = (
+    "년 월 일 시 분 초 명 개 살 세 번 회 차 층 척 대 권 편 곡 장 마리 채 주년 주 개월 시간 위 등 점 골 승 패 배 "
+    "배럴 달러 원 엔 톤 킬로미터 미터 센티미터 킬로그램 그램 리터 퍼센트 km m cm kg g %"
+)
+UNITS = tuple(sorted(_UNIT_WORDS.split(), key=len, reverse=True))
+_FEW = re.compile(r"몇\s*(" + "|".join(re.escape(u) for u in UNITS) + r")")
+# "… 시작된 해는?": 해 as its own word (견해, 피해 and 이해 are not years), or 연도 / 년도
+_YEAR = re.compile(r"(?:(?:^|\s)해|연도|년도)(?:는|가|를|에|였나|였는가|인가|일까|입니까)?\s*[?？]?\s*$")
+_NUMBER = r"(?:(?:서기|기원전|BC|AD)\s*)?\d[\d,.]*(?:\s*[십백천만억조]+(?:\s*\d[\d,.]*)?)*\s*"
+# a particle right after the unit ("58명의 승객"): the unit still ends the answer
+_PARTICLE = r"(의|이|가|은|는|을|를|에서|에|으로|로|과|와|까지|부터|만)?"
+# words that qualify the number belong to the answer ("3천 명 이상", "1950년 이후"): kept
+_QUALIFIER = re.compile(
+    r"\s*(?:(?:이상|이하|미만|초과|가량|정도|남짓|안팎|내외|여|쯤|전후|이후|이전|전|후|동안|만에|간)(?:\s|$)|[~∼–-])"
+)
+
+
+def asked_unit(question: str) -> str | None:
+    """The counter word a question asks its answer in: "몇 명이 …?" → 명, "… 시작된 해는?" → 년;
+    None when it asks for something else, or for several ("몇 년 몇 월 며칠", "몇%와 몇%")."""
+    question = question.strip()
+    if question.count("몇") + question.count("며칠") > 1:
+        return None
+    found = _FEW.search(question)
+    if found:
+        return found.group(1)
+    if "몇" not in question and _YEAR.search(question):
+        return "년"
+    return None
+
+
+def trim_to_unit(context: str, start: int, end: int, unit: str, question: str = "") -> tuple[int, int]:
+    """A span that begins with a number in the asked unit and goes on past it ("1950년 6월 25일
+    새벽 4시" for a year, "58명의 승객" for 몇 명) ends after the unit. Kept: a span where the unit
+    is part of a longer word ("1950년대 후반"), a qualified number or a range ("3천 명 이상", "1869년부터
+    1875년까지"), one whose next word follows the unit in the question too ("4번 타자" for "몇 번 타자였나?"), and one
+    that does not begin with such a number."""
+    suffix = "도?" if unit == "년" else ""
+    begin = start
+    while begin < end and context[begin].isspace():  # a token's offsets may take the space before it
+        begin += 1
+    text = context[begin:end]
+    found = re.match(f"({_NUMBER}{re.escape(unit)}{suffix}){_PARTICLE}(?=[\\s,;:/·])", text)
+    if not found:
+        return start, end
+    rest = text[found.end() :]
+    if _QUALIFIER.match(rest) or (found.group(2) in ("부터", "에서") and re.match(r"\s*\d", rest)):
+        return start, end
+    following = rest.split()
+    word = re.sub(r"\W+$", "", following[0])[:2] if following else ""
+    if word and re.search(re.escape(unit) + r"\s*" + re.escape(word), question):  # "몇 번 타자" asks "4번 타자"
+        return start, end
+    return start, begin + found.end(1)
