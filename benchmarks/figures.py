@@ -127,12 +127,21 @@ def same_seed_gain(data: dict, technique: str, other: str, questions: str) -> fl
     return mean(a - b for a, b in pairs)
 
 
-RT_ROWS = {"cnn": "cnn", "mask": "mask", "cnn_mask": "cnn+mask", "negatives": "negatives", "bilstm": "bilstm"}
+RT_ROWS = {
+    "cnn": "cnn",
+    "mask": "mask",
+    "cnn_mask": "cnn+mask",
+    "negatives": "negatives",
+    "bilstm": "bilstm",
+    "span_mask": "span-mask",
+}
 # same-seed comparisons: figure key → (technique, the technique it is compared with)
 RT_PAIRS = {
     "cnn_mask.vs_cnn": ("cnn+mask", "cnn"),
     "negatives.vs_base": ("negatives", "baseline"),
     "bilstm.vs_base": ("bilstm", "baseline"),
+    "span_mask.vs_base": ("span-mask", "baseline"),
+    "span_mask.vs_mask": ("span-mask", "mask"),
 }
 KO = "retrieval_ko.json"
 KERNEL_RUN = "sparse_kernel.json"
@@ -219,6 +228,10 @@ FIGURES: dict[str, Figure] = {
         for name, key in (("em", "exact_match"), ("f1", "f1"))
     },
     "model.linear.train_steps": Figure(MODEL_LINEAR, lambda d: d["train"]["history"][-1]["step"]),
+    "model.glosses.gold": Figure(MODEL, lambda d: d["glosses"]["gold_answers"], "{:,}"),
+    "model.glosses.followed": Figure(MODEL, lambda d: d["glosses"]["followed_by_gloss"]),
+    "model.glosses.repaired": Figure(MODEL, lambda d: d["glosses"]["repaired_to_gold"]),
+    "model.glosses.ending": Figure(MODEL, lambda d: d["glosses"]["ending_with_gloss"]),
     "model.units.korquad_asking": Figure(MODEL, lambda d: d["units"]["KorQuAD 1.0 dev (all)"]["asking_a_unit"]),
     "model.units.korquad_gold_changed": Figure(MODEL, lambda d: d["units"]["KorQuAD 1.0 dev (all)"]["gold_changed"]),
     "model.units.korquad_changed": Figure(MODEL, lambda d: d["units"]["KorQuAD 1.0 dev (all)"]["answers_changed"]),

@@ -13,6 +13,8 @@ Stages (each cached in benchmarks/work/korean_model/STAGE.json; `--redo STAGE` r
            korquad metrics, with and without the Korean clean-up
   units    the unit trim (an answer to "몇 명…?" / "…해는?" ends after its number's unit) on the
            questions it applies to, off and on, and the gold answers it would change
+  glosses  the clean-up's trailing-parenthetical rule on gold answers alone: how often a gold answer
+           is followed by a "(…)" gloss (which the rule drops from a span) against ending with one
 
     python korean_model.py                       # everything (~1.5 h on 2 CPU cores)
     python korean_model.py --stages eval --redo eval
@@ -32,7 +34,7 @@ from common import DATA, KOWIKI, WORK, cached_stage, log, markdown_table, sample
 
 OUT = WORK / "korean_model"
 ODQA = [sys.executable, "-m", "odqa"]
-STAGES = ["import", "trim", "speed", "split", "train", "eval", "units"]
+STAGES = ["import", "trim", "speed", "split", "train", "eval", "units", "glosses"]
 TRAIN_FILES = [DATA / "boostcamp_odqa/train.squad.json", DATA / "tydiqa/korean_tydiqa_train.json"]
 HELD_OUT = 300
 KORQUAD_SAMPLE = int(os.environ.get("KO_KORQUAD_SAMPLE", "1000"))
@@ -299,6 +301,36 @@ def stage_units() -> dict:
     return results
 
 
+def stage_glosses() -> dict:
+    """The parenthetical rule (`drop_parenthetical`, part of the Korean clean-up) on the gold answers
+    of KorQuAD dev + competition train, no reader: gold answers that a "(…)" gloss follows in the
+    context (a span running on over it is repaired to the gold answer?) against gold answers that
+    end with one (the rule would cut them)."""
+    from odqa.io.squad import read_qa_files
+    from odqa.reader.postprocess import clean_span, drop_parenthetical
+
+    examples = read_qa_files([DATA / "korquad/KorQuAD_v1.0_dev.json", DATA / "boostcamp_odqa/train.squad.json"])
+    followed = repaired = ending = cut = 0
+    for e in examples:
+        a = e.answers[0]
+        gloss = e.context[a.end :]
+        if gloss.startswith(("(", "（")) and (")" in gloss or "）" in gloss):
+            close = min(i for i in (gloss.find(")"), gloss.find("）")) if i >= 0)
+            followed += 1
+            start, end = clean_span(e.context, a.start, a.end + close + 1, analyzers=("kiwi",))
+            repaired += e.context[start:end] == a.text
+        if a.text.endswith((")", "）")) and not a.text.startswith(("(", "（")):
+            ending += 1
+            cut += drop_parenthetical(e.context, a.start, a.end) != (a.start, a.end)
+    return {
+        "gold_answers": len(examples),
+        "followed_by_gloss": followed,
+        "repaired_to_gold": repaired,
+        "ending_with_gloss": ending,
+        "cut_by_rule": cut,
+    }
+
+
 def gold_passage_table(scores: dict) -> str:
     """stage_eval's scores as a markdown table (korean_reader_gpu.py's report shares it)."""
     rows = []
@@ -394,6 +426,14 @@ def report(results: dict) -> None:
             )
             + "\n"
         )
+    if "glosses" in results:
+        r = results["glosses"]
+        parts.append(
+            f"Parenthetical glosses (gold answers of KorQuAD dev + competition train, {r['gold_answers']:,}): "
+            f"{r['followed_by_gloss']} are followed by one in the context — a span that runs on over it is "
+            f"cleaned back to the gold answer in {r['repaired_to_gold']} — and {r['ending_with_gloss']} end with "
+            f"one, of which the rule would cut {r['cut_by_rule']}.\n"
+        )
     write_results("korean_model", results, "\n".join(parts))
 
 
@@ -411,6 +451,7 @@ def main() -> None:
         "train": stage_train,
         "eval": lambda: stage_eval(),
         "units": stage_units,
+        "glosses": stage_glosses,
     }
     results = {}
     for path in sorted(OUT.glob("*.json")) if OUT.exists() else []:

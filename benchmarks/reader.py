@@ -313,11 +313,11 @@ def ko_cleanup() -> dict:
     for name, analyzers in (("mecab", ("mecab",)), ("kiwi", ("kiwi",)), ("mecab+kiwi vote", ("mecab", "kiwi"))):
         repaired = 0
         for context, start, end, gold in damaged:
-            a, b = clean_span(context, start, end, analyzers=analyzers)
+            a, b = clean_span(context, start, end, analyzers=analyzers, glosses=False)  # the particles alone
             repaired += context[a:b] == gold
         broken = 0
         for context, start, end, gold in intact:
-            a, b = clean_span(context, start, end, analyzers=analyzers)
+            a, b = clean_span(context, start, end, analyzers=analyzers, glosses=False)
             broken += context[a:b] != gold
         out[name] = {"repaired": 100 * repaired / len(damaged), "changed_gold": 100 * broken / len(intact)}
         rows.append([name, f"{out[name]['repaired']:.1f}", f"{out[name]['changed_gold']:.1f}"])

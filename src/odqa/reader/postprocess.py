@@ -72,6 +72,23 @@ def repair_brackets(context: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def drop_parenthetical(context: str, start: int, end: int) -> tuple[int, int]:
+    """A span that ends with a parenthetical after other text ends before it: "박규수(朴珪壽)" →
+    "박규수", "블록체인(blockchain)" → "블록체인". Annotators mostly leave the gloss out
+    (benchmarks/korean_model.py, stage `glosses`, counts both ways on KorQuAD and the competition)."""
+    text = context[start:end]
+    if not text.endswith((")", "）")):
+        return start, end
+    depth = 0
+    for i in range(len(text) - 1, -1, -1):  # the opener of the final closer
+        depth += text[i] in ")）"
+        depth -= text[i] in "(（"
+        if depth == 0:
+            head = text[:i].rstrip()
+            return (start, start + len(head)) if head else (start, end)
+    return start, end
+
+
 @lru_cache(maxsize=4)
 def _mecab():
     try:
@@ -136,9 +153,11 @@ def clean_span(
     particles: bool = True,
     brackets: bool = True,
     analyzers: Sequence[str] = ("mecab",),
+    glosses: bool = True,
 ) -> tuple[int, int]:
     """The Korean clean-up: brackets first (so a particle after a closing bracket is seen), then the
-    particle, then brackets again (stripping can expose a lone bracket). Non-Hangul spans are kept."""
+    particle, then brackets again (stripping can expose a lone bracket), then a trailing
+    parenthetical gloss. Non-Hangul spans are kept."""
     if not _has_hangul(context[start:end]):
         return start, end
     if brackets:
@@ -147,6 +166,8 @@ def clean_span(
         start, end = strip_particle(context, start, end, analyzers)
         if brackets:
             start, end = repair_brackets(context, start, end)
+    if glosses and end > start:
+        start, end = drop_parenthetical(context, start, end)
     return start, end
 
 
