@@ -124,6 +124,11 @@ def test_tuning_chooses_k_and_the_retriever_weight_by_exact_match(pipeline):
     best_k = [int(key.split()[0][2:]) for key, em in grid.items() if em == tuned["exact_match"]]
     assert chosen["k"] == min(best_k)  # ties go to the cheaper reading
     assert pipeline.config.retriever_weight == 0.0 and pipeline.config.k == 3  # the pipeline is left as it was
+    # a choice at the largest value tried says so: the search may have stopped short
+    assert tuned["at_edge"] == [
+        n for n, v, top in (("k", chosen["k"], 3), ("retriever_weight", chosen["retriever_weight"], 0.5)) if v == top
+    ]
+    assert tune_pipeline(pipeline, questions, ks=[3], weights=[0.5], quiet=True)["at_edge"] == []  # nothing to widen
 
     # every cell is what evaluating with those settings scores
     for k, w in [(1, 0.5), (3, 0.0)]:

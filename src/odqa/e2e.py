@@ -308,10 +308,13 @@ def tune_pipeline(
                 exact[(k, w)] += max(scorer.exact(text, a) for a in question.answers)
     n = len(questions)
     (k, w), best = max(exact.items(), key=lambda item: (item[1], -item[0][0], -item[0][1]))
+    # a choice at the largest value tried may be short of the best: the search should go further
+    at_edge = [name for name, value, tried in (("k", k, ks), ("retriever_weight", w, weights)) if value == tried[-1]]
     return {
         "questions": n,
         "metric": metric,
         f"em_{metric}": {f"k={kk} w={ww}": 100 * v / n for (kk, ww), v in exact.items()},
         "chosen": {"k": k, "retriever_weight": w},
         "exact_match": 100 * best / n,
+        "at_edge": [name for name in at_edge if len(ks if name == "k" else weights) > 1],
     }

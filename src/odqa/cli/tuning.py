@@ -107,6 +107,12 @@ def tune_pipeline_command(
         f"k = {chosen['k']}, retriever weight = {chosen['retriever_weight']:g}: {metric} EM "
         f"{result['exact_match']:.1f}; wrote {out} (use it as --config)"
     )
+    for name in result["at_edge"]:
+        option = "--ks" if name == "k" else "--weights"
+        typer.echo(
+            f"note: the chosen {name.replace('_', ' ')} is the largest tried; larger ones may do better ({option})",
+            err=True,
+        )
 
 
 @group.command("pseudo-label")
