@@ -309,12 +309,12 @@ def tune_pipeline(
     n = len(questions)
     (k, w), best = max(exact.items(), key=lambda item: (item[1], -item[0][0], -item[0][1]))
     # a choice at the largest value tried may be short of the best: the search should go further
-    at_edge = [name for name, value, tried in (("k", k, ks), ("retriever_weight", w, weights)) if value == tried[-1]]
+    edges = (("k", k, ks), ("retriever_weight", w, weights))
     return {
         "questions": n,
         "metric": metric,
         f"em_{metric}": {f"k={kk} w={ww}": 100 * v / n for (kk, ww), v in exact.items()},
         "chosen": {"k": k, "retriever_weight": w},
         "exact_match": 100 * best / n,
-        "at_edge": [name for name in at_edge if len(ks if name == "k" else weights) > 1],
+        "at_edge": [name for name, value, tried in edges if len(tried) > 1 and value == tried[-1]],
     }

@@ -88,7 +88,7 @@ class ReaderConfig(BaseModel):
     null_threshold: float = 0.0
     cross_lines: bool = False  # answers may span a line break (none does in KorQuAD, TyDi or the competition)
     # with the Korean clean-up: an answer to "몇 명 …?" / "… 해는?" ends after its number's unit
-    # ("1950년 6월 25일 새벽 4시" → "1950년"; benchmarks/reader.py measures it)
+    # ("1950년 6월 25일 새벽 4시" → "1950년"; benchmarks/korean_model.py, stage units, measures it)
     unit_trim: bool = True
 
     @property
@@ -262,13 +262,14 @@ class Reader:
                 self.config.max_question_tokens,
             )
         spans, offsets = self._forward(windows, progress, flat_c)
+        trim = self.config.postprocess == "korean" and self.config.unit_trim
+        units = [asked_unit(question) if trim else None for question in questions]  # once per question
         for w, pair in enumerate(windows.pair):
             qi, ci = pair_question[pair], pair_context[pair]
             context = contexts[qi][ci]
             found = window_candidates(spans, w, offsets[w], context, ci)
             if self.config.postprocess == "korean":
-                unit = asked_unit(questions[qi]) if self.config.unit_trim else None
-                found = [self._clean(span, context, unit, questions[qi]) for span in found]
+                found = [self._clean(span, context, units[qi], questions[qi]) for span in found]
             candidates[qi].extend(found)
             nulls[qi][ci] = min(nulls[qi][ci], float(spans.null[w]))
         return candidates, nulls
