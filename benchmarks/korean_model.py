@@ -203,14 +203,20 @@ def stage_split() -> dict:
     return {"held_out": len(held), "rest": len(ids) - len(held)}
 
 
-def stage_train() -> dict:
+def recipe_options(recipe: dict) -> list[str]:
+    """A recipe as `odqa train-reader` options (korean_reader_gpu.py trains its own recipe with it)."""
     options = []
-    for key, value in RECIPE.items():
+    for key, value in recipe.items():
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
             options.append(flag if value else "--train-embeddings")
         else:
             options += [flag, str(value)]
+    return options
+
+
+def stage_train() -> dict:
+    options = recipe_options(RECIPE)
     start = time.perf_counter()
     odqa(
         "train-reader",

@@ -138,15 +138,13 @@ def unpack_base(src: Path, folder: Path) -> None:
 
 
 def train_command(model: Path, files: list[Path], held_out: Path, out: Path, epochs: int, config: Path) -> list[str]:
-    options = []
-    for key, value in RECIPE.items():
-        flag = "--" + key.replace("_", "-")
-        options += [flag] if value is True else [flag, str(value)]
+    from korean_model import recipe_options
+
     command = [sys.executable, "-m", "odqa", "train-reader", "--model", str(model)]
     for path in files:
         command += ["--train", str(path)]
     command += ["--eval", str(held_out), "--metric", "korquad", "--out", str(out), "--epochs", str(epochs)]
-    return command + options + ["--config", str(config)]
+    return command + recipe_options(RECIPE) + ["--config", str(config)]
 
 
 def stage_train(src: Path, out: Path, work: Path, smoke: bool) -> None:
