@@ -30,7 +30,8 @@ test-fast: $(VENV)/.installed-dev
 	$(PY) -m pytest -m "not slow"
 
 # The reader the demo uses: $(ODQA_READER) or READER=... (a folder or a hub id); without one, the
-# Korean reader recipe below is trained here from multilingual-e5-small (installed from PyPI).
+# Korean reader recipe below is trained here from multilingual-e5-small (installed from PyPI), and the
+# same encoder re-scores BM25's top 20 passages before reading (benchmarks/e2e.py --rescore measures it).
 READER ?= $(ODQA_READER)
 ME5 ?= models/me5-small
 ME5_KO ?= models/me5-small-ko
@@ -47,7 +48,7 @@ demo: $(VENV)/.installed-dev
 		$(ODQA) ask --index $(INDEX) --reader "$(READER)" -k 10 $(QUESTIONS); \
 	else \
 		$(MAKE) --no-print-directory korean-reader || exit $$?; \
-		$(ODQA) ask --index $(INDEX) --reader $(KO_READER) -k 10 $(QUESTIONS); \
+		$(ODQA) ask --index $(INDEX) --reader $(KO_READER) --rescore $(ME5) -k 10 $(QUESTIONS); \
 	fi
 
 $(ME5)/config.json: | $(VENV)/.installed-dev

@@ -10,7 +10,11 @@
    attribution, EM by k (plot), the same EM with the reader's one-line rule lifted (answers may
    cross a line break), and single-question latency with its breakdown.
 
-    python e2e.py [--reader PATH] [--index PATH] [--tune FILE] [--korquad-sample 1000]
+With `--rescore FOLDER` (multilingual-e5-small as `make korean-reader` imports it) the retriever is
+BM25 with its top passages re-scored by the bi-encoder on the fly — what `make demo` asks with — and
+the results go to e2e_rescore.json beside the BM25-alone e2e.json.
+
+    python e2e.py [--reader PATH] [--index PATH] [--rescore FOLDER] [--tune FILE] [--korquad-sample 1000]
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ DEMO = {  # the Makefile's QUESTIONS (what `make demo` asks), with the answers a
 DEMO_K = 10  # `make demo` runs `odqa ask -k 10` with every other setting at its default
 
 
-def load_pipeline(index: Path, reader: Path):
+def load_pipeline(index: Path, reader: Path, rescore: Path | None = None):
     from odqa.pipeline import Pipeline, PipelineConfig
 
     if not index.exists():
@@ -42,12 +46,13 @@ def load_pipeline(index: Path, reader: Path):
 
         print(f"building {index} (default config) ...", flush=True)
         build_sparse_index(KOWIKI, index, cache_dir=default_cache_dir())
-    return Pipeline(PipelineConfig(index=str(index), reader=str(reader), k=max(KS))).warm_up()
+    config = PipelineConfig(index=str(index), reader=str(reader), k=max(KS), rescore=rescore and str(rescore))
+    return Pipeline(config).warm_up()
 
 
 def demo(pipeline) -> dict:
-    """`make demo`'s five questions, asked as the demo asks them (k = 10, no retrieval-score weight);
-    which are answered correctly."""
+    """`make demo`'s five questions, asked as the demo asks them (k = 10, no retrieval-score weight,
+    the pipeline's retriever); which are answered correctly."""
     from odqa.metrics import get_answer_metric
 
     metric = get_answer_metric("korquad")
@@ -83,16 +88,26 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "kowiki-bm25")
     parser.add_argument("--reader", type=Path, default=WORK / "korean_model" / "ko-reader")
     parser.add_argument(
+        "--rescore", type=Path, default=None, help="bi-encoder that re-scores BM25's top passages (make demo's)"
+    )
+    parser.add_argument(
         "--tune", type=Path, default=WORK / "korean_model" / "train-heldout.json", help="questions to tune k and w on"
     )
     parser.add_argument("--train-sample", type=int, default=300, help="without --tune: competition-train questions")
-    parser.add_argument("--korquad-sample", type=int, default=1000)
+    parser.add_argument("--korquad-sample", type=int, default=1000, help="0: the competition validation alone")
     args = parser.parse_args()
 
     from odqa.e2e import evaluate_end_to_end, plot_em_by_k, tune_pipeline
     from odqa.io import read_questions
 
-    pipeline = load_pipeline(args.index, args.reader)
+    pipeline = load_pipeline(args.index, args.reader, args.rescore)
+    name = "e2e_rescore" if args.rescore else "e2e"
+    cfg = pipeline.config
+    retrieval = (
+        f"BM25 with its top {cfg.rescore_top} re-scored by {args.rescore.name} (weight {cfg.rescore_weight:g})"
+        if args.rescore
+        else "BM25 alone"
+    )
     if args.tune.exists():
         train, tuned_on = read_questions(args.tune), f"held-out competition-train questions ({args.tune.name})"
     else:
@@ -104,29 +119,32 @@ def main() -> None:
     pipeline.config.retriever_weight = tuned["chosen"]["retriever_weight"]
     print(f"chosen: {tuned['chosen']}", flush=True)
 
-    sets = {
-        "competition validation": read_questions(DATA / "boostcamp_odqa/validation.squad.json"),
-        "KorQuAD 1.0 dev sample": sample(read_questions(DATA / "korquad/KorQuAD_v1.0_dev.json"), args.korquad_sample),
-    }
+    sets = {"competition validation": read_questions(DATA / "boostcamp_odqa/validation.squad.json")}
+    if args.korquad_sample:  # 0: the competition validation alone
+        korquad = read_questions(DATA / "korquad/KorQuAD_v1.0_dev.json")
+        sets["KorQuAD 1.0 dev sample"] = sample(korquad, args.korquad_sample)
     tuned["on"] = tuned_on
     results = {"reader": str(args.reader), "index": str(args.index), "tuning": tuned, "sets": {}}
+    results["retrieval"] = retrieval
+    if args.rescore:
+        results["rescore"] = {"model": str(args.rescore), "top": cfg.rescore_top, "weight": cfg.rescore_weight}
     rows, attribution_rows = [], []
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    for name, questions in sets.items():
-        print(f"evaluating {name} ({len(questions)}) ...", flush=True)
+    for set_name, questions in sets.items():
+        print(f"evaluating {set_name} ({len(questions)}) ...", flush=True)
         start = time.perf_counter()
         result = evaluate_end_to_end(pipeline, questions, KS, ["korquad", "squad"], quiet=True)
         result["seconds"] = time.perf_counter() - start
         details = result.pop("per_question")
-        slug = "e2e_" + name.split()[0].lower()
+        slug = f"{name}_{set_name.split()[0].lower()}"
         (out / f"{slug}_details.json").write_text(json.dumps(details, ensure_ascii=False, indent=1), encoding="utf-8")
         plot_em_by_k(result, out / f"{slug}_em_by_k.png", "korquad")
-        results["sets"][name] = result
+        results["sets"][set_name] = result
         m = result["metrics"]
         rows.append(
             [
-                name,
+                set_name,
                 result["questions"],
                 f"{m['korquad']['exact_match']:.1f} / {m['korquad']['f1']:.1f}",
                 f"{m['squad']['exact_match']:.1f} / {m['squad']['f1']:.1f}",
@@ -134,20 +152,20 @@ def main() -> None:
             ]
         )
         n = result["questions"]
-        attribution_rows.append([name, *(f"{100 * v / n:.1f}" for v in result["attribution"].values())])
+        attribution_rows.append([set_name, *(f"{100 * v / n:.1f}" for v in result["attribution"].values())])
     k, weight = pipeline.config.k, pipeline.config.retriever_weight
     # the reader's one-line rule (no answer spans a line break), measured by lifting it at the chosen settings
     one_line = pipeline.reader.config
     pipeline.reader.config = one_line.updated(cross_lines=True)
     results["cross_lines"] = {}
-    for name, questions in sets.items():
-        print(f"evaluating {name} without the one-line rule ...", flush=True)
+    for set_name, questions in sets.items():
+        print(f"evaluating {set_name} without the one-line rule ...", flush=True)
         lifted = evaluate_end_to_end(pipeline, questions, [k], ["korquad"], quiet=True)
-        results["cross_lines"][name] = lifted["metrics"]["korquad"]
+        results["cross_lines"][set_name] = lifted["metrics"]["korquad"]
     pipeline.reader.config = one_line
     rule_rows = [
-        [name, f"{results['sets'][name]['metrics']['korquad']['exact_match']:.1f}", f"{lifted['exact_match']:.1f}"]
-        for name, lifted in results["cross_lines"].items()
+        [s, f"{results['sets'][s]['metrics']['korquad']['exact_match']:.1f}", f"{lifted['exact_match']:.1f}"]
+        for s, lifted in results["cross_lines"].items()
     ]
     results["latency"] = latency(pipeline, sets["competition validation"])
     results["demo"] = demo(pipeline)
@@ -155,7 +173,7 @@ def main() -> None:
     lat = results["latency"]
     table = "\n\n".join(
         [
-            f"k = {k} passages read, retriever weight {weight} (chosen on "
+            f"Retrieval: {retrieval}. k = {k} passages read, retriever weight {weight} (chosen on "
             f"{tuned['questions']} {tuned_on})\n\n"
             + markdown_table(["set", "questions", "korquad EM / F1", "squad EM / F1", f"has-answer@{k}"], rows),
             "Error attribution (% of questions)\n\n"
@@ -168,7 +186,7 @@ def main() -> None:
             f"Single-question latency at k = {k} ({lat['questions']} questions, one at a time, 2 CPU cores): "
             f"retrieval {lat['retrieve_ms_p50']:.0f} ms + reading {lat['read_ms_p50']:.0f} ms (p50); total p50 "
             f"{lat['total_ms_p50']:.0f} ms, p95 {lat['total_ms_p95']:.0f} ms",
-            f"`make demo`'s questions (k = {DEMO_K}, default settings): {results['demo']['correct']} of "
+            f"`make demo`'s questions (k = {DEMO_K}, default settings, {retrieval}): {results['demo']['correct']} of "
             f"{len(DEMO)} answered correctly\n\n"
             + markdown_table(
                 ["question", "answer", "expected", "correct"],
@@ -179,7 +197,7 @@ def main() -> None:
             ),
         ]
     )
-    write_results("e2e", results, table + "\n")
+    write_results(name, results, table + "\n")
 
 
 if __name__ == "__main__":

@@ -107,6 +107,17 @@ def test_tune_pipeline_writes_a_config_that_ask_takes(korean_docs_index, korean_
     assert wrong.returncode == 2 and "--out must end in .json, .yaml or .yml" in wrong.stderr
 
 
+def test_tune_pipeline_tries_the_library_grid_by_default():
+    import inspect
+
+    from odqa.cli.tuning import tune_pipeline_command
+    from odqa.e2e import TUNE_KS, TUNE_WEIGHTS
+
+    defaults = {name: p.default.default for name, p in inspect.signature(tune_pipeline_command).parameters.items()}
+    assert [int(k) for k in defaults["ks"].split(",")] == list(TUNE_KS)
+    assert [float(w) for w in defaults["weights"].split(",")] == list(TUNE_WEIGHTS)
+
+
 def test_missing_index_or_reader_is_named(korean_docs_index, tmp_path, monkeypatch):
     monkeypatch.delenv("ODQA_READER", raising=False)
     run = odqa("ask", "--index", korean_docs_index, "질문")
