@@ -1,13 +1,18 @@
 """Load test of `odqa serve` on loopback: N concurrent clients send /ask requests (competition
 validation questions, cycled) for a fixed time; errors, latency percentiles and throughput.
+With `--ray`, the same load on `odqa serve --ray` (Ray Serve: `--replicas` pipeline replicas of
+`--cpus-per-replica` cores behind one HTTP ingress, on a local Ray cluster) in the same run, so the
+two servers are compared on the same machine at the same moment.
 
     python serve_load.py [--clients 16] [--seconds 60] [--reader PATH] [--index PATH] [--k K]
+    python serve_load.py --ray --replicas 2 --cpus-per-replica 1
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import DATA, ROOT, markdown_table, write_results
+from common import DATA, ROOT, WORK, markdown_table, write_results
 
 MAX_REQUESTS = 100_000
 
@@ -26,56 +31,34 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "kowiki-bm25")
-    parser.add_argument("--reader", type=Path, default=ROOT / "benchmarks" / "work" / "reader" / "ko-reader")
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--k", type=int, default=None, help="passages read per question (default: the server's)")
-    args = parser.parse_args()
-
+def load(command: list[str], questions: list[str], clients: int, seconds: float, start_limit: float = 300) -> dict:
+    """Start the server `command` (it takes --port), wait until /health answers, run the load, stop
+    it (SIGINT: Ray Serve shuts its deployments down on it) and return the measurements."""
     import httpx
 
-    from odqa.io import read_questions
-
-    questions = [q.text for q in read_questions(DATA / "boostcamp_odqa/validation.squad.json")]
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "odqa",
-        "serve",
-        "--index",
-        str(args.index),
-        "--reader",
-        str(args.reader),
-        "--port",
-        str(port),
-    ]
-    if args.k:
-        command += ["-k", str(args.k)]
-    server = subprocess.Popen(command, env={**os.environ, "ODQA_QUIET": "1"})
+    server = subprocess.Popen([*command, "--port", str(port)], env={**os.environ, "ODQA_QUIET": "1"})
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
+        started = time.monotonic()
         while True:
             if server.poll() is not None:
-                sys.exit(f"the server exited with status {server.returncode}")
+                sys.exit(f"the server exited with status {server.returncode}: {' '.join(command)}")
             try:
                 if httpx.get(base + "/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            if time.monotonic() > deadline:
-                sys.exit("the server did not start in 300 s")
+            if time.monotonic() - started > start_limit:
+                sys.exit(f"the server did not start in {start_limit:.0f} s: {' '.join(command)}")
             time.sleep(0.5)
+        startup = time.monotonic() - started
         k = httpx.get(base + "/health").json()["k"]
         latencies: list[float] = []
         errors: list[str] = []
         lock = threading.Lock()
         counter = iter(range(MAX_REQUESTS))
-        stop_at = time.monotonic() + args.seconds
+        stop_at = time.monotonic() + seconds
 
         def client() -> None:
             with httpx.Client(base_url=base, timeout=120) as http:
@@ -100,25 +83,30 @@ def main() -> None:
                         else:
                             latencies.append(elapsed)
 
-        started = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(args.clients)]
+        began = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(clients)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        wall = time.perf_counter() - started
+        wall = time.perf_counter() - began
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
     latencies.sort()
 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] if latencies else float("nan")
 
-    result = {
-        "clients": args.clients,
+    return {
+        "clients": clients,
         "seconds": wall,
+        "startup_s": startup,
         "k": k,
         "requests": len(latencies) + len(errors),
         "errors": len(errors),
@@ -126,20 +114,54 @@ def main() -> None:
         "throughput_qps": len(latencies) / wall,
         "latency_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": latencies[-1] if latencies else None},
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "kowiki-bm25")
+    parser.add_argument("--reader", type=Path, default=WORK / "korean_model" / "ko-reader")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--k", type=int, default=None, help="passages read per question (default: the server's)")
+    parser.add_argument("--ray", action="store_true", help="also measure `odqa serve --ray` in the same run")
+    parser.add_argument("--replicas", type=int, default=2, help="Ray Serve pipeline replicas")
+    parser.add_argument("--cpus-per-replica", type=float, default=1.0)
+    args = parser.parse_args()
+
+    from odqa.io import read_questions
+
+    questions = [q.text for q in read_questions(DATA / "boostcamp_odqa/validation.squad.json")]
+    command = [sys.executable, "-m", "odqa", "serve", "--index", str(args.index), "--reader", str(args.reader)]
+    if args.k:
+        command += ["-k", str(args.k)]
+    print(f"loading `odqa serve` with {args.clients} clients for {args.seconds:.0f} s ...", flush=True)
+    result = load(command, questions, args.clients, args.seconds) | {"reader": str(args.reader)}
+    rows = [["odqa serve", result]]
+    if args.ray:
+        ray_command = [*command, "--ray", "--replicas", str(args.replicas)]
+        ray_command += ["--cpus-per-replica", f"{args.cpus_per_replica:g}"]
+        print(f"loading `odqa serve --ray` ({args.replicas} replicas) ...", flush=True)
+        result["ray"] = load(ray_command, questions, args.clients, args.seconds, start_limit=600)
+        result["ray"] |= {"replicas": args.replicas, "cpus_per_replica": args.cpus_per_replica}
+        result["ray"]["qps_vs_plain"] = result["ray"]["throughput_qps"] / result["throughput_qps"]
+        name = f"odqa serve --ray ({args.replicas} replicas × {args.cpus_per_replica:g} core)"
+        rows.append([name, result["ray"]])
     table = (
-        f"`odqa serve` under load: {args.clients} concurrent clients for {wall:.0f} s on loopback, k = {k}, 2 CPU "
-        "cores\n\n"
+        f"`odqa serve` under load: {args.clients} concurrent clients for {args.seconds:.0f} s on loopback, "
+        f"k = {result['k']}, {os.cpu_count()} CPU cores; the Korean reader ({args.reader.name})\n\n"
         + markdown_table(
-            ["requests", "errors", "questions/s", "p50 ms", "p95 ms", "p99 ms"],
+            ["server", "requests", "errors", "questions/s", "× plain", "p50 ms", "p95 ms", "p99 ms", "startup s"],
             [
                 [
-                    result["requests"],
-                    result["errors"],
-                    f"{result['throughput_qps']:.2f}",
-                    f"{pct(50):.0f}",
-                    f"{pct(95):.0f}",
-                    f"{pct(99):.0f}",
+                    name,
+                    r["requests"],
+                    r["errors"],
+                    f"{r['throughput_qps']:.2f}",
+                    f"{r['throughput_qps'] / result['throughput_qps']:.2f}",
+                    *(f"{r['latency_ms'][p]:.0f}" for p in ("p50", "p95", "p99")),
+                    f"{r['startup_s']:.0f}",
                 ]
+                for name, r in rows
             ],
         )
     )
