@@ -120,3 +120,30 @@ def test_the_command_line_rescores(retriever_folders, tmp_path):
     ).search(["한강은 어디로 흐르나?"], k=3)[0]
     assert [line["passage_id"] for line in lines] == [h.passage_id for h in expected] and expected
     assert [line["rank"] for line in lines] == list(range(1, len(expected) + 1))
+
+
+def test_ask_reads_the_rescored_passages_as_make_demo_does(retriever_folders, korean_reader):
+    """`make demo` asks with `--rescore models/me5-small -k 10`: the reader reads the passages in
+    the re-scored order, and the answer is the one the same pipeline built in code gives."""
+    from typer.testing import CliRunner
+
+    from odqa.cli import app
+    from odqa.pipeline import Pipeline, PipelineConfig
+
+    sparse, encoder = retriever_folders / "sparse", retriever_folders / "encoder"
+    question = "한강이 흘러가는 바다는?"  # the tiny random encoder swaps BM25's top two for it
+    result = CliRunner().invoke(
+        app,
+        ["ask", "--index", str(sparse), "--rescore", str(encoder), "--reader", str(korean_reader),
+         "-k", "2", "--json", question],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    asked = json.loads(result.stdout.splitlines()[-1])
+    config = PipelineConfig(index=str(sparse), reader=str(korean_reader), k=2, rescore=str(encoder))
+    expected = Pipeline(config).warm_up().ask(question)
+    assert asked["answer"]["text"] == expected.text == "황해"
+    rescored = open_retriever(sparse, rescore=str(encoder)).search([question], k=2)[0]
+    bm25 = open_retriever(sparse).search([question], k=2)[0]
+    assert [h.passage_id for h in rescored] == [h.passage_id for h in reversed(bm25)]
+    rank = asked["answer"]["passage_rank"]
+    assert rescored[rank - 1].passage_id == asked["answer"]["passage_id"] != bm25[rank - 1].passage_id
