@@ -123,9 +123,13 @@ def test_a_crash_keeps_the_last_good_checkpoint(tiny_encoder, korquad_small, tmp
     with pytest.raises(KeyboardInterrupt):
         train_reader(config, quiet=True)
     saved = json.loads((tmp_path / "run" / "checkpoint-last" / "trainer_state.json").read_text())
-    assert saved["step"] == 2
+    assert saved["step"] == 2 and saved["segment"]["items"] == 8 and saved["segment"]["seconds"] > 0
     monkeypatch.undo()
-    assert train_reader(config, quiet=True)["step"] == 6
+    state = train_reader(config, quiet=True)
+    assert state["step"] == 6 and "segment" not in state
+    # the time and windows trained before the crash are counted in the run's record, not lost
+    assert [record["items"] for record in state["history"]] == [24]
+    assert state["history"][0]["seconds"] > saved["segment"]["seconds"]
 
 
 def test_bad_model_folders_are_named(tmp_path, tiny_encoder):

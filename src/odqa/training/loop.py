@@ -321,12 +321,15 @@ def train(
         state = saved | {"run": run}
         log.info("resuming from %s at epoch %d, step %d", checkpoint, state["epoch"], state["step"])
 
-    def save_checkpoint() -> None:
+    def save_checkpoint(segment: dict | None = None) -> None:
+        """Save the run; `segment` is the time and items trained since the last history record, so a
+        run killed after this checkpoint still counts them when it resumes."""
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             with atomic_dir(checkpoint) as tmp:
                 accelerator.save_state(str(tmp))
-                (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+                saved = state | {"segment": segment} if segment else state
+                (tmp / STATE_FILE).write_text(json.dumps(saved, indent=2), encoding="utf-8")
 
     started = time.monotonic()
     out_of_time = False
@@ -345,7 +348,10 @@ def train(
         mine = shard_batches(batches[done:], accelerator.process_index, accelerator.num_processes)
         loader = DataLoader(_BatchList(mine, collate), batch_size=None, shuffle=False)
         model.train()
-        seen, tick, loss_sum, loss_n, completed = 0, time.monotonic(), 0.0, 0, True
+        # a resumed run that was killed after a checkpoint: the time and items it had trained since
+        # its last history record go into this segment's record
+        before = state.pop("segment", None) or {"seconds": 0.0, "items": 0}
+        seen, tick, loss_sum, loss_n, completed = before["items"], time.monotonic() - before["seconds"], 0.0, 0, True
         for batch in loader:
             batch = send_to_device(batch, accelerator.device)
             with accelerator.accumulate(model):
@@ -368,7 +374,7 @@ def train(
                 bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", epoch=epoch)
                 plain.update(state["step"], loss=loss_sum / loss_n, epoch=epoch, items=seen)
                 if state["step"] % settings.save_steps == 0:
-                    save_checkpoint()
+                    save_checkpoint({"seconds": time.monotonic() - tick, "items": seen})
                 if settings.max_minutes and (time.monotonic() - started) / 60 >= settings.max_minutes:
                     out_of_time = True
                 if state["step"] >= total_steps or out_of_time:
@@ -381,6 +387,7 @@ def train(
             "loss": loss_sum / max(1, loss_n),
             "examples_per_s": seen / elapsed if elapsed > 0 else 0.0,
             "seconds": elapsed,
+            "items": seen,
         }
         if completed:
             state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
@@ -402,6 +409,7 @@ def train(
     bar.close()
     if accelerator.num_processes > 1:
         check_replicas_agree(model, accelerator)
+    state.pop("segment", None)  # a resumed run with nothing left to train
     state["finished"] = state["step"] >= total_steps
     atomic_write_text(out / STATE_FILE, json.dumps(state, indent=2))
     if accelerator.is_main_process:
