@@ -134,6 +134,7 @@ RT_ROWS = {
     "negatives": "negatives",
     "bilstm": "bilstm",
     "span_mask": "span-mask",
+    "curriculum_length": "curriculum-length",
 }
 # same-seed comparisons: figure key → (technique, the technique it is compared with)
 RT_PAIRS = {
@@ -142,6 +143,7 @@ RT_PAIRS = {
     "bilstm.vs_base": ("bilstm", "baseline"),
     "span_mask.vs_base": ("span-mask", "baseline"),
     "span_mask.vs_mask": ("span-mask", "mask"),
+    "curriculum_length.vs_base": ("curriculum-length", "baseline"),
 }
 KO = "retrieval_ko.json"
 KERNEL_RUN = "sparse_kernel.json"
