@@ -519,6 +519,30 @@ FIGURES: dict[str, Figure] = {
     "e2e.retrieve_ms": Figure("e2e.json", lambda d: d["latency"]["retrieve_ms_p50"], "{:.0f}"),
     "e2e.read_ms": Figure("e2e.json", lambda d: d["latency"]["read_ms_p50"], "{:.0f}"),
     "e2e.p95_ms": Figure("e2e.json", lambda d: d["latency"]["total_ms_p95"], "{:.0f}"),
+    # the same with BM25's top 20 re-scored by multilingual-e5-small (e2e.py --rescore; make demo's retrieval)
+    "e2e_rescore.k": Figure("e2e_rescore.json", lambda d: d["tuning"]["chosen"]["k"]),
+    "e2e_rescore.weight": Figure("e2e_rescore.json", lambda d: d["tuning"]["chosen"]["retriever_weight"], "{:g}"),
+    "e2e_rescore.tune.chosen": Figure("e2e_rescore.json", lambda d: d["tuning"]["exact_match"], "{:.1f}"),
+    **{
+        f"e2e_rescore.competition.{name}": Figure("e2e_rescore.json", fn, "{:.1f}")
+        for name, fn in (
+            ("em", lambda d: d["sets"]["competition validation"]["metrics"]["korquad"]["exact_match"]),
+            ("f1", lambda d: d["sets"]["competition validation"]["metrics"]["korquad"]["f1"]),
+            ("has_answer", lambda d: d["sets"]["competition validation"]["retrieval_has_answer"]),
+            ("em_cross_lines", lambda d: d["cross_lines"]["competition validation"]["exact_match"]),
+            (
+                "reading_miss",
+                lambda d: (
+                    100
+                    * d["sets"]["competition validation"]["attribution"]["reading_miss"]
+                    / d["sets"]["competition validation"]["questions"]
+                ),
+            ),
+        )
+    },
+    "e2e_rescore.demo_correct": Figure("e2e_rescore.json", lambda d: d["demo"]["correct"]),
+    "e2e_rescore.retrieve_ms": Figure("e2e_rescore.json", lambda d: d["latency"]["retrieve_ms_p50"], "{:.0f}"),
+    "e2e_rescore.read_ms": Figure("e2e_rescore.json", lambda d: d["latency"]["read_ms_p50"], "{:.0f}"),
     "serve.requests": Figure("serve_load.json", lambda d: d["requests"]),
     "serve.errors": Figure("serve_load.json", lambda d: d["errors"]),
     "serve.qps": Figure("serve_load.json", lambda d: d["throughput_qps"], "{:.1f}"),

@@ -272,7 +272,7 @@ def plot_em_by_k(result: dict, path: str | Path, metric: str | None = None) -> b
 
 
 TUNE_KS = (1, 3, 5, 10, 20)
-TUNE_WEIGHTS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+TUNE_WEIGHTS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 def tune_pipeline(

@@ -43,7 +43,7 @@ def tune_pipeline_command(
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
     ks: str = typer.Option("1,3,5,10,20", "--ks", help="passages read per question to try"),  # odqa.e2e.TUNE_KS
-    weights: str = typer.Option("0,0.01,0.02,0.05,0.1,0.2,0.5,1", help="retriever weights to try"),  # TUNE_WEIGHTS
+    weights: str = typer.Option("0,0.01,0.02,0.05,0.1,0.2,0.5,1,2,5", help="retriever weights to try"),  # TUNE_WEIGHTS
     metric: str = typer.Option("korquad", help="the exact-match rule tuned for (korquad or squad)"),
     limit: Optional[int] = typer.Option(None, help="a seeded random sample of N questions"),
     config: Optional[Path] = CONFIG_OPTION,
