@@ -541,7 +541,6 @@ FIGURES: dict[str, Figure] = {
         )
     },
     "e2e_rescore.demo_correct": Figure("e2e_rescore.json", lambda d: d["demo"]["correct"]),
-    "e2e_rescore.retrieve_ms": Figure("e2e_rescore.json", lambda d: d["latency"]["retrieve_ms_p50"], "{:.0f}"),
     "e2e_rescore.read_ms": Figure("e2e_rescore.json", lambda d: d["latency"]["read_ms_p50"], "{:.0f}"),
     "serve.requests": Figure("serve_load.json", lambda d: d["requests"]),
     "serve.errors": Figure("serve_load.json", lambda d: d["errors"]),
