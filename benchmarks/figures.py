@@ -544,10 +544,18 @@ FIGURES: dict[str, Figure] = {
     "e2e_rescore.read_ms": Figure("e2e_rescore.json", lambda d: d["latency"]["read_ms_p50"], "{:.0f}"),
     "serve.requests": Figure("serve_load.json", lambda d: d["requests"]),
     "serve.errors": Figure("serve_load.json", lambda d: d["errors"]),
-    "serve.qps": Figure("serve_load.json", lambda d: d["throughput_qps"], "{:.1f}"),
     "serve.p50_s": Figure("serve_load.json", lambda d: d["latency_ms"]["p50"] / 1000, "{:.1f}"),
     "serve.p95_s": Figure("serve_load.json", lambda d: d["latency_ms"]["p95"] / 1000, "{:.1f}"),
     "serve.p99_s": Figure("serve_load.json", lambda d: d["latency_ms"]["p99"] / 1000, "{:.1f}"),
+    "serve.qps": Figure("serve_load.json", lambda d: d["throughput_qps"], "{:.2f}"),
+    "serve.ray.replicas": Figure("serve_load.json", lambda d: d["ray"]["replicas"]),
+    "serve.ray.requests": Figure("serve_load.json", lambda d: d["ray"]["requests"]),
+    "serve.ray.errors": Figure("serve_load.json", lambda d: d["ray"]["errors"]),
+    "serve.ray.qps": Figure("serve_load.json", lambda d: d["ray"]["throughput_qps"], "{:.2f}"),
+    "serve.ray.ratio": Figure("serve_load.json", lambda d: d["ray"]["qps_vs_plain"], "{:.2f}×"),
+    "serve.ray.p50_s": Figure("serve_load.json", lambda d: d["ray"]["latency_ms"]["p50"] / 1000, "{:.1f}"),
+    "serve.ray.startup_s": Figure("serve_load.json", lambda d: d["ray"]["startup_s"], "{:.0f}"),
+    "serve.startup_s": Figure("serve_load.json", lambda d: d["startup_s"], "{:.0f}"),
 }
 
 FIG = re.compile(r"<!--fig:(?P<name>[\w.@\-]+)-->(?P<value>.*?)<!--/fig-->")
