@@ -135,6 +135,7 @@ RT_ROWS = {
     "bilstm": "bilstm",
     "span_mask": "span-mask",
     "curriculum_length": "curriculum-length",
+    "cnn_curriculum": "cnn+curriculum-length",
 }
 # same-seed comparisons: figure key → (technique, the technique it is compared with)
 RT_PAIRS = {
@@ -144,6 +145,7 @@ RT_PAIRS = {
     "span_mask.vs_base": ("span-mask", "baseline"),
     "span_mask.vs_mask": ("span-mask", "mask"),
     "curriculum_length.vs_base": ("curriculum-length", "baseline"),
+    "cnn_curriculum.vs_cnn": ("cnn+curriculum-length", "cnn"),
 }
 KO = "retrieval_ko.json"
 KERNEL_RUN = "sparse_kernel.json"
