@@ -46,7 +46,7 @@ def load_pipeline(index: Path, reader: Path, rescore: Path | None = None):
 
         print(f"building {index} (default config) ...", flush=True)
         build_sparse_index(KOWIKI, index, cache_dir=default_cache_dir())
-    config = PipelineConfig(index=str(index), reader=str(reader), k=max(KS), rescore=rescore and str(rescore))
+    config = PipelineConfig(index=str(index), reader=str(reader), k=max(KS), rescore=str(rescore) if rescore else None)
     return Pipeline(config).warm_up()
 
 

@@ -147,6 +147,8 @@ RT_PAIRS = {
     "curriculum_length.vs_base": ("curriculum-length", "baseline"),
     "cnn_curriculum.vs_cnn": ("cnn+curriculum-length", "cnn"),
 }
+# the sets benchmarks/e2e.py evaluates (figure key → its name in the results)
+E2E_SETS = {"competition": "competition validation", "korquad": "KorQuAD 1.0 dev sample"}
 KO = "retrieval_ko.json"
 KERNEL_RUN = "sparse_kernel.json"
 UPDATE_RUN = "index_update.json"
@@ -495,9 +497,18 @@ FIGURES: dict[str, Figure] = {
         for condition in ("idle", "busy")
     },
     # end to end and under load (benchmarks/e2e.py, benchmarks/serve_load.py)
-    "e2e.k": Figure("e2e.json", lambda d: d["tuning"]["chosen"]["k"]),
-    "e2e.weight": Figure("e2e.json", lambda d: d["tuning"]["chosen"]["retriever_weight"], "{:g}"),
-    "e2e.tune.chosen": Figure("e2e.json", lambda d: d["tuning"]["exact_match"], "{:.1f}"),
+    # e2e.json: BM25 alone; e2e_rescore.json: BM25's top 20 re-scored by multilingual-e5-small (make demo's)
+    **{
+        f"{run}.{name}": Figure(f"{run}.json", fn, fmt)
+        for run in ("e2e", "e2e_rescore")
+        for name, fn, fmt in (
+            ("k", lambda d: d["tuning"]["chosen"]["k"], "{}"),
+            ("weight", lambda d: d["tuning"]["chosen"]["retriever_weight"], "{:g}"),
+            ("tune.chosen", lambda d: d["tuning"]["exact_match"], "{:.1f}"),
+            ("demo_correct", lambda d: d["demo"]["correct"], "{}"),
+            ("read_ms", lambda d: d["latency"]["read_ms_p50"], "{:.0f}"),
+        )
+    },
     **{
         f"e2e.tune.k{k}_w{w}": Figure(
             "e2e.json", lambda d, k=k, w=w: d["tuning"]["em_korquad"][f"k={k} w={w}"], "{:.1f}"
@@ -505,10 +516,12 @@ FIGURES: dict[str, Figure] = {
         for k, w in ((1, 0.0), (3, 0.0), (3, 0.05), (20, 0.0), (20, 0.1))
     },
     **{
-        f"e2e.{short}.{name}": Figure("e2e.json", fn, "{:.1f}")
-        for short, set_name in (("competition", "competition validation"), ("korquad", "KorQuAD 1.0 dev sample"))
+        f"{run}.{short}.{name}": Figure(f"{run}.json", fn, "{:.1f}")
+        for run, sets in (("e2e", E2E_SETS), ("e2e_rescore", {"competition": E2E_SETS["competition"]}))
+        for short, set_name in sets.items()
         for name, fn in (
             ("em", lambda d, s=set_name: d["sets"][s]["metrics"]["korquad"]["exact_match"]),
+            ("f1", lambda d, s=set_name: d["sets"][s]["metrics"]["korquad"]["f1"]),
             ("has_answer", lambda d, s=set_name: d["sets"][s]["retrieval_has_answer"]),
             ("em_cross_lines", lambda d, s=set_name: d["cross_lines"][s]["exact_match"]),
             (
@@ -517,33 +530,8 @@ FIGURES: dict[str, Figure] = {
             ),
         )
     },
-    "e2e.demo_correct": Figure("e2e.json", lambda d: d["demo"]["correct"]),
     "e2e.retrieve_ms": Figure("e2e.json", lambda d: d["latency"]["retrieve_ms_p50"], "{:.0f}"),
-    "e2e.read_ms": Figure("e2e.json", lambda d: d["latency"]["read_ms_p50"], "{:.0f}"),
     "e2e.p95_ms": Figure("e2e.json", lambda d: d["latency"]["total_ms_p95"], "{:.0f}"),
-    # the same with BM25's top 20 re-scored by multilingual-e5-small (e2e.py --rescore; make demo's retrieval)
-    "e2e_rescore.k": Figure("e2e_rescore.json", lambda d: d["tuning"]["chosen"]["k"]),
-    "e2e_rescore.weight": Figure("e2e_rescore.json", lambda d: d["tuning"]["chosen"]["retriever_weight"], "{:g}"),
-    "e2e_rescore.tune.chosen": Figure("e2e_rescore.json", lambda d: d["tuning"]["exact_match"], "{:.1f}"),
-    **{
-        f"e2e_rescore.competition.{name}": Figure("e2e_rescore.json", fn, "{:.1f}")
-        for name, fn in (
-            ("em", lambda d: d["sets"]["competition validation"]["metrics"]["korquad"]["exact_match"]),
-            ("f1", lambda d: d["sets"]["competition validation"]["metrics"]["korquad"]["f1"]),
-            ("has_answer", lambda d: d["sets"]["competition validation"]["retrieval_has_answer"]),
-            ("em_cross_lines", lambda d: d["cross_lines"]["competition validation"]["exact_match"]),
-            (
-                "reading_miss",
-                lambda d: (
-                    100
-                    * d["sets"]["competition validation"]["attribution"]["reading_miss"]
-                    / d["sets"]["competition validation"]["questions"]
-                ),
-            ),
-        )
-    },
-    "e2e_rescore.demo_correct": Figure("e2e_rescore.json", lambda d: d["demo"]["correct"]),
-    "e2e_rescore.read_ms": Figure("e2e_rescore.json", lambda d: d["latency"]["read_ms_p50"], "{:.0f}"),
     "serve.requests": Figure("serve_load.json", lambda d: d["requests"]),
     "serve.errors": Figure("serve_load.json", lambda d: d["errors"]),
     "serve.p50_s": Figure("serve_load.json", lambda d: d["latency_ms"]["p50"] / 1000, "{:.1f}"),
