@@ -154,6 +154,7 @@ KERNEL_RUN = "sparse_kernel.json"
 UPDATE_RUN = "index_update.json"
 MODEL = "korean_model.json"
 MODEL_LINEAR = "korean_model_linear.json"  # the same recipe with the linear head: the run before the CNN head
+MODEL_CNN = "korean_model_cnn.json"  # the CNN-head recipe without the length curriculum: the run before it
 KO_EVAL = lambda d, key: d["eval"]["results"][key]["korquad"]
 
 FIGURES: dict[str, Figure] = {
@@ -229,11 +230,22 @@ FIGURES: dict[str, Figure] = {
         f"model{which}.{short}_{name}": Figure(
             file, lambda d, s=set_name, n=key: KO_EVAL(d, f"{s} / korean")[n], "{:.1f}"
         )
-        for which, file in (("", MODEL), (".linear", MODEL_LINEAR))
+        for which, file in (("", MODEL), (".linear", MODEL_LINEAR), (".cnn", MODEL_CNN))
         for short, set_name in (("korquad", "KorQuAD 1.0 dev"), ("competition", "competition validation"))
         for name, key in (("em", "exact_match"), ("f1", "f1"))
     },
     "model.linear.train_steps": Figure(MODEL_LINEAR, lambda d: d["train"]["history"][-1]["step"]),
+    **{  # the held-out 300 (what chooses the recipe; never the two evaluation sets)
+        f"model{which}.heldout_{name}": Figure(file, lambda d, n=key: d["train"]["history"][-1]["eval"][n], "{:.1f}")
+        for which, file in (("", MODEL), (".cnn", MODEL_CNN))
+        for name, key in (("em", "exact_match"), ("f1", "f1"))
+    },
+    **{
+        f"model{which}.train_actual_minutes": Figure(
+            file, lambda d: sum(r["seconds"] for r in d["train"]["history"]) / 60, "{:.0f}"
+        )
+        for which, file in (("", MODEL), (".cnn", MODEL_CNN))
+    },
     "model.glosses.gold": Figure(MODEL, lambda d: d["glosses"]["gold_answers"], "{:,}"),
     "model.glosses.followed": Figure(MODEL, lambda d: d["glosses"]["followed_by_gloss"]),
     "model.glosses.repaired": Figure(MODEL, lambda d: d["glosses"]["repaired_to_gold"]),

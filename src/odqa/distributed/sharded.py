@@ -1,13 +1,15 @@
 """A sparse index cut into shards, built as Ray tasks and searched through one Ray actor per shard.
 
 Building (`build_sharded_index`): the corpus is cut into passages exactly as `odqa index` cuts it,
-the passages into N contiguous runs that never split a document; each run is analysed by a Ray
-task; the driver merges the vocabularies and sums the statistics BM25 needs (document frequencies,
-passage and document counts, token totals); a second task per shard weights its passages with
-those *collection* statistics and saves a normal odqa sparse index (`shard-000/`, ...) that also
-keeps the collection's per-term weight bounds. So a shard scores every passage it holds exactly
-as one index over the whole collection would, and the sharded search (`ShardedIndex`) — each
-shard's top k from its actor, merged by (score, passage id) — returns the same ids and scores.
+the passages into N contiguous runs that never split a document; each run is analysed by a Ray task;
+the driver merges the vocabularies and sums the statistics BM25 needs (document frequencies, passage
+and document counts, token totals); a second task per shard weights its passages with those
+*collection* statistics (its term counts never pass through the driver: they wait in the object
+store of the node that analysed them, where the weighting task is placed when it has room) and saves
+a normal odqa sparse index (`shard-000/`, ...) that also keeps the collection's per-term weight
+bounds. So a shard scores every passage it holds exactly as one index over the whole collection
+would, and the sharded search (`ShardedIndex`) — each shard's top k from its actor, merged by
+(score, passage id) — returns the same ids and scores.
 
 The shards are written under a temporary folder renamed into place when all are done; a
 sharded index needs its folder where every node can read it (one machine, or a shared file
@@ -103,8 +105,11 @@ def shard_bounds(passage_docs: np.ndarray, shards: int) -> np.ndarray:
     return np.asarray(cuts, dtype=np.int64)
 
 
-def _analyse_shard(texts: list[str], analyzer: dict, docs: np.ndarray) -> dict:
-    """A Ray task: one shard's passages analysed into term counts, and what the collection sums."""
+def _analyse_shard(texts: list[str], analyzer: dict, docs: np.ndarray) -> tuple[dict, object]:
+    """A Ray task: one shard's passages analysed into what the collection sums (small, for the
+    driver) and the term counts (large: they stay in the node's object store for `_build_shard`)."""
+    import ray
+
     from odqa.analysis.base import analyzer_from_dict
     from odqa.analysis.corpus import analyze_corpus
     from odqa.retrieval.sparse import _pooled_counts, count_matrix
@@ -115,14 +120,15 @@ def _analyse_shard(texts: list[str], analyzer: dict, docs: np.ndarray) -> dict:
     counts = count_matrix(rows, analysed.ids, len(texts), len(analysed.vocab))
     documents = int(docs.max()) + 1
     doc_counts = _pooled_counts(counts, docs, documents)
-    return {
+    summary = {
         "vocab": analysed.vocab,
-        "counts": counts,
         "passage_len": lengths,
         "df": np.diff(counts.indptr),
         "doc_df": np.diff(doc_counts.indptr),
         "documents": documents,
+        "node": ray.get_runtime_context().get_node_id(),
     }
+    return summary, counts
 
 
 def _term_bounds(index, level: str) -> np.ndarray:
@@ -133,7 +139,15 @@ def _term_bounds(index, level: str) -> np.ndarray:
 
 
 def _build_shard(
-    part: dict, remap: np.ndarray, vocab: list[str], collection: dict, passages: list, docs, settings: dict, folder: str
+    part: dict,
+    counts,
+    remap: np.ndarray,
+    vocab: list[str],
+    collection: dict,
+    passages: list,
+    docs,
+    settings: dict,
+    folder: str,
 ) -> dict:
     """A Ray task: one shard weighted with the collection's statistics and saved as a sparse index;
     returns its per-term weight bounds (the driver keeps the collection's maximum)."""
@@ -143,7 +157,6 @@ def _build_shard(
     from odqa.retrieval.scoring import ScoringConfig
     from odqa.retrieval.sparse import SparseIndex
 
-    counts = part["counts"]
     terms = np.repeat(remap, np.diff(counts.indptr))
     counts = sp.csc_matrix((counts.data, (counts.indices, terms)), shape=(counts.shape[0], len(vocab)))
     counts.sort_indices()
@@ -211,17 +224,19 @@ def build_sharded_index(
     timings["passages_s"] = time.perf_counter() - start
 
     ray = connect(address)
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     start = time.perf_counter()
-    analyse = ray.remote(num_cpus=1, max_retries=2)(_analyse_shard)
+    analyse = ray.remote(num_cpus=1, max_retries=2, num_returns=2)(_analyse_shard)
     analyzer_dict = analyzer.model_dump(mode="json")
     spans = list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
     local_docs = [passage_docs[a:b] - passage_docs[a] for a, b in spans]
-    parts = ray.get(
-        [
-            analyse.options(scheduling_strategy="SPREAD").remote([p.text for p in passages[a:b]], analyzer_dict, docs)
-            for (a, b), docs in zip(spans, local_docs)
-        ]
-    )
+    analysed = [
+        analyse.options(scheduling_strategy="SPREAD").remote([p.text for p in passages[a:b]], analyzer_dict, docs)
+        for (a, b), docs in zip(spans, local_docs)
+    ]
+    # only the summaries come to the driver; each shard's counts go from its analysis to its weighting
+    parts = ray.get([summary for summary, _ in analysed])
     timings["analysis_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -254,8 +269,12 @@ def build_sharded_index(
         folders = [str(tmp / f"shard-{i:03d}") for i in range(shards)]
         bounds = ray.get(
             [
-                build.options(scheduling_strategy="SPREAD").remote(
+                build.options(
+                    # where the counts are (any node with room when that one has none)
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(part["node"], soft=True)
+                ).remote(
                     {k: v for k, v in part.items() if k != "vocab"},
+                    counts,
                     remap,
                     vocab_ref,
                     collection_ref,
@@ -270,7 +289,9 @@ def build_sharded_index(
                     },
                     folder,
                 )
-                for i, (part, remap, (a, b), docs, folder) in enumerate(zip(parts, remaps, spans, local_docs, folders))
+                for i, (part, (_, counts), remap, (a, b), docs, folder) in enumerate(
+                    zip(parts, analysed, remaps, spans, local_docs, folders)
+                )
             ]
         )
         collection_bounds = {}
