@@ -76,7 +76,7 @@ korean-reader: $(ME5_KO)/config.json
 			--train "$(DATA)/tydiqa/korean_tydiqa_train.json" --eval "$(DATA)/boostcamp_odqa/validation.squad.json" \
 			--out $(KO_READER) --metric korquad \
 			--max-length 384 --stride 128 --batch-size 16 --lr 1e-4 --epochs 0.6 --negative-windows 0.1 \
-			--freeze-embeddings --head cnn --curriculum length --curriculum-epochs 0.3 --save-steps 50 --max-minutes $(KO_MINUTES); \
+			--freeze-embeddings --head cnn --save-steps 50 --max-minutes $(KO_MINUTES); \
 	fi
 
 $(VENV)/.installed-bench: $(VENV)/.installed-dev
