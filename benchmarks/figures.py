@@ -466,6 +466,23 @@ FIGURES: dict[str, Figure] = {
     "scale.passages": Figure("scale.json", lambda d: d["passages"], "{:,}"),
     "scale.queries": Figure("scale.json", lambda d: d["queries"], "{:,}"),
     "scale.identical": Figure("scale.json", lambda d: identical_shardings(d)),
+    # the 2-shard build again, its counts no longer passing through the driver (scale.py --shards 2 --name scale_build)
+    "scale_build.2.build": Figure(
+        "scale_build.json",
+        lambda d: d["results"]["shards-2"]["build_s"] / d["results"]["embedded"]["build_s"],
+        "{:.2f}×",
+    ),
+    "scale_build.identical": Figure("scale_build.json", lambda d: identical_shardings(d)),
+    **{
+        f"scale_build.2.{stage}_share": Figure(
+            "scale_build.json",
+            lambda d, s=stage: (
+                100 * d["results"]["shards-2"]["timings"][f"{s}_s"] / d["results"]["shards-2"]["build_s"]
+            ),
+            "{:.0f}",
+        )
+        for stage in ("passages", "analysis", "weighting")
+    },
     **{
         f"scale.{n}.{key}": Figure("scale.json", value, form)
         for n in (1, 2, 4)

@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=None, help="the first N kowiki articles (default: all)")
     parser.add_argument("--shards", default="1,2,4")
     parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--name", default="scale", help="results/NAME.json (another name keeps the stored run)")
     args = parser.parse_args()
     require_shared()
     import ray
@@ -141,7 +142,6 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
     base = results["embedded"]
-    projection = project(base, results, 100)
     out = {
         "documents": args.documents,
         "passages": base["passages"],
@@ -150,8 +150,14 @@ def main() -> None:
         "batch": BATCH,
         "cluster": {"head_cpus": 0, "workers": 2, "cpus_per_worker": 1},
         "results": results,
-        "projection_100x": projection,
+        "projection_100x": project(base, results, 100),
     }
+    write_results(args.name, out, report(out))
+
+
+def report(out: dict) -> str:
+    """The results as tables: each run against the embedded index, and the projection when there is one."""
+    results, base, projection = out["results"], out["results"]["embedded"], out["projection_100x"]
     rows = [["embedded (2 processes)", 1.0, base["qps"], 1.0, base["rss_mb"], base["rss_mb"], "-"]]
     for name, row in results.items():
         if name == "embedded":
@@ -180,27 +186,37 @@ def main() -> None:
         rows,
     )
     table += (
-        f"\n{base['passages']:,} passages, {len(queries):,} questions, top {K} in batches of {BATCH}; "
+        f"\n{base['passages']:,} passages, {out['queries']:,} questions, top {K} in batches of {BATCH}; "
         f"embedded build {base['build_s']:.0f} s. A local Ray cluster: head (0 CPUs) + 2 worker nodes of 1 CPU "
-        "each on 2 cores. Memory: resident set of each searching process after the queries.\n\n"
-        "Projection for a corpus 100x larger (on paper, from the measured per-shard figures):\n\n"
+        "each on 2 cores. Memory: resident set of each searching process after the queries.\n"
+    )
+    for name, row in results.items():
+        if "timings" in row:  # where a sharded build's time went
+            parts = ", ".join(f"{key.removesuffix('_s')} {value:.0f} s" for key, value in row["timings"].items())
+            table += f"Build of {name.split('-')[1]} shards: {parts}.\n"
+    if projection is None:
+        return table + "\nNo projection: it needs runs with two different numbers of shards.\n"
+    return (
+        table
+        + "\nProjection for a corpus 100x larger (on paper, from the measured per-shard figures):\n\n"
         + markdown_table(
             ["quantity", "value"],
             [[key.replace("_", " "), value] for key, value in projection.items() if not isinstance(value, str)],
         )
         + f"\n{projection['assumptions']}\n"
     )
-    write_results("scale", out, table)
 
 
-def project(base: dict, results: dict, factor: int) -> dict:
+def project(base: dict, results: dict, factor: int) -> dict | None:
     """A collection `factor` times larger, cut into `factor` shards each the size of the one
     measured here. Memory: a shard process's resident set = a fixed part + a part per passage,
     both fitted on the measured shards (1 shard of everything against the smallest shards). CPU per
     query: every shard's share of the embedded index's measured CPU time per query (which grows with
     the collection) plus the measured fan-out cost per shard (the sharded runs' extra time per query
-    over the embedded index, per shard)."""
+    over the embedded index, per shard). None with fewer than two shard counts to fit on."""
     sharded = {len(r["shards"]): r for k, r in results.items() if k != "embedded"}
+    if len(sharded) < 2:
+        return None
     few, many = sharded[min(sharded)], sharded[max(sharded)]
     big, small = max(few["shards"], key=lambda s: s["passages"]), min(many["shards"], key=lambda s: s["passages"])
     per_passage_mb = (big["rss_mb"] - small["rss_mb"]) / max(1, big["passages"] - small["passages"])
