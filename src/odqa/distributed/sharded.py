@@ -139,7 +139,7 @@ def _term_bounds(index, level: str) -> np.ndarray:
 
 
 def _build_shard(
-    part: dict,
+    passage_len: np.ndarray,
     counts,
     remap: np.ndarray,
     vocab: list[str],
@@ -169,7 +169,7 @@ def _build_shard(
         passages,
         settings["corpus"],
         docs,
-        part["passage_len"],
+        passage_len,
         collection,
     )
     index.manifest["shard"] = settings["shard"]
@@ -273,7 +273,7 @@ def build_sharded_index(
                     # where the counts are (any node with room when that one has none)
                     scheduling_strategy=NodeAffinitySchedulingStrategy(part["node"], soft=True)
                 ).remote(
-                    {k: v for k, v in part.items() if k != "vocab"},
+                    part["passage_len"],
                     counts,
                     remap,
                     vocab_ref,
