@@ -29,6 +29,15 @@ def test_shards_are_cut_between_documents_near_even_splits():
         shard_bounds(np.array([0, 1, 0]), 2)
 
 
+def test_pieces_analysed_while_reading_are_grouped_into_even_shards():
+    from odqa.distributed.sharded import group_pieces
+
+    assert group_pieces([5] * 6, 3) == [0, 2, 4, 6]
+    assert group_pieces([9, 1, 1, 1, 9, 1], 2) == [0, 3, 6]  # 11 and 11 passages
+    assert group_pieces([1, 1, 1, 30], 3) == [0, 2, 3, 4]  # every shard keeps a piece, however uneven
+    assert group_pieces([4, 4], 3) is None  # fewer pieces than shards
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """KorQuAD dev's first 120 contexts (each a document), or the tiny Korean documents."""
@@ -71,11 +80,12 @@ def same_results(one, sharded, questions, k=20):
 
 @pytest.mark.slow  # a local Ray instance; several indexes
 @pytest.mark.parametrize(
-    "scoring",
-    [{}, {"method": "bm25+", "document_weight": 0.0}, {"method": "tfidf"}],
-    ids=["lucene+document", "bm25+", "tfidf"],
+    ("scoring", "piece_passages"),
+    [({}, 3), ({}, 10_000), ({"method": "bm25+", "document_weight": 0.0}, 3), ({"method": "tfidf"}, 10_000)],
+    ids=["lucene+document", "lucene+document-one-piece-per-shard", "bm25+", "tfidf-one-piece-per-shard"],
 )
-def test_sharded_search_equals_one_index(local_ray, corpus, tmp_path, scoring):
+def test_sharded_search_equals_one_index(local_ray, corpus, tmp_path, scoring, piece_passages, monkeypatch):
+    from odqa.distributed import sharded as module
     from odqa.distributed.sharded import ShardedIndex, build_sharded_index
     from odqa.retrieval.hybrid import load_index
     from odqa.retrieval.scoring import ScoringConfig
@@ -83,7 +93,12 @@ def test_sharded_search_equals_one_index(local_ray, corpus, tmp_path, scoring):
     path, questions = corpus
     config = ScoringConfig(**scoring)
     one = embedded(path, tmp_path / "one", config)
-    manifest, _ = build_sharded_index(path, tmp_path / "sharded", 3, scoring=config, quiet=True)
+    recut = []  # pieces too few or too big for even shards: analysed again, one per shard
+    monkeypatch.setattr(module._Pieces, "cancel", lambda self, ray: recut.append(len(self.refs)))
+    manifest, _ = build_sharded_index(
+        path, tmp_path / "sharded", 3, scoring=config, quiet=True, piece_passages=piece_passages
+    )
+    assert bool(recut) == (piece_passages > one.n_passages)  # small pieces: analysed as they were read
     assert manifest["counts"]["passages"] == one.n_passages and manifest["counts"]["shards"] == 3
     assert manifest["corpus"]["fingerprint"] == one.manifest["corpus"]["fingerprint"]
     sharded = load_index(tmp_path / "sharded")

@@ -119,10 +119,13 @@ class PassageBuilder:
     # (id, title) of every document read, in order, passages or not: what an index keeps to be updated
     documents: list[tuple[str, str]] = field(default_factory=list)
     digests: bytes = b""  # the passages' digests in order, as `fingerprint` hashes them
+    # the passages cut so far (while `build` runs: whole documents' worth between two documents)
+    passages: list[Passage] = field(default_factory=list)
 
     def build(self, documents: Iterable[Document], allow_empty: bool = False) -> tuple[list[Passage], dict]:
         texts: dict[str, int] = {}
         passages: list[Passage] = []
+        self.passages = passages
         n_docs = 0
         for document in documents:
             n_docs += 1

@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from odqa.analysis.base import AnalyzerConfig, default_analyzer
@@ -15,6 +16,7 @@ from odqa.io.documents import read_documents
 from odqa.progress import progress
 from odqa.retrieval.scoring import ScoringConfig
 from odqa.retrieval.sparse import SparseIndex
+from odqa.types import Passage
 
 
 def _counted(items, bar):
@@ -23,19 +25,36 @@ def _counted(items, bar):
         yield item
 
 
+def _between(items, call):
+    for item in items:
+        call()
+        yield item
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("ODQA_CACHE", Path.home() / ".cache" / "odqa"))
 
 
-def read_passages(corpus: str | Path, corpus_config: CorpusConfig, limit: int | None = None, quiet: bool = False):
+def read_passages(
+    corpus: str | Path,
+    corpus_config: CorpusConfig,
+    limit: int | None = None,
+    quiet: bool = False,
+    between_documents: Callable[[list[Passage]], None] | None = None,
+):
     """The corpus file cut into passages, with its stats, the `corpus` record an index manifest
     keeps (what every index built from the same file and config shares) and the (id, title) of
-    every document read, in order, and their digests (the PassageBuilder)."""
+    every document read, in order, and their digests (the PassageBuilder). `between_documents`,
+    when given, sees the passages cut so far before each document is read (to start work on them
+    while the rest of the file is read; a later duplicate may still add a source to one of them,
+    never change its text)."""
     documents = read_documents(corpus)
     if limit:
         documents = itertools.islice(documents, limit)
     bar = progress(desc="reading documents", unit="doc", quiet=quiet)
     builder = PassageBuilder(corpus_config)
+    if between_documents is not None:
+        documents = _between(documents, lambda: between_documents(builder.passages))
     try:
         passages, stats = builder.build(_counted(documents, bar))
     finally:
