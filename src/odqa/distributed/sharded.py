@@ -231,7 +231,9 @@ def build_sharded_index(
     piece_passages: int = PIECE_PASSAGES,
 ) -> tuple[dict, dict]:
     """Build a sharded index of `corpus` into `out` (replaced atomically) on the Ray cluster at
-    `address` (default: the one joined, $RAY_ADDRESS, or a local one); returns (manifest, timings)."""
+    `address` (default: the one joined, $RAY_ADDRESS, or a local one); returns (manifest, timings).
+    `piece_passages`: passages per analysis task (the shards do not depend on it beyond where they
+    are cut; a corpus too small for even shards of such pieces is analysed one piece per shard)."""
     from odqa.analysis.base import default_analyzer
     from odqa.config import IndexConfig
     from odqa.corpus import CorpusConfig
