@@ -126,6 +126,18 @@ def test_bad_sharded_input_is_named(local_ray, corpus, tmp_path):
     build_sharded_index(path, tmp_path / "s", 2, quiet=True)
     with pytest.raises(OdqaError, match="one shard of a sharded index"):
         update_index(tmp_path / "s" / "shard-000", delete=["0-0"])
+    # shards from another build: of other settings, or put in another slot
+    from odqa.retrieval.scoring import ScoringConfig
+
+    build_sharded_index(path, tmp_path / "other", 2, scoring=ScoringConfig(method="bm25+"), quiet=True)
+    shutil.rmtree(tmp_path / "s" / "shard-001")
+    shutil.copytree(tmp_path / "other" / "shard-001", tmp_path / "s" / "shard-001")
+    with pytest.raises(OdqaError, match="shard-001 does not belong to it .its scoring settings differ"):
+        ShardedIndex.load(tmp_path / "s")
+    shutil.rmtree(tmp_path / "s" / "shard-001")
+    shutil.copytree(tmp_path / "s" / "shard-000", tmp_path / "s" / "shard-001")
+    with pytest.raises(OdqaError, match="shard-001 does not belong to it .it is shard 0 of 2"):
+        ShardedIndex.load(tmp_path / "s")
     shutil.rmtree(tmp_path / "s" / "shard-001")
     with pytest.raises(OdqaError, match="shard-001 is missing"):
         ShardedIndex.load(tmp_path / "s")

@@ -487,6 +487,33 @@ class ShardServer:
         }
 
 
+def _check_shard(path: Path, manifest: dict, i: int, entry: dict, own: dict) -> None:
+    """Refuse a shard that is not the one this collection's manifest lists in slot `i`: another
+    slot or build of the collection, another corpus, other analysis or scoring settings."""
+    slot = {"index": i, "shards": len(manifest["shards"]), "first_passage": entry["first_passage"]}
+    slot["passages"] = entry["passages"]
+    differs = []
+    if own.get("shard") != slot:
+        differs.append(f"it is {_slot_name(own.get('shard'))}, not shard {i} of {slot['shards']}")
+    fingerprint = (manifest.get("corpus") or {}).get("fingerprint")
+    if fingerprint and (own.get("corpus") or {}).get("fingerprint") != fingerprint:
+        differs.append("it was built from another corpus")
+    for key in ("analyzer", "scoring"):
+        if key in manifest and own.get(key) != manifest[key]:
+            differs.append(f"its {key} settings differ")
+    if differs:
+        raise OdqaError(
+            f"sharded index {path}: {entry['path']} does not belong to it ({'; '.join(differs)}); "
+            "rebuild the sharded index"
+        )
+
+
+def _slot_name(slot) -> str:
+    if not isinstance(slot, dict):
+        return "no shard of a sharded index"
+    return f"shard {slot.get('index')} of {slot.get('shards')} (passages from {slot.get('first_passage')})"
+
+
 class ShardedPassages(Sequence):
     """The collection's passages by global id, fetched from the shard that holds each."""
 
@@ -526,9 +553,10 @@ class ShardedIndex:
         shards = manifest.get("shards")
         if not isinstance(shards, list) or not shards:
             raise OdqaError(f"{path}/manifest.json lists no shards; rebuild it with `odqa index --shards N`")
-        for shard in shards:
+        for i, shard in enumerate(shards):
             if not (path / shard["path"] / "manifest.json").is_file():
                 raise OdqaError(f"sharded index {path} is incomplete: {shard['path']} is missing; rebuild it")
+            _check_shard(path, manifest, i, shard, read_manifest(path / shard["path"]))
         return cls(path, manifest, address, timeout)
 
     @property
