@@ -141,6 +141,7 @@ RT_ROWS = {
     "span_mask": "span-mask",
     "curriculum_length": "curriculum-length",
     "cnn_curriculum": "cnn+curriculum-length",
+    "curriculum_reader": "curriculum-agreement",
 }
 # same-seed comparisons: figure key → (technique, the technique it is compared with)
 RT_PAIRS = {
@@ -151,6 +152,8 @@ RT_PAIRS = {
     "span_mask.vs_mask": ("span-mask", "mask"),
     "curriculum_length.vs_base": ("curriculum-length", "baseline"),
     "cnn_curriculum.vs_cnn": ("cnn+curriculum-length", "cnn"),
+    "curriculum_reader.vs_base": ("curriculum-agreement", "baseline"),
+    "curriculum_reader.vs_length": ("curriculum-agreement", "curriculum-length"),
 }
 # the sets benchmarks/e2e.py evaluates (figure key → its name in the results)
 E2E_SETS = {"competition": "competition validation", "korquad": "KorQuAD 1.0 dev sample"}
