@@ -76,9 +76,10 @@ def connect(address: str | None = None):
 # --- building ---------------------------------------------------------------------------------
 
 
-def document_numbers(passages: Sequence[Passage]) -> np.ndarray:
-    """Each passage's document, numbered by first appearance (as the embedded index numbers them)."""
-    numbers: dict[str, int] = {}
+def document_numbers(passages: Sequence[Passage], numbers: dict[str, int] | None = None) -> np.ndarray:
+    """Each passage's document, numbered by first appearance (as the embedded index numbers them);
+    `numbers` carries the numbering on from earlier passages."""
+    numbers = {} if numbers is None else numbers
     return np.fromiter(
         (numbers.setdefault(p.sources[0].doc_id, len(numbers)) for p in passages), dtype=np.int64, count=len(passages)
     )
@@ -185,7 +186,6 @@ def _build_shard(
     rows = np.concatenate([piece.indices.astype(np.int64) + first for piece, first in zip(pieces, firsts)])
     terms = np.concatenate([np.repeat(remap, np.diff(piece.indptr)) for piece, remap in zip(pieces, remaps)])
     data = np.concatenate([piece.data for piece in pieces])
-    del pieces
     counts = sp.csc_matrix((data, (rows, terms)), shape=(int(firsts[-1]), len(vocab)))
     del data, rows, terms
     counts.sort_indices()
@@ -382,11 +382,7 @@ class _Pieces:
         run = passages[self.cuts[-1] : end]
         if not run:
             return
-        docs = np.fromiter(
-            (self._numbers.setdefault(p.sources[0].doc_id, len(self._numbers)) for p in run),
-            dtype=np.int64,
-            count=len(run),
-        )
+        docs = document_numbers(run, self._numbers)
         self.refs.append(self.analyse([p.text for p in run], docs - docs[0]))
         self.docs.append(docs)
         self.cuts.append(end)
