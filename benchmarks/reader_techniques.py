@@ -155,15 +155,41 @@ def difficulty_file(base: dict, seed: int, steps: int, fill: dict) -> Path:
     return path
 
 
-def pseudo_file(base: dict, seed: int, steps: int, fill: dict, index: Path) -> Path:
-    """The competition's 600 test questions answered end to end by the baseline, confident ones kept."""
+PSEUDO_PRECISION = 50.0  # the kept labels' EM on the held-out questions: more of them right than wrong
+
+
+def pseudo_file(base: dict, seed: int, steps: int, fill: dict, index: Path) -> tuple[Path, dict]:
+    """The competition's 600 test questions answered end to end by the baseline, and those above a
+    threshold kept: the lowest probability at which the baseline's answers to the 300 held-out
+    questions (labelled, treated as unlabelled; no reader trained on them) are exact matches at
+    least PSEUDO_PRECISION % of the time. The file and what was kept."""
+    reader = train("baseline", seed, base, steps, fill)["path"]
+    tuning = OUT / f"pseudo-heldout-s{seed}-{steps}steps.json"
+    if not tuning.exists():
+        odqa("pseudo-label", "--questions", base["held_out"], "--index", index, "--reader", reader, "--out", tuning,
+             "--min-score", "0", "-k", "10", "-q")  # fmt: skip
+    curve = json.loads(tuning.with_name(tuning.stem + ".report.json").read_text(encoding="utf-8"))["by_min_score"]
+    precise = [point for point in curve if point["exact_match"] >= PSEUDO_PRECISION]
+    if not precise:
+        best = max(curve, key=lambda point: point["exact_match"])
+        sys.exit(
+            f"pseudo: no threshold makes the baseline's held-out answers {PSEUDO_PRECISION:g} % exact (at best "
+            f"{best['exact_match']:.1f} % of the {best['questions']} most confident); too weak a reader to label with"
+        )
+    chosen = precise[-1]  # the lowest such threshold: the most labels at that precision
     path = OUT / f"pseudo-s{seed}-{steps}steps.json"
     if not path.exists():
-        reader = train("baseline", seed, base, steps, fill)["path"]
         questions = DATA / "boostcamp_odqa/test_questions.jsonl"
         odqa("pseudo-label", "--questions", questions, "--index", index, "--reader", reader, "--out", path,
-             "--min-score", "0.5", "-k", "10", "-q")  # fmt: skip
-    return path
+             "--min-score", chosen["min_score"], "-k", "10", "-q")  # fmt: skip
+    kept = json.loads(path.with_name(path.stem + ".report.json").read_text(encoding="utf-8"))
+    return path, {
+        "min_score": chosen["min_score"],
+        "held_out": chosen,
+        "held_out_answered": curve[-1]["questions"],
+        "kept": kept["kept"],
+        "questions": kept["questions"],
+    }
 
 
 def ensembles(readers: list[Path], sets: dict[str, Path], held_out: Path) -> dict:
@@ -300,9 +326,12 @@ def main() -> None:
             fill = {"index": args.index, "curriculum_epochs": curriculum_epochs(args.steps)}
             if name == "curriculum-agreement":
                 fill["difficulty"] = difficulty_file(base, seed, args.steps, fill)
+            labels = None
             if name == "pseudo":
-                fill["pseudo"] = pseudo_file(base, seed, args.steps, fill, args.index)
+                fill["pseudo"], labels = pseudo_file(base, seed, args.steps, fill, args.index)
             run = train(name, seed, base, args.steps, fill) | {"seed": seed}
+            if labels:
+                run["pseudo_labels"] = labels
             reader = Path(run["path"])
             read(reader, "held-out", base["held_out"])
             for set_name, questions in sets.items():
@@ -408,6 +437,17 @@ def table(results: dict) -> str:
         "beyond twice the baseline's standard deviation over its seeds (the noise).\n\n"
     )
     out = head + markdown_table(header, rows)
+    for run in results["runs"].get("pseudo", []):
+        kept = run.get("pseudo_labels")
+        if kept:
+            held = kept["held_out"]
+            out += (
+                f"\nPseudo-labels (seed {run['seed']}): the baseline kept {kept['kept']} of the {kept['questions']} "
+                f"competition test questions, answers of probability ≥ {kept['min_score']:.4f} — the lowest "
+                f"threshold at which its end-to-end answers to the held-out 300 (treated as unlabelled) are "
+                f"≥ {PSEUDO_PRECISION:g} % exact: {held['questions']} of {kept['held_out_answered']} kept there, "
+                f"EM {held['exact_match']:.1f}, F1 {held['f1']:.1f}.\n"
+            )
     cost = results.get("reading_cost")
     if cost and cost["ratio"]:
         out += f"\n### Reading cost ({cost['questions']} questions, gold passage, {results['device']}; best of 2)\n\n"

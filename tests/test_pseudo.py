@@ -46,6 +46,29 @@ def test_confident_answers_become_training_data(korean_docs_index, korean_reader
     assert summary["precision"]["exact_match"] == summary["all_answers"]["exact_match"] >= 75
 
 
+def test_the_report_gives_precision_by_threshold_on_labelled_questions():
+    """A labelled set treated as unlabelled: how precise the kept labels are at each threshold,
+    the most confident tenth first, so a user can choose --min-score for their unlabelled questions."""
+    from odqa.pseudo import PseudoLabelConfig, kept_rows, report
+    from odqa.types import Answer
+
+    def row(i, probability, right):
+        text = "세종" if right else "태조"
+        answer = Answer(text, 0.0, 0.0, passage_id=i, passage_rank=1, title="", doc_id=str(i), start=0, end=len(text))
+        return {"id": f"q{i}", "answer": answer, "probability": probability, "agreement": 1.0, "gold": ["세종"]}
+
+    # the 5 most confident answers are right, the next 5 wrong, the last question unanswered
+    rows = [row(i, 0.9 - 0.05 * i, right=i < 5) for i in range(10)]
+    rows.append({"id": "q10", "answer": None, "probability": 0.0, "agreement": 0.0, "gold": ["세종"]})
+    settings = PseudoLabelConfig(min_score=0.6)
+    summary = report(rows, kept_rows(rows, settings), settings, ["reader"])
+    assert summary["kept"] == 7 and summary["precision"]["exact_match"] == pytest.approx(100 * 5 / 7)
+    curve = summary["by_min_score"]
+    assert [point["min_score"] for point in curve] == pytest.approx([0.9 - 0.05 * i for i in range(10)])
+    assert [point["questions"] for point in curve] == list(range(1, 11))  # the unanswered one never counts
+    assert [point["exact_match"] for point in curve] == pytest.approx([100.0] * 5 + [100 * 5 / n for n in range(6, 11)])
+
+
 def test_a_killed_run_resumes_and_other_runs_are_refused(korean_docs_index, korean_reader, korean_qa_file, tmp_path):
     from odqa.io.questions import read_questions
     from odqa.pseudo import PseudoLabelConfig, answer_and_judge

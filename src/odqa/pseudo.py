@@ -178,4 +178,23 @@ def report(rows: list[dict], kept: list[dict], config: PseudoLabelConfig, reader
         kept_labelled = [row for row in kept if row["gold"]]
         out["precision"] = scores(kept_labelled) if kept_labelled else None
         out["all_answers"] = scores(labelled)
+        out["by_min_score"] = [
+            {"min_score": threshold} | scores(subset) for threshold, subset in _by_threshold(labelled, config)
+        ]
     return out
+
+
+def _by_threshold(labelled: list[dict], config: PseudoLabelConfig, points: int = 10):
+    """(threshold, kept rows) at the probabilities that keep the most confident 1/points, 2/points, …
+    of the answered labelled questions (the current agreement rule applies): the curve a labelled
+    set treated as unlabelled gives for choosing `min_score`."""
+    answered = kept_rows(labelled, PseudoLabelConfig(0.0, config.min_agreement, config.metric))
+    ranked = sorted(answered, key=lambda row: -row["probability"])
+    thresholds = sorted(
+        {ranked[max(1, round(len(ranked) * i / points)) - 1]["probability"] for i in range(1, points + 1)}
+        if ranked
+        else set(),
+        reverse=True,
+    )
+    for threshold in thresholds:
+        yield threshold, [row for row in ranked if row["probability"] >= threshold]
