@@ -13,7 +13,10 @@ held-out 300. A technique helps when its mean beats the baseline's by more than 
 Each reader and reading is cached under work/reader_techniques/ (a killed run resumes: train-reader
 resumes its checkpoint, finished readings are kept). Needs `korean_model.py --stages import,trim,split`
 (run first automatically) and, for `negatives` and `pseudo`, a BM25 index of the kowiki sample
-(`--index`, default ../indexes/kowiki as `make demo` builds it).
+(`--index`, default ../indexes/kowiki as `make demo` builds it). `pseudo` first has its labeler (the
+baseline of the seed, or `--pseudo-labeler READER`) answer the held-out 300 end to end and trains only
+when some probability threshold makes those answers at least half exact; that threshold then picks
+which of the competition's 600 test questions become training data.
 
     python reader_techniques.py                              # all techniques, 3 seeds, the full recipe (GPU)
     python reader_techniques.py --steps 40 --seeds 0 --techniques baseline,cnn   # a CPU smoke run
@@ -158,37 +161,38 @@ def difficulty_file(base: dict, seed: int, steps: int, fill: dict) -> Path:
 PSEUDO_PRECISION = 50.0  # the kept labels' EM on the held-out questions: more of them right than wrong
 
 
-def pseudo_file(base: dict, seed: int, steps: int, fill: dict, index: Path) -> tuple[Path, dict]:
-    """The competition's 600 test questions answered end to end by the baseline, and those above a
-    threshold kept: the lowest probability at which the baseline's answers to the 300 held-out
-    questions (labelled, treated as unlabelled; no reader trained on them) are exact matches at
-    least PSEUDO_PRECISION % of the time. The file and what was kept."""
-    reader = train("baseline", seed, base, steps, fill)["path"]
-    tuning = OUT / f"pseudo-heldout-s{seed}-{steps}steps.json"
+def pseudo_file(
+    base: dict, seed: int, steps: int, fill: dict, index: Path, labeler: Path | None
+) -> tuple[Path | None, dict]:
+    """The competition's 600 test questions answered end to end by the labeler (the baseline of the
+    seed, or `labeler`), and those above a threshold kept: the lowest probability at which its answers
+    to the 300 held-out questions (labelled, treated as unlabelled; no reader trained on them) are exact
+    matches at least PSEUDO_PRECISION % of the time. The file (None when no threshold gets there) and
+    what was kept."""
+    reader = labeler or Path(train("baseline", seed, base, steps, fill)["path"])
+    tag = labeler.name if labeler else f"s{seed}-{steps}steps"
+    tuning = OUT / f"pseudo-heldout-{tag}.json"
     if not tuning.exists():
         odqa("pseudo-label", "--questions", base["held_out"], "--index", index, "--reader", reader, "--out", tuning,
              "--min-score", "0", "-k", "10", "-q")  # fmt: skip
     curve = json.loads(tuning.with_name(tuning.stem + ".report.json").read_text(encoding="utf-8"))["by_min_score"]
+    info = {"labeler": str(reader), "held_out_curve": curve, "held_out_answered": curve[-1]["questions"]}
     precise = [point for point in curve if point["exact_match"] >= PSEUDO_PRECISION]
     if not precise:
-        best = max(curve, key=lambda point: point["exact_match"])
-        sys.exit(
-            f"pseudo: no threshold makes the baseline's held-out answers {PSEUDO_PRECISION:g} % exact (at best "
-            f"{best['exact_match']:.1f} % of the {best['questions']} most confident); too weak a reader to label with"
-        )
+        return None, info | {"held_out": max(curve, key=lambda point: point["exact_match"]), "trained": False}
     chosen = precise[-1]  # the lowest such threshold: the most labels at that precision
-    path = OUT / f"pseudo-s{seed}-{steps}steps.json"
+    path = OUT / f"pseudo-{tag}.json"
     if not path.exists():
         questions = DATA / "boostcamp_odqa/test_questions.jsonl"
         odqa("pseudo-label", "--questions", questions, "--index", index, "--reader", reader, "--out", path,
              "--min-score", chosen["min_score"], "-k", "10", "-q")  # fmt: skip
     kept = json.loads(path.with_name(path.stem + ".report.json").read_text(encoding="utf-8"))
-    return path, {
+    return path, info | {
         "min_score": chosen["min_score"],
         "held_out": chosen,
-        "held_out_answered": curve[-1]["questions"],
         "kept": kept["kept"],
         "questions": kept["questions"],
+        "trained": True,
     }
 
 
@@ -292,6 +296,12 @@ def main() -> None:
         "--steps", type=int, default=FULL_STEPS, help="optimizer steps per run (258: the recipe's 0.6 epoch)"
     )
     parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "kowiki", help="BM25 index of kowiki")
+    parser.add_argument(
+        "--pseudo-labeler",
+        type=Path,
+        default=None,
+        help="the reader that pseudo-labels (default: the baseline of the same seed)",
+    )
     parser.add_argument("--extra-reader", type=Path, action="append", default=[], help="more ensemble members")
     parser.add_argument(
         "--keep",
@@ -321,17 +331,22 @@ def main() -> None:
     sets = eval_sets()
     started = time.time()
     runs: dict[str, list[dict]] = {}
+    pseudo_labels: dict[str, dict] = {}  # seed → the labeler's threshold and what it kept
     for name in techniques:
         for seed in seeds_of.get(name, seeds):
             fill = {"index": args.index, "curriculum_epochs": curriculum_epochs(args.steps)}
             if name == "curriculum-agreement":
                 fill["difficulty"] = difficulty_file(base, seed, args.steps, fill)
-            labels = None
             if name == "pseudo":
-                fill["pseudo"], labels = pseudo_file(base, seed, args.steps, fill, args.index)
+                fill["pseudo"], labels = pseudo_file(base, seed, args.steps, fill, args.index, args.pseudo_labeler)
+                pseudo_labels[str(seed)] = labels
+                if fill["pseudo"] is None:
+                    best = labels["held_out"]
+                    log(f"pseudo, seed {seed}: no threshold makes the labeler's held-out answers "
+                        f"{PSEUDO_PRECISION:g} % exact (at best {best['exact_match']:.1f} % of the "
+                        f"{best['questions']} most confident); not trained")  # fmt: skip
+                    continue
             run = train(name, seed, base, args.steps, fill) | {"seed": seed}
-            if labels:
-                run["pseudo_labels"] = labels
             reader = Path(run["path"])
             read(reader, "held-out", base["held_out"])
             for set_name, questions in sets.items():
@@ -359,6 +374,10 @@ def main() -> None:
         results["baseline_seeds"] = results["seeds_of"].get("baseline", [])
         results["hours"] += earlier["hours"]
         runs = results["runs"]
+    if "pseudo" in techniques:
+        results["pseudo_labels"] = pseudo_labels
+    elif earlier and "pseudo_labels" in earlier:
+        results["pseudo_labels"] = earlier["pseudo_labels"]
     results["train_hours"] = sum(r["seconds"] for group in runs.values() for r in group) / 3600
     members = [Path(r["path"]) for name in voters for r in runs.get(name, [])]
     for extra in args.extra_reader:
@@ -437,16 +456,23 @@ def table(results: dict) -> str:
         "beyond twice the baseline's standard deviation over its seeds (the noise).\n\n"
     )
     out = head + markdown_table(header, rows)
-    for run in results["runs"].get("pseudo", []):
-        kept = run.get("pseudo_labels")
-        if kept:
-            held = kept["held_out"]
+    for seed, kept in results.get("pseudo_labels", {}).items():
+        held = kept["held_out"]
+        where = f"{held['questions']} of the {kept['held_out_answered']} held-out questions"
+        if kept["trained"]:
             out += (
-                f"\nPseudo-labels (seed {run['seed']}): the baseline kept {kept['kept']} of the {kept['questions']} "
-                f"competition test questions, answers of probability ≥ {kept['min_score']:.4f} — the lowest "
-                f"threshold at which its end-to-end answers to the held-out 300 (treated as unlabelled) are "
-                f"≥ {PSEUDO_PRECISION:g} % exact: {held['questions']} of {kept['held_out_answered']} kept there, "
+                f"\nPseudo-labels (seed {seed}, labeler {Path(kept['labeler']).name}): {kept['kept']} of the "
+                f"{kept['questions']} competition test questions kept, answers of probability ≥ "
+                f"{kept['min_score']:.4f} — the lowest threshold at which its end-to-end answers are "
+                f"≥ {PSEUDO_PRECISION:g} % exact on the held-out 300 (treated as unlabelled): {where} kept there, "
                 f"EM {held['exact_match']:.1f}, F1 {held['f1']:.1f}.\n"
+            )
+        else:
+            out += (
+                f"\nPseudo-labels (seed {seed}, labeler {Path(kept['labeler']).name}): not trained — no threshold "
+                f"makes its end-to-end answers to the held-out 300 (treated as unlabelled) ≥ {PSEUDO_PRECISION:g} % "
+                f"exact; at best EM {held['exact_match']:.1f}, F1 {held['f1']:.1f} over the most confident "
+                f"{where}.\n"
             )
     cost = results.get("reading_cost")
     if cost and cost["ratio"]:
