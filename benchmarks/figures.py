@@ -333,19 +333,17 @@ FIGURES: dict[str, Figure] = {
         for questions in ("korquad", "competition")
         for name, fn in (("em", mean), ("em_sd", stdev))
     },
-    # the baseline as pseudo-labeler: its held-out answers' precision at its most confident tenth, and over all
-    "rt.pseudo.top_em": Figure(
-        "reader_techniques.json", lambda d: d["pseudo_labels"]["0"]["held_out_curve"][0]["exact_match"], "{:.1f}"
-    ),
-    "rt.pseudo.top_f1": Figure(
-        "reader_techniques.json", lambda d: d["pseudo_labels"]["0"]["held_out_curve"][0]["f1"], "{:.1f}"
-    ),
-    "rt.pseudo.top_n": Figure(
-        "reader_techniques.json", lambda d: d["pseudo_labels"]["0"]["held_out_curve"][0]["questions"]
-    ),
-    "rt.pseudo.all_em": Figure(
-        "reader_techniques.json", lambda d: d["pseudo_labels"]["0"]["held_out_curve"][-1]["exact_match"], "{:.1f}"
-    ),
+    # pseudo-labelers' end-to-end answers to the held-out 300: over all, and at the threshold where they are most exact
+    **{
+        f"rt.pseudo.{key}.{name}": Figure("reader_techniques.json", lambda d, k=labeler, f=fn: f(d, k), fmt)
+        for key, labeler in (("base", "baseline-s0-200steps"), ("recipe", "ko-reader"))
+        for name, fn, fmt in (
+            ("all_em", lambda d, k: d["pseudo_labels"][k]["held_out_curve"][-1]["exact_match"], "{:.1f}"),
+            ("top_em", lambda d, k: d["pseudo_labels"][k]["held_out"]["exact_match"], "{:.1f}"),
+            ("top_f1", lambda d, k: d["pseudo_labels"][k]["held_out"]["f1"], "{:.1f}"),
+            ("top_n", lambda d, k: d["pseudo_labels"][k]["held_out"]["questions"], "{}"),
+        )
+    },
     "rt.soft.korquad_gain": Figure("reader_techniques.json", lambda d: vote_gain(d, "soft", "korquad"), "{:+.1f}"),
     **{
         f"rt.{key}.{questions}_{name}": Figure("reader_techniques.json", fn, fmt)

@@ -331,7 +331,7 @@ def main() -> None:
     sets = eval_sets()
     started = time.time()
     runs: dict[str, list[dict]] = {}
-    pseudo_labels: dict[str, dict] = {}  # seed → the labeler's threshold and what it kept
+    pseudo_labels: dict[str, dict] = {}  # labeler → its held-out precision, threshold and what it kept
     for name in techniques:
         for seed in seeds_of.get(name, seeds):
             fill = {"index": args.index, "curriculum_epochs": curriculum_epochs(args.steps)}
@@ -339,7 +339,7 @@ def main() -> None:
                 fill["difficulty"] = difficulty_file(base, seed, args.steps, fill)
             if name == "pseudo":
                 fill["pseudo"], labels = pseudo_file(base, seed, args.steps, fill, args.index, args.pseudo_labeler)
-                pseudo_labels[str(seed)] = labels
+                pseudo_labels[Path(labels["labeler"]).name] = labels | {"seed": seed}
                 if fill["pseudo"] is None:
                     best = labels["held_out"]
                     log(f"pseudo, seed {seed}: no threshold makes the labeler's held-out answers "
@@ -374,10 +374,8 @@ def main() -> None:
         results["baseline_seeds"] = results["seeds_of"].get("baseline", [])
         results["hours"] += earlier["hours"]
         runs = results["runs"]
-    if "pseudo" in techniques:
-        results["pseudo_labels"] = pseudo_labels
-    elif earlier and "pseudo_labels" in earlier:
-        results["pseudo_labels"] = earlier["pseudo_labels"]
+    if pseudo_labels or (earlier and "pseudo_labels" in earlier):
+        results["pseudo_labels"] = (earlier or {}).get("pseudo_labels", {}) | pseudo_labels
     results["train_hours"] = sum(r["seconds"] for group in runs.values() for r in group) / 3600
     members = [Path(r["path"]) for name in voters for r in runs.get(name, [])]
     for extra in args.extra_reader:
@@ -456,12 +454,12 @@ def table(results: dict) -> str:
         "beyond twice the baseline's standard deviation over its seeds (the noise).\n\n"
     )
     out = head + markdown_table(header, rows)
-    for seed, kept in results.get("pseudo_labels", {}).items():
+    for labeler, kept in results.get("pseudo_labels", {}).items():
         held = kept["held_out"]
         where = f"{held['questions']} of the {kept['held_out_answered']} held-out questions"
         if kept["trained"]:
             out += (
-                f"\nPseudo-labels (seed {seed}, labeler {Path(kept['labeler']).name}): {kept['kept']} of the "
+                f"\nPseudo-labels (seed {kept['seed']}, labeler {labeler}): {kept['kept']} of the "
                 f"{kept['questions']} competition test questions kept, answers of probability ≥ "
                 f"{kept['min_score']:.4f} — the lowest threshold at which its end-to-end answers are "
                 f"≥ {PSEUDO_PRECISION:g} % exact on the held-out 300 (treated as unlabelled): {where} kept there, "
@@ -469,7 +467,7 @@ def table(results: dict) -> str:
             )
         else:
             out += (
-                f"\nPseudo-labels (seed {seed}, labeler {Path(kept['labeler']).name}): not trained — no threshold "
+                f"\nPseudo-labels (seed {kept['seed']}, labeler {labeler}): not trained — no threshold "
                 f"makes its end-to-end answers to the held-out 300 (treated as unlabelled) ≥ {PSEUDO_PRECISION:g} % "
                 f"exact; at best EM {held['exact_match']:.1f}, F1 {held['f1']:.1f} over the most confident "
                 f"{where}.\n"
