@@ -323,6 +323,30 @@ FIGURES: dict[str, Figure] = {
     ),
     "re.speedup": Figure("relation.json", lambda d: re_speedup(d, "odqa (sorted, batch 64)"), "{:.1f}×"),
     "re.int8_speedup": Figure("relation.json", lambda d: re_speedup(d, "odqa --int8 (sorted, batch 64)"), "{:.1f}×"),
+    # the best relation model trained longer (benchmarks/relation.py --longer)
+    "re.epochs.epochs": Figure("relation_epochs.json", lambda d: d["run"]["epochs"], "{:g}"),
+    "re.epochs.f1": Figure("relation_epochs.json", lambda d: d["run"]["scores"]["dev"]["micro_f1"], "{:.1f}"),
+    "re.epochs.auprc": Figure("relation_epochs.json", lambda d: d["run"]["scores"]["dev"]["auprc"], "{:.1f}"),
+    "re.epochs.held_f1": Figure("relation_epochs.json", lambda d: d["run"]["scores"]["held_out"]["micro_f1"], "{:.1f}"),
+    "re.epochs.minutes": Figure("relation_epochs.json", lambda d: d["run"]["train_s"] / 60, "{:.0f}"),
+    "re.epochs.gain": Figure(
+        "relation_epochs.json",
+        lambda d: d["run"]["scores"]["dev"]["micro_f1"] - d["one_epoch"]["dev"]["micro_f1"],
+        "{:+.1f}",
+    ),
+    "re.epochs.auprc_gain": Figure(
+        "relation_epochs.json",
+        lambda d: d["run"]["scores"]["dev"]["auprc"] - d["one_epoch"]["dev"]["auprc"],
+        "{:+.1f}",
+    ),
+    "re.epochs.oracle_gain": Figure(
+        "relation_epochs.json",
+        lambda d: d["prior_shift"]["oracle prior"]["micro_f1"] - d["prior_shift"]["dev"]["micro_f1"],
+        "{:+.1f}",
+    ),
+    "re.epochs.predicted_none": Figure(
+        "relation_epochs.json", lambda d: 100 * d["prior_shift"]["dev"]["predicted_no_relation"], "{:.0f} %"
+    ),
     # reader techniques (benchmarks/reader_techniques.py)
     "rt.steps": Figure("reader_techniques.json", lambda d: d["steps"]),
     "rt.seeds": Figure("reader_techniques.json", lambda d: len(d["runs"]["baseline"])),
