@@ -176,7 +176,7 @@ def pseudo_file(
         odqa("pseudo-label", "--questions", base["held_out"], "--index", index, "--reader", reader, "--out", tuning,
              "--min-score", "0", "-k", "10", "-q")  # fmt: skip
     curve = json.loads(tuning.with_name(tuning.stem + ".report.json").read_text(encoding="utf-8"))["by_min_score"]
-    info = {"labeler": str(reader), "held_out_curve": curve, "held_out_answered": curve[-1]["questions"]}
+    info = {"labeler": str(reader), "held_out_curve": curve}
     precise = [point for point in curve if point["exact_match"] >= PSEUDO_PRECISION]
     if not precise:
         return None, info | {"held_out": max(curve, key=lambda point: point["exact_match"]), "trained": False}
@@ -456,7 +456,7 @@ def table(results: dict) -> str:
     out = head + markdown_table(header, rows)
     for labeler, kept in results.get("pseudo_labels", {}).items():
         held = kept["held_out"]
-        where = f"{held['questions']} of the {kept['held_out_answered']} held-out questions"
+        where = f"{held['questions']} of the {kept['held_out_curve'][-1]['questions']} held-out questions"
         if kept["trained"]:
             out += (
                 f"\nPseudo-labels (seed {kept['seed']}, labeler {labeler}): {kept['kept']} of the "

@@ -277,7 +277,7 @@ def ensemble_at_size(args, train, held, held_gold, dev, dev_gold, best_name: str
     }
 
 
-def longer(args, pool, held, dev, labels) -> None:
+def longer(args, pool, held, dev, labels, index, redo) -> None:
     """`--longer FORMAT`: that format alone on `--best-n` examples for `--epochs` epochs, scored on the
     whole dev set and the held-out slice, beside the one-epoch model of `results/relation.json`
     (written as `results/relation_epochs.json`)."""
@@ -285,16 +285,13 @@ def longer(args, pool, held, dev, labels) -> None:
 
     import numpy as np
 
-    stages = WORK / "relation" / "stages"
-    redo = set(filter(None, args.redo.split(",")))
     name = f"longer-{args.longer}-{args.best_n}-{args.epochs:g}ep"
     run = cached_stage(
-        stages,
+        WORK / "relation" / "stages",
         name,
         redo,
         lambda: train_run(name, args, pool[: args.best_n], {"format": args.longer}, 0, {"dev": dev, "held_out": held}),
     )
-    index = {n: i for i, n in enumerate(labels)}
     dev_gold = np.array([index[e.label] for e in dev])
     held_gold = np.array([index[e.label] for e in held])
     pool_gold = np.array([index[e.label] for e in pool])
@@ -393,7 +390,7 @@ def main() -> None:
     labels = read_label_list(KLUE / "relation_list.json")
     index = {n: i for i, n in enumerate(labels)}
     if args.longer:
-        return longer(args, pool, held, dev, labels)
+        return longer(args, pool, held, dev, labels, index, redo)
     subset = pool[: args.train_n]
     predict = {"dev_sample": dev_sample, "held_out": held}
 

@@ -18,7 +18,7 @@ import json
 import math
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from odqa.errors import OdqaError
@@ -188,13 +188,9 @@ def _by_threshold(labelled: list[dict], config: PseudoLabelConfig, points: int =
     """(threshold, kept rows) at the probabilities that keep the most confident 1/points, 2/points, …
     of the answered labelled questions (the current agreement rule applies): the curve a labelled
     set treated as unlabelled gives for choosing `min_score`."""
-    answered = kept_rows(labelled, PseudoLabelConfig(0.0, config.min_agreement, config.metric))
-    ranked = sorted(answered, key=lambda row: -row["probability"])
-    thresholds = sorted(
-        {ranked[max(1, round(len(ranked) * i / points)) - 1]["probability"] for i in range(1, points + 1)}
-        if ranked
-        else set(),
-        reverse=True,
-    )
-    for threshold in thresholds:
+    ranked = sorted(kept_rows(labelled, replace(config, min_score=0.0)), key=lambda row: -row["probability"])
+    if not ranked:
+        return
+    cuts = {ranked[max(1, round(len(ranked) * i / points)) - 1]["probability"] for i in range(1, points + 1)}
+    for threshold in sorted(cuts, reverse=True):
         yield threshold, [row for row in ranked if row["probability"] >= threshold]
