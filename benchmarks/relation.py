@@ -187,11 +187,14 @@ def best_on_held(best_name: str, held, labels, redo: set) -> dict:
     return cached_stage(WORK / "relation" / "stages", f"held-{best_name}", redo, predict)
 
 
-def prior_shift(best_dev, dev_gold, held: dict, held_gold, train_gold, labels) -> dict:
+def prior_shift(best_dev, dev_gold, held: dict, held_gold, train_gold, labels, allowed=None) -> dict:
     """Is the gap between the held-out slice and dev the `no_relation` share? From stored probabilities:
     the best model re-weighted by dev's true label shares (an oracle, the most a prior correction could
     give: p(y|x) · q(y)/p(y), renormalised) and by shares estimated from the unlabelled dev sentences
-    (calibrated on the held-out slice, then EM label-shift adaptation, Saerens et al. 2002)."""
+    (calibrated on the held-out slice, then EM label-shift adaptation, Saerens et al. 2002). With
+    `allowed` (dev sentences × labels, true where the label was seen with the sentence's entity-type pair
+    in training): also the probabilities restricted to those labels after training, as
+    `--restrict-types` does inside the model."""
     import numpy as np
 
     from odqa.relation.calibration import apply_calibration, fit_calibration
@@ -224,13 +227,30 @@ def prior_shift(best_dev, dev_gold, held: dict, held_gold, train_gold, labels) -
         shares = new
         if done:
             break
-    return {
+    result = {
         "no_relation_share": {"train": float(source[none]), "dev": float(target[none])},
         "held_out": {m: held["held_out"][m] for m in ("micro_f1", "auprc")},
         "dev": scored(best_dev),
         "oracle prior": scored(reweighted(best_dev, target)),
         "em adapted": scored(reweighted(calibrated, shares)) | {"estimated_no_relation": float(shares[none])},
     }
+    if allowed is not None:
+        restricted = np.where(allowed, best_dev, 0.0)
+        result["type restricted"] = scored(restricted / restricted.sum(1, keepdims=True)) | {
+            "changed": float((restricted.argmax(1) != best_dev.argmax(1)).mean()),
+            "gold_ruled_out": float((~allowed[np.arange(len(dev_gold)), dev_gold]).mean()),
+        }
+    return result
+
+
+def type_mask(train, examples, labels):
+    """examples × labels: true where the label was seen in `train` with the example's entity-type pair
+    (every label for a pair never seen; `no_relation` always), as `--restrict-types` rules."""
+    from odqa.relation.model import allowed_labels, allowed_table, type_pair_key
+
+    allowed = allowed_labels(train)
+    rows = {pair: row for row, pair in enumerate(sorted(allowed))}
+    return allowed_table(allowed, labels)[[rows.get(type_pair_key(*e.type_pair), len(rows)) for e in examples]]
 
 
 def prior_table(shift: dict) -> str:
@@ -242,6 +262,12 @@ def prior_table(shift: dict) -> str:
         "em adapted": f"dev, calibrated + EM label-shift adaptation (estimated no_relation "
         f"{100 * shift['em adapted']['estimated_no_relation']:.0f} %)",
     }
+    if "type restricted" in shift:
+        names["type restricted"] = (
+            "dev, labels restricted to those seen with the entity-type pair in training "
+            f"({100 * shift['type restricted']['changed']:.1f} % of answers change; the gold label is ruled out "
+            f"for {100 * shift['type restricted']['gold_ruled_out']:.1f} %)"
+        )
     for key, label in names.items():
         rows.append([label, shift[key]["micro_f1"], shift[key]["auprc"], 100 * shift[key]["predicted_no_relation"]])
     return (
@@ -280,7 +306,8 @@ def ensemble_at_size(args, train, held, held_gold, dev, dev_gold, best_name: str
 def longer(args, pool, held, dev, labels, index, redo) -> None:
     """`--longer FORMAT`: that format alone on `--best-n` examples for `--epochs` epochs, scored on the
     whole dev set and the held-out slice, beside the one-epoch model of `results/relation.json`
-    (written as `results/relation_epochs.json`)."""
+    (written as `results/relation_epochs.json`, which keeps the runs of other lengths with the same
+    settings as rows of its table)."""
     import json
 
     import numpy as np
@@ -296,11 +323,25 @@ def longer(args, pool, held, dev, labels, index, redo) -> None:
     held_gold = np.array([index[e.label] for e in held])
     pool_gold = np.array([index[e.label] for e in pool])
     shift = prior_shift(
-        np.array(run["sets"]["dev"]["probabilities"]), dev_gold, run["sets"], held_gold, pool_gold, labels
+        np.array(run["sets"]["dev"]["probabilities"]),
+        dev_gold,
+        run["sets"],
+        held_gold,
+        pool_gold,
+        labels,
+        type_mask(pool[: args.best_n], dev, labels),
     )
     earlier = json.loads((ROOT / "benchmarks" / "results" / "relation.json").read_text(encoding="utf-8"))
     one = earlier["best"]
     scores = {s: {m: x for m, x in d.items() if m != "probabilities"} for s, d in run["sets"].items()}
+    this = {k: v for k, v in run.items() if k != "sets"} | {"scores": scores}
+    # Runs of other lengths with the same settings stay in the table (each run is hours on 2 cores).
+    kept = []
+    previous = ROOT / "benchmarks" / "results" / "relation_epochs.json"
+    if previous.exists():
+        old = json.loads(previous.read_text(encoding="utf-8"))
+        if all(old["settings"].get(k) == getattr(args, k) for k in ("longer", "best_n", "lr", "max_length")):
+            kept = [r for r in old.get("other_runs", []) + [old["run"]] if r["epochs"] != args.epochs]
     rows = [
         [
             f"{one['epochs']:g} epoch (results/relation.json)",
@@ -308,14 +349,16 @@ def longer(args, pool, held, dev, labels, index, redo) -> None:
             one["dev"]["micro_f1"],
             one["dev"]["auprc"],
             earlier["prior_shift"]["held_out"]["micro_f1"],
-        ],
+        ]
+    ] + [
         [
-            f"{args.epochs:g} epochs",
-            run["train_s"] / 60,
-            scores["dev"]["micro_f1"],
-            scores["dev"]["auprc"],
-            scores["held_out"]["micro_f1"],
-        ],
+            f"{r['epochs']:g} epochs",
+            r["train_s"] / 60,
+            r["scores"]["dev"]["micro_f1"],
+            r["scores"]["dev"]["auprc"],
+            r["scores"]["held_out"]["micro_f1"],
+        ]
+        for r in sorted(kept + [this], key=lambda r: r["epochs"])
     ]
     table = (
         f"# KLUE-RE: the best single model trained longer ({args.longer} markers, {len(pool[: args.best_n])} "
@@ -327,7 +370,8 @@ def longer(args, pool, held, dev, labels, index, redo) -> None:
     )
     results = {
         "settings": vars(args),
-        "run": {k: v for k, v in run.items() if k != "sets"} | {"scores": scores},
+        "run": this,
+        "other_runs": kept,
         "one_epoch": one | {"held_out": earlier["prior_shift"]["held_out"]},
         "prior_shift": shift,
         "compute": "2 CPU cores (shared machine), no GPU",

@@ -208,6 +208,31 @@ def test_type_restriction_rules_out_unseen_labels(klue_tokenizer, tiny_encoder):
     assert (probabilities[1] > 1e-6).all()  # a pair never seen keeps every label
 
 
+def test_type_restriction_can_be_switched_on_for_a_saved_model(klue_tokenizer, tiny_encoder, tmp_path):
+    import torch
+
+    from odqa.relation.model import RelationClassifier, RelationModelConfig, build_relation_model
+
+    labels = ["no_relation", "per:title", "org:members"]
+    config = RelationModelConfig(
+        format="punct", labels=labels, types=["PER", "POH"], allowed={"PER|POH": ["no_relation", "per:title"]}
+    )
+    torch.manual_seed(0)
+    model, tokenizer = build_relation_model(tiny_encoder, config)
+    RelationClassifier(model, tokenizer, config, device="cpu").save(tmp_path / "unrestricted")
+    sentence = "홍길동은 장관이다."
+    examples = [RelationExample("a", sentence, entity(sentence, "홍길동", "PER"), entity(sentence, "장관", "POH"))]
+
+    classifier = RelationClassifier.load(tmp_path / "unrestricted", device="cpu")
+    assert classifier.predict(examples)[0, 2] > 1e-6  # trained without the restriction: every label
+    restricted = classifier.restrict_types(True).predict(examples)
+    assert restricted[0, 2] < 1e-6
+    assert restricted[0].sum() == pytest.approx(1.0, abs=1e-5)
+    classifier.save(tmp_path / "restricted")
+    assert RelationClassifier.load(tmp_path / "restricted", device="cpu").predict(examples)[0, 2] < 1e-6
+    assert classifier.restrict_types(False).predict(examples)[0, 2] > 1e-6
+
+
 RE_SENTENCES = [
     ("이순신은 조선의 장군이다.", "이순신", "PER", "장군", "POH", "per:title"),
     ("세종은 조선의 왕이다.", "세종", "PER", "왕", "POH", "per:title"),
@@ -273,6 +298,17 @@ def test_a_tiny_model_overfits_and_round_trips_through_the_command_line(
     assert not np.array_equal(quantized, written)  # it really ran in int8
     with pytest.raises(OdqaError, match="CPU only"):
         RelationClassifier.load(run, device="cuda", int8=True)
+
+    # --restrict-types on a model trained without it: each training sentence's label was seen with its
+    # own entity-type pair, so none is ruled out
+    restricted = tmp_path / "restricted.jsonl"
+    app(
+        ["re", "predict", "--model", str(run), "--input", str(train), "--out", str(restricted), "--restrict-types"]
+        + ["-q"],
+        standalone_mode=False,
+    )
+    _, kept = read_predictions(restricted, RelationClassifier.load(run).labels)
+    assert (kept.argmax(1) == written.argmax(1)).all()
 
     # re calibrate: a temperature and label bias fitted on labelled sentences, kept with the model
     # and applied by every later prediction; --reset removes it

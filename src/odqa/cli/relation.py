@@ -147,6 +147,11 @@ def predict_command(
     int8: bool = typer.Option(
         False, "--int8", help="quantize the linear layers to int8 (CPU only; faster, slightly less accurate)"
     ),
+    restrict_types: Optional[bool] = typer.Option(
+        None,
+        "--restrict-types/--all-labels",
+        help="rule out labels never seen with the entity-type pair in training (default: as the model was trained)",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Classify the relation between each sentence's subject and object."""
@@ -159,6 +164,8 @@ def predict_command(
     if batch_size < 1:
         raise OdqaError(f"--batch-size must be at least 1, got {batch_size}")
     classifier = RelationClassifier.load(model, device=device, int8=int8)
+    if restrict_types is not None:
+        classifier.restrict_types(restrict_types)
     examples = read_relation_file(input_file)
     started = time.perf_counter()
     probabilities = classifier.predict(examples, batch_size=batch_size, progress=not quiet)

@@ -80,6 +80,15 @@ def allowed_labels(examples: list[RelationExample]) -> dict[str, list[str]]:
     return {pair: sorted(labels | {NO_RELATION}) for pair, labels in sorted(seen.items())}
 
 
+def allowed_table(allowed: dict[str, list[str]], labels: list[str]) -> np.ndarray:
+    """(type pairs of `allowed`, sorted, then one row for a pair never seen) × labels: true where the pair
+    was seen with the label; the last row allows every label."""
+    table = np.ones((len(allowed) + 1, len(labels)), dtype=bool)
+    for row, pair in enumerate(sorted(allowed)):
+        table[row] = np.isin(labels, allowed[pair])
+    return table
+
+
 def _module_class():
     import torch
     from torch import nn
@@ -101,14 +110,7 @@ def _module_class():
             width = 2 * (hidden // 2) if config.bilstm else hidden
             self.pooling = POOLINGS[config.pooling](width, config.dropout)
             self.classifier = nn.Linear(self.pooling.width, len(config.labels))
-            pairs = sorted(config.allowed)
-            mask = torch.ones(len(pairs) + 1, len(config.labels), dtype=torch.bool)  # last row: unseen pair
-            if config.restrict_types:
-                index = {name: i for i, name in enumerate(config.labels)}
-                for row, pair in enumerate(pairs):
-                    mask[row] = False
-                    mask[row, [index[name] for name in config.allowed[pair] if name in index]] = True
-            self.register_buffer("allowed", mask)
+            self.register_buffer("allowed", torch.from_numpy(allowed_table(config.allowed, config.labels)))
             weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
             self.register_buffer("class_weights", weights, persistent=False)
 
@@ -255,6 +257,13 @@ class RelationClassifier:
         bar.close()
         return out
 
+    def restrict_types(self, on: bool) -> RelationClassifier:
+        """Rule out (or allow again) the labels never seen with an example's entity-type pair in training,
+        for every later prediction, whatever the model was trained with; `save` keeps the choice."""
+        self.config = self.config.model_copy(update={"restrict_types": on})
+        self.model.settings = self.config
+        return self
+
     def calibrate(self, calibration: dict | None, source: str = "") -> RelationClassifier:
         """Apply a calibration from `odqa.relation.calibration.fit_calibration` to every later
         prediction (None: remove it); `save` keeps it."""
@@ -291,6 +300,7 @@ class RelationClassifier:
 
     @classmethod
     def load(cls, folder: str | Path, device: str | None = None, int8: bool = False) -> RelationClassifier:
+        import torch
         from safetensors.torch import load_file
 
         from odqa.io.files import load_json
@@ -315,4 +325,6 @@ class RelationClassifier:
         missing = set(model.head_state()) - set(head)
         if missing:
             raise OdqaError(f"{folder / HEAD_FILE} lacks {len(missing)} head weights (e.g. {sorted(missing)[0]})")
+        # the type table follows the settings (earlier saves hold all-true rows when trained unrestricted)
+        model.allowed.copy_(torch.from_numpy(allowed_table(config.allowed, config.labels)))
         return cls(model, load_tokenizer(folder), config, device, int8=int8)
