@@ -339,13 +339,31 @@ FIGURES: dict[str, Figure] = {
         lambda d: d["run"]["scores"]["dev"]["auprc"] - d["one_epoch"]["dev"]["auprc"],
         "{:+.1f}",
     ),
-    "re.epochs.oracle_gain": Figure(
-        "relation_epochs.json",
-        lambda d: d["prior_shift"]["oracle prior"]["micro_f1"] - d["prior_shift"]["dev"]["micro_f1"],
-        "{:+.1f}",
-    ),
     "re.epochs.predicted_none": Figure(
         "relation_epochs.json", lambda d: 100 * d["prior_shift"]["dev"]["predicted_no_relation"], "{:.0f} %"
+    ),
+    **{
+        f"re.epochs.{name}": Figure(
+            "relation_epochs.json",
+            # rounded first, so that no change reads +0.0, not -0.0
+            lambda d, row=row, metric=metric: (
+                round(d["prior_shift"][row][metric] - d["prior_shift"]["dev"][metric], 1) + 0.0
+            ),
+            "{:+.1f}",
+        )
+        for name, row, metric in (
+            ("oracle_gain", "oracle prior", "micro_f1"),
+            ("restricted_gain", "type restricted", "micro_f1"),
+            ("restricted_auprc_gain", "type restricted", "auprc"),
+        )
+    },
+    "re.epochs.restricted_changed": Figure(
+        "relation_epochs.json", lambda d: 100 * d["prior_shift"]["type restricted"]["changed"], "{:.1f} %"
+    ),
+    "re.epochs.two_f1": Figure(
+        "relation_epochs.json",
+        lambda d: next(r for r in d["other_runs"] + [d["run"]] if r["epochs"] == 2)["scores"]["dev"]["micro_f1"],
+        "{:.1f}",
     ),
     # reader techniques (benchmarks/reader_techniques.py)
     "rt.steps": Figure("reader_techniques.json", lambda d: d["steps"]),
