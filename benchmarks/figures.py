@@ -234,6 +234,15 @@ FIGURES: dict[str, Figure] = {
     "model.train_minutes": Figure(MODEL, lambda d: d["train"]["recipe"]["max_minutes"], "{:.0f}"),
     "model.train_steps": Figure(MODEL, lambda d: d["train"]["history"][-1]["step"]),
     "model.speedup_both": Figure(MODEL, lambda d: d["speed"]["speedup"]["trimmed + frozen"], "{:.1f}×"),
+    "model.speedup_bf16": Figure(MODEL, lambda d: d["speed"]["speedup"]["trimmed + frozen + bf16 autocast"], "{:.1f}×"),
+    "model.bf16_gain": Figure(
+        MODEL,
+        lambda d: (
+            d["speed"]["windows_per_s"]["trimmed + frozen + bf16 autocast"]
+            / d["speed"]["windows_per_s"]["trimmed + frozen"]
+        ),
+        "{:.1f}×",
+    ),
     **{
         f"model{which}.{short}_{name}": Figure(
             file, lambda d, s=set_name, n=key: KO_EVAL(d, f"{s} / korean")[n], "{:.1f}"
@@ -360,11 +369,46 @@ FIGURES: dict[str, Figure] = {
     "re.epochs.restricted_changed": Figure(
         "relation_epochs.json", lambda d: 100 * d["prior_shift"]["type restricted"]["changed"], "{:.1f} %"
     ),
-    "re.epochs.two_f1": Figure(
+    **{
+        f"re.epochs.{word}_f1": Figure(
+            "relation_epochs.json",
+            lambda d, n=n: next(r for r in d["other_runs"] + [d["run"]] if r["epochs"] == n)["scores"]["dev"][
+                "micro_f1"
+            ],
+            "{:.1f}",
+        )
+        for word, n in (("two", 2), ("three", 3))
+    },
+    "re.epochs.vs_three": Figure(
         "relation_epochs.json",
-        lambda d: next(r for r in d["other_runs"] + [d["run"]] if r["epochs"] == 2)["scores"]["dev"]["micro_f1"],
-        "{:.1f}",
+        lambda d: (
+            d["run"]["scores"]["dev"]["micro_f1"]
+            - next(r for r in d["other_runs"] if r["epochs"] == 3)["scores"]["dev"]["micro_f1"]
+        ),
+        "{:+.1f}",
     ),
+    "re.epochs.three_minutes": Figure(
+        "relation_epochs.json",
+        lambda d: next(r for r in d["other_runs"] + [d["run"]] if r["epochs"] == 3)["train_s"] / 60,
+        "{:.0f}",
+    ),
+    "re.epochs.precision": Figure("relation_epochs.json", lambda d: d["run"].get("mixed_precision", "no")),
+    "re.epochs.vote_f1": Figure("relation_epochs.json", lambda d: d["ensemble"]["equal_weights"]["micro_f1"], "{:.1f}"),
+    "re.epochs.vote_auprc": Figure("relation_epochs.json", lambda d: d["ensemble"]["equal_weights"]["auprc"], "{:.1f}"),
+    "re.epochs.vote_gain": Figure(
+        "relation_epochs.json",
+        lambda d: (
+            d["ensemble"]["equal_weights"]["micro_f1"]
+            - max(
+                r["scores"]["dev"]["micro_f1"]
+                for r in d["other_runs"] + [d["run"]]
+                if r["name"] in d["ensemble"]["names"]
+            )
+        ),
+        "{:+.1f}",
+    ),
+    "re.epochs.vote_chosen_f1": Figure("relation_epochs.json", lambda d: d["ensemble"]["dev"]["micro_f1"], "{:.1f}"),
+    "re.epochs.vote_chosen_weight": Figure("relation_epochs.json", lambda d: d["ensemble"]["weights"][0], "{:.2f}"),
     # reader techniques (benchmarks/reader_techniques.py)
     "rt.steps": Figure("reader_techniques.json", lambda d: d["steps"]),
     "rt.seeds": Figure("reader_techniques.json", lambda d: len(d["runs"]["baseline"])),
