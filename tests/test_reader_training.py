@@ -210,6 +210,35 @@ def test_frozen_embeddings_stay_as_they_were(tiny_encoder, korquad_small, tmp_pa
     assert "training: step 3/3" in capsys.readouterr().err
 
 
+def test_mixed_precision_is_checked_and_bf16_trains_on_a_cpu(tiny_encoder, korquad_small, tmp_path):
+    """bf16 autocast trains on a CPU too (fast where it has AVX512-BF16 or AMX), even after an fp32
+    training in the same process; the saved weights stay fp32. fp16 on a CPU would silently be fp32."""
+    from safetensors.torch import load_file
+
+    from odqa.training.loop import resolve_precision
+
+    with pytest.raises(OdqaError, match="unknown mixed precision 'fp8'; choose from auto, no, fp16, bf16"):
+        resolve_precision("fp8")
+    if not torch.cuda.is_available():
+        assert resolve_precision("auto") == "no"
+        with pytest.raises(OdqaError, match="fp16 needs a GPU"):
+            resolve_precision("fp16")
+    for precision in ("no", "bf16"):
+        config = ReaderTrainingConfig(
+            model=str(tiny_encoder),
+            train=[str(korquad_small)],
+            out=str(tmp_path / precision),
+            max_steps=2,
+            batch_size=8,
+            mixed_precision=precision,
+            reader=WINDOWS,
+        )
+        state = train_reader(config, resume=False)
+        assert state["step"] == 2
+    weights = load_file(str(tmp_path / "bf16/model.safetensors"))
+    assert {t.dtype for t in weights.values()} == {torch.float32}
+
+
 def test_a_missing_folder_under_an_existing_one_is_refused_at_once(tmp_path, monkeypatch):
     """'runs/reader-1' looks like a hub id; when runs/ is a folder here it is a path that does not exist."""
     from odqa.models.loading import check_model_dir

@@ -148,14 +148,36 @@ def _difficulty(settings: LoopSettings, lengths: np.ndarray, difficulty: np.ndar
     return np.asarray(difficulty, dtype=np.float64)
 
 
-def _mixed_precision(choice: str) -> str:
+PRECISIONS = ("auto", "no", "fp16", "bf16")
+
+
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX), where bf16 autocast trains
+    faster than fp32 (~1.6x on the AMD EPYC of benchmarks/korean_model.py); elsewhere it is slower."""
     import torch
 
-    if choice != "auto":
-        return choice
-    if not torch.cuda.is_available():
-        return "no"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check is not None and check() for check in checks)
+
+
+def resolve_precision(choice: str) -> str:
+    """The precision accelerate trains in. `auto`: bf16 on GPUs that have it, else fp16 on a GPU,
+    fp32 on a CPU. fp16 needs a GPU (accelerate would silently train in fp32 on a CPU), so it is
+    refused there; bf16 on a CPU without bf16 instructions is allowed, with a warning."""
+    import torch
+
+    if choice not in PRECISIONS:
+        raise OdqaError(f"unknown mixed precision {choice!r}; choose from {', '.join(PRECISIONS)}")
+    gpu = torch.cuda.is_available()
+    if choice == "auto":
+        if not gpu:
+            return "no"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if choice == "fp16" and not gpu:
+        raise OdqaError("mixed precision fp16 needs a GPU; on a CPU use bf16 (fast with AVX512-BF16 or AMX) or no")
+    if choice == "bf16" and not gpu and not cpu_computes_bf16():
+        log.warning("this CPU has no bf16 instructions (AVX512-BF16 or AMX): bf16 autocast will be slower than fp32")
+    return choice
 
 
 class _BatchList:
@@ -262,6 +284,7 @@ def train(
     none: the lengths are the difficulty). Returns the trainer state."""
     import torch
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import DistributedDataParallelKwargs, send_to_device, set_seed
     from torch.utils.data import DataLoader
     from transformers import get_linear_schedule_with_warmup
@@ -271,8 +294,11 @@ def train(
     if len(lengths) == 0:
         raise OdqaError("no training examples")
     set_seed(settings.seed)
+    # accelerate keeps one precision per process: a second training in the same process (a notebook,
+    # a benchmark) may choose another one (the process group, in PartialState, stays)
+    AcceleratorState._reset_state()
     accelerator = Accelerator(
-        mixed_precision=_mixed_precision(settings.mixed_precision),
+        mixed_precision=resolve_precision(settings.mixed_precision),
         gradient_accumulation_steps=settings.grad_accum,
         # several processes without a GPU (torchrun on CPUs): accelerate runs them as one job over
         # gloo only when told to use the CPU; otherwise each process would train alone
