@@ -51,6 +51,8 @@ RECIPE = {  # what `make korean-reader` runs
     # (results/korean_model_curriculum.json, e2e_rescore_curriculum.json)
     "save_steps": 100,
     "max_minutes": float(os.environ.get("KO_TRAIN_MINUTES", "35")),
+    # auto: fp32 on a CPU; KO_MIXED_PRECISION=bf16 is the trial in results/korean_model_bf16.json
+    "mixed_precision": os.environ.get("KO_MIXED_PRECISION", "auto"),
 }
 PROBE_TEXTS = [
     "대한민국의 수도는 서울이다.",
