@@ -163,6 +163,7 @@ UPDATE_RUN = "index_update.json"
 MODEL = "korean_model.json"
 MODEL_LINEAR = "korean_model_linear.json"  # the same recipe with the linear head: the run before the CNN head
 MODEL_CURRICULUM = "korean_model_curriculum.json"  # the recipe with the length curriculum, tried and not kept
+MODEL_BF16 = "korean_model_bf16.json"  # the recipe trained under bf16 autocast (KO_MIXED_PRECISION=bf16)
 KO_EVAL = lambda d, key: d["eval"]["results"][key]["korquad"]
 
 FIGURES: dict[str, Figure] = {
@@ -252,9 +253,19 @@ FIGURES: dict[str, Figure] = {
         for name, key in (("em", "exact_match"), ("f1", "f1"))
     },
     "model.linear.train_steps": Figure(MODEL_LINEAR, lambda d: d["train"]["history"][-1]["step"]),
-    **{  # EM on the held-out 300 (what chooses the recipe; never the two evaluation sets)
-        f"model{which}.heldout_em": Figure(file, lambda d: d["train"]["history"][-1]["eval"]["exact_match"], "{:.1f}")
-        for which, file in (("", MODEL), (".curriculum", MODEL_CURRICULUM))
+    **{  # EM / F1 on the held-out 300 (what chooses the recipe; never the two evaluation sets)
+        f"model{which}.heldout_{name}": Figure(file, lambda d, k=key: d["train"]["history"][-1]["eval"][k], "{:.1f}")
+        for which, file in (("", MODEL), (".curriculum", MODEL_CURRICULUM), (".bf16", MODEL_BF16))
+        for name, key in (("em", "exact_match"), ("f1", "f1"))
+    },
+    **{
+        f"model{which}.{name}": Figure(file, lambda d, f=f: f(d["train"]["history"][-1]), form)
+        for which, file in (("", MODEL), (".bf16", MODEL_BF16))
+        for name, f, form in (
+            ("windows_per_s", lambda h: h["examples_per_s"], "{:.2f}"),
+            ("steps", lambda h: h["step"], "{}"),
+            ("minutes", lambda h: h["seconds"] / 60, "{:.0f}"),
+        )
     },
     "model.curriculum.train_actual_minutes": Figure(
         MODEL_CURRICULUM, lambda d: sum(r["seconds"] for r in d["train"]["history"]) / 60, "{:.0f}"
