@@ -63,7 +63,7 @@ def train_run(name, args, train, relation, seed, predict):
         seed=seed,
         freeze_embeddings=True,
         save_steps=50,
-        mixed_precision=getattr(args, "mixed_precision", "no"),
+        mixed_precision=args.mixed_precision,
         relation=RelationModelConfig(max_length=args.max_length, **relation),
     )
     started = time.perf_counter()
@@ -315,6 +315,12 @@ def run_key(run: dict) -> tuple[float, str]:
     return run["epochs"], run.get("mixed_precision", "no")
 
 
+def precision_label(run: dict, sep: str) -> str:
+    """`sep` + the run's training precision, or nothing for fp32."""
+    precision = run_key(run)[1]
+    return "" if precision == "no" else f"{sep}{precision}"
+
+
 def vote_runs(runs: list[dict], held_gold, dev_gold, labels) -> dict:
     """The soft vote of `--longer` runs whose stage (with probabilities) is still in the work folder,
     weights chosen on the held-out slice; {} when fewer than two are."""
@@ -339,7 +345,7 @@ def vote_runs(runs: list[dict], held_gold, dev_gold, labels) -> dict:
         labels,
     )
     return {
-        "members": [f"{r['epochs']:g}-epoch" + ("" if run_key(r)[1] == "no" else f" {run_key(r)[1]}") for r in staged],
+        "members": [f"{r['epochs']:g}-epoch" + precision_label(r, " ") for r in staged],
         "names": [r["name"] for r in staged],
         "weights": weights,
         "train_s": [r["train_s"] for r in staged],
@@ -398,7 +404,7 @@ def longer(args, pool, held, dev, labels, index, redo) -> None:
         ]
     ] + [
         [
-            f"{r['epochs']:g} epochs" + ("" if run_key(r)[1] == "no" else f", {run_key(r)[1]}"),
+            f"{r['epochs']:g} epochs" + precision_label(r, ", "),
             r["train_s"] / 60,
             r["scores"]["dev"]["micro_f1"],
             r["scores"]["dev"]["auprc"],
