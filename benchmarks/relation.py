@@ -14,6 +14,7 @@ single model on the whole dev set. Each stage is kept in work/relation/ (rerun t
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import time
@@ -107,7 +108,7 @@ def score_sets(name, classifier, predict, labels) -> dict:
 
 
 def throughput(args, model_dir: Path, examples):
-    """Ours (length-sorted batches, in fp32 and with --int8) against transformers'
+    """Ours (length-sorted batches, in fp32, with --bf16 and with --int8) against transformers'
     text-classification pipeline on the same encoder weights and the same marked texts, batch 1
     (its CPU default) and 32."""
     import torch
@@ -120,10 +121,15 @@ def throughput(args, model_dir: Path, examples):
     torch.manual_seed(0)
     ours = RelationClassifier.load(model_dir, device="cpu")
     int8 = RelationClassifier.load(model_dir, device="cpu", int8=True)
+    bf16 = RelationClassifier.load(model_dir, device="cpu", bf16=True)
     texts = [mark(e.sentence, e.subject, e.object, ours.config.format).text for e in examples]
     rows = []
     for round_ in range(2):  # alternating rounds; best of each
-        for name, classifier in (("odqa (sorted, batch 64)", ours), ("odqa --int8 (sorted, batch 64)", int8)):
+        for name, classifier in (
+            ("odqa (sorted, batch 64)", ours),
+            ("odqa --bf16 (sorted, batch 64)", bf16),
+            ("odqa --int8 (sorted, batch 64)", int8),
+        ):
             started = time.perf_counter()
             classifier.predict(examples, batch_size=64)
             rows.append((name, time.perf_counter() - started))
@@ -142,13 +148,62 @@ def throughput(args, model_dir: Path, examples):
     return {"examples": len(examples), "seconds": best}
 
 
-def score_int8(model_dir: Path, examples) -> dict:
-    """The best model's scores on `examples` with its linear layers quantized to int8."""
+def score_precision(model_dir: Path, examples, precision: str = "int8") -> dict:
+    """A trained run's scores on `examples` predicted in `precision`: fp32, bf16 (all weights in
+    bfloat16) or int8 (the linear layers dynamically quantized)."""
     from odqa.relation.model import RelationClassifier
 
-    classifier = RelationClassifier.load(model_dir, device="cpu", int8=True)
-    scores = score_sets(f"{model_dir.name} --int8", classifier, {"dev": examples}, classifier.labels)["dev"]
+    flags = {} if precision == "fp32" else {precision: True}
+    classifier = RelationClassifier.load(model_dir, device="cpu", **flags)
+    scores = score_sets(f"{model_dir.name} {precision}", classifier, {"dev": examples}, classifier.labels)["dev"]
     return {"examples": len(examples), "micro_f1": scores["micro_f1"], "auprc": scores["auprc"]}
+
+
+def measure_speed(args, dev, dev_sample) -> None:
+    """`--speed RUN`: prediction throughput of a trained run (a folder of work/relation/runs) against
+    transformers' pipeline, and its whole-dev scores in fp32, with --bf16 and with --int8
+    (results/relation_speed.json)."""
+    model_dir = WORK / "relation" / "runs" / args.speed
+    if not (model_dir / "odqa_relation.json").exists():
+        raise SystemExit(f"no trained run {args.speed!r} in {model_dir.parent}")
+    stages = WORK / "relation" / "stages"
+    redo = set(filter(None, args.redo.split(",")))
+    measured = cached_stage(stages, f"speed-{args.speed}", redo, lambda: throughput(args, model_dir, dev_sample))
+    scores = {}
+    for precision in ("fp32", "bf16", "int8"):
+        stage = stages / f"{args.speed}.json"
+        if precision == "fp32" and stage.exists():  # the run's own stage scored it on the whole dev already
+            run = json.loads(stage.read_text(encoding="utf-8"))
+            scores[precision] = {"examples": len(dev)} | {m: run["sets"]["dev"][m] for m in ("micro_f1", "auprc")}
+            continue
+        scores[precision] = cached_stage(
+            stages,
+            f"{precision}-{args.speed}",
+            redo,
+            lambda: score_precision(model_dir, dev, precision),
+        )
+    pipeline_best = min(v for k, v in measured["seconds"].items() if "pipeline" in k)
+    table = (
+        f"# KLUE-RE prediction: the run {args.speed} (2 CPU cores)\n\n"
+        f"### Throughput ({measured['examples']} dev sentences, same weights, best of 2 alternating rounds)\n\n"
+        + markdown_table(
+            ["system", "sentences/s", "× pipeline (best batch)"],
+            [[name, measured["examples"] / s, pipeline_best / s] for name, s in measured["seconds"].items()],
+        )
+        + f"\n### Accuracy of each precision (the whole dev set, {len(dev)} sentences)\n\n"
+        + markdown_table(
+            ["prediction", "dev micro-F1", "dev AUPRC"],
+            [[precision, v["micro_f1"], v["auprc"]] for precision, v in scores.items()],
+        )
+    )
+    results = {
+        "settings": vars(args),
+        "run": args.speed,
+        "throughput": measured,
+        "scores": scores,
+        "compute": "2 CPU cores (shared machine), no GPU",
+    }
+    write_results("relation_speed", results, table)
 
 
 def score_calibrated(model_dir: Path, held, dev) -> dict:
@@ -310,15 +365,17 @@ def precision_suffix(args) -> str:
     return "" if args.mixed_precision == "no" else f"-{args.mixed_precision}"
 
 
-def run_key(run: dict) -> tuple[float, str]:
-    """Runs of `--longer` differ by length and training precision (runs from before it was recorded: fp32)."""
-    return run["epochs"], run.get("mixed_precision", "no")
+def run_key(run: dict) -> tuple[float, str, int]:
+    """Runs of `--longer` differ by length, training precision (runs from before it was recorded:
+    fp32) and seed."""
+    return run["epochs"], run.get("mixed_precision", "no"), run.get("seed", 0)
 
 
 def precision_label(run: dict, sep: str) -> str:
-    """`sep` + the run's training precision, or nothing for fp32."""
-    precision = run_key(run)[1]
-    return "" if precision == "no" else f"{sep}{precision}"
+    """`sep` + the run's training precision and seed, where they are not fp32 and 0."""
+    _, precision, seed = run_key(run)
+    parts = ([] if precision == "no" else [precision]) + ([f"seed {seed}"] if seed else [])
+    return "".join(f"{sep}{part}" for part in parts)
 
 
 def vote_runs(runs: list[dict], held_gold, dev_gold, labels) -> dict:
@@ -364,11 +421,14 @@ def longer(args, pool, held, dev, labels, index, redo) -> None:
     import numpy as np
 
     name = f"longer-{args.longer}-{args.best_n}-{args.epochs:g}ep" + precision_suffix(args)
+    name += f"-seed{args.longer_seed}" if args.longer_seed else ""
     run = cached_stage(
         WORK / "relation" / "stages",
         name,
         redo,
-        lambda: train_run(name, args, pool[: args.best_n], {"format": args.longer}, 0, {"dev": dev, "held_out": held}),
+        lambda: train_run(
+            name, args, pool[: args.best_n], {"format": args.longer}, args.longer_seed, {"dev": dev, "held_out": held}
+        ),
     )
     dev_gold = np.array([index[e.label] for e in dev])
     held_gold = np.array([index[e.label] for e in held])
@@ -422,7 +482,8 @@ def longer(args, pool, held, dev, labels, index, redo) -> None:
             rows.append([label, sum(ensemble["train_s"]) / 60, scored["micro_f1"], scored["auprc"], "-"])
     table = (
         f"# KLUE-RE: the best single model trained longer ({args.longer} markers, {len(pool[: args.best_n])} "
-        f"training examples, lr {args.lr:g}, batch 32, {args.max_length} tokens, seed 0), 2 CPU cores\n\n"
+        f"training examples, lr {args.lr:g}, batch 32, {args.max_length} tokens, seed 0 where a row names none), "
+        "2 CPU cores\n\n"
         + markdown_table(
             ["epochs", "training min", "dev micro-F1", "dev AUPRC", f"held-out slice micro-F1 ({len(held)})"], rows
         )
@@ -478,6 +539,12 @@ def main() -> None:
         default="",
         help="only train this format on --best-n examples for --epochs epochs (results/relation_epochs.json)",
     )
+    parser.add_argument("--longer-seed", type=int, default=0, help="with --longer: the run's seed")
+    parser.add_argument(
+        "--speed",
+        default="",
+        help="only measure this trained run's prediction speed and fp32/bf16/int8 scores (results/relation_speed.json)",
+    )
     args = parser.parse_args()
     unknown = set(filter(None, args.poolings.split(","))) - set(HEADS)
     if unknown:
@@ -502,6 +569,8 @@ def main() -> None:
     index = {n: i for i, n in enumerate(labels)}
     if args.longer:
         return longer(args, pool, held, dev, labels, index, redo)
+    if args.speed:
+        return measure_speed(args, dev, dev_sample)
     subset = pool[: args.train_n]
     predict = {"dev_sample": dev_sample, "held_out": held}
 
@@ -549,7 +618,7 @@ def main() -> None:
         stages,
         f"int8-{best_name}",
         redo,
-        lambda: score_int8(WORK / "relation" / "runs" / best_name, dev),
+        lambda: score_precision(WORK / "relation" / "runs" / best_name, dev),
     )
     calibrated = cached_stage(
         stages,

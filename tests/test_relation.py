@@ -287,27 +287,33 @@ def test_a_tiny_model_overfits_and_round_trips_through_the_command_line(
     assert guids == [e.guid for e in examples]
     np.testing.assert_allclose(again, written, atol=1e-5)
 
+    def predicted_with(flag: str) -> np.ndarray:
+        """`re predict` with one more option; the probabilities it wrote."""
+        out = tmp_path / f"preds{flag}.jsonl"
+        app(
+            ["re", "predict", "--model", str(run), "--input", str(train), "--out", str(out), flag, "-q"],
+            standalone_mode=False,
+        )
+        return read_predictions(out, RelationClassifier.load(run).labels)[1]
+
     # --int8: the linear layers quantized for CPU prediction, the same labels on what it learnt
-    int8_predictions = tmp_path / "int8.jsonl"
-    app(
-        ["re", "predict", "--model", str(run), "--input", str(train), "--out", str(int8_predictions), "--int8", "-q"],
-        standalone_mode=False,
-    )
-    _, quantized = read_predictions(int8_predictions, RelationClassifier.load(run).labels)
+    quantized = predicted_with("--int8")
     assert (quantized.argmax(1) == written.argmax(1)).all()
     assert not np.array_equal(quantized, written)  # it really ran in int8
     with pytest.raises(OdqaError, match="CPU only"):
         RelationClassifier.load(run, device="cuda", int8=True)
 
+    # --bf16: every weight in bfloat16 for prediction, the same labels, nearly the same probabilities
+    halved = predicted_with("--bf16")
+    assert (halved.argmax(1) == written.argmax(1)).all()
+    np.testing.assert_allclose(halved, written, atol=0.05)
+    assert not np.array_equal(halved, written)  # it really ran in bf16
+    with pytest.raises(OdqaError, match="not both"):
+        RelationClassifier.load(run, int8=True, bf16=True)
+
     # --restrict-types on a model trained without it: each training sentence's label was seen with its
     # own entity-type pair, so none is ruled out
-    restricted = tmp_path / "restricted.jsonl"
-    app(
-        ["re", "predict", "--model", str(run), "--input", str(train), "--out", str(restricted), "--restrict-types"]
-        + ["-q"],
-        standalone_mode=False,
-    )
-    _, kept = read_predictions(restricted, RelationClassifier.load(run).labels)
+    kept = predicted_with("--restrict-types")
     assert (kept.argmax(1) == written.argmax(1)).all()
 
     # re calibrate: a temperature and label bias fitted on labelled sentences, kept with the model

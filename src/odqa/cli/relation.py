@@ -147,6 +147,9 @@ def predict_command(
     int8: bool = typer.Option(
         False, "--int8", help="quantize the linear layers to int8 (CPU only; faster, slightly less accurate)"
     ),
+    bf16: bool = typer.Option(
+        False, "--bf16", help="predict in bfloat16 (fast on GPUs and on CPUs with AVX512-BF16 or AMX; slow on others)"
+    ),
     restrict_types: Optional[bool] = typer.Option(
         None,
         "--restrict-types/--all-labels",
@@ -163,7 +166,7 @@ def predict_command(
 
     if batch_size < 1:
         raise OdqaError(f"--batch-size must be at least 1, got {batch_size}")
-    classifier = RelationClassifier.load(model, device=device, int8=int8)
+    classifier = RelationClassifier.load(model, device=device, int8=int8, bf16=bf16)
     if restrict_types is not None:
         classifier.restrict_types(restrict_types)
     examples = read_relation_file(input_file)

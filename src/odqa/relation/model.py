@@ -192,14 +192,28 @@ def build_relation_model(encoder_path: str | Path, config: RelationModelConfig, 
 class RelationClassifier:
     """A trained relation model ready to classify: `predict(examples) -> probabilities` (one row
     per example, columns in `labels` order), batched by length; `save(folder)`, `load(folder)`.
-    With `int8`, its linear layers run as dynamically quantized int8 (CPU only, for prediction)."""
+    With `int8`, its linear layers run as dynamically quantized int8 (CPU only, for prediction); with
+    `bf16`, all its weights in bfloat16 (for prediction; fast on GPUs and on CPUs with AVX512-BF16 or
+    AMX, where `benchmarks/relation.py --speed` measures it)."""
 
-    def __init__(self, model, tokenizer, config: RelationModelConfig, device: str | None = None, int8: bool = False):
-        from odqa.models.loading import pick_device, quantize_int8
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        config: RelationModelConfig,
+        device: str | None = None,
+        int8: bool = False,
+        bf16: bool = False,
+    ):
+        from odqa.models.loading import pick_device, quantize_int8, to_bf16
 
+        if int8 and bf16:
+            raise OdqaError("choose int8 or bf16 prediction, not both")
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.device = pick_device("cpu" if int8 and device is None else device)
         self.model = quantize_int8(self.model, self.device) if int8 else self.model.to(self.device).eval()
+        if bf16:
+            self.model = to_bf16(self.model, self.device)
         self.pairs = {pair: i for i, pair in enumerate(sorted(config.allowed))}
 
     @property
@@ -299,7 +313,9 @@ class RelationClassifier:
         atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2))
 
     @classmethod
-    def load(cls, folder: str | Path, device: str | None = None, int8: bool = False) -> RelationClassifier:
+    def load(
+        cls, folder: str | Path, device: str | None = None, int8: bool = False, bf16: bool = False
+    ) -> RelationClassifier:
         import torch
         from safetensors.torch import load_file
 
@@ -327,4 +343,4 @@ class RelationClassifier:
             raise OdqaError(f"{folder / HEAD_FILE} lacks {len(missing)} head weights (e.g. {sorted(missing)[0]})")
         # the type table follows the settings (earlier saves hold all-true rows when trained unrestricted)
         model.allowed.copy_(torch.from_numpy(allowed_table(config.allowed, config.labels)))
-        return cls(model, load_tokenizer(folder), config, device, int8=int8)
+        return cls(model, load_tokenizer(folder), config, device, int8=int8, bf16=bf16)

@@ -20,6 +20,7 @@ import numpy as np
 
 from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_dir, atomic_write_text
+from odqa.models.loading import cpu_computes_bf16
 from odqa.settings import Settings
 from odqa.training.curriculum import difficulty_digest
 
@@ -149,15 +150,6 @@ def _difficulty(settings: LoopSettings, lengths: np.ndarray, difficulty: np.ndar
 
 
 PRECISIONS = ("auto", "no", "fp16", "bf16")
-
-
-def cpu_computes_bf16() -> bool:
-    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX), where bf16 autocast trains
-    faster than fp32 (~1.6x on the AMD EPYC of benchmarks/korean_model.py); elsewhere it is slower."""
-    import torch
-
-    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(check is not None and check() for check in checks)
 
 
 def resolve_precision(choice: str) -> str:
