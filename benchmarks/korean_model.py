@@ -34,7 +34,7 @@ from common import DATA, KOWIKI, WORK, cached_stage, log, markdown_table, sample
 
 OUT = WORK / "korean_model"
 ODQA = [sys.executable, "-m", "odqa"]
-STAGES = ["import", "trim", "speed", "split", "train", "eval", "units", "glosses"]
+STAGES = ["import", "trim", "speed", "split", "train", "eval", "units", "glosses", "precision"]
 TRAIN_FILES = [DATA / "boostcamp_odqa/train.squad.json", DATA / "tydiqa/korean_tydiqa_train.json"]
 HELD_OUT = 300
 KORQUAD_SAMPLE = int(os.environ.get("KO_KORQUAD_SAMPLE", "1000"))
@@ -254,18 +254,24 @@ def stage_train() -> dict:
     }
 
 
-def stage_eval(folder: Path = OUT / "ko-reader") -> dict:
-    """Gold-passage scores of the reader in `folder` (korean_reader_gpu.py scores its reader here too)."""
+def gold_sets() -> dict:
+    """The questions the reader is scored on with their gold passages: a seeded KorQuAD dev sample
+    and the whole competition validation."""
     from odqa.io.squad import read_qa_examples
-    from odqa.metrics import score_predictions
-    from odqa.reader import Reader
 
-    sets = {
+    return {
         "KorQuAD 1.0 dev": sample(read_qa_examples(DATA / "korquad/KorQuAD_v1.0_dev.json"), KORQUAD_SAMPLE),
         "competition validation": read_qa_examples(DATA / "boostcamp_odqa/validation.squad.json"),
     }
+
+
+def stage_eval(folder: Path = OUT / "ko-reader") -> dict:
+    """Gold-passage scores of the reader in `folder` (korean_reader_gpu.py scores its reader here too)."""
+    from odqa.metrics import score_predictions
+    from odqa.reader import Reader
+
     results = {}
-    for set_name, examples in sets.items():
+    for set_name, examples in gold_sets().items():
         gold = {e.id: e.answer_texts for e in examples}
         for clean_name in ("none", "korean"):
             reader = Reader.load(folder, postprocess=clean_name)
@@ -279,6 +285,32 @@ def stage_eval(folder: Path = OUT / "ko-reader") -> dict:
             } | {"questions": len(examples), "seconds": seconds}
             log(f"{set_name} / {clean_name}: {results[f'{set_name} / {clean_name}']}")
     return {"results": results}
+
+
+def stage_precision() -> dict:
+    """The reader reading in fp32 and in bf16 (`ReaderConfig.precision`, `odqa read --bf16`), the
+    Korean clean-up on: korquad EM/F1 with the gold passage, questions/s, and how many answers the
+    rounding changes."""
+    from odqa.metrics import score_predictions
+    from odqa.reader import Reader
+
+    results = {}
+    for set_name, examples in gold_sets().items():
+        gold = {e.id: e.answer_texts for e in examples}
+        answers, entry = {}, {"questions": len(examples)}
+        for precision in ("fp32", "bf16"):
+            reader = Reader.load(OUT / "ko-reader", precision=precision)
+            start = time.perf_counter()
+            read = reader.read([e.question for e in examples], [[e.context] for e in examples])
+            seconds = time.perf_counter() - start
+            answers[precision] = {e.id: r.text for e, r in zip(examples, read)}
+            score = score_predictions(answers[precision], gold, "korquad")
+            entry[precision] = {"exact_match": score["exact_match"], "f1": score["f1"], "seconds": seconds}
+        entry["answers_changed"] = sum(answers["fp32"][i] != answers["bf16"][i] for i in gold)
+        entry["speedup"] = entry["fp32"]["seconds"] / entry["bf16"]["seconds"]
+        results[set_name] = entry
+        log(f"precision / {set_name}: {entry}")
+    return results
 
 
 def stage_units() -> dict:
@@ -451,6 +483,26 @@ def report(results: dict) -> None:
             f"cleaned back to the gold answer in {r['repaired_to_gold']} — and {r['ending_with_gloss']} end with "
             f"one, of which the rule would cut {r['cut_by_rule']}.\n"
         )
+    if "precision" in results:
+        rows = [
+            [
+                name,
+                r["questions"],
+                f"{r['fp32']['exact_match']:.1f} / {r['fp32']['f1']:.1f}",
+                f"{r['bf16']['exact_match']:.1f} / {r['bf16']['f1']:.1f}",
+                r["answers_changed"],
+                f"{r['speedup']:.2f}",
+            ]
+            for name, r in results["precision"].items()
+        ]
+        parts.append("### Reading in bf16 (the Korean clean-up, gold passage, 2 CPU cores)\n")
+        parts.append(
+            markdown_table(
+                ["set", "questions", "fp32 korquad EM / F1", "bf16 korquad EM / F1", "answers changed", "× fp32 speed"],
+                rows,
+            )
+            + "\n"
+        )
     write_results("korean_model", results, "\n".join(parts))
 
 
@@ -469,6 +521,7 @@ def main() -> None:
         "eval": lambda: stage_eval(),
         "units": stage_units,
         "glosses": stage_glosses,
+        "precision": stage_precision,
     }
     results = {}
     for path in sorted(OUT.glob("*.json")) if OUT.exists() else []:

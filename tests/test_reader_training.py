@@ -59,6 +59,25 @@ def test_save_load_gives_identical_predictions(trained_reader, korquad_small, tm
             assert context[span.context_index][span.start : span.end] == span.text
 
 
+def test_a_reader_reads_in_bf16(trained_reader, korquad_small, tmp_path):
+    out, _ = trained_reader
+    examples = read_qa_examples(korquad_small)[:8]
+    questions, contexts = [e.question for e in examples], [[e.context] for e in examples]
+    full = Reader.load(out).read(questions, contexts)
+    reader = Reader.load(out, precision="bf16")
+    halved = reader.read(questions, contexts)
+    assert next(reader.model.parameters()).dtype == torch.bfloat16
+    # the overfitted answers survive the rounding; the scores move a little
+    assert [r.text for r in halved] == [r.text for r in full]
+    assert [r.answer.score for r in halved] != [r.answer.score for r in full]
+    # the rounding is one way: neither reading nor saving in fp32 again
+    reader.config = reader.config.updated(precision="fp32")
+    with pytest.raises(OdqaError, match="load it again"):
+        reader.read(questions, contexts)
+    with pytest.raises(OdqaError, match="rounded to bf16"):
+        reader.save(tmp_path)
+
+
 def test_logits_and_prob_modes_both_decode(trained_reader, korquad_small):
     out, _ = trained_reader
     examples = read_qa_examples(korquad_small)[:4]

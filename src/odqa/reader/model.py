@@ -90,6 +90,9 @@ class ReaderConfig(BaseModel):
     # with the Korean clean-up: an answer to "몇 명 …?" / "… 해는?" ends after its number's unit
     # ("1950년 6월 25일 새벽 4시" → "1950년"; benchmarks/korean_model.py, stage units, measures it)
     unit_trim: bool = True
+    # bf16: every weight in bfloat16 while reading (fast on GPUs and on CPUs with AVX512-BF16 or AMX;
+    # benchmarks/korean_model.py, stage precision, measures speed and answers)
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     @property
     def windows(self) -> WindowConfig:
@@ -124,6 +127,7 @@ class Reader:
         self.config = config or ReaderConfig()
         self.device = pick_device(device)
         self.model.to(self.device).eval()
+        self._match_precision()
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, **overrides) -> Reader:
@@ -162,6 +166,9 @@ class Reader:
         """Weights (safetensors), tokenizer and reader settings into `path` (an existing folder)."""
         from odqa.models.tokenizer import save_tokenizer
 
+        if self._in_bf16():
+            raise OdqaError("this reader's weights were rounded to bf16 for reading; save it as loaded in fp32")
+
         path = Path(path)
         save_pretrained(self.model, path)
         save_tokenizer(self.tokenizer, path)
@@ -176,6 +183,21 @@ class Reader:
 
     # -- reading ---------------------------------------------------------------------------------
 
+    def _in_bf16(self) -> bool:
+        import torch
+
+        return next(self.model.parameters()).dtype == torch.bfloat16
+
+    def _match_precision(self) -> None:
+        """The weights in the precision the config asks for (it may have been changed after loading):
+        rounded to bf16 once asked; a rounded reader cannot go back to its fp32 weights."""
+        from odqa.models.loading import to_bf16
+
+        if self.config.precision == "bf16" and not self._in_bf16():
+            self.model = to_bf16(self.model, self.device)
+        elif self.config.precision == "fp32" and self._in_bf16():
+            raise OdqaError("this reader's weights were rounded to bf16; load it again to read in fp32")
+
     def _forward(
         self, windows: Windows, progress: bool = False, contexts: Sequence[str] | None = None
     ) -> tuple[WindowSpans, np.ndarray]:
@@ -186,6 +208,7 @@ class Reader:
         from odqa.progress import progress as bar
 
         config = self.config
+        self._match_precision()
         order = np.argsort(-windows.lengths, kind="stable")
         n, width = len(windows), int(windows.lengths.max())
         keep = config.n_best
