@@ -164,6 +164,8 @@ MODEL = "korean_model.json"
 MODEL_LINEAR = "korean_model_linear.json"  # the same recipe with the linear head: the run before the CNN head
 MODEL_CURRICULUM = "korean_model_curriculum.json"  # the recipe with the length curriculum, tried and not kept
 MODEL_BF16 = "korean_model_bf16.json"  # the recipe trained under bf16 autocast (KO_MIXED_PRECISION=bf16)
+# what `make korean-reader` runs on a CPU with bf16 instructions: bf16 autocast, 0.8 epoch
+MODEL_RECIPE = "korean_model_bf16_recipe.json"
 KO_EVAL = lambda d, key: d["eval"]["results"][key]["korquad"]
 
 FIGURES: dict[str, Figure] = {
@@ -248,23 +250,56 @@ FIGURES: dict[str, Figure] = {
         f"model{which}.{short}_{name}": Figure(
             file, lambda d, s=set_name, n=key: KO_EVAL(d, f"{s} / korean")[n], "{:.1f}"
         )
-        for which, file in (("", MODEL), (".linear", MODEL_LINEAR), (".curriculum", MODEL_CURRICULUM))
+        for which, file in (
+            ("", MODEL),
+            (".linear", MODEL_LINEAR),
+            (".curriculum", MODEL_CURRICULUM),
+            (".recipe", MODEL_RECIPE),
+        )
         for short, set_name in (("korquad", "KorQuAD 1.0 dev"), ("competition", "competition validation"))
         for name, key in (("em", "exact_match"), ("f1", "f1"))
     },
     "model.linear.train_steps": Figure(MODEL_LINEAR, lambda d: d["train"]["history"][-1]["step"]),
     **{  # EM / F1 on the held-out 300 (what chooses the recipe; never the two evaluation sets)
         f"model{which}.heldout_{name}": Figure(file, lambda d, k=key: d["train"]["history"][-1]["eval"][k], "{:.1f}")
-        for which, file in (("", MODEL), (".curriculum", MODEL_CURRICULUM), (".bf16", MODEL_BF16))
+        for which, file in (
+            ("", MODEL),
+            (".curriculum", MODEL_CURRICULUM),
+            (".bf16", MODEL_BF16),
+            (".recipe", MODEL_RECIPE),
+        )
         for name, key in (("em", "exact_match"), ("f1", "f1"))
     },
     **{
         f"model{which}.{name}": Figure(file, lambda d, f=f: f(d["train"]["history"][-1]), form)
-        for which, file in (("", MODEL), (".bf16", MODEL_BF16))
+        for which, file in (("", MODEL), (".bf16", MODEL_BF16), (".recipe", MODEL_RECIPE))
         for name, f, form in (
             ("windows_per_s", lambda h: h["examples_per_s"], "{:.2f}"),
             ("steps", lambda h: h["step"], "{}"),
             ("minutes", lambda h: h["seconds"] / 60, "{:.0f}"),
+        )
+    },
+    "model.recipe.epochs": Figure(MODEL_RECIPE, lambda d: d["train"]["recipe"]["epochs"], "{:g}"),
+    **{  # the bf16 recipe's gain over the fp32 recipe (results/korean_model.json), Korean clean-up, gold passage
+        f"model.recipe.{short}_em_gain": Figure(
+            MODEL_RECIPE,
+            lambda d, s=set_name: (
+                KO_EVAL(d, f"{s} / korean")["exact_match"]
+                - KO_EVAL(json.loads((RESULTS / MODEL).read_text(encoding="utf-8")), f"{s} / korean")["exact_match"]
+            ),
+            "{:+.1f}",
+        )
+        for short, set_name in (("korquad", "KorQuAD 1.0 dev"), ("competition", "competition validation"))
+    },
+    **{  # reading in bf16 (korean_model.py, stage precision): the recipe's reader, Korean clean-up, gold passage
+        f"model.read_bf16.{short}_{name}": Figure(MODEL_RECIPE, lambda d, s=set_name, f=f: f(d["precision"][s]), form)
+        for short, set_name in (("korquad", "KorQuAD 1.0 dev"), ("competition", "competition validation"))
+        for name, f, form in (
+            ("speedup", lambda r: r["speedup"], "{:.1f}×"),
+            ("changed", lambda r: r["answers_changed"], "{}"),
+            ("questions", lambda r: r["questions"], "{:,}"),
+            ("em_change", lambda r: round(r["bf16"]["exact_match"] - r["fp32"]["exact_match"], 1) + 0.0, "{:+.1f}"),
+            ("f1_change", lambda r: round(r["bf16"]["f1"] - r["fp32"]["f1"], 1) + 0.0, "{:+.1f}"),
         )
     },
     "model.curriculum.train_actual_minutes": Figure(

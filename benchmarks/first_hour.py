@@ -34,18 +34,13 @@ def odqa(*args) -> list[str]:
 
 
 def recipe_options() -> list[str]:
-    """The `train-reader` options of the Makefile's Korean reader recipe (so the probe is the recipe)."""
-    text = MAKEFILE.read_text(encoding="utf-8").replace("\\\n", " ")
-    line = next(line for line in text.splitlines() if "$(ODQA) train-reader" in line)
-    words = line.split("train-reader", 1)[1].split(";")[0].split()
-    values = {"$(ME5_KO)": "MODEL", "$(KO_READER)": "OUT", "$(KO_MINUTES)": "MINUTES"}
-    options = []
-    for word in words:
-        word = word.strip('"')
-        if word.startswith("$(DATA)"):
-            word = str(DATA) + word[len("$(DATA)") :]
-        options.append(values.get(word, word))
-    return options
+    """The `train-reader` options of the Makefile's Korean reader recipe as make expands them on this
+    machine (its precision and epochs depend on the CPU), so the probe is the recipe."""
+    names = {"ME5_KO": "MODEL", "KO_READER": "OUT", "KO_MINUTES": "MINUTES", "PY": sys.executable}
+    command = ["make", "-s", "-n", "-C", str(ROOT), "korean-reader", f"ODQA_SHARED={DATA.parent}"]
+    shown = subprocess.run(command + [f"{k}={v}" for k, v in names.items()], capture_output=True, text=True, check=True)
+    line = next(line for line in shown.stdout.replace("\\\n", " ").splitlines() if " train-reader " in line)
+    return [word.strip('"') for word in line.split(" train-reader ", 1)[1].split(";")[0].split()]
 
 
 def ko_minutes() -> float:
