@@ -14,7 +14,7 @@ With `--rescore FOLDER` (multilingual-e5-small as `make korean-reader` imports i
 BM25 with its top passages re-scored by the bi-encoder on the fly — what `make demo` asks with — and
 the results go to e2e_rescore.json beside the BM25-alone e2e.json.
 
-    python e2e.py [--reader PATH] [--index PATH] [--rescore FOLDER] [--tune FILE] [--korquad-sample 1000]
+    python e2e.py [--reader PATH] [--index PATH] [--rescore FOLDER] [--tune FILE] [--korquad-sample 1000] [--name NAME]
 """
 
 from __future__ import annotations
@@ -100,13 +100,14 @@ def main() -> None:
     )
     parser.add_argument("--train-sample", type=int, default=300, help="without --tune: competition-train questions")
     parser.add_argument("--korquad-sample", type=int, default=1000, help="0: the competition validation alone")
+    parser.add_argument("--name", default="", help="results file name (default: e2e, or e2e_rescore with --rescore)")
     args = parser.parse_args()
 
     from odqa.e2e import evaluate_end_to_end, plot_em_by_k, tune_pipeline
     from odqa.io import read_questions
 
     pipeline = load_pipeline(args.index, args.reader, args.rescore)
-    name = "e2e_rescore" if args.rescore else "e2e"
+    name = args.name or ("e2e_rescore" if args.rescore else "e2e")
     cfg = pipeline.config
     retrieval = (
         f"BM25 with its top {cfg.rescore_top} re-scored by {args.rescore.name} (weight {cfg.rescore_weight:g})"
