@@ -378,6 +378,22 @@ FIGURES: dict[str, Figure] = {
     ),
     "re.speedup": Figure("relation.json", lambda d: re_speedup(d, "odqa (sorted, batch 64)"), "{:.1f}×"),
     "re.int8_speedup": Figure("relation.json", lambda d: re_speedup(d, "odqa --int8 (sorted, batch 64)"), "{:.1f}×"),
+    # prediction speed and precision of the best single relation model (benchmarks/relation.py --speed)
+    **{
+        f"re.speed.{short}": Figure("relation_speed.json", lambda d, n=name: re_speedup(d, n), "{:.1f}×")
+        for short, name in (
+            ("fp32", "odqa (sorted, batch 64)"),
+            ("bf16", "odqa --bf16 (sorted, batch 64)"),
+            ("int8", "odqa --int8 (sorted, batch 64)"),
+        )
+    },
+    **{
+        f"re.speed.{precision}_{metric}": Figure(
+            "relation_speed.json", lambda d, p=precision, m=metric: d["scores"][p][m], "{:.1f}"
+        )
+        for precision in ("fp32", "bf16", "int8")
+        for metric in ("micro_f1", "auprc")
+    },
     # the best relation model trained longer (benchmarks/relation.py --longer)
     "re.epochs.epochs": Figure("relation_epochs.json", lambda d: d["run"]["epochs"], "{:g}"),
     "re.epochs.f1": Figure("relation_epochs.json", lambda d: d["run"]["scores"]["dev"]["micro_f1"], "{:.1f}"),
