@@ -34,7 +34,7 @@ from common import DATA, KOWIKI, WORK, cached_stage, log, markdown_table, sample
 
 OUT = WORK / "korean_model"
 ODQA = [sys.executable, "-m", "odqa"]
-STAGES = ["import", "trim", "speed", "split", "train", "eval", "units", "glosses", "precision"]
+STAGES = ["import", "trim", "speed", "split", "train", "eval", "units", "glosses", "precision", "korquad_all"]
 TRAIN_FILES = [DATA / "boostcamp_odqa/train.squad.json", DATA / "tydiqa/korean_tydiqa_train.json"]
 HELD_OUT = 300
 KORQUAD_SAMPLE = int(os.environ.get("KO_KORQUAD_SAMPLE", "1000"))
@@ -287,6 +287,25 @@ def stage_eval(folder: Path = OUT / "ko-reader") -> dict:
     return {"results": results}
 
 
+def stage_korquad_all() -> dict:
+    """The reader on every KorQuAD 1.0 dev question with its gold passage (the Korean clean-up on,
+    fp32), beside the seeded sample the other stages read."""
+    from odqa.io.squad import read_qa_examples
+    from odqa.metrics import score_predictions
+    from odqa.reader import Reader
+
+    examples = read_qa_examples(DATA / "korquad/KorQuAD_v1.0_dev.json")
+    gold = {e.id: e.answer_texts for e in examples}
+    start = time.perf_counter()
+    read = Reader.load(OUT / "ko-reader").read([e.question for e in examples], [[e.context] for e in examples])
+    predictions = {e.id: r.text for e, r in zip(examples, read)}
+    scores = {m: score_predictions(predictions, gold, m) for m in ("squad", "korquad")}
+    result = {m: {"exact_match": v["exact_match"], "f1": v["f1"]} for m, v in scores.items()}
+    result |= {"questions": len(examples), "seconds": time.perf_counter() - start}
+    log(f"korquad_all: {result}")
+    return result
+
+
 def stage_precision() -> dict:
     """The reader reading in fp32 and in bf16 (`ReaderConfig.precision`, `odqa read --bf16`), the
     Korean clean-up on: korquad EM/F1 with the gold passage, questions/s, and how many answers the
@@ -503,6 +522,13 @@ def report(results: dict) -> None:
             )
             + "\n"
         )
+    if "korquad_all" in results:
+        r = results["korquad_all"]
+        parts.append(
+            f"Every KorQuAD 1.0 dev question ({r['questions']:,}, gold passage, Korean clean-up): korquad EM / F1 "
+            f"{r['korquad']['exact_match']:.1f} / {r['korquad']['f1']:.1f}, squad EM / F1 "
+            f"{r['squad']['exact_match']:.1f} / {r['squad']['f1']:.1f}.\n"
+        )
     write_results("korean_model", results, "\n".join(parts))
 
 
@@ -522,6 +548,7 @@ def main() -> None:
         "units": stage_units,
         "glosses": stage_glosses,
         "precision": stage_precision,
+        "korquad_all": stage_korquad_all,
     }
     results = {}
     for path in sorted(OUT.glob("*.json")) if OUT.exists() else []:
