@@ -280,6 +280,13 @@ FIGURES: dict[str, Figure] = {
         )
     },
     "model.recipe.epochs": Figure(MODEL_RECIPE, lambda d: d["train"]["recipe"]["epochs"], "{:g}"),
+    **{  # every KorQuAD 1.0 dev question (korean_model.py, stage korquad_all)
+        f"model.recipe.korquad_all_{name}": Figure(
+            MODEL_RECIPE, lambda d, k=key: d["korquad_all"]["korquad"][k], "{:.1f}"
+        )
+        for name, key in (("em", "exact_match"), ("f1", "f1"))
+    },
+    "model.recipe.korquad_all_questions": Figure(MODEL_RECIPE, lambda d: d["korquad_all"]["questions"], "{:,}"),
     **{  # the bf16 recipe's gain over the fp32 recipe (results/korean_model.json), Korean clean-up, gold passage
         f"model.recipe.{short}_em_gain": Figure(
             MODEL_RECIPE,
@@ -695,10 +702,11 @@ FIGURES: dict[str, Figure] = {
     },
     # end to end and under load (benchmarks/e2e.py, benchmarks/serve_load.py)
     # e2e.json: BM25 alone; e2e_rescore.json: BM25's top 20 re-scored by multilingual-e5-small (make demo's);
-    # e2e_rescore_curriculum.json: the same with the reader of the recipe with the length curriculum
+    # e2e_rescore_curriculum.json: the same with the reader of the recipe with the length curriculum;
+    # e2e_rescore_bf16_recipe.json: the same with the bf16 recipe's reader (what make korean-reader trains now)
     **{
         f"{run}.{name}": Figure(f"{run}.json", fn, fmt)
-        for run in ("e2e", "e2e_rescore", "e2e_rescore_curriculum")
+        for run in ("e2e", "e2e_rescore", "e2e_rescore_curriculum", "e2e_rescore_bf16_recipe")
         for name, fn, fmt in (
             ("k", lambda d: d["tuning"]["chosen"]["k"], "{}"),
             ("weight", lambda d: d["tuning"]["chosen"]["retriever_weight"], "{:g}"),
@@ -717,7 +725,10 @@ FIGURES: dict[str, Figure] = {
         f"{run}.{short}.{name}": Figure(f"{run}.json", fn, "{:.1f}")
         for run, sets in (
             ("e2e", E2E_SETS),
-            *((run, {"competition": E2E_SETS["competition"]}) for run in ("e2e_rescore", "e2e_rescore_curriculum")),
+            *(
+                (run, {"competition": E2E_SETS["competition"]})
+                for run in ("e2e_rescore", "e2e_rescore_curriculum", "e2e_rescore_bf16_recipe")
+            ),
         )
         for short, set_name in sets.items()
         for name, fn in (
@@ -731,6 +742,16 @@ FIGURES: dict[str, Figure] = {
             ),
         )
     },
+    "e2e_rescore_bf16_recipe.competition.em_gain": Figure(
+        "e2e_rescore_bf16_recipe.json",
+        lambda d: (
+            d["sets"]["competition validation"]["metrics"]["korquad"]["exact_match"]
+            - json.loads((RESULTS / "e2e_rescore.json").read_text(encoding="utf-8"))["sets"]["competition validation"][
+                "metrics"
+            ]["korquad"]["exact_match"]
+        ),
+        "{:+.1f}",
+    ),
     "e2e.retrieve_ms": Figure("e2e.json", lambda d: d["latency"]["retrieve_ms_p50"], "{:.0f}"),
     "e2e.p95_ms": Figure("e2e.json", lambda d: d["latency"]["total_ms_p95"], "{:.0f}"),
     "serve.requests": Figure("serve_load.json", lambda d: d["requests"]),
