@@ -43,6 +43,36 @@ def re_speedup(results: dict, system: str) -> float:
     return min(v for k, v in seconds.items() if "pipeline" in k) / seconds[system]
 
 
+def re_run(results: dict, epochs: float, precision: str = "no", seed: int = 0) -> dict:
+    """The run of results/relation_epochs.json with these settings (runs recorded before their
+    precision or seed was: fp32, seed 0), whichever run of the table wrote the file last."""
+    runs = results["other_runs"] + [results["run"]]
+    key = (epochs, precision, seed)
+    return next(r for r in runs if (r["epochs"], r.get("mixed_precision", "no"), r.get("seed", 0)) == key)
+
+
+def re_four(results: dict) -> dict:
+    """The four-epoch bf16 run, which the README's relation sentences describe."""
+    return re_run(results, 4, "bf16")
+
+
+def re_four_shift(results: dict) -> dict:
+    """The prior-shift analysis, which relation.py computes for the run that wrote the file: only
+    while that is the four-epoch run (a later run must get its own README sentences)."""
+    if results["run"]["name"] != re_four(results)["name"]:
+        raise KeyError(f"relation_epochs.json's prior shift is of {results['run']['name']}, not the four-epoch run")
+    return results["prior_shift"]
+
+
+def re_pair_vote(results: dict) -> dict:
+    """The vote of the three- and four-epoch runs, which the README describes: only while those two
+    are all the members."""
+    ensemble = results["ensemble"]
+    if sorted(ensemble["names"]) != sorted([re_run(results, 3)["name"], re_four(results)["name"]]):
+        raise KeyError(f"relation_epochs.json's vote is of {ensemble['names']}, not the three- and four-epoch runs")
+    return ensemble
+
+
 def re_vote(results: dict) -> dict:
     """The soft vote of the best relation model and the second one, weights chosen on the held-out slice."""
     return results["ensemble_at_size"]["votes"]["weights chosen on the held-out slice"]
@@ -402,30 +432,32 @@ FIGURES: dict[str, Figure] = {
         for metric in ("micro_f1", "auprc")
     },
     # the best relation model trained longer (benchmarks/relation.py --longer)
-    "re.epochs.epochs": Figure("relation_epochs.json", lambda d: d["run"]["epochs"], "{:g}"),
-    "re.epochs.f1": Figure("relation_epochs.json", lambda d: d["run"]["scores"]["dev"]["micro_f1"], "{:.1f}"),
-    "re.epochs.auprc": Figure("relation_epochs.json", lambda d: d["run"]["scores"]["dev"]["auprc"], "{:.1f}"),
-    "re.epochs.held_f1": Figure("relation_epochs.json", lambda d: d["run"]["scores"]["held_out"]["micro_f1"], "{:.1f}"),
-    "re.epochs.minutes": Figure("relation_epochs.json", lambda d: d["run"]["train_s"] / 60, "{:.0f}"),
+    "re.epochs.epochs": Figure("relation_epochs.json", lambda d: re_four(d)["epochs"], "{:g}"),
+    "re.epochs.f1": Figure("relation_epochs.json", lambda d: re_four(d)["scores"]["dev"]["micro_f1"], "{:.1f}"),
+    "re.epochs.auprc": Figure("relation_epochs.json", lambda d: re_four(d)["scores"]["dev"]["auprc"], "{:.1f}"),
+    "re.epochs.held_f1": Figure(
+        "relation_epochs.json", lambda d: re_four(d)["scores"]["held_out"]["micro_f1"], "{:.1f}"
+    ),
+    "re.epochs.minutes": Figure("relation_epochs.json", lambda d: re_four(d)["train_s"] / 60, "{:.0f}"),
     "re.epochs.gain": Figure(
         "relation_epochs.json",
-        lambda d: d["run"]["scores"]["dev"]["micro_f1"] - d["one_epoch"]["dev"]["micro_f1"],
+        lambda d: re_four(d)["scores"]["dev"]["micro_f1"] - d["one_epoch"]["dev"]["micro_f1"],
         "{:+.1f}",
     ),
     "re.epochs.auprc_gain": Figure(
         "relation_epochs.json",
-        lambda d: d["run"]["scores"]["dev"]["auprc"] - d["one_epoch"]["dev"]["auprc"],
+        lambda d: re_four(d)["scores"]["dev"]["auprc"] - d["one_epoch"]["dev"]["auprc"],
         "{:+.1f}",
     ),
     "re.epochs.predicted_none": Figure(
-        "relation_epochs.json", lambda d: 100 * d["prior_shift"]["dev"]["predicted_no_relation"], "{:.0f} %"
+        "relation_epochs.json", lambda d: 100 * re_four_shift(d)["dev"]["predicted_no_relation"], "{:.0f} %"
     ),
     **{
         f"re.epochs.{name}": Figure(
             "relation_epochs.json",
             # rounded first, so that no change reads +0.0, not -0.0
             lambda d, row=row, metric=metric: (
-                round(d["prior_shift"][row][metric] - d["prior_shift"]["dev"][metric], 1) + 0.0
+                round(re_four_shift(d)[row][metric] - re_four_shift(d)["dev"][metric], 1) + 0.0
             ),
             "{:+.1f}",
         )
@@ -436,38 +468,31 @@ FIGURES: dict[str, Figure] = {
         )
     },
     "re.epochs.restricted_changed": Figure(
-        "relation_epochs.json", lambda d: 100 * d["prior_shift"]["type restricted"]["changed"], "{:.1f} %"
+        "relation_epochs.json", lambda d: 100 * re_four_shift(d)["type restricted"]["changed"], "{:.1f} %"
     ),
     **{
         f"re.epochs.{word}_f1": Figure(
-            "relation_epochs.json",
-            lambda d, n=n: next(r for r in d["other_runs"] + [d["run"]] if r["epochs"] == n)["scores"]["dev"][
-                "micro_f1"
-            ],
-            "{:.1f}",
+            "relation_epochs.json", lambda d, n=n: re_run(d, n)["scores"]["dev"]["micro_f1"], "{:.1f}"
         )
         for word, n in (("two", 2), ("three", 3))
     },
     "re.epochs.vs_three": Figure(
         "relation_epochs.json",
-        lambda d: (
-            d["run"]["scores"]["dev"]["micro_f1"]
-            - next(r for r in d["other_runs"] if r["epochs"] == 3)["scores"]["dev"]["micro_f1"]
-        ),
+        lambda d: re_four(d)["scores"]["dev"]["micro_f1"] - re_run(d, 3)["scores"]["dev"]["micro_f1"],
         "{:+.1f}",
     ),
-    "re.epochs.three_minutes": Figure(
-        "relation_epochs.json",
-        lambda d: next(r for r in d["other_runs"] + [d["run"]] if r["epochs"] == 3)["train_s"] / 60,
-        "{:.0f}",
+    "re.epochs.three_minutes": Figure("relation_epochs.json", lambda d: re_run(d, 3)["train_s"] / 60, "{:.0f}"),
+    "re.epochs.precision": Figure("relation_epochs.json", lambda d: re_four(d)["mixed_precision"]),
+    "re.epochs.vote_f1": Figure(
+        "relation_epochs.json", lambda d: re_pair_vote(d)["equal_weights"]["micro_f1"], "{:.1f}"
     ),
-    "re.epochs.precision": Figure("relation_epochs.json", lambda d: d["run"].get("mixed_precision", "no")),
-    "re.epochs.vote_f1": Figure("relation_epochs.json", lambda d: d["ensemble"]["equal_weights"]["micro_f1"], "{:.1f}"),
-    "re.epochs.vote_auprc": Figure("relation_epochs.json", lambda d: d["ensemble"]["equal_weights"]["auprc"], "{:.1f}"),
+    "re.epochs.vote_auprc": Figure(
+        "relation_epochs.json", lambda d: re_pair_vote(d)["equal_weights"]["auprc"], "{:.1f}"
+    ),
     "re.epochs.vote_gain": Figure(
         "relation_epochs.json",
         lambda d: (
-            d["ensemble"]["equal_weights"]["micro_f1"]
+            re_pair_vote(d)["equal_weights"]["micro_f1"]
             - max(
                 r["scores"]["dev"]["micro_f1"]
                 for r in d["other_runs"] + [d["run"]]
@@ -476,8 +501,8 @@ FIGURES: dict[str, Figure] = {
         ),
         "{:+.1f}",
     ),
-    "re.epochs.vote_chosen_f1": Figure("relation_epochs.json", lambda d: d["ensemble"]["dev"]["micro_f1"], "{:.1f}"),
-    "re.epochs.vote_chosen_weight": Figure("relation_epochs.json", lambda d: d["ensemble"]["weights"][0], "{:.2f}"),
+    "re.epochs.vote_chosen_f1": Figure("relation_epochs.json", lambda d: re_pair_vote(d)["dev"]["micro_f1"], "{:.1f}"),
+    "re.epochs.vote_chosen_weight": Figure("relation_epochs.json", lambda d: re_pair_vote(d)["weights"][0], "{:.2f}"),
     # reader techniques (benchmarks/reader_techniques.py)
     "rt.steps": Figure("reader_techniques.json", lambda d: d["steps"]),
     "rt.seeds": Figure("reader_techniques.json", lambda d: len(d["runs"]["baseline"])),
