@@ -265,24 +265,28 @@ def gold_sets() -> dict:
     }
 
 
+def read_gold(reader, examples) -> tuple[dict, dict, float]:
+    """`reader` on `examples` with their gold passages: squad and korquad EM/F1, the answers, seconds."""
+    from odqa.metrics import score_predictions
+
+    gold = {e.id: e.answer_texts for e in examples}
+    start = time.perf_counter()
+    read = reader.read([e.question for e in examples], [[e.context] for e in examples])
+    seconds = time.perf_counter() - start
+    answers = {e.id: r.text for e, r in zip(examples, read)}
+    scores = {m: score_predictions(answers, gold, m) for m in ("squad", "korquad")}
+    return {m: {"exact_match": v["exact_match"], "f1": v["f1"]} for m, v in scores.items()}, answers, seconds
+
+
 def stage_eval(folder: Path = OUT / "ko-reader") -> dict:
     """Gold-passage scores of the reader in `folder` (korean_reader_gpu.py scores its reader here too)."""
-    from odqa.metrics import score_predictions
     from odqa.reader import Reader
 
     results = {}
     for set_name, examples in gold_sets().items():
-        gold = {e.id: e.answer_texts for e in examples}
         for clean_name in ("none", "korean"):
-            reader = Reader.load(folder, postprocess=clean_name)
-            start = time.perf_counter()
-            read = reader.read([e.question for e in examples], [[e.context] for e in examples])
-            seconds = time.perf_counter() - start
-            predictions = {e.id: r.text for e, r in zip(examples, read)}
-            scores = {m: score_predictions(predictions, gold, m) for m in ("squad", "korquad")}
-            results[f"{set_name} / {clean_name}"] = {
-                m: {"exact_match": v["exact_match"], "f1": v["f1"]} for m, v in scores.items()
-            } | {"questions": len(examples), "seconds": seconds}
+            scores, _, seconds = read_gold(Reader.load(folder, postprocess=clean_name), examples)
+            results[f"{set_name} / {clean_name}"] = scores | {"questions": len(examples), "seconds": seconds}
             log(f"{set_name} / {clean_name}: {results[f'{set_name} / {clean_name}']}")
     return {"results": results}
 
@@ -291,17 +295,11 @@ def stage_korquad_all() -> dict:
     """The reader on every KorQuAD 1.0 dev question with its gold passage (the Korean clean-up on,
     fp32), beside the seeded sample the other stages read."""
     from odqa.io.squad import read_qa_examples
-    from odqa.metrics import score_predictions
     from odqa.reader import Reader
 
     examples = read_qa_examples(DATA / "korquad/KorQuAD_v1.0_dev.json")
-    gold = {e.id: e.answer_texts for e in examples}
-    start = time.perf_counter()
-    read = Reader.load(OUT / "ko-reader").read([e.question for e in examples], [[e.context] for e in examples])
-    predictions = {e.id: r.text for e, r in zip(examples, read)}
-    scores = {m: score_predictions(predictions, gold, m) for m in ("squad", "korquad")}
-    result = {m: {"exact_match": v["exact_match"], "f1": v["f1"]} for m, v in scores.items()}
-    result |= {"questions": len(examples), "seconds": time.perf_counter() - start}
+    scores, _, seconds = read_gold(Reader.load(OUT / "ko-reader"), examples)
+    result = scores | {"questions": len(examples), "seconds": seconds}
     log(f"korquad_all: {result}")
     return result
 
@@ -310,22 +308,17 @@ def stage_precision() -> dict:
     """The reader reading in fp32 and in bf16 (`ReaderConfig.precision`, `odqa read --bf16`), the
     Korean clean-up on: korquad EM/F1 with the gold passage, questions/s, and how many answers the
     rounding changes."""
-    from odqa.metrics import score_predictions
     from odqa.reader import Reader
 
     results = {}
     for set_name, examples in gold_sets().items():
-        gold = {e.id: e.answer_texts for e in examples}
         answers, entry = {}, {"questions": len(examples)}
         for precision in ("fp32", "bf16"):
-            reader = Reader.load(OUT / "ko-reader", precision=precision)
-            start = time.perf_counter()
-            read = reader.read([e.question for e in examples], [[e.context] for e in examples])
-            seconds = time.perf_counter() - start
-            answers[precision] = {e.id: r.text for e, r in zip(examples, read)}
-            score = score_predictions(answers[precision], gold, "korquad")
-            entry[precision] = {"exact_match": score["exact_match"], "f1": score["f1"], "seconds": seconds}
-        entry["answers_changed"] = sum(answers["fp32"][i] != answers["bf16"][i] for i in gold)
+            scores, answers[precision], seconds = read_gold(
+                Reader.load(OUT / "ko-reader", precision=precision), examples
+            )
+            entry[precision] = scores["korquad"] | {"seconds": seconds}
+        entry["answers_changed"] = sum(answers["fp32"][i] != answers["bf16"][i] for i in answers["fp32"])
         entry["speedup"] = entry["fp32"]["seconds"] / entry["bf16"]["seconds"]
         results[set_name] = entry
         log(f"precision / {set_name}: {entry}")

@@ -148,7 +148,7 @@ def throughput(args, model_dir: Path, examples):
     return {"examples": len(examples), "seconds": best}
 
 
-def score_precision(model_dir: Path, examples, precision: str = "int8") -> dict:
+def score_precision(model_dir: Path, examples, precision: str) -> dict:
     """A trained run's scores on `examples` predicted in `precision`: fp32, bf16 (all weights in
     bfloat16) or int8 (the linear layers dynamically quantized)."""
     from odqa.relation.model import RelationClassifier
@@ -170,8 +170,8 @@ def measure_speed(args, dev, dev_sample) -> None:
     redo = set(filter(None, args.redo.split(",")))
     measured = cached_stage(stages, f"speed-{args.speed}", redo, lambda: throughput(args, model_dir, dev_sample))
     scores = {}
+    stage = stages / f"{args.speed}.json"
     for precision in ("fp32", "bf16", "int8"):
-        stage = stages / f"{args.speed}.json"
         if precision == "fp32" and stage.exists():  # the run's own stage scored it on the whole dev already
             run = json.loads(stage.read_text(encoding="utf-8"))
             scores[precision] = {"examples": len(dev)} | {m: run["sets"]["dev"][m] for m in ("micro_f1", "auprc")}
@@ -618,7 +618,7 @@ def main() -> None:
         stages,
         f"int8-{best_name}",
         redo,
-        lambda: score_precision(WORK / "relation" / "runs" / best_name, dev),
+        lambda: score_precision(WORK / "relation" / "runs" / best_name, dev, "int8"),
     )
     calibrated = cached_stage(
         stages,
