@@ -37,6 +37,7 @@ ODQA = [sys.executable, "-m", "odqa"]
 STAGES = ["import", "trim", "speed", "split", "train", "eval", "units", "glosses", "precision", "korquad_all"]
 TRAIN_FILES = [DATA / "boostcamp_odqa/train.squad.json", DATA / "tydiqa/korean_tydiqa_train.json"]
 HELD_OUT = 300
+FROZEN_LAYERS = (4, 5, 6)  # --freeze-layers measured in the speed stage
 KORQUAD_SAMPLE = int(os.environ.get("KO_KORQUAD_SAMPLE", "1000"))
 RECIPE = {  # what `make korean-reader` runs
     "max_length": 384,
@@ -141,18 +142,28 @@ def stage_trim() -> dict:
 
 
 def windows_per_second(
-    model_dir: Path, freeze: bool, bf16: bool = False, steps: int = 8, batch: int = 8, length: int = 256
+    model_dir: Path,
+    freeze: bool,
+    bf16: bool = False,
+    layers: int = 0,
+    steps: int = 8,
+    batch: int = 8,
+    length: int = 256,
 ) -> float:
     """Training windows/s of the reader from `model_dir`; `bf16`: under bf16 autocast, as the trainer's
-    `--mixed-precision bf16` (fp32 weights and optimizer)."""
+    `--mixed-precision bf16` (fp32 weights and optimizer); `layers`: the trainer's `--freeze-layers`."""
     import numpy as np
     import torch
     from transformers import AutoModelForQuestionAnswering
+
+    from odqa.training.loop import freeze_lower_layers
 
     torch.manual_seed(0)
     model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir))
     if freeze:
         model.get_input_embeddings().weight.requires_grad_(False)
+    if layers:
+        freeze_lower_layers(model, layers)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     ids = torch.randint(5, 50000, (batch, length))
     positions = torch.randint(0, length, (batch,))
@@ -177,11 +188,15 @@ def stage_speed() -> dict:
         "frozen embeddings": (OUT / "me5-small", True, False),
         "trimmed + frozen": (OUT / "me5-small-ko", True, False),
         "trimmed + frozen + bf16 autocast": (OUT / "me5-small-ko", True, True),
+        **{
+            f"trimmed + frozen + bf16 + lowest {n} layers frozen": (OUT / "me5-small-ko", True, True, n)
+            for n in FROZEN_LAYERS
+        },
     }
     rates = {}
     for _round in range(2):  # alternate, keep each variant's best: the machine is shared
-        for name, (folder, freeze, bf16) in variants.items():
-            rate = windows_per_second(folder, freeze, bf16)
+        for name, (folder, freeze, bf16, *layers) in variants.items():
+            rate = windows_per_second(folder, freeze, bf16, *layers)
             rates[name] = max(rates.get(name, 0.0), rate)
             log(f"{name}: {rate:.2f} windows/s")
     base = rates["untouched"]

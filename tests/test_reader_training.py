@@ -229,6 +229,39 @@ def test_frozen_embeddings_stay_as_they_were(tiny_encoder, korquad_small, tmp_pa
     assert "training: step 3/3" in capsys.readouterr().err
 
 
+def test_frozen_lower_layers_stay_as_they_were(tiny_encoder, korquad_small, tmp_path):
+    """freeze_layers=1 on a 2-layer encoder: every embedding and the first layer stay, the second
+    layer and the head train; more layers than the encoder has is refused by name."""
+    from safetensors.torch import load_file
+
+    def config(layers: int, out: str) -> ReaderTrainingConfig:
+        return ReaderTrainingConfig(
+            model=str(tiny_encoder),
+            train=[str(korquad_small)],
+            out=str(tmp_path / out),
+            max_steps=3,
+            lr=1e-2,
+            batch_size=8,
+            freeze_layers=layers,
+            reader=WINDOWS,
+        )
+
+    train_reader(config(1, "lower"), resume=False)
+    before, after = (
+        load_file(str(tiny_encoder / "model.safetensors")),
+        load_file(str(tmp_path / "lower/model.safetensors")),
+    )
+    after = {k.removeprefix("bert."): v for k, v in after.items()}
+    before = {k.removeprefix("bert."): v for k, v in before.items()}
+    same = {k for k in before if k in after and torch.equal(before[k], after[k])}
+    assert {k for k in before if k.startswith(("embeddings.", "encoder.layer.0."))} <= same
+    assert not any(k.startswith("encoder.layer.1.") for k in same)
+    with pytest.raises(OdqaError, match="freeze_layers is 3 but the encoder has 2 layers"):
+        train_reader(config(3, "too-many"), resume=False)
+    with pytest.raises(OdqaError, match="freeze_layers: Input should be greater than or equal to 0"):
+        ReaderTrainingConfig.from_dict(config(0, "negative").to_dict() | {"freeze_layers": -1})
+
+
 def test_mixed_precision_is_checked_and_bf16_trains_on_a_cpu(tiny_encoder, korquad_small, tmp_path):
     """bf16 autocast trains on a CPU too (fast where it has AVX512-BF16 or AMX), even after an fp32
     training in the same process; the saved weights stay fp32. fp16 on a CPU would silently be fp32."""

@@ -46,6 +46,9 @@ def train_reader_command(
     freeze_embeddings: Optional[bool] = typer.Option(
         None, "--freeze-embeddings/--train-embeddings", help="keep the word embeddings fixed (faster on a CPU)"
     ),
+    freeze_layers: Optional[int] = typer.Option(
+        None, help="also keep all embeddings and the lowest N encoder layers fixed (no backward below them)"
+    ),
     head: Optional[str] = typer.Option(None, help="span head over the encoder: linear (default), cnn or bilstm"),
     augment: Optional[list[str]] = typer.Option(
         None, help="NAME[:SHARE[:RATE]]: add masked copies of windows (mask, span-mask); repeatable"
@@ -89,6 +92,7 @@ def train_reader_command(
         max_eval_examples=max_eval_examples,
         negative_windows=negative_windows,
         freeze_embeddings=freeze_embeddings,
+        freeze_layers=freeze_layers,
         save_steps=save_steps,
         head=head,
         augment=[_augmentation(text) for text in augment] if augment else None,

@@ -84,6 +84,9 @@ def train_command(
     freeze_embeddings: Optional[bool] = typer.Option(
         None, "--freeze-embeddings/--train-embeddings", help="keep the word embeddings fixed (faster on a CPU)"
     ),
+    freeze_layers: Optional[int] = typer.Option(
+        None, help="also keep all embeddings and the lowest N encoder layers fixed (no backward below them)"
+    ),
     seed: Optional[int] = typer.Option(None),
     mixed_precision: Optional[str] = typer.Option(None, help="auto, no, fp16 or bf16"),
     curriculum: Optional[str] = typer.Option(
@@ -112,6 +115,7 @@ def train_command(
             max_train_examples=max_train_examples,
             max_eval_examples=max_eval_examples,
             freeze_embeddings=freeze_embeddings,
+            freeze_layers=freeze_layers,
             seed=seed,
             mixed_precision=mixed_precision,
             curriculum=curriculum,

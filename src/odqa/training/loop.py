@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field
 
 from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_dir, atomic_write_text
@@ -50,10 +51,45 @@ class LoopSettings(Settings):
     freeze_embeddings: bool = (
         False  # keep the word-embedding matrix fixed (most of a multilingual model; AdamW over it dominates a CPU step)
     )
+    # keep all embeddings and the lowest N encoder layers fixed: no backward pass below layer N
+    freeze_layers: int = Field(default=0, ge=0)
     # easy items first (odqa.training.curriculum): "length", or a difficulty file from `odqa difficulty`
     curriculum: str | None = None
     curriculum_epochs: float = 1.0  # epochs trained in curriculum order (a fraction: the last epoch's first part)
     curriculum_buckets: int = 10  # difficulty buckets, trained easiest first
+
+
+def freeze_lower_layers(model, count: int) -> int:
+    """Fix the embeddings and the lowest `count` layers of every transformers encoder in `model`
+    (a reader's, a relation model's, both towers of a bi-encoder): autograd then stops above them,
+    so a step skips their backward pass and AdamW their weights. Returns the parameters fixed."""
+    from transformers import PreTrainedModel
+
+    bases = [m for m in model.modules() if isinstance(m, PreTrainedModel) and m.base_model is m]
+    if not bases:
+        raise OdqaError("freeze_layers needs a transformers encoder in the model")
+    fixed = 0
+    for base in bases:
+        layers = encoder_layers(base)
+        if count > len(layers):
+            raise OdqaError(f"freeze_layers is {count} but the encoder has {len(layers)} layers")
+        embeddings = getattr(base, "embeddings", None) or base.get_input_embeddings()
+        for module in (embeddings, *layers[:count]):
+            for parameter in module.parameters():
+                fixed += parameter.numel() if parameter.requires_grad else 0
+                parameter.requires_grad_(False)
+    return fixed
+
+
+def encoder_layers(base) -> list:
+    """The stack of `base.config.num_hidden_layers` blocks of a transformers base model, lowest first."""
+    from torch import nn
+
+    wanted = getattr(base.config, "num_hidden_layers", None)
+    for module in base.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == wanted:
+            return list(module)
+    raise OdqaError(f"cannot find the {wanted} layers of {type(base).__name__}")
 
 
 def sample_examples(examples: list, limit: int | None, seed: int) -> list:
@@ -304,6 +340,8 @@ def train(
 
     if settings.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
+    if settings.freeze_layers:
+        freeze_lower_layers(model, settings.freeze_layers)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [
