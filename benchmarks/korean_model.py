@@ -54,6 +54,8 @@ RECIPE = {  # what `make korean-reader` runs
     "max_minutes": float(os.environ.get("KO_TRAIN_MINUTES", "35")),
     # auto: fp32 on a CPU; KO_MIXED_PRECISION=bf16 is the trial in results/korean_model_bf16.json
     "mixed_precision": os.environ.get("KO_MIXED_PRECISION", "auto"),
+    # KO_FREEZE_LAYERS=N: the recipe with `--freeze-layers N` (results/korean_model_freeze.json)
+    **({"freeze_layers": int(os.environ["KO_FREEZE_LAYERS"])} if os.environ.get("KO_FREEZE_LAYERS") else {}),
 }
 PROBE_TEXTS = [
     "대한민국의 수도는 서울이다.",
