@@ -73,6 +73,8 @@ $(ME5_RE)/config.json: $(ME5)/config.json
 # fp32's 0.6 (results/korean_model_bf16_recipe.json); benchmarks/first_hour.py times it.
 KO_PRECISION ?= $(shell $(PY) -c 'from odqa.models.loading import cpu_computes_bf16; print("bf16" if cpu_computes_bf16() else "no")' 2>/dev/null || echo no)
 KO_EPOCHS ?= $(if $(filter bf16,$(KO_PRECISION)),0.8,0.6)
+# KO_FREEZE_LAYERS=N also fixes the lowest N encoder layers: faster steps (README: the Korean model)
+KO_FREEZE_LAYERS ?= 0
 korean-reader: $(ME5_KO)/config.json
 	@if grep -qs '"finished": true' $(KO_READER)/trainer_state.json; then echo "$(KO_READER): the recipe has finished"; else \
 		echo "training the Korean reader into $(KO_READER) ($(KO_EPOCHS) epoch, precision $(KO_PRECISION); at most $(KO_MINUTES) minutes this run; progress every minute)"; \
@@ -80,7 +82,8 @@ korean-reader: $(ME5_KO)/config.json
 			--train "$(DATA)/tydiqa/korean_tydiqa_train.json" --eval "$(DATA)/boostcamp_odqa/validation.squad.json" \
 			--out $(KO_READER) --metric korquad \
 			--max-length 384 --stride 128 --batch-size 16 --lr 1e-4 --epochs $(KO_EPOCHS) --negative-windows 0.1 \
-			--freeze-embeddings --head cnn --save-steps 50 --mixed-precision $(KO_PRECISION) --max-minutes $(KO_MINUTES); \
+			--freeze-embeddings --head cnn --save-steps 50 --mixed-precision $(KO_PRECISION) --max-minutes $(KO_MINUTES) \
+			--freeze-layers $(KO_FREEZE_LAYERS); \
 	fi
 
 $(VENV)/.installed-bench: $(VENV)/.installed-dev
