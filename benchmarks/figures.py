@@ -196,6 +196,7 @@ MODEL_CURRICULUM = "korean_model_curriculum.json"  # the recipe with the length 
 MODEL_BF16 = "korean_model_bf16.json"  # the recipe trained under bf16 autocast (KO_MIXED_PRECISION=bf16)
 # what `make korean-reader` runs on a CPU with bf16 instructions: bf16 autocast, 0.8 epoch
 MODEL_RECIPE = "korean_model_bf16_recipe.json"
+MODEL_LONG = "korean_model_bf16_long.json"  # the bf16 recipe for 1.5 epochs (KO_EPOCHS=1.5)
 KO_EVAL = lambda d, key: d["eval"]["results"][key]["korquad"]
 
 FIGURES: dict[str, Figure] = {
@@ -268,6 +269,14 @@ FIGURES: dict[str, Figure] = {
     "model.train_steps": Figure(MODEL, lambda d: d["train"]["history"][-1]["step"]),
     "model.speedup_both": Figure(MODEL, lambda d: d["speed"]["speedup"]["trimmed + frozen"], "{:.1f}×"),
     "model.speedup_bf16": Figure(MODEL, lambda d: d["speed"]["speedup"]["trimmed + frozen + bf16 autocast"], "{:.1f}×"),
+    **{  # --freeze-layers N on top of the bf16 recipe's settings, against the untouched model
+        f"model.speedup_layers{n}": Figure(
+            MODEL,
+            lambda d, n=n: d["speed"]["speedup"][f"trimmed + frozen + bf16 + lowest {n} layers frozen"],
+            "{:.1f}×",
+        )
+        for n in (4, 5, 6)
+    },
     "model.bf16_gain": Figure(
         MODEL,
         lambda d: (
@@ -285,6 +294,7 @@ FIGURES: dict[str, Figure] = {
             (".linear", MODEL_LINEAR),
             (".curriculum", MODEL_CURRICULUM),
             (".recipe", MODEL_RECIPE),
+            (".long", MODEL_LONG),
         )
         for short, set_name in (("korquad", "KorQuAD 1.0 dev"), ("competition", "competition validation"))
         for name, key in (("em", "exact_match"), ("f1", "f1"))
@@ -297,26 +307,44 @@ FIGURES: dict[str, Figure] = {
             (".curriculum", MODEL_CURRICULUM),
             (".bf16", MODEL_BF16),
             (".recipe", MODEL_RECIPE),
+            (".long", MODEL_LONG),
         )
         for name, key in (("em", "exact_match"), ("f1", "f1"))
     },
     **{
-        f"model{which}.{name}": Figure(file, lambda d, f=f: f(d["train"]["history"][-1]), form)
-        for which, file in (("", MODEL), (".bf16", MODEL_BF16), (".recipe", MODEL_RECIPE))
+        f"model{which}.{name}": Figure(file, lambda d, f=f: f(d["train"]["history"]), form)
+        for which, file in (("", MODEL), (".bf16", MODEL_BF16), (".recipe", MODEL_RECIPE), (".long", MODEL_LONG))
         for name, f, form in (
-            ("windows_per_s", lambda h: h["examples_per_s"], "{:.2f}"),
-            ("steps", lambda h: h["step"], "{}"),
-            ("minutes", lambda h: h["seconds"] / 60, "{:.0f}"),
+            ("windows_per_s", lambda h: h[-1]["examples_per_s"], "{:.2f}"),
+            ("steps", lambda h: h[-1]["step"], "{}"),
+            ("minutes", lambda h: sum(e["seconds"] for e in h) / 60, "{:.0f}"),  # each epoch's seconds
         )
     },
     "model.recipe.epochs": Figure(MODEL_RECIPE, lambda d: d["train"]["recipe"]["epochs"], "{:g}"),
-    **{  # every KorQuAD 1.0 dev question (korean_model.py, stage korquad_all)
-        f"model.recipe.korquad_all_{name}": Figure(
-            MODEL_RECIPE, lambda d, k=key: d["korquad_all"]["korquad"][k], "{:.1f}"
+    "model.long.epochs": Figure(MODEL_LONG, lambda d: d["train"]["recipe"]["epochs"], "{:g}"),
+    **{  # 1.5 epochs against the recipe's 0.8 (both bf16, one seed), Korean clean-up, gold passage
+        f"model.long.{short}_em_gain": Figure(
+            MODEL_LONG,
+            lambda d, s=set_name: (
+                KO_EVAL(d, f"{s} / korean")["exact_match"]
+                - KO_EVAL(json.loads((RESULTS / MODEL_RECIPE).read_text(encoding="utf-8")), f"{s} / korean")[
+                    "exact_match"
+                ]
+            ),
+            "{:+.1f}",
         )
+        for short, set_name in (("korquad", "KorQuAD 1.0 dev"), ("competition", "competition validation"))
+    },
+    # every KorQuAD 1.0 dev question (korean_model.py, stage korquad_all)
+    **{
+        f"model{which}.korquad_all_{name}": Figure(file, lambda d, k=key: d["korquad_all"]["korquad"][k], "{:.1f}")
+        for which, file in ((".recipe", MODEL_RECIPE), (".long", MODEL_LONG))
         for name, key in (("em", "exact_match"), ("f1", "f1"))
     },
-    "model.recipe.korquad_all_questions": Figure(MODEL_RECIPE, lambda d: d["korquad_all"]["questions"], "{:,}"),
+    **{
+        f"model{which}.korquad_all_questions": Figure(file, lambda d: d["korquad_all"]["questions"], "{:,}")
+        for which, file in ((".recipe", MODEL_RECIPE), (".long", MODEL_LONG))
+    },
     **{  # the bf16 recipe's gain over the fp32 recipe (results/korean_model.json), Korean clean-up, gold passage
         f"model.recipe.{short}_em_gain": Figure(
             MODEL_RECIPE,
