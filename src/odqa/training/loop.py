@@ -59,26 +59,22 @@ class LoopSettings(Settings):
     curriculum_buckets: int = 10  # difficulty buckets, trained easiest first
 
 
-def freeze_lower_layers(model, count: int) -> int:
+def freeze_lower_layers(model, count: int) -> None:
     """Fix the embeddings and the lowest `count` layers of every transformers encoder in `model`
     (a reader's, a relation model's, both towers of a bi-encoder): autograd then stops above them,
-    so a step skips their backward pass and AdamW their weights. Returns the parameters fixed."""
+    so a step skips their backward pass and AdamW their weights."""
     from transformers import PreTrainedModel
 
     bases = [m for m in model.modules() if isinstance(m, PreTrainedModel) and m.base_model is m]
     if not bases:
         raise OdqaError("freeze_layers needs a transformers encoder in the model")
-    fixed = 0
     for base in bases:
         layers = encoder_layers(base)
         if count > len(layers):
             raise OdqaError(f"freeze_layers is {count} but the encoder has {len(layers)} layers")
         embeddings = getattr(base, "embeddings", None) or base.get_input_embeddings()
         for module in (embeddings, *layers[:count]):
-            for parameter in module.parameters():
-                fixed += parameter.numel() if parameter.requires_grad else 0
-                parameter.requires_grad_(False)
-    return fixed
+            module.requires_grad_(False)
 
 
 def encoder_layers(base) -> list:
