@@ -29,6 +29,21 @@ def test_trailing_particles_are_stripped(context, predicted, expected):
     assert cleaned(context, predicted) == expected
 
 
+@pytest.mark.parametrize("analyzer", ["mecab", "kiwi"])
+@pytest.mark.parametrize(
+    "context, predicted, expected",
+    [
+        ("탄수화물은 시트르산 회로에서 분해된다.", "시트르산 회로", "시트르산 회로"),  # 회로 is one noun, not 회 + 로
+        ("고양이의 꼬리는 길다.", "고양이의", "고양이"),  # alone, 의 reads as a noun
+        ("카운터 위주의 상점이었는데 곧 바뀌었다.", "카운터 위주의 상점이", "카운터 위주의 상점"),  # a copula
+        ("그는 살기를 바랐다.", "살기를", "살기"),  # a nominalized verb keeps its ending
+    ],
+)
+def test_particles_are_judged_in_their_sentence(context, predicted, expected, analyzer):
+    pytest.importorskip({"mecab": "mecab", "kiwi": "kiwipiepy"}[analyzer])
+    assert cleaned(context, predicted, analyzers=(analyzer,)) == expected
+
+
 @pytest.mark.parametrize(
     "context, predicted, expected",
     [
