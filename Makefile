@@ -73,7 +73,7 @@ $(ME5_RE)/config.json: $(ME5)/config.json
 # fp32's 0.6 (results/korean_model_bf16_recipe.json); benchmarks/first_hour.py times it.
 KO_PRECISION ?= $(shell $(PY) -c 'from odqa.models.loading import cpu_computes_bf16; print("bf16" if cpu_computes_bf16() else "no")' 2>/dev/null || echo no)
 KO_EPOCHS ?= $(if $(filter bf16,$(KO_PRECISION)),0.8,0.6)
-# KO_FREEZE_LAYERS=N also fixes the lowest N encoder layers: faster steps (README: the Korean model)
+# KO_FREEZE_LAYERS=N also fixes the lowest N encoder layers: faster steps, far lower accuracy at 6 (README: the Korean model)
 KO_FREEZE_LAYERS ?= 0
 korean-reader: $(ME5_KO)/config.json
 	@if grep -qs '"finished": true' $(KO_READER)/trainer_state.json; then echo "$(KO_READER): the recipe has finished"; else \

@@ -197,6 +197,7 @@ MODEL_BF16 = "korean_model_bf16.json"  # the recipe trained under bf16 autocast 
 # what `make korean-reader` runs on a CPU with bf16 instructions: bf16 autocast, 0.8 epoch
 MODEL_RECIPE = "korean_model_bf16_recipe.json"
 MODEL_LONG = "korean_model_bf16_long.json"  # the bf16 recipe for 1.5 epochs (KO_EPOCHS=1.5)
+MODEL_FREEZE6 = "korean_model_freeze6.json"  # the bf16 recipe with its lowest 6 layers fixed (KO_FREEZE_LAYERS=6)
 KO_EVAL = lambda d, key: d["eval"]["results"][key]["korquad"]
 
 FIGURES: dict[str, Figure] = {
@@ -295,6 +296,7 @@ FIGURES: dict[str, Figure] = {
             (".curriculum", MODEL_CURRICULUM),
             (".recipe", MODEL_RECIPE),
             (".long", MODEL_LONG),
+            (".freeze6", MODEL_FREEZE6),
         )
         for short, set_name in (("korquad", "KorQuAD 1.0 dev"), ("competition", "competition validation"))
         for name, key in (("em", "exact_match"), ("f1", "f1"))
@@ -308,12 +310,31 @@ FIGURES: dict[str, Figure] = {
             (".bf16", MODEL_BF16),
             (".recipe", MODEL_RECIPE),
             (".long", MODEL_LONG),
+            (".freeze6", MODEL_FREEZE6),
         )
         for name, key in (("em", "exact_match"), ("f1", "f1"))
     },
+    **{  # F1 the 6 fixed layers cost at equal steps (gold passage, Korean clean-up; held-out 300 by its own eval)
+        f"model.freeze6.{short}_f1_change": Figure(
+            MODEL_FREEZE6,
+            lambda d, f=f: f(d) - f(json.loads((RESULTS / MODEL_RECIPE).read_text(encoding="utf-8"))),
+            "{:+.1f}",
+        )
+        for short, f in (
+            ("korquad", lambda d: KO_EVAL(d, "KorQuAD 1.0 dev / korean")["f1"]),
+            ("competition", lambda d: KO_EVAL(d, "competition validation / korean")["f1"]),
+            ("heldout", lambda d: d["train"]["history"][-1]["eval"]["f1"]),
+        )
+    },
     **{
         f"model{which}.{name}": Figure(file, lambda d, f=f: f(d["train"]["history"]), form)
-        for which, file in (("", MODEL), (".bf16", MODEL_BF16), (".recipe", MODEL_RECIPE), (".long", MODEL_LONG))
+        for which, file in (
+            ("", MODEL),
+            (".bf16", MODEL_BF16),
+            (".recipe", MODEL_RECIPE),
+            (".long", MODEL_LONG),
+            (".freeze6", MODEL_FREEZE6),
+        )
         for name, f, form in (
             ("windows_per_s", lambda h: h[-1]["examples_per_s"], "{:.2f}"),
             ("steps", lambda h: h[-1]["step"], "{}"),
