@@ -97,7 +97,7 @@ def _mecab():
     except ImportError:
         raise OdqaError("particle stripping with 'mecab' needs python-mecab-ko: pip install 'odqa[korean]'") from None
     tagger = mecab.MeCab()
-    return lambda text: [(m.surface, m.pos, m.span.start, m.span.end) for m in tagger.parse(text)]
+    return lambda text: [(m.pos, m.span.start, m.span.end) for m in tagger.parse(text)]
 
 
 @lru_cache(maxsize=4)
@@ -107,13 +107,10 @@ def _kiwi():
     except ImportError:
         raise OdqaError("particle stripping with 'kiwi' needs kiwipiepy: pip install 'odqa[korean]'") from None
     kiwi = Kiwi()
-    # Kiwi may normalise surfaces; use its character positions instead.
-    return lambda text: [
-        (text[t.start : t.start + t.len], t.tag, t.start, t.start + t.len) for t in kiwi.tokenize(text)
-    ]
+    return lambda text: [(t.tag, t.start, t.start + t.len) for t in kiwi.tokenize(text)]
 
 
-TAGGERS = {"mecab": _mecab, "kiwi": _kiwi}
+TAGGERS = {"mecab": _mecab, "kiwi": _kiwi}  # text → (POS tag, start, end) of each morpheme
 
 
 def _tagger(analyzer: str):
@@ -122,27 +119,26 @@ def _tagger(analyzer: str):
     return TAGGERS[analyzer]()
 
 
-def _noun_end(morphemes: Sequence[tuple[str, str, int, int]], length: int) -> int:
+def _noun_end(morphemes: Sequence[tuple[str, int, int]], length: int) -> int:
     """Where the noun-like word before the trailing particles (J*, or a copula 이다 with its endings)
     of text[:length] ends, given the morphemes of a text that may run on past `length`; `length`
     itself when nothing trails a noun there or `length` falls inside a morpheme."""
-    inside = [m for m in morphemes if m[3] <= length]
-    if not inside or inside[-1][3] != length:
+    inside = [(tag, end) for tag, _, end in morphemes if end <= length]
+    if not inside or inside[-1][1] != length:
         return length
     i = len(inside) - 1
-    while i > 0 and inside[i][1].startswith(("J", "VCP", "E")) and inside[i][1] != "ETN":  # ETN: 하기를 → 하기
+    while i > 0 and inside[i][0].startswith(("J", "VCP", "E")) and inside[i][0] != "ETN":  # ETN: 하기를 → 하기
         i -= 1
-    if i == len(inside) - 1 or not inside[i][1].startswith(_BEFORE_PARTICLE):
+    if i == len(inside) - 1 or not inside[i][0].startswith(_BEFORE_PARTICLE):
         return length
-    return inside[i][3]
+    return inside[i][1]
 
 
 def particle_length(text: str, analyzer: str = "kiwi") -> int:
     """How many trailing characters of `text`, read on its own, are particles after a noun-like
     word (0 if none). A span read within its sentence is judged better: see `strip_particle`."""
     stem = text.rstrip()
-    cut = len(stem) - _noun_end(_tagger(analyzer)(stem), len(stem))
-    return cut if cut < len(stem.replace(" ", "")) else 0
+    return len(stem) - _noun_end(_tagger(analyzer)(stem), len(stem))
 
 
 def _right_context(context: str, end: int) -> int:
