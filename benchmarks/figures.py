@@ -16,6 +16,7 @@ only, so the test tier runs it offline in milliseconds."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import re
@@ -190,15 +191,117 @@ E2E_SETS = {"competition": "competition validation", "korquad": "KorQuAD 1.0 dev
 KO = "retrieval_ko.json"
 KERNEL_RUN = "sparse_kernel.json"
 UPDATE_RUN = "index_update.json"
-MODEL = "korean_model.json"
-MODEL_LINEAR = "korean_model_linear.json"  # the same recipe with the linear head: the run before the CNN head
+MODEL = "korean_model.json"  # the fp32 recipe (0.6 epoch), and the import, trim and speed stages
 MODEL_CURRICULUM = "korean_model_curriculum.json"  # the recipe with the length curriculum, tried and not kept
-MODEL_BF16 = "korean_model_bf16.json"  # the recipe trained under bf16 autocast (KO_MIXED_PRECISION=bf16)
 # what `make korean-reader` runs on a CPU with bf16 instructions: bf16 autocast, 0.8 epoch
 MODEL_RECIPE = "korean_model_bf16_recipe.json"
-MODEL_LONG = "korean_model_bf16_long.json"  # the bf16 recipe for 1.5 epochs (KO_EPOCHS=1.5)
-MODEL_FREEZE6 = "korean_model_freeze6.json"  # the bf16 recipe with its lowest 6 layers fixed (KO_FREEZE_LAYERS=6)
+# The Korean reader runs of benchmarks/korean_model.py (its results copied under these names), by the name
+# their figures carry in the README (`model{suffix}.…`). Each family of figures is defined for every run whose
+# results hold it (see `per_run`), so a new run is one line here.
+KO_RUNS = {
+    "": MODEL,
+    ".linear": "korean_model_linear.json",  # the same recipe with the linear head: the run before the CNN head
+    ".curriculum": MODEL_CURRICULUM,
+    ".bf16": "korean_model_bf16.json",  # the fp32 recipe's steps trained under bf16 autocast (KO_MIXED_PRECISION=bf16)
+    ".recipe": MODEL_RECIPE,
+    ".long": "korean_model_bf16_long.json",  # the bf16 recipe for 1.5 epochs (KO_EPOCHS=1.5)
+    ".freeze6": "korean_model_freeze6.json",  # the bf16 recipe with its lowest 6 layers fixed (KO_FREEZE_LAYERS=6)
+}
+# the run each run is measured against (its `…_em_gain` and `…_f1_change` figures)
+KO_BASES = {".recipe": "", ".long": ".recipe", ".freeze6": ".recipe"}
+# benchmarks/e2e.py runs (results/{name}.json): e2e: BM25 alone; e2e_rescore: BM25's top 20 re-scored by
+# multilingual-e5-small (make demo's); the same with the reader of the recipe with the length curriculum, of the
+# bf16 recipe (what make korean-reader trains now), of 1.5 epochs (with the in-context clean-up)
+E2E_RUNS = ["e2e", "e2e_rescore", "e2e_rescore_curriculum", "e2e_rescore_bf16_recipe", "e2e_rescore_bf16_long"]
+E2E_BASES = {"e2e_rescore_bf16_recipe": "e2e_rescore", "e2e_rescore_bf16_long": "e2e_rescore_bf16_recipe"}
+
+
+@functools.cache
+def results(file: str) -> dict:
+    """A results file's data ({} while it does not exist)."""
+    path = RESULTS / file
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def per_run(prefix: str, runs: dict[str, str], family: dict[str, tuple[Callable[[dict], float], str]]) -> dict:
+    """`{prefix}{run}.{name}` for each run (name → results file) and each figure of the family that
+    its results hold: a run that skipped a stage has no figures of it, so the README cannot name them."""
+    figures = {}
+    for run, file in runs.items():
+        for name, (value, form) in family.items():
+            try:
+                value(results(file))
+            except (KeyError, IndexError, TypeError):
+                continue
+            figures[f"{prefix}{run}.{name}"] = Figure(file, value, form)
+    return figures
+
+
 KO_EVAL = lambda d, key: d["eval"]["results"][key]["korquad"]
+KO_SETS = {"korquad": "KorQuAD 1.0 dev", "competition": "competition validation"}
+KO_HELDOUT = lambda d: d["train"]["history"][-1]["eval"]  # the held-out 300 training questions, last epoch
+KO_READER_FIGURES = {
+    # gold passage, Korean clean-up (stage eval)
+    **{
+        f"{short}_{name}": (lambda d, s=set_name, k=key: KO_EVAL(d, f"{s} / korean")[k], "{:.1f}")
+        for short, set_name in KO_SETS.items()
+        for name, key in (("em", "exact_match"), ("f1", "f1"))
+    },
+    # what chooses the recipe (never the two evaluation sets)
+    "heldout_em": (lambda d: KO_HELDOUT(d)["exact_match"], "{:.1f}"),
+    "heldout_f1": (lambda d: KO_HELDOUT(d)["f1"], "{:.1f}"),
+    "windows_per_s": (lambda d: d["train"]["history"][-1]["examples_per_s"], "{:.2f}"),
+    "steps": (lambda d: d["train"]["history"][-1]["step"], "{}"),
+    "minutes": (lambda d: sum(e["seconds"] for e in d["train"]["history"]) / 60, "{:.0f}"),  # each epoch's seconds
+    "epochs": (lambda d: d["train"]["recipe"]["epochs"], "{:g}"),
+    "train_minutes": (lambda d: d["train"]["recipe"]["max_minutes"], "{:.0f}"),  # the time limit of one run
+    # every KorQuAD 1.0 dev question (stage korquad_all)
+    "korquad_all_em": (lambda d: d["korquad_all"]["korquad"]["exact_match"], "{:.1f}"),
+    "korquad_all_f1": (lambda d: d["korquad_all"]["korquad"]["f1"], "{:.1f}"),
+    "korquad_all_questions": (lambda d: d["korquad_all"]["questions"], "{:,}"),
+}
+
+
+def ko_comparisons(base: str) -> dict:
+    """EM gained and F1 changed against another run's results file (gold passage, Korean clean-up; the
+    held-out 300 by each run's own evaluation; one seed each)."""
+    scores = {
+        **{short: lambda d, s=set_name: KO_EVAL(d, f"{s} / korean") for short, set_name in KO_SETS.items()},
+        "heldout": KO_HELDOUT,
+    }
+    return {
+        f"{where}_{name}": (lambda d, f=score, k=key: f(d)[k] - f(results(base))[k], "{:+.1f}")
+        for where, score in scores.items()
+        for name, key in (("em_gain", "exact_match"), ("f1_change", "f1"))
+    }
+
+
+def e2e_em(data: dict) -> float:
+    return data["sets"]["competition validation"]["metrics"]["korquad"]["exact_match"]
+
+
+E2E_FIGURES = {
+    "k": (lambda d: d["tuning"]["chosen"]["k"], "{}"),
+    "weight": (lambda d: d["tuning"]["chosen"]["retriever_weight"], "{:g}"),
+    "tune.chosen": (lambda d: d["tuning"]["exact_match"], "{:.1f}"),
+    "demo_correct": (lambda d: d["demo"]["correct"], "{}"),
+    "read_ms": (lambda d: d["latency"]["read_ms_p50"], "{:.0f}"),
+    **{
+        f"{short}.{name}": (fn, "{:.1f}")
+        for short, set_name in E2E_SETS.items()
+        for name, fn in (
+            ("em", lambda d, s=set_name: d["sets"][s]["metrics"]["korquad"]["exact_match"]),
+            ("f1", lambda d, s=set_name: d["sets"][s]["metrics"]["korquad"]["f1"]),
+            ("has_answer", lambda d, s=set_name: d["sets"][s]["retrieval_has_answer"]),
+            ("em_cross_lines", lambda d, s=set_name: d["cross_lines"][s]["exact_match"]),
+            (
+                "reading_miss",
+                lambda d, s=set_name: 100 * d["sets"][s]["attribution"]["reading_miss"] / d["sets"][s]["questions"],
+            ),
+        )
+    },
+}
+
 
 FIGURES: dict[str, Figure] = {
     # Korean sparse retrieval (benchmarks/retrieval_ko.py)
@@ -266,8 +369,6 @@ FIGURES: dict[str, Figure] = {
     "model.pieces_kept": Figure(MODEL, lambda d: d["trim"]["pieces_kept"], "{:,}"),
     "model.params_before": Figure(MODEL, lambda d: d["trim"]["parameters"][0] / 1e6, "{:.1f} M"),
     "model.params_after": Figure(MODEL, lambda d: d["trim"]["parameters"][1] / 1e6, "{:.1f} M"),
-    "model.train_minutes": Figure(MODEL, lambda d: d["train"]["recipe"]["max_minutes"], "{:.0f}"),
-    "model.train_steps": Figure(MODEL, lambda d: d["train"]["history"][-1]["step"]),
     "model.speedup_both": Figure(MODEL, lambda d: d["speed"]["speedup"]["trimmed + frozen"], "{:.1f}×"),
     "model.speedup_bf16": Figure(MODEL, lambda d: d["speed"]["speedup"]["trimmed + frozen + bf16 autocast"], "{:.1f}×"),
     **{  # --freeze-layers N on top of the bf16 recipe's settings, against the untouched model
@@ -286,85 +387,11 @@ FIGURES: dict[str, Figure] = {
         ),
         "{:.1f}×",
     ),
+    **per_run("model", KO_RUNS, KO_READER_FIGURES),
     **{
-        f"model{which}.{short}_{name}": Figure(
-            file, lambda d, s=set_name, n=key: KO_EVAL(d, f"{s} / korean")[n], "{:.1f}"
-        )
-        for which, file in (
-            ("", MODEL),
-            (".linear", MODEL_LINEAR),
-            (".curriculum", MODEL_CURRICULUM),
-            (".recipe", MODEL_RECIPE),
-            (".long", MODEL_LONG),
-            (".freeze6", MODEL_FREEZE6),
-        )
-        for short, set_name in (("korquad", "KorQuAD 1.0 dev"), ("competition", "competition validation"))
-        for name, key in (("em", "exact_match"), ("f1", "f1"))
-    },
-    "model.linear.train_steps": Figure(MODEL_LINEAR, lambda d: d["train"]["history"][-1]["step"]),
-    **{  # EM / F1 on the held-out 300 (what chooses the recipe; never the two evaluation sets)
-        f"model{which}.heldout_{name}": Figure(file, lambda d, k=key: d["train"]["history"][-1]["eval"][k], "{:.1f}")
-        for which, file in (
-            ("", MODEL),
-            (".curriculum", MODEL_CURRICULUM),
-            (".bf16", MODEL_BF16),
-            (".recipe", MODEL_RECIPE),
-            (".long", MODEL_LONG),
-            (".freeze6", MODEL_FREEZE6),
-        )
-        for name, key in (("em", "exact_match"), ("f1", "f1"))
-    },
-    **{  # F1 the 6 fixed layers cost at equal steps (gold passage, Korean clean-up; held-out 300 by its own eval)
-        f"model.freeze6.{short}_f1_change": Figure(
-            MODEL_FREEZE6,
-            lambda d, f=f: f(d) - f(json.loads((RESULTS / MODEL_RECIPE).read_text(encoding="utf-8"))),
-            "{:+.1f}",
-        )
-        for short, f in (
-            ("korquad", lambda d: KO_EVAL(d, "KorQuAD 1.0 dev / korean")["f1"]),
-            ("competition", lambda d: KO_EVAL(d, "competition validation / korean")["f1"]),
-            ("heldout", lambda d: d["train"]["history"][-1]["eval"]["f1"]),
-        )
-    },
-    **{
-        f"model{which}.{name}": Figure(file, lambda d, f=f: f(d["train"]["history"]), form)
-        for which, file in (
-            ("", MODEL),
-            (".bf16", MODEL_BF16),
-            (".recipe", MODEL_RECIPE),
-            (".long", MODEL_LONG),
-            (".freeze6", MODEL_FREEZE6),
-        )
-        for name, f, form in (
-            ("windows_per_s", lambda h: h[-1]["examples_per_s"], "{:.2f}"),
-            ("steps", lambda h: h[-1]["step"], "{}"),
-            ("minutes", lambda h: sum(e["seconds"] for e in h) / 60, "{:.0f}"),  # each epoch's seconds
-        )
-    },
-    "model.recipe.epochs": Figure(MODEL_RECIPE, lambda d: d["train"]["recipe"]["epochs"], "{:g}"),
-    "model.long.epochs": Figure(MODEL_LONG, lambda d: d["train"]["recipe"]["epochs"], "{:g}"),
-    # every KorQuAD 1.0 dev question (korean_model.py, stage korquad_all)
-    **{
-        f"model{which}.korquad_all_{name}": Figure(file, lambda d, k=key: d["korquad_all"]["korquad"][k], "{:.1f}")
-        for which, file in ((".recipe", MODEL_RECIPE), (".long", MODEL_LONG))
-        for name, key in (("em", "exact_match"), ("f1", "f1"))
-    },
-    **{
-        f"model{which}.korquad_all_questions": Figure(file, lambda d: d["korquad_all"]["questions"], "{:,}")
-        for which, file in ((".recipe", MODEL_RECIPE), (".long", MODEL_LONG))
-    },
-    **{  # EM gained over an earlier run (Korean clean-up, gold passage, one seed): the bf16 recipe over the
-        # fp32 recipe (results/korean_model.json), 1.5 epochs over the bf16 recipe's 0.8
-        f"model{which}.{short}_em_gain": Figure(
-            file,
-            lambda d, s=set_name, b=base: (
-                KO_EVAL(d, f"{s} / korean")["exact_match"]
-                - KO_EVAL(json.loads((RESULTS / b).read_text(encoding="utf-8")), f"{s} / korean")["exact_match"]
-            ),
-            "{:+.1f}",
-        )
-        for which, file, base in ((".recipe", MODEL_RECIPE, MODEL), (".long", MODEL_LONG, MODEL_RECIPE))
-        for short, set_name in (("korquad", "KorQuAD 1.0 dev"), ("competition", "competition validation"))
+        name: figure
+        for run, base in KO_BASES.items()
+        for name, figure in per_run("model", {run: KO_RUNS[run]}, ko_comparisons(KO_RUNS[base])).items()
     },
     **{  # reading in bf16 (korean_model.py, stage precision): the recipe's reader, Korean clean-up, gold passage
         f"model.read_bf16.{short}_{name}": Figure(MODEL_RECIPE, lambda d, s=set_name, f=f: f(d["precision"][s]), form)
@@ -377,9 +404,6 @@ FIGURES: dict[str, Figure] = {
             ("f1_change", lambda r: round(r["bf16"]["f1"] - r["fp32"]["f1"], 1) + 0.0, "{:+.1f}"),
         )
     },
-    "model.curriculum.train_actual_minutes": Figure(
-        MODEL_CURRICULUM, lambda d: sum(r["seconds"] for r in d["train"]["history"]) / 60, "{:.0f}"
-    ),
     "model.glosses.gold": Figure(MODEL, lambda d: d["glosses"]["gold_answers"], "{:,}"),
     "model.glosses.followed": Figure(MODEL, lambda d: d["glosses"]["followed_by_gloss"]),
     "model.glosses.repaired": Figure(MODEL, lambda d: d["glosses"]["repaired_to_gold"]),
@@ -764,63 +788,18 @@ FIGURES: dict[str, Figure] = {
         for condition in ("idle", "busy")
     },
     # end to end and under load (benchmarks/e2e.py, benchmarks/serve_load.py)
-    # e2e.json: BM25 alone; e2e_rescore.json: BM25's top 20 re-scored by multilingual-e5-small (make demo's);
-    # e2e_rescore_curriculum.json: the same with the reader of the recipe with the length curriculum;
-    # e2e_rescore_bf16_recipe.json: the same with the bf16 recipe's reader (what make korean-reader trains now);
-    # e2e_rescore_bf16_long.json: the same with the 1.5-epoch reader (KO_EPOCHS=1.5) and the in-context clean-up
-    **{
-        f"{run}.{name}": Figure(f"{run}.json", fn, fmt)
-        for run in ("e2e", "e2e_rescore", "e2e_rescore_curriculum", "e2e_rescore_bf16_recipe", "e2e_rescore_bf16_long")
-        for name, fn, fmt in (
-            ("k", lambda d: d["tuning"]["chosen"]["k"], "{}"),
-            ("weight", lambda d: d["tuning"]["chosen"]["retriever_weight"], "{:g}"),
-            ("tune.chosen", lambda d: d["tuning"]["exact_match"], "{:.1f}"),
-            ("demo_correct", lambda d: d["demo"]["correct"], "{}"),
-            ("read_ms", lambda d: d["latency"]["read_ms_p50"], "{:.0f}"),
-        )
-    },
+    **per_run("", {run: f"{run}.json" for run in E2E_RUNS}, E2E_FIGURES),
     **{
         f"e2e.tune.k{k}_w{w}": Figure(
             "e2e.json", lambda d, k=k, w=w: d["tuning"]["em_korquad"][f"k={k} w={w}"], "{:.1f}"
         )
         for k, w in ((1, 0.0), (3, 0.0), (3, 0.05), (20, 0.0), (20, 0.1))
     },
-    **{
-        f"{run}.{short}.{name}": Figure(f"{run}.json", fn, "{:.1f}")
-        for run, sets in (
-            ("e2e", E2E_SETS),
-            *(
-                (run, {"competition": E2E_SETS["competition"]})
-                for run in ("e2e_rescore", "e2e_rescore_curriculum", "e2e_rescore_bf16_recipe", "e2e_rescore_bf16_long")
-            ),
-        )
-        for short, set_name in sets.items()
-        for name, fn in (
-            ("em", lambda d, s=set_name: d["sets"][s]["metrics"]["korquad"]["exact_match"]),
-            ("f1", lambda d, s=set_name: d["sets"][s]["metrics"]["korquad"]["f1"]),
-            ("has_answer", lambda d, s=set_name: d["sets"][s]["retrieval_has_answer"]),
-            ("em_cross_lines", lambda d, s=set_name: d["cross_lines"][s]["exact_match"]),
-            (
-                "reading_miss",
-                lambda d, s=set_name: 100 * d["sets"][s]["attribution"]["reading_miss"] / d["sets"][s]["questions"],
-            ),
-        )
-    },
     **{  # end-to-end EM over the run before (competition validation)
         f"{run}.competition.em_gain": Figure(
-            f"{run}.json",
-            lambda d, b=base: (
-                d["sets"]["competition validation"]["metrics"]["korquad"]["exact_match"]
-                - json.loads((RESULTS / f"{b}.json").read_text(encoding="utf-8"))["sets"]["competition validation"][
-                    "metrics"
-                ]["korquad"]["exact_match"]
-            ),
-            "{:+.1f}",
+            f"{run}.json", lambda d, b=base: e2e_em(d) - e2e_em(results(f"{b}.json")), "{:+.1f}"
         )
-        for run, base in (
-            ("e2e_rescore_bf16_recipe", "e2e_rescore"),
-            ("e2e_rescore_bf16_long", "e2e_rescore_bf16_recipe"),
-        )
+        for run, base in E2E_BASES.items()
     },
     "e2e.retrieve_ms": Figure("e2e.json", lambda d: d["latency"]["retrieve_ms_p50"], "{:.0f}"),
     "e2e.p95_ms": Figure("e2e.json", lambda d: d["latency"]["total_ms_p95"], "{:.0f}"),
