@@ -70,9 +70,12 @@ $(ME5_RE)/config.json: $(ME5)/config.json
 # KO_MINUTES and keeps the best model so far in $(KO_READER); running it again (or `make demo` again)
 # continues until the recipe is done, and then does nothing. On a CPU with bf16 instructions (AVX512-BF16 or
 # AMX) it trains under bf16 autocast, 1.6x faster (results/korean_model.md), and goes 0.8 epoch instead of
-# fp32's 0.6 (results/korean_model_bf16_recipe.json); benchmarks/first_hour.py times it.
-KO_PRECISION ?= $(shell $(PY) -c 'from odqa.models.loading import cpu_computes_bf16; print("bf16" if cpu_computes_bf16() else "no")' 2>/dev/null || echo no)
-KO_EPOCHS ?= $(if $(filter bf16,$(KO_PRECISION)),0.8,0.6)
+# fp32's 0.6 (results/korean_model_bf16_recipe.json); benchmarks/first_hour.py times it. With a CUDA GPU it
+# trains in the GPU's mixed precision (bf16, or fp16 where the GPU has no bf16) for 1.5 epochs, the longest
+# recipe measured (results/korean_model_bf16_long.json; minutes on a GPU).
+KO_GPU ?= $(shell $(PY) -c 'import torch; print("yes" if torch.cuda.is_available() else "no")' 2>/dev/null || echo no)
+KO_PRECISION ?= $(if $(filter yes,$(KO_GPU)),auto,$(shell $(PY) -c 'from odqa.models.loading import cpu_computes_bf16; print("bf16" if cpu_computes_bf16() else "no")' 2>/dev/null || echo no))
+KO_EPOCHS ?= $(if $(filter yes,$(KO_GPU)),1.5,$(if $(filter bf16,$(KO_PRECISION)),0.8,0.6))
 # KO_FREEZE_LAYERS=N also fixes the lowest N encoder layers: faster steps, far lower accuracy at 6 (README: the Korean model)
 KO_FREEZE_LAYERS ?= 0
 korean-reader: $(ME5_KO)/config.json
