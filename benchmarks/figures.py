@@ -825,7 +825,10 @@ TABLE = re.compile(r"<!--table:(?P<file>[\w.\-]+)#(?P<n>\d+)-->\n(?P<body>.*?)<!
 
 def render_figure(name: str, cache: dict) -> str:
     if name not in FIGURES:
-        raise KeyError(f"README names figure {name!r}, which benchmarks/figures.py does not define")
+        raise KeyError(
+            f"README names figure {name!r}, which benchmarks/figures.py does not define"
+            " (a per-run figure is defined only where its results file holds the data)"
+        )
     figure = FIGURES[name]
     if figure.results not in cache:
         cache[figure.results] = json.loads((RESULTS / figure.results).read_text(encoding="utf-8"))
