@@ -2,6 +2,7 @@
 a saved reader reloads to identical predictions; runs resume; bad model folders are named."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -300,6 +301,66 @@ def test_a_missing_folder_under_an_existing_one_is_refused_at_once(tmp_path, mon
     with pytest.raises(OdqaError, match="model folder not found: runs/reader-1"):
         check_model_dir("runs/reader-1")
     check_model_dir("klue/roberta-large")  # no klue/ here: a hub id, passed through
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """The Hugging Face Hub as `check_hub_model` sees it, with no network: nothing cached, and
+    `hub.answer` raised by (or `None`: returned from) every model lookup, which are counted."""
+    import huggingface_hub
+
+    from odqa.models.tokenizer import check_hub_model
+
+    state = SimpleNamespace(answer=None, asked=[], cached=None)
+
+    def model_info(name, timeout):
+        state.asked.append((name, timeout))
+        if state.answer is not None:
+            raise state.answer
+
+    monkeypatch.setattr(huggingface_hub, "model_info", model_info)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda name, file: state.cached)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    check_hub_model.cache_clear()
+    yield state
+    check_hub_model.cache_clear()
+
+
+def test_a_model_name_the_hub_cannot_confirm_is_refused_at_once(hub, monkeypatch):
+    """'runs/reader-1' with no runs/ here has a hub id's shape: one quick question to the hub decides,
+    instead of a minute of transformers' retries ending in a hub error."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    from odqa.models.loading import load_encoder
+    from odqa.models.tokenizer import check_hub_model, load_tokenizer
+
+    hub.answer = ConnectionError("Name or service not known")
+    with pytest.raises(OdqaError, match="runs/reader-1: no such folder here, and the Hugging Face Hub cannot be"):
+        load_tokenizer("runs/reader-1")
+    with pytest.raises(OdqaError, match="cannot be reached"):
+        load_encoder("runs/reader-1")
+    assert [timeout for _, timeout in hub.asked] == [10, 10]  # asked with a short timeout, not retried
+
+    missing = RepositoryNotFoundError.__new__(RepositoryNotFoundError)  # what the hub answers an unknown id
+    Exception.__init__(missing, "404")
+    hub.answer = missing
+    with pytest.raises(OdqaError, match="someone/no-such-model: no such folder here, and no such model on the"):
+        check_hub_model("someone/no-such-model")
+
+    hub.answer = None  # the hub has it: passed on to transformers, and asked once
+    check_hub_model("klue/roberta-large")
+    check_hub_model("klue/roberta-large")
+    assert hub.asked[-1] == ("klue/roberta-large", 10) and len(hub.asked) == 4
+
+    hub.cached = "/cache/models--klue--bert-base/config.json"  # in the local hub cache: nothing asked
+    check_hub_model("klue/bert-base")
+    assert len(hub.asked) == 4
+
+    hub.cached = None
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OdqaError, match="other/model: no such folder here, and HF_HUB_OFFLINE is set"):
+        check_hub_model("other/model")
+    assert len(hub.asked) == 4
 
 
 def test_gradient_accumulation_counts_optimizer_steps(tiny_encoder, korquad_small, tmp_path):

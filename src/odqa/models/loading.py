@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from odqa.errors import OdqaError
-from odqa.models.tokenizer import looks_local
+from odqa.models.tokenizer import check_hub_model, looks_local
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,8 @@ def load_pretrained(auto_class, path: str | Path, what: str, unused_parts: tuple
     import logging
 
     check_model_dir(path)
+    if not Path(path).exists():
+        check_hub_model(str(path))
     wants_info = kwargs.pop("output_loading_info", False)
     # transformers 5.2x checks a tensor-parallel plan whenever the loading logger is quieter than
     # WARNING and lists every unsharded layer of a model that was never meant to be sharded: quiet both

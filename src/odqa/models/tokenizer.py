@@ -9,8 +9,10 @@ reloads with `strip_accents=False`; `save_tokenizer` writes the setting so the f
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 from pathlib import Path
 
 from odqa.errors import OdqaError
@@ -43,6 +45,36 @@ def looks_local(path: str | Path) -> bool:
     return "/" in text and Path(text.split("/")[0]).is_dir()
 
 
+@functools.cache
+def check_hub_model(name: str) -> None:
+    """A model name that is no folder here is a Hugging Face Hub id: asked once of the hub, with a
+    short timeout, before transformers spends a minute retrying an unreachable one. A name the hub
+    does not have, or cannot be asked about (offline, no network), is refused at once, naming it;
+    a copy in the local hub cache, and a gated model (the hub has it; transformers asks for the
+    token), pass."""
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
+
+    try:
+        if isinstance(huggingface_hub.try_to_load_from_cache(name, "config.json"), str):
+            return
+    except HFValidationError:
+        raise OdqaError(f"{name}: no such folder here, and not a valid Hugging Face Hub model id") from None
+    if huggingface_hub.constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise OdqaError(f"{name}: no such folder here, and HF_HUB_OFFLINE is set with no copy of it in the hub cache")
+    try:
+        huggingface_hub.model_info(name, timeout=10)
+    except GatedRepoError:
+        return
+    except RepositoryNotFoundError:
+        raise OdqaError(f"{name}: no such folder here, and no such model on the Hugging Face Hub") from None
+    except Exception as e:  # the network: DNS, refused, timed out, a server error
+        raise OdqaError(
+            f"{name}: no such folder here, and the Hugging Face Hub cannot be reached to fetch it as a model id "
+            f"({type(e).__name__}); for a folder, give its path (e.g. ./{name})"
+        ) from None
+
+
 def load_tokenizer(path: str | Path, **kwargs):
     """A fast tokenizer from a local folder or a hub id; never runs remote code."""
     from transformers import AutoTokenizer, BertTokenizerFast
@@ -63,6 +95,8 @@ def load_tokenizer(path: str | Path, **kwargs):
             vocab=str(local / "vocab.txt"), do_lower_case=False, strip_accents=False, **kwargs
         )
     else:
+        if not local.exists():
+            check_hub_model(str(path))
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False, **kwargs)
         except OSError as e:
