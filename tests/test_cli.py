@@ -24,6 +24,15 @@ def index_dir(corpus_file, tmp_path):
     return out
 
 
+def test_version_and_help():
+    from odqa import __version__
+
+    run = odqa("--version")
+    assert run.returncode == 0 and run.stdout == f"odqa {__version__}\n"
+    run = odqa()
+    assert "Usage" in run.stdout and "ask" in run.stdout and "--version" in run.stdout
+
+
 def test_search_prints_passages(index_dir):
     run = odqa("search", "--index", index_dir, "훈민정음을 창제한 왕은?", "-k", "2", "--json")
     assert run.returncode == 0, run.stderr

@@ -52,6 +52,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Open-domain question answering toolkit.",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from odqa import __version__
+
+        typer.echo(f"odqa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="print odqa's version and exit"
+    ),
+) -> None:
+    """Open-domain question answering toolkit."""
+
+
 for module in (index, reader, ensemble, dense, qa, tuning, models, logs, relation, runs):
     app.registered_commands += module.group.registered_commands
     app.registered_groups += module.group.registered_groups
