@@ -73,8 +73,15 @@ $(ME5_RE)/config.json: $(ME5)/config.json
 # fp32's 0.6 (results/korean_model_bf16_recipe.json); benchmarks/first_hour.py times it. With a CUDA GPU it
 # trains in the GPU's mixed precision (bf16, or fp16 where the GPU has no bf16) for 1.5 epochs, the longest
 # recipe measured (results/korean_model_bf16_long.json; minutes on a GPU).
-KO_GPU ?= $(shell $(PY) -c 'import torch; print("yes" if torch.cuda.is_available() else "no")' 2>/dev/null || echo no)
-KO_PRECISION ?= $(if $(filter yes,$(KO_GPU)),auto,$(shell $(PY) -c 'from odqa.models.loading import cpu_computes_bf16; print("bf16" if cpu_computes_bf16() else "no")' 2>/dev/null || echo no))
+# each probe imports torch: asked once per make run (`:=`), only by the make that runs korean-reader (make demo calls one)
+ifneq ($(filter korean-reader,$(MAKECMDGOALS)),)
+ifndef KO_GPU
+KO_GPU := $(shell $(PY) -c 'import torch; print("yes" if torch.cuda.is_available() else "no")' 2>/dev/null || echo no)
+endif
+ifndef KO_PRECISION
+KO_PRECISION := $(if $(filter yes,$(KO_GPU)),auto,$(shell $(PY) -c 'from odqa.models.loading import cpu_computes_bf16; print("bf16" if cpu_computes_bf16() else "no")' 2>/dev/null || echo no))
+endif
+endif
 KO_EPOCHS ?= $(if $(filter yes,$(KO_GPU)),1.5,$(if $(filter bf16,$(KO_PRECISION)),0.8,0.6))
 # KO_FREEZE_LAYERS=N also fixes the lowest N encoder layers: faster steps, far lower accuracy at 6 (README: the Korean model)
 KO_FREEZE_LAYERS ?= 0
