@@ -82,7 +82,8 @@ def main() -> None:
     import ray
     from ray.cluster_utils import Cluster
 
-    from odqa.distributed.sharded import PIECE_PASSAGES, ShardedIndex, ShardServer, build_sharded_index
+    from odqa.distributed.sharded import ShardedIndex, ShardServer
+    from odqa.distributed.sparse_shards import PIECE_PASSAGES, build_sharded_index
     from odqa.retrieval.build import build_sparse_index
     from odqa.retrieval.sparse import SparseIndex
 

@@ -16,7 +16,7 @@ QUERIES = ["훈민정음을 창제한 왕은?", "부산 해운대", "김치 재�
 def sharded(folders):
     """The same passages in 3 shards, built and searched on a local Ray (`odqa.distributed`)."""
     pytest.importorskip("ray")
-    from odqa.distributed.sharded import build_sharded_index
+    from odqa.distributed.sparse_shards import build_sharded_index
 
     if not (folders / "sharded").exists():
         build_sharded_index(folders / "docs.jsonl", folders / "sharded", 3, quiet=True)

@@ -30,7 +30,7 @@ def test_shards_are_cut_between_documents_near_even_splits():
 
 
 def test_pieces_analysed_while_reading_are_grouped_into_even_shards():
-    from odqa.distributed.sharded import group_pieces
+    from odqa.distributed.sparse_shards import group_pieces
 
     assert group_pieces([5] * 6, 3) == [0, 2, 4, 6]
     assert group_pieces([9, 1, 1, 1, 9, 1], 2) == [0, 3, 6]  # 11 and 11 passages
@@ -85,8 +85,9 @@ def same_results(one, sharded, questions, k=20):
     ids=["lucene+document", "lucene+document-one-piece-per-shard", "bm25+", "tfidf-one-piece-per-shard"],
 )
 def test_sharded_search_equals_one_index(local_ray, corpus, tmp_path, scoring, piece_passages, monkeypatch):
-    from odqa.distributed import sharded as module
-    from odqa.distributed.sharded import ShardedIndex, build_sharded_index
+    from odqa.distributed import sparse_shards as module
+    from odqa.distributed.sharded import ShardedIndex
+    from odqa.distributed.sparse_shards import build_sharded_index
     from odqa.retrieval.hybrid import load_index
     from odqa.retrieval.scoring import ScoringConfig
 
@@ -116,7 +117,8 @@ def test_sharded_search_equals_one_index(local_ray, corpus, tmp_path, scoring, p
 def test_bad_sharded_input_is_named(local_ray, corpus, tmp_path):
     import shutil
 
-    from odqa.distributed.sharded import ShardedIndex, build_sharded_index
+    from odqa.distributed.sharded import ShardedIndex
+    from odqa.distributed.sparse_shards import build_sharded_index
     from odqa.retrieval.update import update_index
 
     path, _ = corpus
@@ -147,7 +149,8 @@ def test_bad_sharded_input_is_named(local_ray, corpus, tmp_path):
 def test_on_a_cluster_shards_spread_survive_a_dead_node_and_a_restarted_actor(corpus, tmp_path):
     from ray.cluster_utils import Cluster
 
-    from odqa.distributed.sharded import ShardedIndex, build_sharded_index
+    from odqa.distributed.sharded import ShardedIndex
+    from odqa.distributed.sparse_shards import build_sharded_index
 
     path, questions = corpus
     one = embedded(path, tmp_path / "one")

@@ -111,7 +111,7 @@ def index(
 
 
 def _sharded(corpus, out, shards, cfg, limit, quiet, address, start) -> None:
-    from odqa.distributed.sharded import build_sharded_index
+    from odqa.distributed.sparse_shards import build_sharded_index
 
     manifest, timings = build_sharded_index(
         corpus, out, shards, cfg.corpus, cfg.analyzer, cfg.scoring, limit=limit, quiet=quiet, address=address
