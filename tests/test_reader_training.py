@@ -115,7 +115,10 @@ def test_resume_continues_from_the_last_checkpoint(tiny_encoder, korquad_small, 
     assert train_reader(ReaderTrainingConfig(max_steps=2, lr=1e-3, **common), quiet=True, resume=False)["step"] == 2
 
 
-def test_a_crash_keeps_the_last_good_checkpoint(tiny_encoder, korquad_small, tmp_path, monkeypatch):
+def test_a_crash_keeps_the_last_good_checkpoint(tiny_encoder, korquad_small, tmp_path, monkeypatch, capsys):
+    import itertools
+
+    from odqa.progress import PlainProgress
     from odqa.training import loop
 
     config = ReaderTrainingConfig(
@@ -145,8 +148,14 @@ def test_a_crash_keeps_the_last_good_checkpoint(tiny_encoder, korquad_small, tmp
     saved = json.loads((tmp_path / "run" / "checkpoint-last" / "trainer_state.json").read_text())
     assert saved["step"] == 2 and saved["segment"]["items"] == 8 and saved["segment"]["seconds"] > 0
     monkeypatch.undo()
-    state = train_reader(config, quiet=True)
+    monkeypatch.setenv("ODQA_PROGRESS_SECONDS", "0")  # a progress line at every step (output is not a terminal)
+    clock = itertools.count()  # one second between lines
+    monkeypatch.setattr(PlainProgress, "clock", staticmethod(lambda: float(next(clock))))
+    state = train_reader(config)
     assert state["step"] == 6 and "segment" not in state
+    # its rate counts what this run trained (4 windows a step), not the 8 before the crash too
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("training: step")]
+    assert lines[0].startswith("training: step 3/6") and ", 4.0 items/s," in lines[0]
     # the time and windows trained before the crash are counted in the run's record, not lost
     assert [record["items"] for record in state["history"]] == [24]
     assert state["history"][0]["seconds"] > saved["segment"]["seconds"]

@@ -69,14 +69,16 @@ class PlainProgress:
     """One line to stderr every `every` seconds (ODQA_PROGRESS_SECONDS, default 60): step, loss,
     items per second since the last line, and the time left at that rate."""
 
+    clock = staticmethod(time.monotonic)
+
     def __init__(self, total: int, desc: str, enabled: bool, start: int = 0, every: float | None = None):
         self.total, self.desc = total, desc
         self.enabled = enabled and os.environ.get("ODQA_QUIET") != "1"
         self.every = every if every is not None else float(os.environ.get("ODQA_PROGRESS_SECONDS", "60"))
-        self.last_time, self.last_step, self.last_items = time.monotonic(), start, 0
+        self.last_time, self.last_step, self.last_items = self.clock(), start, 0
 
     def update(self, step: int, loss: float | None = None, epoch: int | None = None, items: int = 0) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if not self.enabled or (now - self.last_time < self.every and step < self.total):
             return
         elapsed = max(now - self.last_time, 1e-9)

@@ -393,6 +393,7 @@ def train(
     plain = PlainProgress(
         total_steps, "training", enabled=bar.disable and not quiet and accelerator.is_main_process, start=state["step"]
     )
+    trained = 0  # items this process has trained (its rate: not what a resumed epoch had before, nor per epoch)
     while state["epoch"] < epochs and state["step"] < total_steps and not out_of_time:
         epoch = state["epoch"]
         batches = epoch_batches(lengths, settings, epoch, difficulty)
@@ -418,13 +419,14 @@ def train(
                 scheduler.step()
                 optimizer.zero_grad()
             state["batch_in_epoch"] += 1
-            seen += len(next(iter(batch.values())))
+            items = len(next(iter(batch.values())))
+            seen, trained = seen + items, trained + items
             loss_sum, loss_n = loss_sum + float(loss.detach()), loss_n + 1
             if accelerator.sync_gradients:
                 state["step"] += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", epoch=epoch)
-                plain.update(state["step"], loss=loss_sum / loss_n, epoch=epoch, items=seen)
+                plain.update(state["step"], loss=loss_sum / loss_n, epoch=epoch, items=trained)
                 if state["step"] % settings.save_steps == 0:
                     save_checkpoint({"seconds": time.monotonic() - tick, "items": seen})
                 if settings.max_minutes and (time.monotonic() - started) / 60 >= settings.max_minutes:
