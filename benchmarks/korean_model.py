@@ -469,7 +469,8 @@ def report(results: dict) -> None:
             ]
             for h in r["history"]
         ]
-        parts.append(f"### Training (recipe {json.dumps(r['recipe'])}; {r['seconds'] / 60:.0f} min on 2 CPU cores)\n")
+        minutes = sum(h["seconds"] for h in r["history"]) / 60  # every epoch's, over every call that resumed it
+        parts.append(f"### Training (recipe {json.dumps(r['recipe'])}; {minutes:.0f} min on 2 CPU cores)\n")
         parts.append(
             markdown_table(["epoch", "step", "loss", "windows/s", "minutes", "held-out 300 korquad EM / F1"], rows)
             + "\n"
