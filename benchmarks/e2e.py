@@ -14,7 +14,11 @@ With `--rescore FOLDER` (multilingual-e5-small as `make korean-reader` imports i
 BM25 with its top passages re-scored by the bi-encoder on the fly — what `make demo` asks with — and
 the results go to e2e_rescore.json beside the BM25-alone e2e.json.
 
-    python e2e.py [--reader PATH] [--index PATH] [--rescore FOLDER] [--tune FILE] [--korquad-sample 1000] [--name NAME]
+With `--reader` given more than once the readers vote as one ensemble (soft, equal weights, as
+`odqa ask --reader A --reader B` reads).
+
+    python e2e.py [--reader PATH ...] [--index PATH] [--rescore FOLDER] [--tune FILE] [--korquad-sample 1000]
+                  [--name NAME]
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ DEMO = {  # the Makefile's QUESTIONS (what `make demo` asks), with the answers a
 DEMO_K = 10  # `make demo` runs `odqa ask -k 10` with every other setting at its default
 
 
-def load_pipeline(index: Path, reader: Path, rescore: Path | None = None):
+def load_pipeline(index: Path, readers: list[Path], rescore: Path | None = None):
     from odqa.pipeline import Pipeline, PipelineConfig
 
     if not index.exists():
@@ -46,7 +50,8 @@ def load_pipeline(index: Path, reader: Path, rescore: Path | None = None):
 
         print(f"building {index} (default config) ...", flush=True)
         build_sparse_index(KOWIKI, index, cache_dir=default_cache_dir())
-    config = PipelineConfig(index=str(index), reader=str(reader), k=max(KS), rescore=str(rescore) if rescore else None)
+    reader = str(readers[0]) if len(readers) == 1 else [str(r) for r in readers]
+    config = PipelineConfig(index=str(index), reader=reader, k=max(KS), rescore=str(rescore) if rescore else None)
     return Pipeline(config).warm_up()
 
 
@@ -91,7 +96,9 @@ def latency(pipeline, questions, n: int = 40) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "kowiki-bm25")
-    parser.add_argument("--reader", type=Path, default=WORK / "korean_model" / "ko-reader")
+    parser.add_argument(
+        "--reader", type=Path, action="append", help="reader folder; repeat it for an ensemble (default: make's)"
+    )
     parser.add_argument(
         "--rescore", type=Path, default=None, help="bi-encoder that re-scores BM25's top passages (make demo's)"
     )
@@ -102,6 +109,7 @@ def main() -> None:
     parser.add_argument("--korquad-sample", type=int, default=1000, help="0: the competition validation alone")
     parser.add_argument("--name", default="", help="results file name (default: e2e, or e2e_rescore with --rescore)")
     args = parser.parse_args()
+    args.reader = args.reader or [WORK / "korean_model" / "ko-reader"]
 
     from odqa.e2e import evaluate_end_to_end, plot_em_by_k, tune_pipeline
     from odqa.io import read_questions
@@ -130,7 +138,9 @@ def main() -> None:
         korquad = read_questions(DATA / "korquad/KorQuAD_v1.0_dev.json")
         sets["KorQuAD 1.0 dev sample"] = sample(korquad, args.korquad_sample)
     tuned["on"] = tuned_on
-    results = {"reader": str(args.reader), "index": str(args.index), "tuning": tuned, "sets": {}}
+    readers = [str(r) for r in args.reader]
+    results = {"reader": readers[0] if len(readers) == 1 else readers, "index": str(args.index), "tuning": tuned}
+    results["sets"] = {}
     results["retrieval"] = retrieval
     if args.rescore:
         results["rescore"] = {"model": str(args.rescore), "top": cfg.rescore_top, "weight": cfg.rescore_weight}
@@ -161,14 +171,17 @@ def main() -> None:
         attribution_rows.append([set_name, *(f"{100 * v / n:.1f}" for v in result["attribution"].values())])
     k, weight = pipeline.config.k, pipeline.config.retriever_weight
     # the reader's one-line rule (no answer spans a line break), measured by lifting it at the chosen settings
-    one_line = pipeline.reader.config
-    pipeline.reader.config = one_line.updated(cross_lines=True)
+    members = getattr(pipeline.reader, "readers", [pipeline.reader])  # an ensemble's readers, each with its rule
+    one_line = [member.config for member in members]
+    for member in members:
+        member.config = member.config.updated(cross_lines=True)
     results["cross_lines"] = {}
     for set_name, questions in sets.items():
         print(f"evaluating {set_name} without the one-line rule ...", flush=True)
         lifted = evaluate_end_to_end(pipeline, questions, [k], ["korquad"], quiet=True)
         results["cross_lines"][set_name] = lifted["metrics"]["korquad"]
-    pipeline.reader.config = one_line
+    for member, config in zip(members, one_line):
+        member.config = config
     rule_rows = [
         [s, f"{results['sets'][s]['metrics']['korquad']['exact_match']:.1f}", f"{lifted['exact_match']:.1f}"]
         for s, lifted in results["cross_lines"].items()
