@@ -3,7 +3,8 @@
 (240) and a seeded 1,000-question sample of KorQuAD dev.
 
 1. Tune on training questions the reader never saw (korean_model.py's 300 held-out competition-train
-   questions; without them, a seeded sample of the competition *train* split): the number of
+   questions, or `--tune FILE`; `--train-sample N` tunes on a seeded sample of the competition *train*
+   split, for a reader that never trained on it; without either, a missing file is refused): the number of
    passages read (k) and the weight of the retrieval score in the answer score (BERTserini's
    linear combination), both from one reading at the largest k (`odqa tune-pipeline`'s search).
 2. Evaluate with the chosen settings: EM/F1 (squad + korquad), has-answer rate at k, error
@@ -103,13 +104,28 @@ def main() -> None:
         "--rescore", type=Path, default=None, help="bi-encoder that re-scores BM25's top passages (make demo's)"
     )
     parser.add_argument(
-        "--tune", type=Path, default=WORK / "korean_model" / "train-heldout.json", help="questions to tune k and w on"
+        "--tune",
+        type=Path,
+        default=WORK / "korean_model" / "train-heldout.json",
+        help="questions to tune k and w on, none of them trained on (korean_model.py's held-out 300)",
     )
-    parser.add_argument("--train-sample", type=int, default=300, help="without --tune: competition-train questions")
+    parser.add_argument(
+        "--train-sample",
+        type=int,
+        default=None,
+        help="tune on N competition-train questions instead (for a reader that never trained on that split)",
+    )
     parser.add_argument("--korquad-sample", type=int, default=1000, help="0: the competition validation alone")
     parser.add_argument("--name", default="", help="results file name (default: e2e, or e2e_rescore with --rescore)")
     args = parser.parse_args()
     args.reader = args.reader or [WORK / "korean_model" / "ko-reader"]
+    if args.train_sample is None and not args.tune.exists():
+        # korean_model.py's readers train on the rest of competition train: tuning on a sample of it
+        # would choose k and the weight on questions the reader has learnt
+        parser.error(
+            f"{args.tune} does not exist: give --tune FILE, or --train-sample N for a reader that never "
+            "trained on competition train"
+        )
 
     from odqa.e2e import evaluate_end_to_end, plot_em_by_k, tune_pipeline
     from odqa.io import read_questions
@@ -122,7 +138,7 @@ def main() -> None:
         if args.rescore
         else "BM25 alone"
     )
-    if args.tune.exists():
+    if args.train_sample is None:
         train, tuned_on = read_questions(args.tune), f"held-out competition-train questions ({args.tune.name})"
     else:
         train = sample(read_questions(DATA / "boostcamp_odqa/train.squad.json"), args.train_sample, seed=7)
