@@ -278,6 +278,17 @@ def ko_comparisons(base: str) -> dict:
     }
 
 
+ENS = "korean_ensemble.json"
+ENS_SETS = {"heldout": "held-out 300", "competition": "competition validation"}
+
+
+def ens_scores(data: dict, set_name: str, who: str) -> dict:
+    """korean_ensemble.py's korquad scores of reader a, reader b or their vote (weights from the held-out 300)."""
+    if who == "vote":
+        return data["vote"][set_name]["korquad"]
+    return data["members"][data["labels"]["ab".index(who)]][set_name]["korquad"]
+
+
 def e2e_em(data: dict) -> float:
     return data["sets"]["competition validation"]["metrics"]["korquad"]["exact_match"]
 
@@ -789,6 +800,24 @@ FIGURES: dict[str, Figure] = {
         )
         for condition in ("idle", "busy")
     },
+    # two Korean readers soft-voted, gold passage (benchmarks/korean_ensemble.py)
+    **{
+        f"ens.{short}.{who}.{name}": Figure(ENS, lambda d, s=set_name, w=who, k=key: ens_scores(d, s, w)[k], "{:.1f}")
+        for short, set_name in ENS_SETS.items()
+        for who in ("a", "b", "vote")
+        for name, key in (("em", "exact_match"), ("f1", "f1"))
+    },
+    **{
+        f"ens.{short}.vote_gain": Figure(
+            ENS,
+            lambda d, s=set_name: (
+                ens_scores(d, s, "vote")["exact_match"] - max(ens_scores(d, s, w)["exact_match"] for w in ("a", "b"))
+            ),
+            "{:+.1f}",
+        )
+        for short, set_name in ENS_SETS.items()
+    },
+    "ens.weights": Figure(ENS, lambda d: " / ".join(f"{w:.2f}" for w in d["weights"]), "{}"),
     # end to end and under load (benchmarks/e2e.py, benchmarks/serve_load.py)
     **per_run("", {run: f"{run}.json" for run in E2E_RUNS}, E2E_FIGURES),
     **{
