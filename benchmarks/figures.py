@@ -212,9 +212,21 @@ KO_RUNS = {
 KO_BASES = {".recipe": "", ".long": ".recipe", ".3ep": ".long", ".freeze6": ".recipe"}
 # benchmarks/e2e.py runs (results/{name}.json): e2e: BM25 alone; e2e_rescore: BM25's top 20 re-scored by
 # multilingual-e5-small (make demo's); the same with the reader of the recipe with the length curriculum, of the
-# bf16 recipe (what make korean-reader trains now), of 1.5 epochs (with the in-context clean-up)
-E2E_RUNS = ["e2e", "e2e_rescore", "e2e_rescore_curriculum", "e2e_rescore_bf16_recipe", "e2e_rescore_bf16_long"]
-E2E_BASES = {"e2e_rescore_bf16_recipe": "e2e_rescore", "e2e_rescore_bf16_long": "e2e_rescore_bf16_recipe"}
+# bf16 recipe (what make korean-reader trains now), of 1.5 epochs (with the in-context clean-up), and the
+# 1.5- and 3-epoch readers soft-voted (korean_ensemble.py's pair)
+E2E_RUNS = [
+    "e2e",
+    "e2e_rescore",
+    "e2e_rescore_curriculum",
+    "e2e_rescore_bf16_recipe",
+    "e2e_rescore_bf16_long",
+    "e2e_rescore_bf16_ens",
+]
+E2E_BASES = {
+    "e2e_rescore_bf16_recipe": "e2e_rescore",
+    "e2e_rescore_bf16_long": "e2e_rescore_bf16_recipe",
+    "e2e_rescore_bf16_ens": "e2e_rescore_bf16_long",
+}
 
 
 @functools.cache
