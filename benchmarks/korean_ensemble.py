@@ -39,9 +39,10 @@ def scores(predictions: Path, gold: Path) -> dict:
     from odqa.metrics import score_predictions
 
     answers = {q.id: q.answers for q in read_questions(gold)}
+    predicted = read_predictions(predictions)
     out = {}
     for metric in METRICS:
-        result = score_predictions(read_predictions(predictions), answers, metric)
+        result = score_predictions(predicted, answers, metric)
         out[metric] = {"exact_match": result["exact_match"], "f1": result["f1"], "count": result["count"]}
     return out
 
