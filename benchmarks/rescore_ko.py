@@ -13,7 +13,10 @@ Stages, each cached in benchmarks/work/rescore/ (`--redo STAGE` runs one again):
   encode      every candidate passage once (resumable, a chunk at a time) and every question
   evaluate    has-answer top-k of BM25 and of BM25 + re-scoring at each weight, through the
               library's retriever (passage vectors from the encode stage fill its cache)
-  latency     seconds per question with an empty cache, against BM25 alone
+  latency     seconds per question with an empty cache, against BM25 alone, re-scoring in fp32 and bf16
+  bf16        the evaluation sets' candidates encoded again with the encoder's weights in bfloat16
+              (`--rescore-bf16`), its rankings at the tuned weight against fp32's, and passages/s of
+              both on the same passages (each timed twice, alternating; the faster kept)
 
     python rescore_ko.py [--top 30] [--stages ...]
 """
@@ -38,7 +41,9 @@ COMP_TRAIN = DATA / "boostcamp_odqa/train.squad.json"
 TUNE_N, KORQUAD_N, CHUNK = 150, 200, 512
 WEIGHTS = [0.25, 0.5, 1.0, 2.0, 4.0, float("inf")]
 KS = [1, 5, 10, 20]
-STAGES = ["candidates", "encode", "evaluate", "latency"]
+STAGES = ["candidates", "encode", "evaluate", "latency", "bf16"]
+EVALUATED = ("competition validation", "KorQuAD 1.0 dev sample")
+SPEED_SAMPLE = 256  # passages each precision encodes for the throughput ratio
 
 
 def held_out_questions():
@@ -71,15 +76,16 @@ def stage_candidates(top: int) -> dict:
     return {"top": top, "passage_ids": out, "unique_passages": unique}
 
 
-def stage_encode(candidates: dict) -> dict:
-    """Vectors of every candidate passage, a chunk at a time into OUT/vectors/ (a rerun resumes)."""
+def stage_encode(candidates: dict, precision: str = "fp32") -> dict:
+    """Vectors of every candidate passage (bf16: of the evaluation sets' candidates), a chunk at a
+    time into OUT/vectors/ (bf16: OUT/vectors-bf16/; a rerun resumes)."""
     from odqa.retrieval.dense import DenseEncoder
     from odqa.retrieval.sparse import SparseIndex
 
     full = SparseIndex.load(FULL_INDEX)
-    encoder = DenseEncoder.load(ENCODER)
-    unique = candidates["unique_passages"]
-    folder = OUT / "vectors"
+    encoder = DenseEncoder.load(ENCODER, precision=precision)
+    unique = candidates["unique_passages"] if precision == "fp32" else evaluated_passages(candidates)
+    folder = OUT / ("vectors" if precision == "fp32" else f"vectors-{precision}")
     folder.mkdir(parents=True, exist_ok=True)
     seconds = 0.0
     for number, first in enumerate(range(0, len(unique), CHUNK)):
@@ -92,21 +98,34 @@ def stage_encode(candidates: dict) -> dict:
         seconds += time.perf_counter() - start
         np.save(folder / "partial.npy", vectors)
         (folder / "partial.npy").rename(path)
-        log(f"encoded {min(first + CHUNK, len(unique)):,}/{len(unique):,} passages")
+        log(f"encoded {min(first + CHUNK, len(unique)):,}/{len(unique):,} passages ({precision})")
     return {"passages": len(unique), "seconds_this_run": seconds, "encoder": encoder.config.to_dict()}
 
 
-def cached_vectors(candidates: dict) -> OrderedDict:
-    unique = candidates["unique_passages"]
-    chunks = [np.load(OUT / "vectors" / f"{n:04d}.npy") for n in range((len(unique) + CHUNK - 1) // CHUNK)]
+def evaluated_passages(candidates: dict) -> list[int]:
+    return sorted({pid for name in EVALUATED for ids in candidates["passage_ids"][name] for pid in ids})
+
+
+def cached_vectors(candidates: dict, precision: str = "fp32") -> OrderedDict:
+    unique = candidates["unique_passages"] if precision == "fp32" else evaluated_passages(candidates)
+    folder = OUT / ("vectors" if precision == "fp32" else f"vectors-{precision}")
+    chunks = [np.load(folder / f"{n:04d}.npy") for n in range((len(unique) + CHUNK - 1) // CHUNK)]
     return OrderedDict(zip(unique, np.concatenate(chunks)))
+
+
+def rescored(full, encoder, vectors: OrderedDict, weight: float, top: int):
+    """BM25 re-scored by `encoder` at `weight`, its passage cache filled with `vectors`."""
+    from odqa.retrieval.hybrid import HybridRetriever
+    from odqa.retrieval.rescore import DenseRescorer
+
+    rescorer = DenseRescorer(encoder, weight=weight, top=top, cache_size=len(vectors) + 1)
+    rescorer.cache = OrderedDict(vectors)
+    return HybridRetriever([full], rescorer=rescorer)
 
 
 def stage_evaluate(candidates: dict) -> dict:
     from odqa.evaluation import evaluate_retrieval
     from odqa.retrieval.dense import DenseEncoder
-    from odqa.retrieval.hybrid import HybridRetriever
-    from odqa.retrieval.rescore import DenseRescorer
     from odqa.retrieval.sparse import SparseIndex
 
     top = candidates["top"]
@@ -115,10 +134,8 @@ def stage_evaluate(candidates: dict) -> dict:
     vectors = cached_vectors(candidates)
     sets = question_sets()
 
-    def retriever(weight: float) -> HybridRetriever:
-        rescorer = DenseRescorer(encoder, weight=weight, top=top, cache_size=len(vectors) + 1)
-        rescorer.cache = OrderedDict(vectors)
-        return HybridRetriever([full], rescorer=rescorer)
+    def retriever(weight: float):
+        return rescored(full, encoder, vectors, weight, top)
 
     def label(weight: float) -> str:
         return "e5 alone" if np.isinf(weight) else f"w={weight:g}"
@@ -129,7 +146,7 @@ def stage_evaluate(candidates: dict) -> dict:
         tuning[label(weight)] = evaluate_retrieval(retriever(weight), sets["tune"], KS)["has_answer"]
     best = max(WEIGHTS, key=lambda w: (tuning[label(w)]["top5"] + tuning[label(w)]["top20"], tuning[label(w)]["top1"]))
     results = {}
-    for name in ("competition validation", "KorQuAD 1.0 dev sample"):
+    for name in EVALUATED:
         questions = sets[name]
         results[name] = {
             "BM25": evaluate_retrieval(full, questions, KS)["has_answer"],
@@ -158,15 +175,75 @@ def stage_latency(candidates: dict, n: int = 10) -> dict:
 
     full = SparseIndex.load(FULL_INDEX)
     questions = [q.text for q in question_sets()["competition validation"][:n]]
-    rescored = HybridRetriever([full], rescorer=DenseRescorer(DenseEncoder.load(ENCODER), top=candidates["top"]))
+
+    def rescoring(precision: str) -> HybridRetriever:
+        encoder = DenseEncoder.load(ENCODER, precision=precision)
+        return HybridRetriever([full], rescorer=DenseRescorer(encoder, top=candidates["top"]))
+
+    systems = {"BM25": full, "BM25 + e5 re-scoring": rescoring("fp32"), "BM25 + e5 re-scoring, bf16": rescoring("bf16")}
     timings = {}
-    for name, retriever in (("BM25", full), ("BM25 + e5 re-scoring", rescored)):
+    for name, retriever in systems.items():
         retriever.search(questions[:1], k=20)  # warm-up (numba, first batch)
         start = time.perf_counter()
         for question in questions[1:]:
             retriever.search([question], k=20)
         timings[name] = (time.perf_counter() - start) / (len(questions) - 1)
     return {"questions": len(questions) - 1, "seconds_per_question": timings}
+
+
+def stage_bf16(candidates: dict, chosen_weight) -> dict:
+    """bf16 re-scoring against fp32: has-answer top-k of each evaluation set at the tuned weight
+    (and by the encoder alone), how far the two rankings agree, and encoding speed."""
+    from odqa.evaluation import evaluate_retrieval
+    from odqa.models.loading import cpu_computes_bf16
+    from odqa.retrieval.dense import DenseEncoder
+    from odqa.retrieval.sparse import SparseIndex
+
+    encoding = stage_encode(candidates, "bf16")
+    top, weight = candidates["top"], float(chosen_weight)
+    full = SparseIndex.load(FULL_INDEX)
+    encoders = {precision: DenseEncoder.load(ENCODER, precision=precision) for precision in ("fp32", "bf16")}
+    vectors = {precision: cached_vectors(candidates, precision) for precision in encoders}
+    shared = list(vectors["bf16"])
+    cosine = np.einsum(
+        "ij,ij->i", np.stack([vectors["fp32"][p] for p in shared]), np.stack(list(vectors["bf16"].values()))
+    )
+    sets = question_sets()
+    results, agreement = {}, {}
+    for name in EVALUATED:
+        questions = sets[name]
+        results[name], ranked = {}, {}
+        for precision, encoder in encoders.items():
+            retriever = rescored(full, encoder, vectors[precision], weight, top)
+            results[name][f"BM25 + e5 re-scoring of top {top}, w={weight:g}, {precision}"] = evaluate_retrieval(
+                retriever, questions, KS
+            )["has_answer"]
+            ranked[precision] = [
+                [h.passage_id for h in hits] for hits in retriever.search([q.text for q in questions], k=20)
+            ]
+        agreement[name] = {
+            "same_top1": 100 * float(np.mean([a[:1] == b[:1] for a, b in zip(ranked["fp32"], ranked["bf16"])])),
+            "same_top20_order": 100 * float(np.mean([a == b for a, b in zip(ranked["fp32"], ranked["bf16"])])),
+        }
+    speed = {precision: 0.0 for precision in encoders}
+    texts = [full.passages[pid].text for pid in sample(shared, SPEED_SAMPLE)]
+    for _ in range(2):
+        for precision, encoder in encoders.items():
+            start = time.perf_counter()
+            encoder.encode(texts, "passage")
+            speed[precision] = max(speed[precision], len(texts) / (time.perf_counter() - start))
+    return {
+        "top": top,
+        "weight": weight,
+        "passages": encoding["passages"],
+        "cosine_min": float(cosine.min()),
+        "cosine_mean": float(cosine.mean()),
+        "results": results,
+        "agreement": agreement,
+        "passages_per_second": speed,
+        "speedup": speed["bf16"] / speed["fp32"],
+        "cpu_computes_bf16": cpu_computes_bf16(),
+    }
 
 
 def main() -> None:
@@ -184,16 +261,19 @@ def main() -> None:
     results: dict = {}
     runners = {"encode": stage_encode, "evaluate": stage_evaluate, "latency": stage_latency}
 
+    def kept(stage: str) -> dict:
+        return results.get(stage) or json.loads((OUT / f"{stage}.json").read_text(encoding="utf-8"))
+
     def run(stage: str):
         if stage == "candidates":
             return lambda: stage_candidates(args.top)
-        return lambda: runners[stage](
-            results.get("candidates") or json.loads((OUT / "candidates.json").read_text(encoding="utf-8"))
-        )
+        if stage == "bf16":
+            return lambda: stage_bf16(kept("candidates"), kept("evaluate")["chosen_weight"])
+        return lambda: runners[stage](kept("candidates"))
 
     for stage in [s for s in args.stages.split(",") if s]:
         results[stage] = cached_stage(OUT, stage, redo, run(stage))
-    if "evaluate" not in results or "latency" not in results:
+    if not {"evaluate", "latency", "bf16"} <= set(results):
         return
     ev, latency = results["evaluate"], results["latency"]["seconds_per_question"]
     sections = []
@@ -209,7 +289,22 @@ def main() -> None:
     sections.append(
         f"Latency, one question at a time with an empty passage cache, 2 CPU cores: BM25 "
         f"{1000 * latency['BM25']:.0f} ms, BM25 + e5 re-scoring of the top {ev['top']} "
-        f"{1000 * latency['BM25 + e5 re-scoring']:.0f} ms. Encoding: {results['encode']['passages']:,} passages."
+        f"{1000 * latency['BM25 + e5 re-scoring']:.0f} ms (in bf16: "
+        f"{1000 * latency['BM25 + e5 re-scoring, bf16']:.0f} ms). Encoding: {results['encode']['passages']:,} passages."
+    )
+    bf16 = results["bf16"]
+    agreement = " ".join(
+        f"{name}: the same top-1 for {a['same_top1']:.1f} % of questions, the same top 20 in the same order for "
+        f"{a['same_top20_order']:.1f} %."
+        for name, a in bf16["agreement"].items()
+    )
+    cpu = "a CPU with bf16 instructions" if bf16["cpu_computes_bf16"] else "a CPU without bf16 instructions"
+    sections.append(
+        f"### Re-scoring in bf16 (`--rescore-bf16`): the {bf16['passages']:,} candidate passages of both evaluation "
+        f"sets encoded again with bfloat16 weights, {bf16['speedup']:.2f}x the passages/s of fp32 on the same "
+        f"{SPEED_SAMPLE} passages ({cpu}); vector cosine to fp32 ≥ {bf16['cosine_min']:.4f}\n\n"
+        + "\n\n".join(f"{name}:\n\n" + topk_table("system", systems, KS) for name, systems in bf16["results"].items())
+        + f"\n\n{agreement}"
     )
     summary = {k: v for k, v in results.items() if k != "candidates"}
     candidates = results["candidates"]

@@ -147,3 +147,41 @@ def test_ask_reads_the_rescored_passages_as_make_demo_does(retriever_folders, ko
     assert [h.passage_id for h in rescored] == [h.passage_id for h in reversed(bm25)]
     rank = asked["answer"]["passage_rank"]
     assert rescored[rank - 1].passage_id == asked["answer"]["passage_id"] != bm25[rank - 1].passage_id
+
+
+def test_bf16_rescoring_encodes_in_bfloat16_and_ranks_as_fp32_does(retriever_folders, tmp_path):
+    """`--rescore-bf16` (`rescore_precision` in a pipeline config): the encoder's weights in
+    bfloat16, its vectors float32 and within rounding of fp32's; the setting is saved with the
+    retriever; a rounded encoder refuses to be saved over its fp32 weights."""
+    import torch
+    from typer.testing import CliRunner
+
+    from odqa.cli import app
+
+    fp32 = DenseEncoder.load(retriever_folders / "encoder")
+    bf16 = DenseEncoder.load(retriever_folders / "encoder", precision="bf16")
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16
+    texts = [doc for question in QUESTIONS for doc in (question, question * 3)]
+    exact, rounded = fp32.encode(texts, "passage"), bf16.encode(texts, "passage")
+    assert rounded.dtype == np.float32
+    cosine = (exact * rounded).sum(1) / np.linalg.norm(exact, axis=1) / np.linalg.norm(rounded, axis=1)
+    assert cosine.min() > 0.99 and not np.array_equal(exact, rounded)
+    with pytest.raises(OdqaError, match="rounded to bf16"):
+        bf16.save(tmp_path / "rounded")
+    with pytest.raises(OdqaError, match="unknown encoder precision 'fp8'"):
+        DenseEncoder.load(retriever_folders / "encoder", precision="fp8")
+
+    retriever = open_retriever(
+        retriever_folders / "sparse", rescore=str(retriever_folders / "encoder"), rescore_precision="bf16"
+    )
+    assert retriever.rescorer.encoder.precision == "bf16"
+    retriever.save(tmp_path / "rescored")
+    assert load_index(tmp_path / "rescored").rescorer.encoder.precision == "bf16"
+    result = CliRunner().invoke(
+        app,
+        ["search", "--index", str(retriever_folders / "sparse"), "--rescore", str(retriever_folders / "encoder"),
+         "--rescore-bf16", "--json", "-k", "3", QUESTIONS[1]],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected = retriever.search([QUESTIONS[1]], k=3)[0]
+    assert [json.loads(line)["passage_id"] for line in result.stdout.splitlines()] == [h.passage_id for h in expected]

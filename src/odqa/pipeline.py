@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from pydantic import Field
 
@@ -36,6 +37,7 @@ class PipelineConfig(Settings):
     rescore: str | None = None  # a bi-encoder folder that re-scores the top `rescore_top` on the fly
     rescore_weight: float = Field(1.0, ge=0)  # its similarity's weight against the first stage's score
     rescore_top: int = Field(20, ge=1, le=1000)
+    rescore_precision: Literal["fp32", "bf16"] = "fp32"  # bf16: faster on GPUs and bf16 CPUs (--rescore-bf16)
     device: str | None = None
 
 
@@ -123,6 +125,7 @@ class Pipeline:
                 rescore=config.rescore,
                 rescore_weight=config.rescore_weight,
                 rescore_top=config.rescore_top,
+                rescore_precision=config.rescore_precision,
             )
         return self.index
 

@@ -84,6 +84,9 @@ ENSEMBLE_OPTION = typer.Option(None, "--ensemble", help="how several readers vot
 INDEX_OPTION = typer.Option(None, help=INDEX_HELP)
 RERANK_OPTION = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)")
 RESCORE_OPTION = typer.Option(None, help=RESCORE_HELP)
+RESCORE_BF16_OPTION = typer.Option(
+    False, "--rescore-bf16", help="re-score in bfloat16 (faster on GPUs and on CPUs with AVX512-BF16 or AMX)"
+)
 CONFIG_OPTION = typer.Option(None, help="JSON/YAML PipelineConfig")
 DEVICE_OPTION = typer.Option(None, help="cpu, cuda or cuda:N (default: the config's, else a GPU when there is one)")
 RETRIEVER_WEIGHT_OPTION = typer.Option(
@@ -103,6 +106,7 @@ def pipeline_from_options(
     reader_weights: str | None = None,
     ensemble: str | None = None,
     retriever_weight: float | None = None,
+    rescore_bf16: bool = False,
 ):
     """The pipeline the options describe, loaded (with `load_reader` false the reader folders are
     only checked: they load where they read, e.g. in Ray actors)."""
@@ -127,6 +131,7 @@ def pipeline_from_options(
         device=device,
         rerank=rerank,
         rescore=rescore,
+        rescore_precision="bf16" if rescore_bf16 else None,
     )
     pipeline = Pipeline(PipelineConfig.from_dict(data))
     if load_reader:

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from odqa.cli.common import RESCORE_HELP, parse_ks, parse_weights
+from odqa.cli.common import RESCORE_BF16_OPTION, RESCORE_HELP, parse_ks, parse_weights
 from odqa.errors import OdqaError
 from odqa.runs import log_metrics
 
@@ -153,7 +153,9 @@ def _update(out, add, delete, replace, dense, processes, device, quiet) -> None:
     )
 
 
-def _retriever(index_path, fusion, fusion_weights, rerank, rerank_top, rescore, rescore_weight, rescore_top):
+def _retriever(
+    index_path, fusion, fusion_weights, rerank, rerank_top, rescore, rescore_weight, rescore_top, rescore_bf16=False
+):
     """The indexes as `search`/`eval-retrieval` were asked to open them (fused, re-scored, reranked)."""
     from odqa.retrieval.hybrid import open_retriever
 
@@ -166,6 +168,7 @@ def _retriever(index_path, fusion, fusion_weights, rerank, rerank_top, rescore, 
         rescore=rescore,
         rescore_weight=rescore_weight,
         rescore_top=rescore_top,
+        rescore_precision="bf16" if rescore_bf16 else "fp32",
     )
 
 
@@ -183,11 +186,14 @@ def search(
     rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
     rescore_weight: float = typer.Option(1.0, help="the re-scorer's weight against the first stage's score"),
     rescore_top: int = typer.Option(20, help="first-stage candidates the re-scorer encodes per query"),
+    rescore_bf16: bool = RESCORE_BF16_OPTION,
     as_json: bool = typer.Option(False, "--json", help="print JSON lines instead of a table"),
     width: int = typer.Option(160, help="characters of passage text to show"),
 ) -> None:
     """Search one or more indexes (fused, optionally reranked) and print the top passages."""
-    idx = _retriever(index_path, fusion, fusion_weights, rerank, rerank_top, rescore, rescore_weight, rescore_top)
+    idx = _retriever(
+        index_path, fusion, fusion_weights, rerank, rerank_top, rescore, rescore_weight, rescore_top, rescore_bf16
+    )
     results = idx.search(queries, k=k, fetch=True)
     for query, hits in zip(queries, results):
         if as_json:
@@ -237,6 +243,7 @@ def eval_retrieval(
     rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
     rescore_weight: float = typer.Option(1.0, help="the re-scorer's weight against the first stage's score"),
     rescore_top: int = typer.Option(20, help="first-stage candidates the re-scorer encodes per query"),
+    rescore_bf16: bool = RESCORE_BF16_OPTION,
     qrels: Optional[Path] = typer.Option(None, help="TREC qrels (qid Q0 docid rel) for Recall/MRR by article"),
     k: str = typer.Option("1,5,10,20,100", "-k", help="comma-separated cut-offs"),
     limit: Optional[int] = typer.Option(None, help="a seeded random sample of N questions"),
@@ -250,7 +257,9 @@ def eval_retrieval(
     from odqa.io import atomic_write_text, read_qrels, read_questions
 
     ks = parse_ks(k)
-    idx = _retriever(index_path, fusion, fusion_weights, rerank, rerank_top, rescore, rescore_weight, rescore_top)
+    idx = _retriever(
+        index_path, fusion, fusion_weights, rerank, rerank_top, rescore, rescore_weight, rescore_top, rescore_bf16
+    )
     qs = read_questions(questions)
     if limit and limit < len(qs):
         qs = random.Random(seed).sample(qs, limit)
@@ -260,7 +269,9 @@ def eval_retrieval(
         "fusion": fusion,
         "fusion_weights": parse_weights(fusion_weights),
         "rerank": rerank,
-        "rescore": {"encoder": rescore, "weight": rescore_weight, "top": rescore_top} if rescore else None,
+        "rescore": {"encoder": rescore, "weight": rescore_weight, "top": rescore_top, "bf16": rescore_bf16}
+        if rescore
+        else None,
         "questions_file": str(questions),
     }
     _print_eval(result)

@@ -16,6 +16,7 @@ from odqa.cli.common import (
     INDEX_OPTION,
     READER_OPTION,
     RERANK_OPTION,
+    RESCORE_BF16_OPTION,
     RESCORE_OPTION,
     RETRIEVER_WEIGHT_OPTION,
     WEIGHTS_OPTION,
@@ -35,6 +36,7 @@ def ask(
     index: Optional[list[Path]] = INDEX_OPTION,
     rerank: Optional[str] = RERANK_OPTION,
     rescore: Optional[str] = RESCORE_OPTION,
+    rescore_bf16: bool = RESCORE_BF16_OPTION,
     reader: Optional[list[str]] = READER_OPTION,
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
@@ -46,8 +48,9 @@ def ask(
 ) -> None:
     """Answer questions from the indexed documents, with the evidence sentence."""
     pipeline = pipeline_from_options(
-        config, index, reader, k, device, rerank, rescore, True, reader_weights, ensemble, retriever_weight
-    )
+        config, index, reader, k, device, rerank, rescore, True, reader_weights, ensemble, retriever_weight,
+        rescore_bf16=rescore_bf16,
+    )  # fmt: skip
     results = pipeline.ask_batch(questions)
     for result in results:
         if as_json:
@@ -96,6 +99,7 @@ def predict(
     index: Optional[list[Path]] = INDEX_OPTION,
     rerank: Optional[str] = RERANK_OPTION,
     rescore: Optional[str] = RESCORE_OPTION,
+    rescore_bf16: bool = RESCORE_BF16_OPTION,
     reader: Optional[list[str]] = READER_OPTION,
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
@@ -123,8 +127,9 @@ def predict(
     from odqa.io.questions import read_questions
 
     pipeline = pipeline_from_options(
-        config, index, reader, k, device, rerank, rescore, not ray, reader_weights, ensemble, retriever_weight
-    )
+        config, index, reader, k, device, rerank, rescore, not ray, reader_weights, ensemble, retriever_weight,
+        rescore_bf16=rescore_bf16,
+    )  # fmt: skip
     answer = answer_here
     if ray:
         from odqa.distributed.jobs import answer_on_ray
@@ -142,6 +147,7 @@ def evaluate(
     index: Optional[list[Path]] = INDEX_OPTION,
     rerank: Optional[str] = RERANK_OPTION,
     rescore: Optional[str] = RESCORE_OPTION,
+    rescore_bf16: bool = RESCORE_BF16_OPTION,
     reader: Optional[list[str]] = READER_OPTION,
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
@@ -166,8 +172,9 @@ def evaluate(
     from odqa.io.questions import read_questions
 
     pipeline = pipeline_from_options(
-        config, index, reader, k, device, rerank, rescore, True, reader_weights, ensemble, retriever_weight
-    )
+        config, index, reader, k, device, rerank, rescore, True, reader_weights, ensemble, retriever_weight,
+        rescore_bf16=rescore_bf16,
+    )  # fmt: skip
     qs = read_questions(questions)
     if limit and limit < len(qs):
         qs = random.Random(13).sample(qs, limit)
@@ -203,6 +210,7 @@ def serve(
     index: Optional[list[Path]] = INDEX_OPTION,
     rerank: Optional[str] = RERANK_OPTION,
     rescore: Optional[str] = RESCORE_OPTION,
+    rescore_bf16: bool = RESCORE_BF16_OPTION,
     reader: Optional[list[str]] = READER_OPTION,
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
@@ -242,8 +250,9 @@ def serve(
         except OSError as e:
             raise OdqaError(f"cannot write the request log {log}: {e.strerror or e}") from None
     pipeline = pipeline_from_options(
-        config, index, reader, k, device, rerank, rescore, not ray, reader_weights, ensemble, retriever_weight
-    )
+        config, index, reader, k, device, rerank, rescore, not ray, reader_weights, ensemble, retriever_weight,
+        rescore_bf16=rescore_bf16,
+    )  # fmt: skip
     logged = f"; logging requests to {log}" if log else ""
     if ray:
         from odqa.distributed.serving import serve_on_ray

@@ -18,6 +18,7 @@ from odqa.cli.common import (
     INDEX_OPTION,
     READER_OPTION,
     RERANK_OPTION,
+    RESCORE_BF16_OPTION,
     RESCORE_OPTION,
     RETRIEVER_WEIGHT_OPTION,
     WEIGHTS_OPTION,
@@ -39,6 +40,7 @@ def tune_pipeline_command(
     index: Optional[list[Path]] = INDEX_OPTION,
     rerank: Optional[str] = RERANK_OPTION,
     rescore: Optional[str] = RESCORE_OPTION,
+    rescore_bf16: bool = RESCORE_BF16_OPTION,
     reader: Optional[list[str]] = READER_OPTION,
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
@@ -74,7 +76,7 @@ def tune_pipeline_command(
     if not tried_weights or min(tried_weights) < 0:
         raise OdqaError(f"--weights expects numbers ≥ 0 like 0,0.05,0.1, got {weights!r}")
     pipeline = pipeline_from_options(
-        config, index, reader, None, device, rerank, rescore, True, reader_weights, ensemble
+        config, index, reader, None, device, rerank, rescore, True, reader_weights, ensemble, rescore_bf16=rescore_bf16
     )
     qs = read_questions(questions)
     if limit and limit < len(qs):

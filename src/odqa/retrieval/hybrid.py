@@ -251,7 +251,7 @@ def _rescorer(described: dict, device: str | None):
 
     if not isinstance(described, dict) or not isinstance(described.get("encoder"), str):
         raise OdqaError("a re-scorer is described by its encoder's folder ('encoder')")
-    settings = {key: described[key] for key in ("weight", "top", "fusion") if key in described}
+    settings = {key: described[key] for key in ("weight", "top", "fusion", "precision") if key in described}
     return DenseRescorer.load(described["encoder"], device=device, **settings)
 
 
@@ -266,6 +266,7 @@ def open_retriever(
     rescore: str | None = None,
     rescore_weight: float = 1.0,
     rescore_top: int = 20,
+    rescore_precision: str = "fp32",
 ):
     """One index as it is, or several fused (and/or re-scored by a bi-encoder, reranked by a
     cross-encoder) as a HybridRetriever."""
@@ -277,7 +278,8 @@ def open_retriever(
 
         reranker = Reranker.load(rerank, device=device)
     if rescore:
-        rescorer = _rescorer({"encoder": str(rescore), "weight": rescore_weight, "top": rescore_top}, device)
+        described = {"encoder": str(rescore), "weight": rescore_weight, "top": rescore_top}
+        rescorer = _rescorer(described | {"precision": rescore_precision}, device)
     if len(indexes) == 1 and reranker is None and rescorer is None:
         return indexes[0]
     return HybridRetriever(indexes, fusion, weights, depth, reranker, rerank_top, rescorer)

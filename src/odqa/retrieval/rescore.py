@@ -4,7 +4,7 @@ stage's score. Hybrid-like ranking without a dense index of the collection — a
 encodings per question instead of hours of encoding a whole corpus on a CPU
 (benchmarks/rescore_ko.py measures it against BM25 alone on the full kowiki sample).
 
-    rescorer = DenseRescorer.load("models/me5-small", weight=1.0, top=20)
+    rescorer = DenseRescorer.load("models/me5-small", weight=1.0, top=20)  # precision="bf16": faster on bf16 CPUs
     retriever = HybridRetriever([SparseIndex.load("indexes/kowiki-bm25")], rescorer=rescorer)
 
 Passage vectors are kept in a bounded cache (passage id → vector), so a passage that many
@@ -40,17 +40,19 @@ class DenseRescorer:
         self.path: Path | None = None  # the encoder's folder, when loaded from one
 
     @classmethod
-    def load(cls, path: str | Path, device: str | None = None, **settings) -> DenseRescorer:
+    def load(cls, path: str | Path, device: str | None = None, precision: str = "fp32", **settings) -> DenseRescorer:
+        """`precision="bf16"` encodes in bfloat16 (`DenseEncoder`): faster where bf16 computes fast."""
         from odqa.retrieval.dense import DenseEncoder
 
-        rescorer = cls(DenseEncoder.load(path, device=device), **settings)
+        rescorer = cls(DenseEncoder.load(path, device=device, precision=precision), **settings)
         rescorer.path = Path(path)
         return rescorer
 
     def to_dict(self) -> dict:
         if self.path is None:
             raise OdqaError("this re-scorer's encoder lives only in memory; save it and load it from its folder")
-        return {"encoder": str(self.path), "weight": self.weight, "top": self.top, "fusion": self.fusion}
+        described = {"encoder": str(self.path), "weight": self.weight, "top": self.top, "fusion": self.fusion}
+        return described | {"precision": self.encoder.precision}
 
     def passage_vectors(self, hits: Sequence[Hit]) -> dict[int, np.ndarray]:
         """Vectors of these hits' passages: cached ones as they are, the rest encoded in one call."""
