@@ -1,0 +1,86 @@
+"""README figures of end to end and serving (benchmarks/e2e.py, serve_load.py)."""
+
+from __future__ import annotations
+
+from readme_figures.base import Figure, per_run, results
+
+# the sets benchmarks/e2e.py evaluates (figure key → its name in the results)
+E2E_SETS = {"competition": "competition validation", "korquad": "KorQuAD 1.0 dev sample"}
+# benchmarks/e2e.py runs (results/{name}.json): e2e: BM25 alone; e2e_rescore: BM25's top 20 re-scored by
+# multilingual-e5-small (make demo's); the same with the reader of the recipe with the length curriculum, of the
+# bf16 recipe (what make korean-reader trains now), of 1.5 epochs (with the in-context clean-up), and the
+# 1.5- and 3-epoch readers soft-voted (korean_ensemble.py's pair)
+E2E_RUNS = [
+    "e2e",
+    "e2e_rescore",
+    "e2e_rescore_curriculum",
+    "e2e_rescore_bf16_recipe",
+    "e2e_rescore_bf16_long",
+    "e2e_rescore_bf16_ens",
+]
+E2E_BASES = {
+    "e2e_rescore_bf16_recipe": "e2e_rescore",
+    "e2e_rescore_bf16_long": "e2e_rescore_bf16_recipe",
+    "e2e_rescore_bf16_ens": "e2e_rescore_bf16_long",
+}
+
+
+def e2e_em(data: dict) -> float:
+    return data["sets"]["competition validation"]["metrics"]["korquad"]["exact_match"]
+
+
+E2E_FIGURES = {
+    "k": (lambda d: d["tuning"]["chosen"]["k"], "{}"),
+    "weight": (lambda d: d["tuning"]["chosen"]["retriever_weight"], "{:g}"),
+    "tune.chosen": (lambda d: d["tuning"]["exact_match"], "{:.1f}"),
+    "demo_correct": (lambda d: d["demo"]["correct"], "{}"),
+    "read_ms": (lambda d: d["latency"]["read_ms_p50"], "{:.0f}"),
+    **{
+        f"{short}.{name}": (fn, "{:.1f}")
+        for short, set_name in E2E_SETS.items()
+        for name, fn in (
+            ("em", lambda d, s=set_name: d["sets"][s]["metrics"]["korquad"]["exact_match"]),
+            ("f1", lambda d, s=set_name: d["sets"][s]["metrics"]["korquad"]["f1"]),
+            ("has_answer", lambda d, s=set_name: d["sets"][s]["retrieval_has_answer"]),
+            ("em_cross_lines", lambda d, s=set_name: d["cross_lines"][s]["exact_match"]),
+            (
+                "reading_miss",
+                lambda d, s=set_name: 100 * d["sets"][s]["attribution"]["reading_miss"] / d["sets"][s]["questions"],
+            ),
+        )
+    },
+}
+
+
+FIGURES: dict[str, Figure] = {
+    # end to end and under load (benchmarks/e2e.py, benchmarks/serve_load.py)
+    **per_run("", {run: f"{run}.json" for run in E2E_RUNS}, E2E_FIGURES),
+    **{
+        f"e2e.tune.k{k}_w{w}": Figure(
+            "e2e.json", lambda d, k=k, w=w: d["tuning"]["em_korquad"][f"k={k} w={w}"], "{:.1f}"
+        )
+        for k, w in ((1, 0.0), (3, 0.0), (3, 0.05), (20, 0.0), (20, 0.1))
+    },
+    **{  # end-to-end EM over the run before (competition validation)
+        f"{run}.competition.em_gain": Figure(
+            f"{run}.json", lambda d, b=base: e2e_em(d) - e2e_em(results(f"{b}.json")), "{:+.1f}"
+        )
+        for run, base in E2E_BASES.items()
+    },
+    "e2e.retrieve_ms": Figure("e2e.json", lambda d: d["latency"]["retrieve_ms_p50"], "{:.0f}"),
+    "e2e.p95_ms": Figure("e2e.json", lambda d: d["latency"]["total_ms_p95"], "{:.0f}"),
+    "serve.requests": Figure("serve_load.json", lambda d: d["requests"]),
+    "serve.errors": Figure("serve_load.json", lambda d: d["errors"]),
+    "serve.p50_s": Figure("serve_load.json", lambda d: d["latency_ms"]["p50"] / 1000, "{:.1f}"),
+    "serve.p95_s": Figure("serve_load.json", lambda d: d["latency_ms"]["p95"] / 1000, "{:.1f}"),
+    "serve.p99_s": Figure("serve_load.json", lambda d: d["latency_ms"]["p99"] / 1000, "{:.1f}"),
+    "serve.qps": Figure("serve_load.json", lambda d: d["throughput_qps"], "{:.2f}"),
+    "serve.ray.replicas": Figure("serve_load.json", lambda d: d["ray"]["replicas"]),
+    "serve.ray.requests": Figure("serve_load.json", lambda d: d["ray"]["requests"]),
+    "serve.ray.errors": Figure("serve_load.json", lambda d: d["ray"]["errors"]),
+    "serve.ray.qps": Figure("serve_load.json", lambda d: d["ray"]["throughput_qps"], "{:.2f}"),
+    "serve.ray.ratio": Figure("serve_load.json", lambda d: d["ray"]["qps_vs_plain"], "{:.2f}×"),
+    "serve.ray.p50_s": Figure("serve_load.json", lambda d: d["ray"]["latency_ms"]["p50"] / 1000, "{:.1f}"),
+    "serve.ray.startup_s": Figure("serve_load.json", lambda d: d["ray"]["startup_s"], "{:.0f}"),
+    "serve.startup_s": Figure("serve_load.json", lambda d: d["startup_s"], "{:.0f}"),
+}
