@@ -79,7 +79,7 @@ def stage_candidates(top: int) -> dict:
 def stage_encode(candidates: dict, precision: str = "fp32") -> dict:
     """Vectors of every candidate passage (bf16: of the evaluation sets' candidates), a chunk at a
     time into OUT/vectors/ (bf16: OUT/vectors-bf16/; a rerun resumes)."""
-    from odqa.retrieval.dense import DenseEncoder
+    from odqa.retrieval.encoder import DenseEncoder
     from odqa.retrieval.sparse import SparseIndex
 
     full = SparseIndex.load(FULL_INDEX)
@@ -125,7 +125,7 @@ def rescored(full, encoder, vectors: OrderedDict, weight: float, top: int):
 
 def stage_evaluate(candidates: dict) -> dict:
     from odqa.evaluation import evaluate_retrieval
-    from odqa.retrieval.dense import DenseEncoder
+    from odqa.retrieval.encoder import DenseEncoder
     from odqa.retrieval.sparse import SparseIndex
 
     top = candidates["top"]
@@ -168,7 +168,7 @@ def stage_evaluate(candidates: dict) -> dict:
 
 def stage_latency(candidates: dict, n: int = 10) -> dict:
     """Seconds per question, one question at a time, with an empty passage cache (the worst case)."""
-    from odqa.retrieval.dense import DenseEncoder
+    from odqa.retrieval.encoder import DenseEncoder
     from odqa.retrieval.hybrid import HybridRetriever
     from odqa.retrieval.rescore import DenseRescorer
     from odqa.retrieval.sparse import SparseIndex
@@ -196,7 +196,7 @@ def stage_bf16(candidates: dict, chosen_weight) -> dict:
     (and by the encoder alone), how far the two rankings agree, and encoding speed."""
     from odqa.evaluation import evaluate_retrieval
     from odqa.models.loading import cpu_computes_bf16
-    from odqa.retrieval.dense import DenseEncoder
+    from odqa.retrieval.encoder import DenseEncoder
     from odqa.retrieval.sparse import SparseIndex
 
     encoding = stage_encode(candidates, "bf16")

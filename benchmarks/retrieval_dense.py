@@ -114,7 +114,7 @@ def stage_speed() -> dict:
     best of 3 alternating rounds."""
     from sentence_transformers import SentenceTransformer
 
-    from odqa.retrieval.dense import DenseEncoder
+    from odqa.retrieval.encoder import DenseEncoder
     from odqa.retrieval.sparse import SparseIndex
 
     index = SparseIndex.load(OUT / "squad-bm25")
@@ -171,7 +171,8 @@ def evaluate_encoder(name: str, path: str, sets: dict, systems: dict, settings: 
     """Dense, hybrid rrf and hybrid combsum (its weight tuned on TyDi-en) with one encoder, added to
     `systems`; returns HNSW's recall@10 and speed-up against flat search on its vectors."""
     from odqa.evaluation import evaluate_retrieval
-    from odqa.retrieval.dense import DenseEncoder, DenseIndex, make_faiss_index
+    from odqa.retrieval.dense import DenseIndex, make_faiss_index
+    from odqa.retrieval.encoder import DenseEncoder
     from odqa.retrieval.hybrid import HybridRetriever
 
     sparse, passages, questions = sets["sparse"], sets["passages"], sets["questions"]
@@ -234,7 +235,8 @@ def stage_rerank(n_questions: int) -> dict:
     """The reranker over the best hybrid of the evaluate stage (same questions)."""
     from odqa.evaluation import evaluate_retrieval
     from odqa.io import read_questions
-    from odqa.retrieval.dense import DenseEncoder, DenseIndex
+    from odqa.retrieval.dense import DenseIndex
+    from odqa.retrieval.encoder import DenseEncoder
     from odqa.retrieval.hybrid import HybridRetriever
     from odqa.retrieval.rerank import Reranker
     from odqa.retrieval.sparse import SparseIndex

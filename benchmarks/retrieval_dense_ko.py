@@ -189,7 +189,8 @@ def hnsw_against_flat(vectors: np.ndarray, queries: np.ndarray) -> dict:
 
 def stage_evaluate() -> dict:
     from odqa.evaluation import evaluate_retrieval
-    from odqa.retrieval.dense import DenseEncoder, DenseIndex
+    from odqa.retrieval.dense import DenseIndex
+    from odqa.retrieval.encoder import DenseEncoder
     from odqa.retrieval.hybrid import HybridRetriever
     from odqa.retrieval.rerank import Reranker
     from odqa.retrieval.sparse import SparseIndex

@@ -262,7 +262,7 @@ def retriever_folders(tmp_path_factory, klue_tokenizer) -> Path:
     from transformers import BertForSequenceClassification, BertModel
 
     from odqa.retrieval.build import build_dense_index, build_sparse_index
-    from odqa.retrieval.dense import DenseEncoder, EncoderConfig
+    from odqa.retrieval.encoder import DenseEncoder, EncoderConfig
     from odqa.retrieval.rerank import Reranker
 
     folder = tmp_path_factory.mktemp("indexes")

@@ -8,7 +8,8 @@ pytest.importorskip("faiss")
 
 from conftest import KOREAN_DOCS
 from odqa.errors import OdqaError
-from odqa.retrieval.dense import DenseEncoder, DenseIndex, EncoderConfig
+from odqa.retrieval.dense import DenseIndex
+from odqa.retrieval.encoder import DenseEncoder, EncoderConfig
 from odqa.types import Passage, PassageSource
 
 PASSAGES = [

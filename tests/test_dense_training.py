@@ -46,7 +46,7 @@ def test_gradient_cache_equals_full_batch_gradients(klue_tokenizer, korean_qa_fi
 
 
 def test_tiny_bi_encoder_learns_its_contexts(tiny_encoder, korean_qa_file, korean_docs_index, tmp_path):
-    from odqa.retrieval.dense import DenseEncoder
+    from odqa.retrieval.encoder import DenseEncoder
 
     config = DenseTrainingConfig(
         model=str(tiny_encoder),
@@ -146,7 +146,7 @@ def test_tiny_reranker_learns_to_put_the_answer_first(tiny_encoder, korean_qa_fi
 
 
 def test_separate_question_encoder_is_trained_and_saved(tiny_encoder, korean_qa_file, tmp_path):
-    from odqa.retrieval.dense import DenseEncoder
+    from odqa.retrieval.encoder import DenseEncoder
 
     config = DenseTrainingConfig(
         model=str(tiny_encoder),

@@ -325,7 +325,7 @@ def test_a_new_head_is_one_line_not_transformers_load_report(tmp_path, klue_toke
     assert "Loading weights" not in err  # transformers' progress bar, once per model loaded
     assert any("qa_outputs" in k for k in info["missing_keys"])
     from odqa.models.tokenizer import save_tokenizer
-    from odqa.retrieval.dense import DenseEncoder
+    from odqa.retrieval.encoder import DenseEncoder
 
     no_pooler = tmp_path / "no-pooler"  # as E5 is imported: its pooling is ours, a pooler would never run
     BertModel(tiny_bert_config(klue_tokenizer), add_pooling_layer=False).save_pretrained(no_pooler)

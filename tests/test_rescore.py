@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 pytest.importorskip("faiss")
 
 from odqa.errors import OdqaError
-from odqa.retrieval.dense import DenseEncoder
+from odqa.retrieval.encoder import DenseEncoder
 from odqa.retrieval.fusion import fuse
 from odqa.retrieval.hybrid import HybridRetriever, load_index, open_retriever
 from odqa.retrieval.rescore import DenseRescorer

@@ -180,7 +180,8 @@ def test_the_dense_index_beside_follows_with_only_new_passages_encoded(tmp_path,
 
     from conftest import tiny_bert_config
     from odqa.retrieval.build import build_dense_index
-    from odqa.retrieval.dense import DenseEncoder, DenseIndex, EncoderConfig
+    from odqa.retrieval.dense import DenseIndex
+    from odqa.retrieval.encoder import DenseEncoder, EncoderConfig
 
     torch.manual_seed(0)
     encoder_dir = tmp_path / "encoder"

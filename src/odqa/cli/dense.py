@@ -62,7 +62,7 @@ def train_dense_command(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train a DPR-style bi-encoder (in-batch + BM25 hard negatives, gradient caching)."""
-    from odqa.retrieval.dense import imported_defaults
+    from odqa.retrieval.encoder import imported_defaults
     from odqa.training.dense import DenseTrainingConfig, train_dense
 
     data = config_file(config)

@@ -39,7 +39,8 @@ def build_sharded_dense_index(
     from odqa.corpus import CorpusConfig
     from odqa.io.atomic import atomic_dir
     from odqa.retrieval.build import encode_in_parts, read_passages
-    from odqa.retrieval.dense import DenseEncoder, DenseIndex, check_memory
+    from odqa.retrieval.dense import DenseIndex, check_memory
+    from odqa.retrieval.encoder import DenseEncoder
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -93,7 +94,7 @@ def build_sharded_dense_index(
 
 def query_encoder(manifest: dict, path: Path, device: str | None = None):
     """The encoder a dense sharded index names, checked against the settings it was built with."""
-    from odqa.retrieval.dense import DenseEncoder, check_built_with
+    from odqa.retrieval.encoder import DenseEncoder, check_built_with
 
     built = manifest.get("encoder")
     if not isinstance(built, dict) or not built.get("path"):

@@ -155,7 +155,7 @@ class EncoderWorker:
     as `DenseEncoder.encode` encodes a chunk (the same batches, so the same vectors)."""
 
     def __init__(self, encoder_path: str, device: str | None, cpus: float):
-        from odqa.retrieval.dense import DenseEncoder
+        from odqa.retrieval.encoder import DenseEncoder
 
         _threads(cpus)
         self.encoder = DenseEncoder.load(encoder_path, device=device)

@@ -158,7 +158,8 @@ def build_dense_index(
     make of it, every chunk saved as it arrives — the same vectors as the run without Ray."""
 
     from odqa.errors import OdqaError
-    from odqa.retrieval.dense import DenseEncoder, DenseIndex, check_memory
+    from odqa.retrieval.dense import DenseIndex, check_memory
+    from odqa.retrieval.encoder import DenseEncoder
 
     if shard is not None and not 0 <= shard < shards:
         raise OdqaError(f"shard {shard} does not exist: shards are numbered 0 to {shards - 1}")
@@ -223,7 +224,7 @@ def encode_in_parts(
 
     import numpy as np
 
-    from odqa.retrieval.dense import ENCODE_CHUNK
+    from odqa.retrieval.encoder import ENCODE_CHUNK
 
     identity = json.dumps([fingerprint, str(Path(encoder_path).resolve()), encoder.config.to_dict()], sort_keys=True)
     folder = Path(f"{out}.shards")

@@ -42,7 +42,7 @@ class DenseRescorer:
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, precision: str = "fp32", **settings) -> DenseRescorer:
         """`precision="bf16"` encodes in bfloat16 (`DenseEncoder`): faster where bf16 computes fast."""
-        from odqa.retrieval.dense import DenseEncoder
+        from odqa.retrieval.encoder import DenseEncoder
 
         rescorer = cls(DenseEncoder.load(path, device=device, precision=precision), **settings)
         rescorer.path = Path(path)

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from odqa.errors import OdqaError
 from odqa.io.squad import QAExample, read_qa_files
-from odqa.retrieval.dense import DenseEncoder, EncoderConfig, pool_tokens
+from odqa.retrieval.encoder import DenseEncoder, EncoderConfig, pool_tokens
 from odqa.training.loop import LoopSettings, sample_examples, seed_everything
 from odqa.training.task import TrainingTask, run_task, training_record
 
