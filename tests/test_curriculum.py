@@ -28,7 +28,8 @@ def test_the_order_goes_easiest_bucket_first_and_covers_every_item():
 
 
 def test_a_fraction_of_an_epoch_orders_its_first_part_only():
-    from odqa.training.loop import LoopSettings, epoch_batches
+    from odqa.training.batches import epoch_batches
+    from odqa.training.loop import LoopSettings
 
     lengths = np.arange(100) % 17 + 5
     difficulty = np.linspace(1, 0, 100)  # the last items are the easiest

@@ -33,8 +33,8 @@ def curriculum_batches(
 ) -> list[np.ndarray]:
     """One epoch's batches, easiest bucket first: items sorted by difficulty (ties in a seeded
     order) and cut into `buckets` runs of equal size; inside a run, shuffled batches of similar
-    lengths (as the loop's `length_grouped_batches`)."""
-    from odqa.training.loop import length_grouped_batches
+    lengths (as `odqa.training.batches.length_grouped_batches`)."""
+    from odqa.training.batches import length_grouped_batches
 
     if len(difficulty) != len(lengths):
         raise OdqaError(f"{len(difficulty)} difficulties for {len(lengths)} training items")

@@ -1,6 +1,7 @@
 """The training loop shared by the reader and masked-LM trainers, on `accelerate`.
 
-What it owns: length-grouped shuffled batches (little padding), AdamW with linear warm-up/decay,
+What it owns: an epoch's batches (from `odqa.training.batches`: length-grouped, shuffled, the
+curriculum's order, each process's share), AdamW with linear warm-up/decay,
 gradient accumulation and mixed precision (through accelerate), a progress bar, periodic
 checkpoints written atomically (a run killed half-way keeps the last good one), resuming from
 that checkpoint at the exact batch, and an evaluation hook after each epoch that keeps the best.
@@ -13,7 +14,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_dir, atomic_write_text
 from odqa.models.loading import cpu_computes_bf16
 from odqa.settings import Settings
+from odqa.training.batches import BatchList, epoch_batches, item_difficulty, shard_batches
 from odqa.training.curriculum import difficulty_digest
 
 log = logging.getLogger(__name__)
@@ -124,63 +126,6 @@ def seed_everything(seed: int) -> None:
     set_seed(seed)
 
 
-def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, group: bool = True) -> list[np.ndarray]:
-    """Shuffled batches; with `group`, each run of 50 batches is sorted by length first so that a
-    batch holds similar lengths (the Trainer's group_by_length idea), then batches are shuffled."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(lengths))
-    if group:
-        mega = batch_size * 50
-        order = np.concatenate(
-            [
-                chunk[np.argsort(-lengths[chunk], kind="stable")]
-                for chunk in np.array_split(order, max(1, math.ceil(len(order) / mega)))
-            ]
-        )
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    rng.shuffle(batches)
-    return batches
-
-
-def epoch_batches(lengths: np.ndarray, settings: LoopSettings, epoch: int, difficulty: np.ndarray | None):
-    """Epoch `epoch`'s batches: in curriculum order (easiest bucket first) while the curriculum
-    lasts, shuffled and length-grouped otherwise. A fractional `curriculum_epochs` orders only the
-    first part of its last epoch: that part's easiest-first batches, then the rest shuffled."""
-    from odqa.training.curriculum import curriculum_batches
-
-    seed = settings.seed + epoch
-    shuffled = length_grouped_batches(lengths, settings.batch_size, seed, settings.group_by_length)
-    if difficulty is None or epoch >= settings.curriculum_epochs:
-        return shuffled
-    ordered = curriculum_batches(
-        difficulty, lengths, settings.batch_size, seed, settings.curriculum_buckets, settings.group_by_length
-    )
-    share = settings.curriculum_epochs - epoch
-    if share >= 1:
-        return ordered
-    # the curriculum's easiest items, as many as `share` of an epoch, first; every item still once
-    head = ordered[: round(share * len(ordered))]
-    taken = np.zeros(len(lengths), dtype=bool)
-    for batch in head:
-        taken[batch] = True
-    rest = np.flatnonzero(~taken)
-    tail = length_grouped_batches(lengths[rest], settings.batch_size, seed, settings.group_by_length)
-    return head + [rest[batch] for batch in tail]
-
-
-def _difficulty(settings: LoopSettings, lengths: np.ndarray, difficulty: np.ndarray | None) -> np.ndarray | None:
-    from odqa.training.curriculum import LENGTH, check_curriculum
-
-    if settings.curriculum is None:
-        return None
-    check_curriculum(settings.curriculum, settings.curriculum_buckets, settings.curriculum_epochs)
-    if settings.curriculum == LENGTH:
-        return np.asarray(lengths, dtype=np.float64)
-    if difficulty is None:
-        raise OdqaError(f"this trainer cannot order its items by a difficulty file ({settings.curriculum}); use length")
-    return np.asarray(difficulty, dtype=np.float64)
-
-
 PRECISIONS = ("auto", "no", "fp16", "bf16")
 
 
@@ -204,29 +149,8 @@ def resolve_precision(choice: str) -> str:
     return choice
 
 
-class _BatchList:
-    """A map-style dataset whose item i is already a collated batch (so accelerate can shard it)."""
-
-    def __init__(self, batches: Sequence[np.ndarray], collate: Callable[[np.ndarray], dict]):
-        self.batches, self.collate = batches, collate
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.collate(self.batches[i])
-
-
 # settings a resumed run may change: they stop a run, they do not shape it
 _STOPPING = ("max_minutes", "max_steps", "epochs", "save_steps")
-
-
-def shard_batches(batches: Sequence, rank: int, processes: int) -> Sequence:
-    """Process `rank`'s share of an epoch's batches: every `processes`-th one, the same count for
-    every process (a remainder that not all could take is left out, as DDP needs equal steps)."""
-    if processes == 1:
-        return batches
-    return batches[rank : len(batches) // processes * processes : processes]
 
 
 def check_replicas_agree(model, accelerator) -> None:
@@ -349,7 +273,7 @@ def train(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     out.mkdir(parents=True, exist_ok=True)
-    difficulty = _difficulty(settings, lengths, difficulty)
+    difficulty = item_difficulty(settings, lengths, difficulty)
     run = {"settings": _resumable(settings), "items": len(lengths), "difficulty": difficulty_digest(difficulty)}
     state = {
         "epoch": 0,
@@ -399,7 +323,7 @@ def train(
         batches = epoch_batches(lengths, settings, epoch, difficulty)
         done = state["batch_in_epoch"] * accelerator.num_processes  # resuming mid-epoch: skip what was trained
         mine = shard_batches(batches[done:], accelerator.process_index, accelerator.num_processes)
-        loader = DataLoader(_BatchList(mine, collate), batch_size=None, shuffle=False)
+        loader = DataLoader(BatchList(mine, collate), batch_size=None, shuffle=False)
         model.train()
         # a resumed run that was killed after a checkpoint: the time and items it had trained since
         # its last history record go into this segment's record
