@@ -91,7 +91,7 @@ def build_sparse_index(
     if out is not None:
         start = time.perf_counter()
         from odqa.config import IndexConfig
-        from odqa.retrieval.update import DOCUMENTS, document_list_text, passage_table
+        from odqa.retrieval.change import DOCUMENTS, document_list_text, passage_table
 
         config = IndexConfig(corpus=corpus_config, analyzer=analyzer, scoring=scoring)
         index.arrays |= passage_table(passages, builder.documents, builder.digests)  # what updates need

@@ -207,7 +207,7 @@ class SparseIndex:
             ) from None
         names = _ARRAYS + (_DOC_ARRAYS if scoring.document_weight > 0 else ())
         arrays = {name: load_array(path, name, mmap) for name in names}
-        from odqa.retrieval.update import TABLE
+        from odqa.retrieval.change import TABLE
 
         for name in (*TABLE, "max_weight", "doc_max_weight"):  # update tables; a shard's collection bounds
             if (path / f"{name}.npy").is_file():
