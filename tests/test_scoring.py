@@ -137,7 +137,7 @@ def test_document_context_adds_weighted_document_score(method):
 def test_document_counts_pool_passage_counts_with_or_without_document_order():
     import scipy.sparse as sp
 
-    from odqa.retrieval.sparse import _pooled_counts
+    from odqa.retrieval.postings import pooled_counts
 
     rng = np.random.default_rng(0)
     counts = sp.csc_matrix(rng.poisson(0.4, size=(40, 25)).astype(np.float32))
@@ -146,6 +146,6 @@ def test_document_counts_pool_passage_counts_with_or_without_document_order():
     for groups in (in_order, shuffled):
         expected = np.zeros((9, 25), dtype=np.float32)
         np.add.at(expected, groups, counts.toarray())
-        pooled = _pooled_counts(counts.copy(), groups, 9)
+        pooled = pooled_counts(counts.copy(), groups, 9)
         np.testing.assert_array_equal(pooled.toarray(), expected)
         assert pooled.has_sorted_indices and pooled.nnz == np.count_nonzero(expected)

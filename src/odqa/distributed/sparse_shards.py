@@ -43,14 +43,14 @@ def _analyse_piece(texts: list[str], analyzer: dict, docs: np.ndarray) -> tuple[
 
     from odqa.analysis.base import analyzer_from_dict
     from odqa.analysis.corpus import analyze_corpus
-    from odqa.retrieval.sparse import _pooled_counts, count_matrix
+    from odqa.retrieval.postings import count_matrix, pooled_counts
 
     analysed = analyze_corpus(texts, analyzer_from_dict(analyzer), processes=1, quiet=True)
     lengths = np.diff(analysed.offsets)
     rows = np.repeat(np.arange(len(texts), dtype=np.int32), lengths)
     counts = count_matrix(rows, analysed.ids, len(texts), len(analysed.vocab))
     documents = int(docs.max()) + 1
-    doc_counts = _pooled_counts(counts, docs, documents)
+    doc_counts = pooled_counts(counts, docs, documents)
     summary = {
         "vocab": analysed.vocab,
         "passage_len": lengths,

@@ -42,7 +42,7 @@ def _merged_counts(index, change: CollectionChange, processes: int | None, quiet
     import scipy.sparse as sp
 
     from odqa.analysis.corpus import analyze_corpus
-    from odqa.retrieval.sparse import count_matrix
+    from odqa.retrieval.postings import count_matrix
 
     a = index.arrays
     old_indptr = np.asarray(a["indptr"])
