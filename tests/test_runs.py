@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from odqa.cli import app
 from odqa.errors import OdqaError
-from odqa.runs import RECORD_FILE, Registry, fingerprint, log_metrics, recording, training_overlap
+from odqa.fingerprints import fingerprint, training_overlap
+from odqa.runs import RECORD_FILE, Registry, log_metrics, recording
 
 
 @pytest.fixture

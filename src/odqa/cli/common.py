@@ -50,7 +50,7 @@ def warn_if_trained_on(model: str | Path | list | None, questions: Path, questio
     (an ensemble): a line for each."""
     import typer
 
-    from odqa.runs import training_overlap
+    from odqa.fingerprints import training_overlap
 
     for one in model if isinstance(model, (list, tuple)) else [model]:
         if one and Path(one).is_dir():

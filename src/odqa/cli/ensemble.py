@@ -32,9 +32,9 @@ def ensemble_command(
 ) -> None:
     """Combine readers (any tokenizers) by voting over character spans of the same passages."""
     from odqa.ensemble import EnsembleConfig, best_answers, combine, read_nbest, tune_weights
+    from odqa.fingerprints import file_fingerprint
     from odqa.io.atomic import atomic_write_text
     from odqa.metrics.answers import get_answer_metric
-    from odqa.runs import file_fingerprint
 
     names = [str(p) for p in nbest]
     if n_best < 1:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from odqa.fingerprints import file_fingerprint
 from odqa.io.atomic import atomic_write_text
-from odqa.runs import file_fingerprint, library_versions
+from odqa.runs import library_versions
 from odqa.training.loop import LoopSettings, save_into, train
 
 
