@@ -120,3 +120,38 @@ def test_ivfpq_compresses_and_still_finds_near_duplicates():
     queries = vectors[:50] + 0.01 * rng.normal(size=(50, 64)).astype(np.float32)
     _, ids = index.search(queries, 5)
     assert np.mean([i in row for i, row in enumerate(ids)]) >= 0.9
+
+
+def test_an_index_encoded_in_bf16_records_it_and_encodes_its_queries_alike(encoder_dir, tmp_path):
+    """`odqa index-dense --bf16`: passages encoded with bfloat16 weights (vectors within rounding of
+    fp32's); the manifest records the precision, so the loaded index encodes queries (and added
+    passages) in bf16 too; parts an fp32 run left behind are not resumed by a bf16 run."""
+    import json
+
+    from odqa.retrieval.build import build_dense_index
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in KOREAN_DOCS) + "\n", encoding="utf-8")
+    fp32, _ = build_dense_index(corpus, tmp_path / "fp32", str(encoder_dir), quiet=True)
+    # an fp32 run stopped after its first part, then the same output built in bf16
+    assert build_dense_index(corpus, tmp_path / "bf16", str(encoder_dir), quiet=True, shards=2, shard=0)[0] is None
+    bf16, _ = build_dense_index(corpus, tmp_path / "bf16", str(encoder_dir), quiet=True, shards=2, precision="bf16")
+    assert bf16.manifest["encoder"]["precision"] == "bf16" and fp32.manifest["encoder"]["precision"] == "fp32"
+    exact = fp32.faiss_index.reconstruct_n(0, fp32.n_passages)
+    rounded = bf16.faiss_index.reconstruct_n(0, bf16.n_passages)
+    assert (exact * rounded).sum(1).min() > 0.99  # cosine (normalised vectors)
+    assert not np.array_equal(exact[:1], rounded[:1])  # part 0 was encoded again, not taken from the fp32 run
+
+    loaded = DenseIndex.load(tmp_path / "bf16")
+    assert loaded.encoder.precision == "bf16" and DenseIndex.load(tmp_path / "fp32").encoder.precision == "fp32"
+    hits = loaded.search([d["text"] for d in KOREAN_DOCS], k=1)
+    assert [row[0].passage_id for row in hits] == list(range(len(KOREAN_DOCS)))
+
+    from typer.testing import CliRunner
+
+    from odqa.cli import app
+
+    args = ["index-dense", "--encoder", str(encoder_dir), "--corpus", str(corpus), "--out", str(tmp_path / "cli")]
+    result = CliRunner().invoke(app, [*args, "--bf16", "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "cli" / "manifest.json").read_text())["encoder"]["precision"] == "bf16"

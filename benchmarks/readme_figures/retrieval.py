@@ -15,6 +15,11 @@ def me5_top(results: dict, system: str, k: int) -> float:
     return 100 * next(s for name, s in systems.items() if name.startswith(system + " "))[f"top{k}"]
 
 
+def bf16_row(results: dict, set_name: str, precision: str) -> dict:
+    """Has-answer top-k of re-scoring in `precision` (rescore_ko.py's stage bf16) on one question set."""
+    return next(v for name, v in results["bf16"]["results"][set_name].items() if name.endswith(", " + precision))
+
+
 def update_row(results: dict, operation: str) -> dict:
     row = next(r for r in results["rows"] if r["operation"] == operation)
     if not (row["identical_top100"] and row["identical_passages"]):
@@ -185,6 +190,37 @@ FIGURES: dict[str, Figure] = {
                     next(v for s, v in d["evaluate"]["results"][name].items() if s.endswith("(tuned)"))[f"top{k}"]
                     - d["evaluate"]["results"][name]["BM25"][f"top{k}"]
                 )
+            ),
+            "{:+.1f}",
+        )
+        for key, name in (("competition", "competition validation"), ("korquad", "KorQuAD 1.0 dev sample"))
+        for k in (1, 5, 10, 20)
+    },
+    # re-scoring in bf16 against fp32 (rescore_ko.py, stage bf16; latency from stage latency)
+    "rescore.bf16.rescore_s": Figure(
+        "rescore_ko.json", lambda d: d["latency"]["seconds_per_question"]["BM25 + e5 re-scoring, bf16"], "{:.1f}"
+    ),
+    "rescore.bf16.latency_ratio": Figure(
+        "rescore_ko.json",
+        lambda d: (
+            d["latency"]["seconds_per_question"]["BM25 + e5 re-scoring"]
+            / d["latency"]["seconds_per_question"]["BM25 + e5 re-scoring, bf16"]
+        ),
+        "{:.1f}×",
+    ),
+    "rescore.bf16.speedup": Figure("rescore_ko.json", lambda d: d["bf16"]["speedup"], "{:.1f}×"),
+    "rescore.bf16.cosine_min": Figure("rescore_ko.json", lambda d: d["bf16"]["cosine_min"], "{:.4f}"),
+    **{
+        f"rescore.bf16.{key}.same_top1": Figure(
+            "rescore_ko.json", lambda d, name=name: d["bf16"]["agreement"][name]["same_top1"], "{:.1f}"
+        )
+        for key, name in (("competition", "competition validation"), ("korquad", "KorQuAD 1.0 dev sample"))
+    },
+    **{
+        f"rescore.bf16.{key}.top{k}_change": Figure(
+            "rescore_ko.json",
+            lambda d, name=name, k=k: (
+                100 * (bf16_row(d, name, "bf16")[f"top{k}"] - bf16_row(d, name, "fp32")[f"top{k}"])
             ),
             "{:+.1f}",
         )

@@ -31,10 +31,12 @@ def build_sharded_dense_index(
     quiet: bool = False,
     address: str | None = None,
     workers: int | None = None,
+    precision: str = "fp32",
 ) -> tuple[dict, dict]:
     """Encode `corpus` on the Ray cluster and save it as `shards` dense shard indexes under `out`
     (replaced atomically); the vectors are kept under `OUT.shards/` until then, so a killed run
-    resumes. Returns (manifest, timings)."""
+    resumes. `precision="bf16"`: encoded (and later queried) with bfloat16 weights. Returns
+    (manifest, timings)."""
     from odqa import __version__
     from odqa.corpus import CorpusConfig
     from odqa.io.atomic import atomic_dir
@@ -50,7 +52,7 @@ def build_sharded_dense_index(
     cuts = shard_bounds(document_numbers(passages), shards)
     timings["passages_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    encoder = DenseEncoder.load(encoder_path, device=device)
+    encoder = DenseEncoder.load(encoder_path, device=device, precision=precision)
     check_memory(len(passages), encoder.dim, faiss)
     vectors = encode_in_parts(
         passages,
@@ -77,7 +79,7 @@ def build_sharded_dense_index(
             "format_version": FORMAT_VERSION,
             "odqa_version": __version__,
             "kind": "dense",
-            "encoder": {"path": str(encoder_path), **encoder.config.to_dict()},
+            "encoder": {"path": str(encoder_path), **encoder.config.to_dict(), "precision": encoder.precision},
             "faiss": faiss,
             "corpus": info,
             "counts": {"passages": len(passages), "dim": int(encoder.dim), "shards": shards},
@@ -99,6 +101,6 @@ def query_encoder(manifest: dict, path: Path, device: str | None = None):
     built = manifest.get("encoder")
     if not isinstance(built, dict) or not built.get("path"):
         raise OdqaError(f"sharded index {path}: its manifest does not name its encoder; rebuild it")
-    encoder = DenseEncoder.load(built["path"], device=device)
+    encoder = DenseEncoder.load(built["path"], device=device, precision=built.get("precision", "fp32"))
     check_built_with(encoder, built, manifest["counts"]["dim"], f"sharded index {path}")
     return encoder

@@ -154,11 +154,11 @@ class EncoderWorker:
     """A Ray Data actor: the dense encoder loaded once; each row is one chunk of passages, encoded
     as `DenseEncoder.encode` encodes a chunk (the same batches, so the same vectors)."""
 
-    def __init__(self, encoder_path: str, device: str | None, cpus: float):
+    def __init__(self, encoder_path: str, device: str | None, cpus: float, precision: str = "fp32"):
         from odqa.retrieval.encoder import DenseEncoder
 
         _threads(cpus)
-        self.encoder = DenseEncoder.load(encoder_path, device=device)
+        self.encoder = DenseEncoder.load(encoder_path, device=device, precision=precision)
 
     def __call__(self, rows: dict) -> dict:
         vectors = [self.encoder.encode(json.loads(texts), "passage").tobytes() for texts in rows["texts"]]
@@ -176,6 +176,7 @@ def encode_on_ray(
     workers: int | None = None,
     cpus: float = 1.0,
     on_chunk=None,
+    precision: str = "fp32",
 ) -> None:
     """Encode the `chunks` (file name, first, end) of `texts` on a Ray cluster, saving each
     chunk's vectors to `folder/name` (atomically) as it arrives; chunks already saved are skipped,
@@ -184,7 +185,7 @@ def encode_on_ray(
     if not todo:
         return
     rows = [{"name": name, "texts": json.dumps(list(texts[lo:hi]), ensure_ascii=False)} for name, lo, hi in todo]
-    args = (str(encoder_path), device, cpus)
+    args = (str(encoder_path), device, cpus, precision)
     for out in _stream(rows, EncoderWorker, args, address, workers, cpus, device, "encoding"):
         for name, raw in zip(out["name"], out["vectors"]):
             vectors = np.frombuffer(raw, dtype=np.float32).reshape(-1, dim)

@@ -128,7 +128,7 @@ class DenseIndex:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "odqa_version": __version__,
-            "encoder": {"path": encoder_path, **encoder.config.to_dict()},
+            "encoder": {"path": encoder_path, **encoder.config.to_dict(), "precision": encoder.precision},
             "faiss": faiss,
             "corpus": corpus_info or {},
             "counts": {"passages": len(passages), "dim": int(vectors.shape[1])},
@@ -194,7 +194,10 @@ class DenseIndex:
         if encoder is None:
             if not encoder_path:
                 raise OdqaError(f"dense index {path} does not name its encoder; pass one")
-            encoder = DenseEncoder.load(encoder_path, device=device)
+            # in the precision the passages were encoded in (bf16: `index-dense --bf16`), so queries and
+            # added passages are encoded alike
+            precision = manifest["encoder"].get("precision", "fp32")
+            encoder = DenseEncoder.load(encoder_path, device=device, precision=precision)
         check_built_with(encoder, manifest["encoder"], faiss_index.d, f"dense index {path}")
         index = cls(encoder, faiss_index, manifest, store, encoder_path)
         index.path = path
