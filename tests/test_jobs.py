@@ -87,10 +87,10 @@ def test_a_job_that_fails_on_ray_is_one_clear_error(local_ray, pipeline, tmp_pat
 
 
 def test_dense_encoding_on_ray_gives_the_same_index_and_resumes(local_ray, retriever_folders, tmp_path, monkeypatch):
-    import odqa.retrieval.dense as dense
+    import odqa.retrieval.encoder as encoder_module
     from odqa.retrieval.build import build_dense_index
 
-    monkeypatch.setattr(dense, "ENCODE_CHUNK", 2)  # several chunks per part, as a big corpus has
+    monkeypatch.setattr(encoder_module, "ENCODE_CHUNK", 2)  # several chunks per part, as a big corpus has
     folder = retriever_folders
     corpus, encoder = folder / "docs.jsonl", str(folder / "encoder")
     here, _ = build_dense_index(corpus, tmp_path / "here", encoder, quiet=True, shards=2)

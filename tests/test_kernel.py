@@ -132,3 +132,37 @@ def test_scores_alone_tell_hits_when_weights_are_positive(lam):
             exhaustive=True, positive=False,
         )  # fmt: skip
         assert (marked[1] == ids).all() and np.array_equal(marked[0], scores)
+
+
+def test_a_search_leaves_the_threads_openmp_nesting_as_it_was():
+    """numba's OpenMP layer turns nested parallelism on for the thread that first launches it;
+    torch's bf16 kernels then nest thread teams on that thread (bf16 encoding after a search ran 8x
+    slower on 2 cores). The kernel puts the setting back. A fresh process, so numba starts here."""
+    import ctypes
+    import subprocess
+    import sys
+
+    if not _kernel._HAS_NUMBA:
+        pytest.skip("numba not installed")
+    try:
+        ctypes.CDLL("libgomp.so.1")
+    except OSError:
+        pytest.skip("no GNU OpenMP runtime")
+    script = """
+import ctypes, numpy as np
+from odqa.retrieval import _kernel
+gomp = ctypes.CDLL("libgomp.so.1")
+before = gomp.omp_get_max_active_levels()
+data, indices = np.ones(3, dtype=np.float32), np.arange(3, dtype=np.int32)
+indptr = np.array([0, 3], dtype=np.int64)
+ones = np.ones(1, dtype=np.float32)
+_kernel.search(data, indices, indptr, np.array([0, 1]), np.array([0]), ones, np.zeros(1, np.float32), 3, 2)
+import numba
+print(numba.threading_layer(), before, gomp.omp_get_max_active_levels())
+"""
+    layer, before, after = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
+    if layer != "omp":
+        pytest.skip(f"numba runs its {layer} threading layer here")
+    assert after == before

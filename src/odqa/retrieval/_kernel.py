@@ -6,6 +6,9 @@ scores every posting, one query at a time. Both give the same results (tests com
 
 from __future__ import annotations
 
+import ctypes
+import functools
+
 import numpy as np
 
 try:  # numba is optional: the numpy path gives the same results, slower.
@@ -14,6 +17,29 @@ try:  # numba is optional: the numpy path gives the same results, slower.
     _HAS_NUMBA = True
 except ImportError:  # pragma: no cover - exercised where numba is absent
     _HAS_NUMBA = False
+
+
+@functools.cache
+def _gnu_openmp():
+    """The GNU OpenMP runtime (numba's `omp` threading layer and torch share it on Linux), or None."""
+    try:
+        return ctypes.CDLL("libgomp.so.1")
+    except OSError:
+        return None
+
+
+def _keeping_openmp_nesting(kernel, *args):
+    """`kernel(*args)`, with the calling thread's OpenMP nesting as it was: numba's `omp` layer turns
+    nested parallelism on for the thread that first launches it, and torch's bf16 kernels (oneDNN)
+    run on that thread afterwards then nest thread teams — on 2 cores, bf16 encoding after a search
+    ran 8x slower (fp32 is unaffected; tests/test_kernel.py checks the setting is kept)."""
+    gomp = _gnu_openmp()
+    before = gomp.omp_get_max_active_levels() if gomp is not None else None
+    try:
+        return kernel(*args)
+    finally:
+        if before is not None and gomp.omp_get_max_active_levels() != before:
+            gomp.omp_set_max_active_levels(before)
 
 
 def _topk_numpy(ids: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -325,7 +351,8 @@ def search(
         q_pbound = np.full(len(q_terms), np.inf)  # an infinite bound never allows pruning
     q_pbound = np.asarray(q_pbound, dtype=np.float64)
     q_dbound = np.zeros(len(q_terms)) if q_dbound is None else np.asarray(q_dbound, dtype=np.float64)
-    return _search_numba(
+    return _keeping_openmp_nesting(
+        _search_numba,
         np.asarray(data),
         np.asarray(indices),
         np.asarray(indptr),
