@@ -208,8 +208,9 @@ FIGURES: dict[str, Figure] = {
         ),
         "{:.1f}×",
     ),
+    "rescore.bf16.passages": Figure("rescore_ko.json", lambda d: d["bf16"]["passages"], "{:,}"),
     "rescore.bf16.speedup": Figure("rescore_ko.json", lambda d: d["bf16"]["speedup"], "{:.1f}×"),
-    "rescore.bf16.cosine_min": Figure("rescore_ko.json", lambda d: d["bf16"]["cosine_min"], "{:.4f}"),
+    "rescore.bf16.cosine_min": Figure("rescore_ko.json", lambda d: d["bf16"]["cosine_min"], "{:.5f}"),
     **{
         f"rescore.bf16.{key}.same_top1": Figure(
             "rescore_ko.json", lambda d, name=name: d["bf16"]["agreement"][name]["same_top1"], "{:.1f}"
