@@ -18,7 +18,7 @@ the results go to e2e_rescore.json beside the BM25-alone e2e.json.
 With `--reader` given more than once the readers vote as one ensemble (soft, equal weights, as
 `odqa ask --reader A --reader B` reads).
 
-    python e2e.py [--reader PATH ...] [--index PATH] [--rescore FOLDER] [--tune FILE] [--korquad-sample 1000]
+    python e2e.py [--reader PATH ...] [--index PATH] [--rescore FOLDER] [--tune FILE] [--korquad-sample 1000] [--bf16]
                   [--name NAME]
 """
 
@@ -43,7 +43,7 @@ DEMO = {  # the Makefile's QUESTIONS (what `make demo` asks), with the answers a
 DEMO_K = 10  # `make demo` runs `odqa ask -k 10` with every other setting at its default
 
 
-def load_pipeline(index: Path, readers: list[Path], rescore: Path | None = None):
+def load_pipeline(index: Path, readers: list[Path], rescore: Path | None = None, bf16: bool = False):
     from odqa.pipeline import Pipeline, PipelineConfig
 
     if not index.exists():
@@ -53,6 +53,9 @@ def load_pipeline(index: Path, readers: list[Path], rescore: Path | None = None)
         build_sparse_index(KOWIKI, index, cache_dir=default_cache_dir())
     reader = str(readers[0]) if len(readers) == 1 else [str(r) for r in readers]
     config = PipelineConfig(index=str(index), reader=reader, k=max(KS), rescore=str(rescore) if rescore else None)
+    if bf16:  # reading and re-scoring with the weights in bfloat16
+        config.reader_options = {"precision": "bf16"}
+        config.rescore_precision = "bf16"
     return Pipeline(config).warm_up()
 
 
@@ -116,6 +119,7 @@ def main() -> None:
         help="tune on N competition-train questions instead (for a reader that never trained on that split)",
     )
     parser.add_argument("--korquad-sample", type=int, default=1000, help="0: the competition validation alone")
+    parser.add_argument("--bf16", action="store_true", help="read and re-score in bf16 (fast on bf16 CPUs and GPUs)")
     parser.add_argument("--name", default="", help="results file name (default: e2e, or e2e_rescore with --rescore)")
     args = parser.parse_args()
     args.reader = args.reader or [WORK / "korean_model" / "ko-reader"]
@@ -130,7 +134,7 @@ def main() -> None:
     from odqa.e2e import evaluate_end_to_end, plot_em_by_k, tune_pipeline
     from odqa.io import read_questions
 
-    pipeline = load_pipeline(args.index, args.reader, args.rescore)
+    pipeline = load_pipeline(args.index, args.reader, args.rescore, args.bf16)
     name = args.name or ("e2e_rescore" if args.rescore else "e2e")
     cfg = pipeline.config
     retrieval = (
@@ -158,6 +162,7 @@ def main() -> None:
     results = {"reader": readers[0] if len(readers) == 1 else readers, "index": str(args.index), "tuning": tuned}
     results["sets"] = {}
     results["retrieval"] = retrieval
+    results["precision"] = "bf16" if args.bf16 else "fp32"
     if args.rescore:
         results["rescore"] = {"model": str(args.rescore), "top": cfg.rescore_top, "weight": cfg.rescore_weight}
     rows, attribution_rows = [], []
