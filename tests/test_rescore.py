@@ -185,3 +185,38 @@ def test_bf16_rescoring_encodes_in_bfloat16_and_ranks_as_fp32_does(retriever_fol
     assert result.exit_code == 0, result.output
     expected = retriever.search([QUESTIONS[1]], k=3)[0]
     assert [json.loads(line)["passage_id"] for line in result.stdout.splitlines()] == [h.passage_id for h in expected]
+
+
+def test_ask_reads_and_rescores_in_bf16_as_the_config_says(retriever_folders, korean_reader):
+    """`odqa ask --bf16 --rescore-bf16` is the pipeline config with `reader_options: {precision: bf16}`
+    and `rescore_precision: bf16`: the same answer as that pipeline built in code, both in bf16."""
+    import torch
+    from typer.testing import CliRunner
+
+    from odqa.cli import app
+    from odqa.cli.common import pipeline_from_options
+    from odqa.pipeline import Pipeline, PipelineConfig
+
+    sparse, encoder = retriever_folders / "sparse", retriever_folders / "encoder"
+    question = "한강이 흘러가는 바다는?"
+    result = CliRunner().invoke(
+        app,
+        ["ask", "--index", str(sparse), "--rescore", str(encoder), "--reader", str(korean_reader),
+         "-k", "2", "--json", "--bf16", "--rescore-bf16", question],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    asked = json.loads(result.stdout.splitlines()[-1])
+    config = PipelineConfig(
+        index=str(sparse), reader=str(korean_reader), k=2, rescore=str(encoder), rescore_precision="bf16"
+    )
+    config.reader_options = {"precision": "bf16"}
+    assert asked["answer"]["text"] == Pipeline(config).warm_up().ask(question).text
+    # what the two flags set, as the commands load it
+    flags = pipeline_from_options(
+        None, [sparse], [str(korean_reader)], 2, None, rescore=str(encoder), rescore_bf16=True, bf16=True
+    )
+    assert next(flags.reader.model.parameters()).dtype == torch.bfloat16
+    assert flags.open_index().rescorer.encoder.precision == "bf16"
+    plain = pipeline_from_options(None, [sparse], [str(korean_reader)], 2, None, rescore=str(encoder))
+    assert next(plain.reader.model.parameters()).dtype == torch.float32
+    assert plain.open_index().rescorer.encoder.precision == "fp32"

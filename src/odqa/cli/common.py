@@ -84,6 +84,9 @@ ENSEMBLE_OPTION = typer.Option(None, "--ensemble", help="how several readers vot
 INDEX_OPTION = typer.Option(None, help=INDEX_HELP)
 RERANK_OPTION = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)")
 RESCORE_OPTION = typer.Option(None, help=RESCORE_HELP)
+BF16_OPTION = typer.Option(
+    False, "--bf16", help="read in bfloat16 (faster on GPUs and on CPUs with AVX512-BF16 or AMX; slow on others)"
+)
 RESCORE_BF16_OPTION = typer.Option(
     False, "--rescore-bf16", help="re-score in bfloat16 (faster on GPUs and on CPUs with AVX512-BF16 or AMX)"
 )
@@ -107,9 +110,11 @@ def pipeline_from_options(
     ensemble: str | None = None,
     retriever_weight: float | None = None,
     rescore_bf16: bool = False,
+    bf16: bool = False,
 ):
     """The pipeline the options describe, loaded (with `load_reader` false the reader folders are
-    only checked: they load where they read, e.g. in Ray actors)."""
+    only checked: they load where they read, e.g. in Ray actors). `bf16`: the reader(s) read in
+    bfloat16, as `"reader_options": {"precision": "bf16"}` in a config does."""
     from odqa.pipeline import Pipeline, PipelineConfig
 
     data = PipelineConfig.from_file(config).to_dict() if config else {}
@@ -123,6 +128,8 @@ def pipeline_from_options(
     if not reader:
         raise OdqaError("no reader given: pass --reader, set ODQA_READER, or train one with `odqa train-reader`")
     data["reader"] = reader
+    if bf16:
+        data["reader_options"] = {**(data.get("reader_options") or {}), "precision": "bf16"}
     data |= given(
         reader_weights=parse_weights(reader_weights, "--reader-weights"),
         ensemble_method=ensemble,

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from odqa.cli.common import (
+    BF16_OPTION,
     CONFIG_OPTION,
     DEVICE_OPTION,
     ENSEMBLE_OPTION,
@@ -37,6 +38,7 @@ def ask(
     rerank: Optional[str] = RERANK_OPTION,
     rescore: Optional[str] = RESCORE_OPTION,
     rescore_bf16: bool = RESCORE_BF16_OPTION,
+    bf16: bool = BF16_OPTION,
     reader: Optional[list[str]] = READER_OPTION,
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
@@ -49,7 +51,7 @@ def ask(
     """Answer questions from the indexed documents, with the evidence sentence."""
     pipeline = pipeline_from_options(
         config, index, reader, k, device, rerank, rescore, True, reader_weights, ensemble, retriever_weight,
-        rescore_bf16=rescore_bf16,
+        rescore_bf16=rescore_bf16, bf16=bf16,
     )  # fmt: skip
     results = pipeline.ask_batch(questions)
     for result in results:
@@ -100,6 +102,7 @@ def predict(
     rerank: Optional[str] = RERANK_OPTION,
     rescore: Optional[str] = RESCORE_OPTION,
     rescore_bf16: bool = RESCORE_BF16_OPTION,
+    bf16: bool = BF16_OPTION,
     reader: Optional[list[str]] = READER_OPTION,
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
@@ -128,7 +131,7 @@ def predict(
 
     pipeline = pipeline_from_options(
         config, index, reader, k, device, rerank, rescore, not ray, reader_weights, ensemble, retriever_weight,
-        rescore_bf16=rescore_bf16,
+        rescore_bf16=rescore_bf16, bf16=bf16,
     )  # fmt: skip
     answer = answer_here
     if ray:
@@ -148,6 +151,7 @@ def evaluate(
     rerank: Optional[str] = RERANK_OPTION,
     rescore: Optional[str] = RESCORE_OPTION,
     rescore_bf16: bool = RESCORE_BF16_OPTION,
+    bf16: bool = BF16_OPTION,
     reader: Optional[list[str]] = READER_OPTION,
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
@@ -173,7 +177,7 @@ def evaluate(
 
     pipeline = pipeline_from_options(
         config, index, reader, k, device, rerank, rescore, True, reader_weights, ensemble, retriever_weight,
-        rescore_bf16=rescore_bf16,
+        rescore_bf16=rescore_bf16, bf16=bf16,
     )  # fmt: skip
     qs = read_questions(questions)
     if limit and limit < len(qs):
@@ -211,6 +215,7 @@ def serve(
     rerank: Optional[str] = RERANK_OPTION,
     rescore: Optional[str] = RESCORE_OPTION,
     rescore_bf16: bool = RESCORE_BF16_OPTION,
+    bf16: bool = BF16_OPTION,
     reader: Optional[list[str]] = READER_OPTION,
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
@@ -251,7 +256,7 @@ def serve(
             raise OdqaError(f"cannot write the request log {log}: {e.strerror or e}") from None
     pipeline = pipeline_from_options(
         config, index, reader, k, device, rerank, rescore, not ray, reader_weights, ensemble, retriever_weight,
-        rescore_bf16=rescore_bf16,
+        rescore_bf16=rescore_bf16, bf16=bf16,
     )  # fmt: skip
     logged = f"; logging requests to {log}" if log else ""
     if ray:

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from odqa.cli.common import (
+    BF16_OPTION,
     CONFIG_OPTION,
     DEVICE_OPTION,
     ENSEMBLE_OPTION,
@@ -41,6 +42,7 @@ def tune_pipeline_command(
     rerank: Optional[str] = RERANK_OPTION,
     rescore: Optional[str] = RESCORE_OPTION,
     rescore_bf16: bool = RESCORE_BF16_OPTION,
+    bf16: bool = BF16_OPTION,
     reader: Optional[list[str]] = READER_OPTION,
     reader_weights: Optional[str] = WEIGHTS_OPTION,
     ensemble: Optional[str] = ENSEMBLE_OPTION,
@@ -76,8 +78,9 @@ def tune_pipeline_command(
     if not tried_weights or min(tried_weights) < 0:
         raise OdqaError(f"--weights expects numbers ≥ 0 like 0,0.05,0.1, got {weights!r}")
     pipeline = pipeline_from_options(
-        config, index, reader, None, device, rerank, rescore, True, reader_weights, ensemble, rescore_bf16=rescore_bf16
-    )
+        config, index, reader, None, device, rerank, rescore, True, reader_weights, ensemble,
+        rescore_bf16=rescore_bf16, bf16=bf16,
+    )  # fmt: skip
     qs = read_questions(questions)
     if limit and limit < len(qs):
         qs = random.Random(13).sample(qs, limit)
