@@ -100,6 +100,15 @@ def test_dense_encoding_on_ray_gives_the_same_index_and_resumes(local_ray, retri
     assert np.array_equal(on_ray.faiss_index.reconstruct_n(0, n), vectors)
     assert not (tmp_path / "ray.shards").exists()  # the chunks are gone once the index is saved
 
+    # in bf16 the Ray actors encode in bf16 too: their vectors are this process's bf16 ones, not fp32's
+    here16, _ = build_dense_index(corpus, tmp_path / "here16", encoder, quiet=True, shards=2, precision="bf16")
+    ray16, _ = build_dense_index(
+        corpus, tmp_path / "ray16", encoder, quiet=True, shards=2, ray=True, workers=2, precision="bf16"
+    )
+    bf16_here, bf16_ray = here16.faiss_index.reconstruct_n(0, n), ray16.faiss_index.reconstruct_n(0, n)
+    assert np.abs(bf16_ray - bf16_here).max() < np.abs(bf16_here - vectors).max() / 4
+    assert ray16.manifest["encoder"]["precision"] == "bf16"
+
     # killed after some chunks were saved: the rerun encodes only the others, with the same result
     import odqa.distributed.jobs as jobs
 
