@@ -84,8 +84,7 @@ def stage_encode(candidates: dict, precision: str = "fp32") -> dict:
 
     full = SparseIndex.load(FULL_INDEX)
     encoder = DenseEncoder.load(ENCODER, precision=precision)
-    unique = candidates["unique_passages"] if precision == "fp32" else evaluated_passages(candidates)
-    folder = OUT / ("vectors" if precision == "fp32" else f"vectors-{precision}")
+    unique, folder = vector_store(candidates, precision)
     folder.mkdir(parents=True, exist_ok=True)
     seconds = 0.0
     for number, first in enumerate(range(0, len(unique), CHUNK)):
@@ -102,13 +101,17 @@ def stage_encode(candidates: dict, precision: str = "fp32") -> dict:
     return {"passages": len(unique), "seconds_this_run": seconds, "encoder": encoder.config.to_dict()}
 
 
-def evaluated_passages(candidates: dict) -> list[int]:
-    return sorted({pid for name in EVALUATED for ids in candidates["passage_ids"][name] for pid in ids})
+def vector_store(candidates: dict, precision: str) -> tuple[list[int], Path]:
+    """The passages a precision's encode stage encodes (fp32: every candidate; bf16: those of the
+    evaluation sets), and the folder their vectors go to."""
+    if precision == "fp32":
+        return candidates["unique_passages"], OUT / "vectors"
+    evaluated = {pid for name in EVALUATED for ids in candidates["passage_ids"][name] for pid in ids}
+    return sorted(evaluated), OUT / f"vectors-{precision}"
 
 
 def cached_vectors(candidates: dict, precision: str = "fp32") -> OrderedDict:
-    unique = candidates["unique_passages"] if precision == "fp32" else evaluated_passages(candidates)
-    folder = OUT / ("vectors" if precision == "fp32" else f"vectors-{precision}")
+    unique, folder = vector_store(candidates, precision)
     chunks = [np.load(folder / f"{n:04d}.npy") for n in range((len(unique) + CHUNK - 1) // CHUNK)]
     return OrderedDict(zip(unique, np.concatenate(chunks)))
 
@@ -195,7 +198,7 @@ def stage_latency(candidates: dict, n: int = 10) -> dict:
 def stage_bf16(candidates: dict, chosen_weight) -> dict:
     """bf16 re-scoring against fp32: has-answer top-k of each evaluation set at the tuned weight
     (and by the encoder alone), how far the two rankings agree, and encoding speed."""
-    from odqa.evaluation import evaluate_retrieval
+    from odqa.evaluation import score_rankings
     from odqa.models.loading import cpu_computes_bf16
     from odqa.retrieval.encoder import DenseEncoder
     from odqa.retrieval.sparse import SparseIndex
@@ -214,17 +217,16 @@ def stage_bf16(candidates: dict, chosen_weight) -> dict:
     for name in EVALUATED:
         questions = sets[name]
         results[name], ranked = {}, {}
-        for precision, encoder in encoders.items():
+        for precision, encoder in encoders.items():  # one search: its rankings are scored and compared
             retriever = rescored(full, encoder, vectors[precision], weight, top)
-            results[name][f"BM25 + e5 re-scoring of top {top}, w={weight:g}, {precision}"] = evaluate_retrieval(
-                retriever, questions, KS
+            ranked[precision] = retriever.search_arrays([q.text for q in questions], max(KS))[1]
+            results[name][f"BM25 + e5 re-scoring of top {top}, w={weight:g}, {precision}"] = score_rankings(
+                ranked[precision], questions, full.passages, KS
             )["has_answer"]
-            ranked[precision] = [
-                [h.passage_id for h in hits] for hits in retriever.search([q.text for q in questions], k=20)
-            ]
+        same = ranked["fp32"] == ranked["bf16"]
         agreement[name] = {
-            "same_top1": 100 * float(np.mean([a[:1] == b[:1] for a, b in zip(ranked["fp32"], ranked["bf16"])])),
-            "same_top20_order": 100 * float(np.mean([a == b for a, b in zip(ranked["fp32"], ranked["bf16"])])),
+            "same_top1": 100 * float(same[:, 0].mean()),
+            "same_top20_order": 100 * float(same.all(axis=1).mean()),
         }
     speed = {precision: 0.0 for precision in encoders}
     texts = [full.passages[pid].text for pid in sample(shared, SPEED_SAMPLE)]

@@ -269,9 +269,7 @@ def eval_retrieval(
         "fusion": fusion,
         "fusion_weights": parse_weights(fusion_weights),
         "rerank": rerank,
-        "rescore": {"encoder": rescore, "weight": rescore_weight, "top": rescore_top, "bf16": rescore_bf16}
-        if rescore
-        else None,
+        "rescore": idx.rescorer.to_dict() if rescore else None,
         "questions_file": str(questions),
     }
     _print_eval(result)

@@ -96,11 +96,11 @@ def build_sharded_dense_index(
 
 def query_encoder(manifest: dict, path: Path, device: str | None = None):
     """The encoder a dense sharded index names, checked against the settings it was built with."""
-    from odqa.retrieval.encoder import DenseEncoder, check_built_with
+    from odqa.retrieval.encoder import built_encoder, check_built_with
 
     built = manifest.get("encoder")
     if not isinstance(built, dict) or not built.get("path"):
         raise OdqaError(f"sharded index {path}: its manifest does not name its encoder; rebuild it")
-    encoder = DenseEncoder.load(built["path"], device=device, precision=built.get("precision", "fp32"))
+    encoder = built_encoder(built, device)
     check_built_with(encoder, built, manifest["counts"]["dim"], f"sharded index {path}")
     return encoder

@@ -20,7 +20,7 @@ from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_dir
 from odqa.io.store import PassageStore, write_passages
 from odqa.retrieval.base import check_k, check_queries, hits_to_arrays, saved_path
-from odqa.retrieval.encoder import DenseEncoder, check_built_with
+from odqa.retrieval.encoder import DenseEncoder, built_encoder, check_built_with
 from odqa.retrieval.manifest import read_manifest
 from odqa.types import Hit, Passage
 
@@ -194,10 +194,7 @@ class DenseIndex:
         if encoder is None:
             if not encoder_path:
                 raise OdqaError(f"dense index {path} does not name its encoder; pass one")
-            # in the precision the passages were encoded in (bf16: `index-dense --bf16`), so queries and
-            # added passages are encoded alike
-            precision = manifest["encoder"].get("precision", "fp32")
-            encoder = DenseEncoder.load(encoder_path, device=device, precision=precision)
+            encoder = built_encoder(manifest["encoder"], device)
         check_built_with(encoder, manifest["encoder"], faiss_index.d, f"dense index {path}")
         index = cls(encoder, faiss_index, manifest, store, encoder_path)
         index.path = path

@@ -178,6 +178,12 @@ class DenseEncoder:
         return out
 
 
+def built_encoder(built: dict, device: str | None = None) -> DenseEncoder:
+    """The encoder an index names (`built`: its manifest's encoder entry), in the precision the
+    index was encoded in (bf16: `index-dense --bf16`), so queries and added passages are encoded alike."""
+    return DenseEncoder.load(built["path"], device=device, precision=built.get("precision", "fp32"))
+
+
 def check_built_with(encoder: DenseEncoder, built: dict, dim: int, name: str) -> None:
     """Refuse an encoder whose settings or dimension differ from those the index `name` was built
     with (`built`: its manifest's encoder entry)."""
