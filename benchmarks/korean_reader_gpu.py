@@ -255,6 +255,7 @@ def stage_eval() -> None:
     sys.path.insert(0, str(ROOT / "src"))
     import korean_model
     from common import WORK, markdown_table, write_results
+    from korean_bench.report import gold_passage_table
 
     folder = WORK / "korean_model" / "ko-reader-gpu"
     training = json.loads((WORK / "korean_model" / "gpu-train.json").read_text(encoding="utf-8"))
@@ -282,7 +283,7 @@ def stage_eval() -> None:
             )
     parts.append(markdown_table(["variant", "epoch", "step", "loss", "windows/s", "held-out 300 EM / F1"], rows) + "\n")
     parts.append("### Reading with the gold passage (scored here, 2 CPU cores)\n")
-    parts.append(korean_model.gold_passage_table(scores))
+    parts.append(gold_passage_table(scores))
     write_results("korean_reader_gpu", results, "\n".join(parts))
 
 
