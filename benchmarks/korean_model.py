@@ -122,7 +122,7 @@ def windows_per_second(
     import torch
     from transformers import AutoModelForQuestionAnswering
 
-    from odqa.training.loop import freeze_lower_layers
+    from odqa.training.freezing import freeze_lower_layers
 
     torch.manual_seed(0)
     model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir))

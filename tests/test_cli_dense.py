@@ -10,6 +10,14 @@ pytest.importorskip("faiss")
 from test_cli import odqa
 
 
+def word_embeddings(folder):
+    """The word-embedding matrix in a model folder's safetensors (any head, any prefix)."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(next(folder.glob("*.safetensors"))))
+    return next(t for name, t in tensors.items() if name.endswith("word_embeddings.weight"))
+
+
 @pytest.mark.slow  # several odqa processes, each importing torch
 def test_dense_and_hybrid_commands(tiny_encoder, korean_qa_file, korean_docs_index, corpus_file, tmp_path):
     run = odqa(
@@ -28,10 +36,12 @@ def test_dense_and_hybrid_commands(tiny_encoder, korean_qa_file, korean_docs_ind
         "4",
         "--cache-chunk",
         "2",
+        "--freeze-embeddings",
         "-q",
     )
     assert run.returncode == 0, run.stderr
     assert "encoder in" in run.stdout
+    assert word_embeddings(tmp_path / "enc").equal(word_embeddings(tiny_encoder))
     # the sparse index of the same corpus file and config, so passages line up
     sparse = tmp_path / "sparse"
     assert odqa("index", "--corpus", corpus_file, "--out", sparse, "--cache-dir", tmp_path / "cache").returncode == 0
@@ -112,9 +122,20 @@ def test_dense_and_hybrid_commands(tiny_encoder, korean_qa_file, korean_docs_ind
         "2",
         "--max-steps",
         "2",
+        # the loop settings every trainer shares
+        "--freeze-embeddings",
+        "--mixed-precision",
+        "no",
+        "--seed",
+        "3",
+        "--save-steps",
+        "1",
         "-q",
     )
     assert run.returncode == 0, run.stderr
+    assert word_embeddings(tmp_path / "rr").equal(word_embeddings(tiny_encoder))
+    settings = json.loads((tmp_path / "rr" / "training_config.json").read_text(encoding="utf-8"))
+    assert (settings["mixed_precision"], settings["seed"], settings["save_steps"]) == ("no", 3, 1)
     run = odqa(
         "search",
         "--index",

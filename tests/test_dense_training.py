@@ -167,6 +167,33 @@ def test_separate_question_encoder_is_trained_and_saved(tiny_encoder, korean_qa_
     assert differs
 
 
+def test_frozen_word_embeddings_stay_fixed_in_both_towers(tiny_encoder, korean_qa_file, tmp_path):
+    from safetensors.torch import load_file
+
+    from odqa.retrieval.encoder import DenseEncoder
+
+    config = DenseTrainingConfig(
+        model=str(tiny_encoder),
+        question_model=str(tiny_encoder),
+        train=[str(korean_qa_file)],
+        out=str(tmp_path / "frozen"),
+        max_steps=2,
+        batch_size=4,
+        lr=1e-3,
+        warmup_ratio=0.0,
+        freeze_embeddings=True,  # a bi-encoder has no word embeddings of its own: each tower's are fixed
+        encoder={"pooling": "mean", "passage_max_length": 48},
+    )
+    assert train_dense(config, quiet=True, resume=False)["step"] == 2
+    start = {n.removeprefix("bert."): t for n, t in load_file(str(tiny_encoder / "model.safetensors")).items()}
+    words = next(t for n, t in start.items() if n.endswith("word_embeddings.weight"))
+    encoder = DenseEncoder.load(tmp_path / "frozen")
+    for tower in (encoder.model, encoder.question_model):
+        assert torch.equal(tower.get_input_embeddings().weight, words)
+        trained = dict(tower.named_parameters())
+        assert any(not torch.equal(trained[n], t) for n, t in start.items() if n in trained and "layer." in n)
+
+
 def test_qrels_give_question_positive_and_negative_passages(korean_docs_index, tmp_path):
     from odqa.training.dense import qrels_pairs
 

@@ -96,6 +96,18 @@ RETRIEVER_WEIGHT_OPTION = typer.Option(
     None, help="answer score = reader score + this × the passage's retrieval score (`odqa tune-pipeline` chooses it)"
 )
 
+# the loop settings every trainer shares (train-reader, train-dense, train-reranker, re train)
+MIXED_PRECISION_OPTION = typer.Option(
+    None, help="auto, no, fp16 or bf16 (bf16 is fast on CPUs with AVX512-BF16 or AMX)"
+)
+FREEZE_EMBEDDINGS_OPTION = typer.Option(
+    None, "--freeze-embeddings/--train-embeddings", help="keep the word embeddings fixed (faster on a CPU)"
+)
+FREEZE_LAYERS_OPTION = typer.Option(
+    None, help="also keep all embeddings and the lowest N encoder layers fixed (no backward below them)"
+)
+SAVE_STEPS_OPTION = typer.Option(None, help="optimizer steps between checkpoints (a killed run resumes from the last)")
+
 
 def pipeline_from_options(
     config: Path | None,

@@ -10,7 +10,15 @@ from typing import Optional
 
 import typer
 
-from odqa.cli.common import config_file, given, parse_ks
+from odqa.cli.common import (
+    FREEZE_EMBEDDINGS_OPTION,
+    FREEZE_LAYERS_OPTION,
+    MIXED_PRECISION_OPTION,
+    SAVE_STEPS_OPTION,
+    config_file,
+    given,
+    parse_ks,
+)
 
 group = typer.Typer()
 
@@ -58,6 +66,12 @@ def train_dense_command(
     lr: Optional[float] = typer.Option(None),
     max_steps: Optional[int] = typer.Option(None),
     max_minutes: Optional[float] = typer.Option(None),
+    max_train_examples: Optional[int] = typer.Option(None, help="a seeded sample of the training questions"),
+    mixed_precision: Optional[str] = MIXED_PRECISION_OPTION,
+    freeze_embeddings: Optional[bool] = FREEZE_EMBEDDINGS_OPTION,
+    freeze_layers: Optional[int] = FREEZE_LAYERS_OPTION,
+    save_steps: Optional[int] = SAVE_STEPS_OPTION,
+    seed: Optional[int] = typer.Option(None, help="seed of the new weights, the sampling and the batch order (42)"),
     fresh: bool = typer.Option(False, help="ignore checkpoint-last in --out and start over"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -86,6 +100,12 @@ def train_dense_command(
         lr=lr,
         max_steps=max_steps,
         max_minutes=max_minutes,
+        max_train_examples=max_train_examples,
+        mixed_precision=mixed_precision,
+        freeze_embeddings=freeze_embeddings,
+        freeze_layers=freeze_layers,
+        save_steps=save_steps,
+        seed=seed,
     )
     _report(train_dense(DenseTrainingConfig.from_dict(data), quiet=quiet, resume=not fresh), out, "encoder")
 
@@ -175,7 +195,13 @@ def train_reranker_command(
     lr: Optional[float] = typer.Option(None),
     max_steps: Optional[int] = typer.Option(None),
     max_minutes: Optional[float] = typer.Option(None),
-    fresh: bool = typer.Option(False),
+    max_train_examples: Optional[int] = typer.Option(None, help="a seeded sample of the training questions"),
+    mixed_precision: Optional[str] = MIXED_PRECISION_OPTION,
+    freeze_embeddings: Optional[bool] = FREEZE_EMBEDDINGS_OPTION,
+    freeze_layers: Optional[int] = FREEZE_LAYERS_OPTION,
+    save_steps: Optional[int] = SAVE_STEPS_OPTION,
+    seed: Optional[int] = typer.Option(None, help="seed of the new weights, the sampling and the batch order (42)"),
+    fresh: bool = typer.Option(False, help="ignore checkpoint-last in --out and start over"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train a cross-encoder reranker (listwise, BM25 hard negatives)."""
@@ -194,6 +220,12 @@ def train_reranker_command(
         lr=lr,
         max_steps=max_steps,
         max_minutes=max_minutes,
+        max_train_examples=max_train_examples,
+        mixed_precision=mixed_precision,
+        freeze_embeddings=freeze_embeddings,
+        freeze_layers=freeze_layers,
+        save_steps=save_steps,
+        seed=seed,
     )
     _report(train_reranker(RerankerTrainingConfig.from_dict(data), quiet=quiet, resume=not fresh), out, "reranker")
 

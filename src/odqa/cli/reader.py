@@ -10,7 +10,16 @@ from typing import Optional
 
 import typer
 
-from odqa.cli.common import config_file, given, model_of_predictions, warn_if_trained_on
+from odqa.cli.common import (
+    FREEZE_EMBEDDINGS_OPTION,
+    FREEZE_LAYERS_OPTION,
+    MIXED_PRECISION_OPTION,
+    SAVE_STEPS_OPTION,
+    config_file,
+    given,
+    model_of_predictions,
+    warn_if_trained_on,
+)
 from odqa.errors import OdqaError
 from odqa.runs import log_metrics
 
@@ -33,22 +42,16 @@ def train_reader_command(
     max_steps: Optional[int] = typer.Option(None, help="stop after this many optimizer steps"),
     max_minutes: Optional[float] = typer.Option(None, help="stop (after saving) when this much time has passed"),
     metric: Optional[str] = typer.Option(None, help="squad, korquad or klue"),
-    mixed_precision: Optional[str] = typer.Option(None, help="auto, no, fp16 or bf16"),
+    mixed_precision: Optional[str] = MIXED_PRECISION_OPTION,
     seed: Optional[int] = typer.Option(None, help="seed of the new head, the sampling and the batch order (42)"),
     max_train_examples: Optional[int] = typer.Option(None, help="a seeded sample of the training questions"),
     max_eval_examples: Optional[int] = typer.Option(None, help="a seeded sample of the evaluation questions"),
     negative_windows: Optional[float] = typer.Option(
         None, help="share of windows without the answer to train on (default: all)"
     ),
-    save_steps: Optional[int] = typer.Option(
-        None, help="optimizer steps between checkpoints (a killed run resumes from the last)"
-    ),
-    freeze_embeddings: Optional[bool] = typer.Option(
-        None, "--freeze-embeddings/--train-embeddings", help="keep the word embeddings fixed (faster on a CPU)"
-    ),
-    freeze_layers: Optional[int] = typer.Option(
-        None, help="also keep all embeddings and the lowest N encoder layers fixed (no backward below them)"
-    ),
+    save_steps: Optional[int] = SAVE_STEPS_OPTION,
+    freeze_embeddings: Optional[bool] = FREEZE_EMBEDDINGS_OPTION,
+    freeze_layers: Optional[int] = FREEZE_LAYERS_OPTION,
     head: Optional[str] = typer.Option(None, help="span head over the encoder: linear (default), cnn or bilstm"),
     augment: Optional[list[str]] = typer.Option(
         None, help="NAME[:SHARE[:RATE]]: add masked copies of windows (mask, span-mask); repeatable"

@@ -9,7 +9,14 @@ from typing import Optional
 
 import typer
 
-from odqa.cli.common import config_file, given, parse_weights
+from odqa.cli.common import (
+    FREEZE_EMBEDDINGS_OPTION,
+    FREEZE_LAYERS_OPTION,
+    MIXED_PRECISION_OPTION,
+    config_file,
+    given,
+    parse_weights,
+)
 from odqa.errors import OdqaError
 from odqa.runs import log_metrics
 
@@ -81,14 +88,10 @@ def train_command(
     max_minutes: Optional[float] = typer.Option(None, help="stop (after saving) when this much time has passed"),
     max_train_examples: Optional[int] = typer.Option(None, help="a seeded sample of the training sentences"),
     max_eval_examples: Optional[int] = typer.Option(None, help="a seeded sample of the evaluation sentences"),
-    freeze_embeddings: Optional[bool] = typer.Option(
-        None, "--freeze-embeddings/--train-embeddings", help="keep the word embeddings fixed (faster on a CPU)"
-    ),
-    freeze_layers: Optional[int] = typer.Option(
-        None, help="also keep all embeddings and the lowest N encoder layers fixed (no backward below them)"
-    ),
+    freeze_embeddings: Optional[bool] = FREEZE_EMBEDDINGS_OPTION,
+    freeze_layers: Optional[int] = FREEZE_LAYERS_OPTION,
     seed: Optional[int] = typer.Option(None),
-    mixed_precision: Optional[str] = typer.Option(None, help="auto, no, fp16 or bf16"),
+    mixed_precision: Optional[str] = MIXED_PRECISION_OPTION,
     curriculum: Optional[str] = typer.Option(
         None, help="length: short sentences first (for --curriculum-epochs epochs, in 10 buckets)"
     ),

@@ -26,6 +26,7 @@ from odqa.models.loading import cpu_computes_bf16
 from odqa.settings import Settings
 from odqa.training.batches import BatchList, epoch_batches, item_difficulty, shard_batches
 from odqa.training.curriculum import difficulty_digest
+from odqa.training.freezing import freeze_lower_layers, freeze_word_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -59,35 +60,6 @@ class LoopSettings(Settings):
     curriculum: str | None = None
     curriculum_epochs: float = 1.0  # epochs trained in curriculum order (a fraction: the last epoch's first part)
     curriculum_buckets: int = 10  # difficulty buckets, trained easiest first
-
-
-def freeze_lower_layers(model, count: int) -> None:
-    """Fix the embeddings and the lowest `count` layers of every transformers encoder in `model`
-    (a reader's, a relation model's, both towers of a bi-encoder): autograd then stops above them,
-    so a step skips their backward pass and AdamW their weights."""
-    from transformers import PreTrainedModel
-
-    bases = [m for m in model.modules() if isinstance(m, PreTrainedModel) and m.base_model is m]
-    if not bases:
-        raise OdqaError("freeze_layers needs a transformers encoder in the model")
-    for base in bases:
-        layers = encoder_layers(base)
-        if count > len(layers):
-            raise OdqaError(f"freeze_layers is {count} but the encoder has {len(layers)} layers")
-        embeddings = getattr(base, "embeddings", None) or base.get_input_embeddings()
-        for module in (embeddings, *layers[:count]):
-            module.requires_grad_(False)
-
-
-def encoder_layers(base) -> list:
-    """The stack of `base.config.num_hidden_layers` blocks of a transformers base model, lowest first."""
-    from torch import nn
-
-    wanted = getattr(base.config, "num_hidden_layers", None)
-    for module in base.modules():
-        if isinstance(module, nn.ModuleList) and len(module) == wanted:
-            return list(module)
-    raise OdqaError(f"cannot find the {wanted} layers of {type(base).__name__}")
 
 
 def sample_examples(examples: list, limit: int | None, seed: int) -> list:
@@ -259,7 +231,7 @@ def train(
     epochs = math.ceil(total_steps / steps_per_epoch)
 
     if settings.freeze_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
+        freeze_word_embeddings(model)
     if settings.freeze_layers:
         freeze_lower_layers(model, settings.freeze_layers)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
