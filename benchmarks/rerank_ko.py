@@ -1,0 +1,179 @@
+"""A cross-encoder reranker from the multilingual-e5-small family, over the best hybrid of this
+machine: BM25 with its top 30 re-scored by multilingual-e5-small (`rescore_ko.py`, its tuned weight).
+
+The reranker starts from `--start`: the Korean reader of `korean_model.py` (multilingual-e5-small,
+trimmed, fine-tuned for QA: it has learnt to match a question to a passage already) or any encoder
+folder. `odqa train-reranker` trains it listwise on competition train questions (less the 300 that
+rescore_ko.py / retrieval_dense_ko.py hold out for tuning), each with its positive passage and BM25
+hard negatives from the full kowiki index, within a stated budget. It then re-sorts the hybrid's
+top `--rerank-top` of every evaluation question (competition validation, KorQuAD 1.0 dev sample:
+the questions rescore_ko.py evaluates), through the library's retriever (`HybridRetriever` with
+`rescorer` and `reranker`, as `odqa search --rescore … --rerank …` builds it).
+
+Stages, each cached in benchmarks/work/rerank/ (`--redo STAGE` runs one again):
+  data      the training file (competition train less the held-out 300)
+  train     `odqa train-reranker` (resumes where a killed run stopped)
+  evaluate  has-answer top-k of the hybrid and of the hybrid re-sorted by the reranker
+
+Needs rescore_ko.py's candidates, vectors and evaluate stage (benchmarks/work/rescore/).
+
+    python rerank_ko.py --start work/korean_model/ko-reader [--train-questions 1500] [--minutes 45]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import WORK, cached_stage, log, sample, topk_table, write_results
+from rescore_ko import COMP_TRAIN, ENCODER, EVALUATED, FULL_INDEX, KS, cached_vectors, held_out_questions, rescored
+from rescore_ko import OUT as RESCORE
+from rescore_ko import question_sets as rescore_sets
+
+OUT = WORK / "rerank"
+
+
+def stage_data() -> dict:
+    """Competition train less rescore_ko.py's 300 held-out questions (its tuning 150 among them)."""
+    import random
+
+    from odqa.io.files import load_json
+    from odqa.io.questions import read_questions
+
+    data = load_json(COMP_TRAIN)
+    questions = read_questions(COMP_TRAIN)
+    held = set(random.Random(5).sample(sorted(q.id for q in questions), 300))  # as held_out_questions() draws them
+    assert {q.id for q in held_out_questions()} <= held
+    articles = []
+    for article in data["data"]:
+        paragraphs = [p | {"qas": [qa for qa in p["qas"] if qa["id"] not in held]} for p in article["paragraphs"]]
+        paragraphs = [p for p in paragraphs if p["qas"]]
+        if paragraphs:
+            articles.append(article | {"paragraphs": paragraphs})
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "train-questions.json").write_text(json.dumps({"data": articles}, ensure_ascii=False), encoding="utf-8")
+    kept = sum(len(p["qas"]) for a in articles for p in a["paragraphs"])
+    return {"questions": kept, "held_out": len(held)}
+
+
+def stage_train(args) -> dict:
+    from odqa.models.loading import cpu_computes_bf16
+
+    precision = "bf16" if cpu_computes_bf16() else "no"
+    options = {
+        "--negatives": args.negatives,
+        "--max-length": args.max_length,
+        "--batch-size": args.batch_size,
+        "--lr": args.lr,
+        "--epochs": 1,
+        "--max-train-examples": args.train_questions,
+        "--max-minutes": args.minutes,
+        "--mixed-precision": precision,
+        "--save-steps": 25,
+    }
+    command = [sys.executable, "-m", "odqa", "train-reranker", "--model", str(args.start)]
+    command += ["--train", str(OUT / "train-questions.json"), "--index", str(FULL_INDEX), "--out", str(OUT / "reranker")]
+    command += [str(x) for pair in options.items() for x in pair] + ["--freeze-embeddings"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    state = json.loads((OUT / "reranker" / "trainer_state.json").read_text(encoding="utf-8"))
+    return {
+        "start": str(args.start),
+        "options": options,
+        "freeze_embeddings": True,
+        "seconds": time.perf_counter() - start,
+        "train_seconds": sum(h["seconds"] for h in state["history"]),
+        "history": state["history"],
+        "finished": state.get("finished"),
+        "steps": state["step"],
+        "total_steps": state["total_steps"],
+    }
+
+
+def stage_evaluate(args) -> dict:
+    from odqa.evaluation import evaluate_retrieval
+    from odqa.retrieval.encoder import DenseEncoder
+    from odqa.retrieval.rerank import Reranker
+    from odqa.retrieval.sparse import SparseIndex
+
+    candidates = json.loads((RESCORE / "candidates.json").read_text(encoding="utf-8"))
+    weight = float(json.loads((RESCORE / "evaluate.json").read_text(encoding="utf-8"))["chosen_weight"])
+    full = SparseIndex.load(FULL_INDEX)
+    retriever = rescored(full, DenseEncoder.load(args.encoder), cached_vectors(candidates), weight, candidates["top"])
+    reranker = Reranker.load(OUT / "reranker")
+    hybrid = f"BM25 + e5 re-scoring of top {candidates['top']}, w={weight:g}"
+    sets = rescore_sets()
+    results, seconds, counts = {}, {}, {}
+    for name in EVALUATED:
+        questions = sample(sets[name], args.eval_questions) if args.eval_questions else sets[name]
+        counts[name] = len(questions)
+        retriever.reranker = None
+        results[name] = {hybrid: evaluate_retrieval(retriever, questions, KS)["has_answer"]}
+        retriever.reranker, retriever.rerank_top = reranker, args.rerank_top
+        start = time.perf_counter()
+        results[name][f"{hybrid} + rerank top {args.rerank_top}"] = evaluate_retrieval(retriever, questions, KS)[
+            "has_answer"
+        ]
+        seconds[name] = time.perf_counter() - start
+        log(f"{name}: {results[name]}")
+    return {
+        "weight": weight,
+        "rerank_top": args.rerank_top,
+        "questions": counts,
+        "results": results,
+        "seconds": seconds,
+    }
+
+
+def main() -> None:
+    global FULL_INDEX
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--start", type=Path, required=True, help="reader or encoder folder the reranker starts from")
+    parser.add_argument("--index", type=Path, default=FULL_INDEX, help="the BM25 index of `make demo`")
+    parser.add_argument("--encoder", type=Path, default=ENCODER, help="the re-scoring encoder (rescore_ko.py's)")
+    parser.add_argument("--train-questions", type=int, default=1500, help="a seeded sample of the training questions")
+    parser.add_argument("--negatives", type=int, default=3, help="BM25 hard negatives per question")
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=4, help="questions per batch")
+    parser.add_argument("--lr", type=float, default=3e-5)
+    parser.add_argument("--minutes", type=float, default=60, help="training budget (the run stops, saved, after it)")
+    parser.add_argument("--rerank-top", type=int, default=20)
+    parser.add_argument("--eval-questions", type=int, default=0, help="a seeded sample of each set (0: all)")
+    parser.add_argument("--redo", default="")
+    args = parser.parse_args()
+    FULL_INDEX = args.index
+    missing = [s for s in ("candidates", "evaluate") if not (RESCORE / f"{s}.json").exists()]
+    if missing:
+        parser.error(f"run rescore_ko.py first: no {', '.join(missing)} stage in {RESCORE}")
+    redo = {s for s in args.redo.split(",") if s}
+    results = {
+        "data": cached_stage(OUT, "data", redo, stage_data),
+        "train": cached_stage(OUT, "train", redo, lambda: stage_train(args)),
+        "evaluate": cached_stage(OUT, "evaluate", redo, lambda: stage_evaluate(args)),
+        "compute": "2 CPU cores (shared machine), no GPU",
+    }
+    train, ev = results["train"], results["evaluate"]
+    last = train["history"][-1]
+    sections = [
+        f"# A cross-encoder reranker from {Path(train['start']).name} over the best hybrid (full kowiki sample)\n\n"
+        f"Trained by `odqa train-reranker` on {train['options']['--max-train-examples']} of "
+        f"{results['data']['questions']:,} competition train questions (1 positive + "
+        f"{train['options']['--negatives']} BM25 hard negatives each, {train['options']['--max-length']} tokens, "
+        f"lr {train['options']['--lr']:g}, precision {train['options']['--mixed-precision']}, word embeddings fixed): "
+        f"{train['steps']} of {train['total_steps']} steps in {train['train_seconds'] / 60:.0f} min on 2 CPU cores, "
+        f"last loss {last['loss']:.3f}{'' if train['finished'] else ' (stopped by the time budget)'}."
+    ]
+    for name, systems in ev["results"].items():
+        sections.append(
+            f"### {name} ({ev['questions'][name]} questions), has-answer top-k (%); searching with re-ranking "
+            f"took {ev['seconds'][name] / 60:.1f} min\n\n" + topk_table("system", systems, KS)
+        )
+    write_results("rerank_ko", results, "\n\n".join(sections) + "\n")
+
+
+if __name__ == "__main__":
+    main()
