@@ -13,9 +13,16 @@ articles. Every system searches the same pool; BM25 on the full corpus is report
 Fusion weights are tuned on the 300 held-out competition train questions, never on the
 evaluation sets (competition validation, KorQuAD dev sample).
 
+`--encoder FOLDER` evaluates that encoder as it is instead (e.g. multilingual-e5-small from `odqa
+import-model`: its prefixes and pooling, no training; `--bf16` encodes in bfloat16), and `--reranker
+FOLDER` re-sorts with that reranker (e.g. the one rerank_ko.py trains); the results are then
+retrieval_dense_ko_<encoder folder name>.{json,md}, and the pool, its BM25 index and the tuning
+questions are the same as the default run's.
+
 Each stage caches its result in benchmarks/work/dense/ko-*; `--redo STAGE` runs it again.
 
     python retrieval_dense_ko.py [--stages ...]
+    python retrieval_dense_ko.py --encoder ../models/me5-small --bf16 [--reranker work/rerank/reranker]
 """
 
 from __future__ import annotations
@@ -187,7 +194,12 @@ def hnsw_against_flat(vectors: np.ndarray, queries: np.ndarray) -> dict:
     return {"passages": len(vectors), "queries": len(queries), "default_ef": 128, **sweep[128], "ef_sweep": sweep}
 
 
-def stage_evaluate() -> dict:
+def stage_evaluate(
+    encoder_path: Path | None = None, reranker_path: Path | None = None, precision: str = "fp32"
+) -> dict:
+    """Every system on the pool. Without `encoder_path` the trained bi-encoder and reranker of the
+    stages before; with it, that encoder as it is (its own prefixes and pooling) and `reranker_path`
+    (or no reranker rows)."""
     from odqa.evaluation import evaluate_retrieval
     from odqa.retrieval.dense import DenseIndex
     from odqa.retrieval.encoder import DenseEncoder
@@ -199,14 +211,31 @@ def stage_evaluate() -> dict:
     tune = sets.pop("tune")
     sparse = SparseIndex.load(OUT / "ko-pool-bm25")
     passages = [sparse.passages[i] for i in range(sparse.n_passages)]
-    encoder = DenseEncoder.load(OUT / "ko-dpr", **ENCODER)
-    log(f"encoding {len(passages)} passages")
-    start = time.perf_counter()
-    vectors = encoder.encode([p.text for p in passages], "passage")
-    encode_s = time.perf_counter() - start
-    dense = DenseIndex.build(passages, encoder, "flat", str(OUT / "ko-dpr"), sparse.manifest["corpus"], vectors=vectors)
-    dense.save(OUT / "ko-pool-dense")
-    reranker = Reranker.load(OUT / "ko-reranker")
+    if encoder_path is None:
+        encoder, dense_dir = DenseEncoder.load(OUT / "ko-dpr", **ENCODER), OUT / "ko-pool-dense"
+        reranker_path = OUT / "ko-reranker"
+    else:
+        encoder, dense_dir = (
+            DenseEncoder.load(encoder_path, precision=precision),
+            OUT / f"ko-pool-dense-{encoder_path.name}",
+        )
+    # an imported encoder's vectors are kept (tens of minutes on 2 cores), so a later failure costs no re-encoding
+    kept = OUT / f"ko-pool-vectors-{encoder_path.name}-{precision}.npz" if encoder_path else None
+    if kept is not None and kept.exists():
+        stored = np.load(kept)
+        vectors, encode_s = stored["vectors"], float(stored["seconds"])
+    else:
+        log(f"encoding {len(passages)} passages")
+        start = time.perf_counter()
+        vectors = encoder.encode([p.text for p in passages], "passage", progress=True)
+        encode_s = time.perf_counter() - start
+        if kept is not None:
+            np.savez(kept.with_suffix(".partial.npz"), vectors=vectors, seconds=encode_s)
+            kept.with_suffix(".partial.npz").rename(kept)
+    source = str(encoder_path or OUT / "ko-dpr")
+    dense = DenseIndex.build(passages, encoder, "flat", source, sparse.manifest["corpus"], vectors=vectors)
+    dense.save(dense_dir)
+    reranker = Reranker.load(reranker_path) if reranker_path else None
 
     # fusion tuned on the held-out training questions: rrf against combsum / zscore at several weights
     candidates = [("rrf", 1.0)] + [(f, w) for f in ("combsum", "zscore") for w in (0.1, 0.25, 0.5, 1.0, 2.0)]
@@ -228,11 +257,12 @@ def stage_evaluate() -> dict:
             "dense": dense,
             "hybrid rrf": HybridRetriever([sparse, dense], "rrf"),
             f"hybrid {best} (tuned)": HybridRetriever([sparse, dense], fusion, [1.0, w]),
-            "BM25 + rerank top 20": HybridRetriever([sparse], reranker=reranker, rerank_top=20),
-            f"hybrid {best} + rerank top 20": HybridRetriever(
-                [sparse, dense], fusion, [1.0, w], reranker=reranker, rerank_top=20
-            ),
         }
+        if reranker is not None:
+            runs["BM25 + rerank top 20"] = HybridRetriever([sparse], reranker=reranker, rerank_top=20)
+            runs[f"hybrid {best} + rerank top 20"] = HybridRetriever(
+                [sparse, dense], fusion, [1.0, w], reranker=reranker, rerank_top=20
+            )
         results[set_name] = {}
         for system, retriever in runs.items():
             log(f"{set_name}: {system}")
@@ -240,6 +270,9 @@ def stage_evaluate() -> dict:
         results[set_name]["BM25, full kowiki (reference)"] = evaluate_retrieval(full, questions, KS)["has_answer"]
     queries = encoder.encode([q.text for qs in sets.values() for q in qs], "query")
     return {
+        "encoder": source,
+        "precision": precision,
+        "reranker": str(reranker_path) if reranker_path else None,
         "passages": len(passages),
         "encode_passages_per_s": len(passages) / encode_s,
         "tuning": tuning,
@@ -261,21 +294,31 @@ def main() -> None:
         default=FULL_INDEX,
         help="the sparse index over the whole kowiki sample (`make demo` builds it)",
     )
+    parser.add_argument("--encoder", type=Path, default=None, help="evaluate this encoder as it is (no train stages)")
+    parser.add_argument("--reranker", type=Path, default=None, help="with --encoder: the reranker of its rows")
+    parser.add_argument("--bf16", action="store_true", help="with --encoder: encode in bfloat16")
     args = parser.parse_args()
     FULL_INDEX = args.index
     redo = {s for s in args.redo.split(",") if s}
+    if args.reranker and not args.encoder:
+        parser.error("--reranker goes with --encoder (the default run trains its own)")
+    precision = "bf16" if args.bf16 else "fp32"
+    suffix = f"-{args.encoder.name}" if args.encoder else ""
     runners = {
         "split": stage_split,
         "pool": stage_pool,
         "indexes": stage_indexes,
         "train-dense": stage_train_dense,
         "train-reranker": stage_train_reranker,
-        "evaluate": stage_evaluate,
+        "evaluate": lambda: stage_evaluate(args.encoder, args.reranker, precision),
     }
+    stages = [s for s in args.stages.split(",") if s]
+    if args.encoder:
+        stages = [s for s in stages if not s.startswith("train-")]
     OUT.mkdir(parents=True, exist_ok=True)
     results = {}
-    for stage in [s for s in args.stages.split(",") if s]:
-        path = OUT / f"ko-{stage}.json"
+    for stage in stages:
+        path = OUT / f"ko-{stage}{suffix if stage == 'evaluate' else ''}.json"
         if path.exists() and stage not in redo:
             results[stage] = json.loads(path.read_text(encoding="utf-8"))
             continue
@@ -304,7 +347,15 @@ def main() -> None:
         "speed-up and "
         f"recall@10 by efSearch: {sweep}. Encoding: {ev['encode_passages_per_s']:.0f} passages/s."
     )
-    write_results("retrieval_dense_ko", results, "\n\n".join(sections) + "\n")
+    name = "retrieval_dense_ko" + (f"_{args.encoder.name.replace('-', '_')}" if args.encoder else "")
+    if args.encoder:
+        sections.insert(
+            0,
+            f"# {args.encoder.name} as it is (no training), passages encoded in {precision}"
+            + (f"; reranker {args.reranker}" if args.reranker else "")
+            + "\n",
+        )
+    write_results(name, results, "\n\n".join(sections) + "\n")
 
 
 if __name__ == "__main__":
