@@ -351,9 +351,8 @@ def main() -> None:
     if args.encoder:
         sections.insert(
             0,
-            f"# {args.encoder.name} as it is (no training), passages encoded in {precision}"
-            + (f"; reranker {args.reranker}" if args.reranker else "")
-            + "\n",
+            f"# The encoder {args.encoder.name} as it is (no training; its own prefixes and pooling), every pool "
+            f"passage encoded in {precision}" + (f"; reranker {args.reranker}" if args.reranker else "") + "\n",
         )
     write_results(name, results, "\n\n".join(sections) + "\n")
 

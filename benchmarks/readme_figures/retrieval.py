@@ -8,6 +8,16 @@ import json
 
 from readme_figures.base import RESULTS, Figure, gain, system, topk
 
+ME5_POOL = "retrieval_dense_ko_me5_small.json"
+
+
+def pool_row(results: dict, set_name: str, system: str) -> dict:
+    """A system's has-answer row on the Korean pool: by its exact name, or "tuned" for the tuned hybrid."""
+    rows = results["evaluate"]["results"][set_name]
+    if system == "tuned":
+        return next(v for name, v in rows.items() if name.endswith("(tuned)"))
+    return rows[system]
+
 
 def me5_top(results: dict, system: str, k: int) -> float:
     """Has-answer top-k (%) of multilingual-e5-small's `system` (dense, hybrid rrf, hybrid combsum)."""
@@ -162,6 +172,9 @@ FIGURES: dict[str, Figure] = {
     },
     "dense_ko.pool": Figure("retrieval_dense_ko.json", lambda d: d["evaluate"]["passages"], "{:,}"),
     "dense_ko.encode": Figure("retrieval_dense_ko.json", lambda d: d["evaluate"]["encode_passages_per_s"], "{:.0f}"),
+    "dense_ko.competition.dense.top20": Figure(
+        "retrieval_dense_ko.json", lambda d: 100 * pool_row(d, "competition validation", "dense")["top20"], "{:.1f}"
+    ),
     **{
         f"hnsw.{ef}.{what}": Figure(
             "retrieval_dense_ko.json",
@@ -169,6 +182,36 @@ FIGURES: dict[str, Figure] = {
             "{:.3f}" if what == "recall@10" else "{:.1f}×",
         )
         for ef in ("16", "32", "64", "128", "256")
+        for what in ("recall@10", "speedup")
+    },
+    # multilingual-e5-small as it is on the same pool (retrieval_dense_ko.py --encoder ../models/me5-small --bf16)
+    "dense_ko.me5.encode": Figure(ME5_POOL, lambda d: d["evaluate"]["encode_passages_per_s"], "{:.0f}"),
+    "dense_ko.me5.chosen": Figure(ME5_POOL, lambda d: d["evaluate"]["chosen"]),
+    **{
+        f"dense_ko.me5.{key}.{row}.top{k}": Figure(
+            ME5_POOL, lambda d, name=name, row=row, k=k: 100 * pool_row(d, name, row)[f"top{k}"], "{:.1f}"
+        )
+        for key, name in (("competition", "competition validation"), ("korquad", "KorQuAD 1.0 dev sample"))
+        for row in ("dense", "BM25")
+        for k in (1, 5, 20)
+    },
+    **{
+        f"dense_ko.me5.gain.{key}.top{k}": Figure(
+            ME5_POOL,
+            lambda d, name=name, k=k: (
+                100 * (pool_row(d, name, "tuned")[f"top{k}"] - pool_row(d, name, "BM25")[f"top{k}"])
+            ),
+            "{:+.1f}",
+        )
+        for key, name in (("competition", "competition validation"), ("korquad", "KorQuAD 1.0 dev sample"))
+        for k in (1, 5, 20)
+    },
+    **{
+        f"hnsw.me5.128.{what}": Figure(
+            ME5_POOL,
+            lambda d, what=what: d["evaluate"]["hnsw"]["ef_sweep"]["128"][what],
+            "{:.3f}" if what == "recall@10" else "{:.1f}×",
+        )
         for what in ("recall@10", "speedup")
     },
     # BM25's top N re-scored by multilingual-e5-small on the fly (benchmarks/rescore_ko.py)
