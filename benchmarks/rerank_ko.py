@@ -76,7 +76,14 @@ def stage_train(args) -> dict:
         "--save-steps": 25,
     }
     command = [sys.executable, "-m", "odqa", "train-reranker", "--model", str(args.start)]
-    command += ["--train", str(OUT / "train-questions.json"), "--index", str(FULL_INDEX), "--out", str(OUT / "reranker")]
+    command += [
+        "--train",
+        str(OUT / "train-questions.json"),
+        "--index",
+        str(FULL_INDEX),
+        "--out",
+        str(OUT / "reranker"),
+    ]
     command += [str(x) for pair in options.items() for x in pair] + ["--freeze-embeddings"]
     start = time.perf_counter()
     subprocess.run(command, check=True)
