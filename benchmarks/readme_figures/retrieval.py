@@ -19,6 +19,15 @@ def pool_row(results: dict, set_name: str, system: str) -> dict:
     return rows[system]
 
 
+RERANK = "rerank_ko.json"
+
+
+def reranked(results: dict, set_name: str, with_reranker: bool) -> dict:
+    """rerank_ko.py's has-answer row of the hybrid, re-sorted by the reranker or not."""
+    rows = results["evaluate"]["results"][set_name]
+    return next(v for name, v in rows.items() if ("+ rerank" in name) == with_reranker)
+
+
 def me5_top(results: dict, system: str, k: int) -> float:
     """Has-answer top-k (%) of multilingual-e5-small's `system` (dense, hybrid rrf, hybrid combsum)."""
     systems = results["multilingual"]["systems"]
@@ -213,6 +222,19 @@ FIGURES: dict[str, Figure] = {
             "{:.3f}" if what == "recall@10" else "{:.1f}×",
         )
         for what in ("recall@10", "speedup")
+    },
+    # a cross-encoder from the Korean reader re-sorting that hybrid's top 20 (benchmarks/rerank_ko.py)
+    "rerank.questions": Figure(RERANK, lambda d: d["train"]["options"]["--max-train-examples"], "{:,}"),
+    "rerank.minutes": Figure(RERANK, lambda d: d["train"]["train_seconds"] / 60, "{:.0f}"),
+    "rerank.loss": Figure(RERANK, lambda d: d["train"]["history"][-1]["loss"], "{:.2f}"),
+    **{
+        f"rerank.change.{key}.top{k}": Figure(
+            RERANK,
+            lambda d, name=name, k=k: 100 * (reranked(d, name, True)[f"top{k}"] - reranked(d, name, False)[f"top{k}"]),
+            "{:+.1f}",
+        )
+        for key, name in (("competition", "competition validation"), ("korquad", "KorQuAD 1.0 dev sample"))
+        for k in (1, 5)
     },
     # BM25's top N re-scored by multilingual-e5-small on the fly (benchmarks/rescore_ko.py)
     "rescore.top": Figure("rescore_ko.json", lambda d: d["evaluate"]["top"]),
