@@ -21,6 +21,18 @@ def require_shared() -> None:
         sys.exit(f"shared data not found at {SHARED} (set ODQA_SHARED to the folder holding data/kowiki)")
 
 
+def squad_subset(data: dict, keep) -> dict:
+    """A SQuAD-format dict with only the questions whose id `keep(id)` accepts (paragraphs and articles
+    left without questions dropped)."""
+    articles = []
+    for article in data["data"]:
+        paragraphs = [p | {"qas": [qa for qa in p["qas"] if keep(qa["id"])]} for p in article["paragraphs"]]
+        paragraphs = [p for p in paragraphs if p["qas"]]
+        if paragraphs:
+            articles.append(article | {"paragraphs": paragraphs})
+    return {"version": data.get("version", ""), "data": articles}
+
+
 def sample(items: list, n: int | None, seed: int = 13) -> list:
     if n is None or n >= len(items):
         return items

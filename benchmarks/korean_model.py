@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import DATA, KOWIKI, cached_stage, log, sample
+from common import DATA, KOWIKI, cached_stage, log, sample, squad_subset
 from korean_bench import OUT
 from korean_bench.cleanup import stage_glosses, stage_units
 from korean_bench.engine import PROBE_TEXTS, engine_parity
@@ -178,20 +178,13 @@ def stage_split() -> dict:
     ids = sorted(qa["id"] for article in data["data"] for p in article["paragraphs"] for qa in p["qas"])
     held = set(random.Random(13).sample(ids, HELD_OUT))
 
-    def keep(predicate) -> dict:
-        articles = []
-        for article in data["data"]:
-            paragraphs = [p | {"qas": [qa for qa in p["qas"] if predicate(qa["id"])]} for p in article["paragraphs"]]
-            paragraphs = [p for p in paragraphs if p["qas"]]
-            if paragraphs:
-                articles.append(article | {"paragraphs": paragraphs})
-        return {"version": data.get("version", ""), "data": articles}
-
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "train-rest.json").write_text(
-        json.dumps(keep(lambda i: i not in held), ensure_ascii=False), encoding="utf-8"
+        json.dumps(squad_subset(data, lambda i: i not in held), ensure_ascii=False), encoding="utf-8"
     )
-    (OUT / "train-heldout.json").write_text(json.dumps(keep(lambda i: i in held), ensure_ascii=False), encoding="utf-8")
+    (OUT / "train-heldout.json").write_text(
+        json.dumps(squad_subset(data, lambda i: i in held), ensure_ascii=False), encoding="utf-8"
+    )
     return {"held_out": len(held), "rest": len(ids) - len(held)}
 
 

@@ -29,8 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import WORK, cached_stage, log, sample, topk_table, write_results
-from rescore_ko import COMP_TRAIN, ENCODER, EVALUATED, FULL_INDEX, KS, cached_vectors, held_out_questions, rescored
+from common import WORK, cached_stage, log, sample, squad_subset, topk_table, write_results
+from rescore_ko import COMP_TRAIN, ENCODER, EVALUATED, FULL_INDEX, KS, cached_vectors, held_out_ids, rescored
 from rescore_ko import OUT as RESCORE
 from rescore_ko import question_sets as rescore_sets
 
@@ -39,24 +39,14 @@ OUT = WORK / "rerank"
 
 def stage_data() -> dict:
     """Competition train less rescore_ko.py's 300 held-out questions (its tuning 150 among them)."""
-    import random
-
     from odqa.io.files import load_json
     from odqa.io.questions import read_questions
 
-    data = load_json(COMP_TRAIN)
-    questions = read_questions(COMP_TRAIN)
-    held = set(random.Random(5).sample(sorted(q.id for q in questions), 300))  # as held_out_questions() draws them
-    assert {q.id for q in held_out_questions()} <= held
-    articles = []
-    for article in data["data"]:
-        paragraphs = [p | {"qas": [qa for qa in p["qas"] if qa["id"] not in held]} for p in article["paragraphs"]]
-        paragraphs = [p for p in paragraphs if p["qas"]]
-        if paragraphs:
-            articles.append(article | {"paragraphs": paragraphs})
+    held = held_out_ids(q.id for q in read_questions(COMP_TRAIN))
+    rest = squad_subset(load_json(COMP_TRAIN), lambda i: i not in held)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "train-questions.json").write_text(json.dumps({"data": articles}, ensure_ascii=False), encoding="utf-8")
-    kept = sum(len(p["qas"]) for a in articles for p in a["paragraphs"])
+    (OUT / "train-questions.json").write_text(json.dumps(rest, ensure_ascii=False), encoding="utf-8")
+    kept = sum(len(p["qas"]) for a in rest["data"] for p in a["paragraphs"])
     return {"questions": kept, "held_out": len(held)}
 
 

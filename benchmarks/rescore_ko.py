@@ -46,12 +46,18 @@ EVALUATED = ("competition validation", "KorQuAD 1.0 dev sample")
 SPEED_SAMPLE = 256  # passages each precision encodes for the throughput ratio
 
 
+def held_out_ids(ids) -> set[str]:
+    """Which of the competition train question `ids` are the 300 that retrieval_dense_ko.py holds out
+    for tuning (the same seeded draw)."""
+    return set(random.Random(5).sample(sorted(ids), 300))
+
+
 def held_out_questions():
     """The 300 competition train questions retrieval_dense_ko.py holds out for tuning, a seeded 150 of them."""
     from odqa.io import read_questions
 
     questions = read_questions(COMP_TRAIN)
-    held = set(random.Random(5).sample(sorted(q.id for q in questions), 300))
+    held = held_out_ids(q.id for q in questions)
     return sample([q for q in questions if q.id in held], TUNE_N)
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, KOWIKI, ROOT, WORK, sample, topk_table, write_results
+from common import DATA, KOWIKI, ROOT, WORK, sample, squad_subset, topk_table, write_results
 
 OUT = WORK / "dense"
 FULL_INDEX = ROOT / "indexes" / "kowiki-bm25"
@@ -72,10 +72,8 @@ def stage_split() -> dict:
     data = json.loads(COMP_TRAIN.read_text(encoding="utf-8"))
     ids = sorted(qa["id"] for article in data["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"])
     held = set(random.Random(5).sample(ids, HELD_OUT))
-    for article in data["data"]:
-        for paragraph in article["paragraphs"]:
-            paragraph["qas"] = [qa for qa in paragraph["qas"] if qa["id"] not in held]
-    (OUT / "ko-train.squad.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    rest = squad_subset(data, lambda i: i not in held)
+    (OUT / "ko-train.squad.json").write_text(json.dumps(rest, ensure_ascii=False), encoding="utf-8")
     return {"held_out_ids": sorted(held), "train_questions": len(ids) - len(held)}
 
 

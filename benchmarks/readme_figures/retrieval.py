@@ -12,7 +12,8 @@ ME5_POOL = "retrieval_dense_ko_me5_small.json"
 
 
 def pool_row(results: dict, set_name: str, system: str) -> dict:
-    """A system's has-answer row on the Korean pool: by its exact name, or "tuned" for the tuned hybrid."""
+    """A system's has-answer row in retrieval_dense_ko's or rescore_ko's results: by its exact name, or
+    "tuned" for the tuned hybrid."""
     rows = results["evaluate"]["results"][set_name]
     if system == "tuned":
         return next(v for name, v in rows.items() if name.endswith("(tuned)"))
@@ -250,11 +251,7 @@ FIGURES: dict[str, Figure] = {
         f"rescore.gain.{key}.top{k}": Figure(
             "rescore_ko.json",
             lambda d, name=name, k=k: (
-                100
-                * (
-                    next(v for s, v in d["evaluate"]["results"][name].items() if s.endswith("(tuned)"))[f"top{k}"]
-                    - d["evaluate"]["results"][name]["BM25"][f"top{k}"]
-                )
+                100 * (pool_row(d, name, "tuned")[f"top{k}"] - pool_row(d, name, "BM25")[f"top{k}"])
             ),
             "{:+.1f}",
         )
