@@ -14,6 +14,10 @@ Stages, each cached in benchmarks/work/rerank/ (`--redo STAGE` runs one again):
   data      the training file (competition train less the held-out 300)
   train     `odqa train-reranker` (resumes where a killed run stopped)
   evaluate  has-answer top-k of the hybrid and of the hybrid re-sorted by the reranker
+  fuse      the reranker's score fused with the hybrid's (`Reranker(weight=…)`, `--rerank-weight`):
+            fusion and weight chosen on rescore_ko.py's 150 tuning questions (held out of training),
+            then the evaluation sets; each pair is scored once (OUT/scores/) and re-sorted at every
+            weight by `Reranker.resort`, the step `rerank` takes after scoring
 
 Needs rescore_ko.py's candidates, vectors and evaluate stage (benchmarks/work/rescore/).
 
@@ -35,6 +39,9 @@ from rescore_ko import OUT as RESCORE
 from rescore_ko import question_sets as rescore_sets
 
 OUT = WORK / "rerank"
+FUSE_WEIGHTS = [0.1, 0.25, 0.5, 1.0, 2.0, 4.0]
+FUSE_METHODS = ["combsum", "zscore"]
+CHECKED = 20  # questions per evaluation set searched again through the retriever, to check the stage's arithmetic
 
 
 def stage_data() -> dict:
@@ -126,6 +133,85 @@ def stage_evaluate(args) -> dict:
     }
 
 
+def stage_fuse(args) -> dict:
+    import numpy as np
+
+    from odqa.evaluation import evaluate_retrieval, score_rankings
+    from odqa.retrieval.base import hits_to_arrays
+    from odqa.retrieval.encoder import DenseEncoder
+    from odqa.retrieval.rerank import Reranker
+    from odqa.retrieval.sparse import SparseIndex
+
+    candidates = json.loads((RESCORE / "candidates.json").read_text(encoding="utf-8"))
+    weight = float(json.loads((RESCORE / "evaluate.json").read_text(encoding="utf-8"))["chosen_weight"])
+    full = SparseIndex.load(FULL_INDEX)
+    retriever = rescored(full, DenseEncoder.load(args.encoder), cached_vectors(candidates), weight, candidates["top"])
+    reranker = Reranker.load(OUT / "reranker")
+    top = args.rerank_top
+    sets = rescore_sets()
+    systems = [(None, "combsum")] + [(w, m) for m in FUSE_METHODS for w in FUSE_WEIGHTS]
+
+    def label(weight, method) -> str:
+        return "reranker alone" if weight is None else f"{method} w={weight:g}"
+
+    scored, first_stage, seconds = {}, {}, {}
+    (OUT / "scores").mkdir(parents=True, exist_ok=True)
+    for name in ("tune", *EVALUATED):
+        texts = [q.text for q in sets[name]]
+        first_stage[name] = retriever.search(texts, k=top, fetch=True)
+        path = OUT / "scores" / f"{name.replace(' ', '-')}-top{top}.npy"
+        if not path.exists():
+            log(f"{name}: scoring {sum(len(h) for h in first_stage[name]):,} pairs")
+            start = time.perf_counter()
+            pairs = [(q, h.passage.text) for q, hits in zip(texts, first_stage[name]) for h in hits]
+            np.save(OUT / "scores" / "partial.npy", reranker.score(*zip(*pairs)))
+            (OUT / "scores" / "partial.npy").rename(path)
+            seconds[name] = time.perf_counter() - start
+        scored[name] = np.load(path)
+
+    def metrics(name, weight, method) -> dict:
+        reranker.weight, reranker.fusion = weight, method
+        ranked = reranker.resort(first_stage[name], scored[name])
+        return score_rankings(hits_to_arrays(ranked, top)[1], sets[name], full.passages, KS)["has_answer"]
+
+    tuning = {"hybrid": score_rankings(hits_to_arrays(first_stage["tune"], top)[1], sets["tune"], full.passages, KS)}
+    tuning["hybrid"] = tuning["hybrid"]["has_answer"]
+    tuning |= {label(w, m): metrics("tune", w, m) for w, m in systems}
+    # the target is top-1 and top-5 over the hybrid: the best mean of the two, then top-20
+    best = max(
+        systems, key=lambda s: (tuning[label(*s)]["top1"] + tuning[label(*s)]["top5"], tuning[label(*s)]["top20"])
+    )
+    hybrid = f"BM25 + e5 re-scoring of top {candidates['top']}, w={weight:g}"
+    results, checked = {}, {}
+    for name in EVALUATED:
+        results[name] = {
+            hybrid: evaluate_retrieval(retriever, sets[name], KS)["has_answer"],
+            f"{hybrid} + rerank top {top}, reranker alone": metrics(name, None, "combsum"),
+            f"{hybrid} + rerank top {top}, {label(*best)} (tuned)": metrics(name, *best),
+        }
+        # the library's own path (HybridRetriever → Reranker.rerank) on a sample gives the same rankings
+        sample_questions = sets[name][:CHECKED]
+        reranker.weight, reranker.fusion = best
+        expected = reranker.resort(first_stage[name][:CHECKED], scored[name][: CHECKED * top])
+        retriever.reranker, retriever.rerank_top = reranker, top
+        searched = retriever.search([q.text for q in sample_questions], k=top)
+        retriever.reranker = None
+        checked[name] = [[h.passage_id for h in hits] for hits in searched] == [
+            [h.passage_id for h in hits] for hits in expected
+        ]
+        log(f"{name}: {results[name]} (library path agrees on {CHECKED}: {checked[name]})")
+    return {
+        "weight": weight,
+        "rerank_top": top,
+        "chosen": {"weight": best[0], "fusion": best[1]},
+        "tuning": tuning,
+        "questions": {name: len(sets[name]) for name in ("tune", *EVALUATED)},
+        "results": results,
+        "library_path_agrees": checked,
+        "scoring_seconds": seconds,
+    }
+
+
 def main() -> None:
     global FULL_INDEX
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -151,6 +237,7 @@ def main() -> None:
         "data": cached_stage(OUT, "data", redo, stage_data),
         "train": cached_stage(OUT, "train", redo, lambda: stage_train(args)),
         "evaluate": cached_stage(OUT, "evaluate", redo, lambda: stage_evaluate(args)),
+        "fuse": cached_stage(OUT, "fuse", redo, lambda: stage_fuse(args)),
         "compute": "2 CPU cores (shared machine), no GPU",
     }
     train, ev = results["train"], results["evaluate"]
@@ -168,6 +255,22 @@ def main() -> None:
         sections.append(
             f"### {name} ({ev['questions'][name]} questions), has-answer top-k (%); searching with re-ranking "
             f"took {ev['seconds'][name] / 60:.1f} min\n\n" + topk_table("system", systems, KS)
+        )
+    fused = results["fuse"]
+    chosen = fused["chosen"]
+    sections.append(
+        f"### The reranker's score fused with the hybrid's: choosing the fusion and weight on "
+        f"{fused['questions']['tune']} held-out competition train questions (best top-1 + top-5), has-answer "
+        f"top-k (%)\n\n" + topk_table("system", fused["tuning"], KS)
+    )
+    for name, systems in fused["results"].items():
+        agrees = "the same" if fused["library_path_agrees"][name] else "NOT the same"
+        sections.append(
+            f"### {name} ({fused['questions'][name]} questions): the hybrid re-sorted by the reranker fused at the "
+            f"chosen {chosen['fusion']} weight {chosen['weight']}, has-answer top-k (%)\n\n"
+            + topk_table("system", systems, KS)
+            + f"\nSearching {CHECKED} of them through `HybridRetriever` with `Reranker(weight={chosen['weight']}, "
+            f"fusion={chosen['fusion']!r})` gives {agrees} rankings as re-sorting the stored scores."
         )
     write_results("rerank_ko", results, "\n\n".join(sections) + "\n")
 

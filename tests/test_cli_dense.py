@@ -151,5 +151,25 @@ def test_dense_and_hybrid_commands(tiny_encoder, korean_qa_file, korean_docs_ind
     )
     assert run.returncode == 0, run.stderr
     assert len(run.stdout.splitlines()) == 2
+    # at weight 0 the reranker's score only breaks the first stage's ties: BM25's order stays
+    bm25 = odqa("search", "--index", sparse, "-k", "3", "--json", "대한민국의 도시")
+    run = odqa(
+        "search",
+        "--index",
+        sparse,
+        "--rerank",
+        tmp_path / "rr",
+        "--rerank-weight",
+        "0",
+        "-k",
+        "3",
+        "--json",
+        "대한민국의 도시",
+    )
+    assert run.returncode == 0, run.stderr
+    ids = [[json.loads(line)["passage_id"] for line in r.stdout.splitlines()] for r in (bm25, run)]
+    assert ids[0] == ids[1]
+    run = odqa("search", "--index", sparse, "--rerank", tmp_path / "rr", "--rerank-weight", "-1", "질문")
+    assert run.returncode == 2 and "must be a number ≥ 0" in run.stderr
     run = odqa("search", "--index", sparse, "--index", tmp_path / "missing", "질문")
     assert run.returncode == 2 and "index not found" in run.stderr

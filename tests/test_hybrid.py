@@ -53,6 +53,42 @@ def test_reranking_reorders_by_cross_encoder_score(indexes):
     assert [h.score for h in hits] == pytest.approx(sorted(expected, reverse=True), rel=1e-5)
 
 
+def test_a_weighted_reranker_adds_its_score_to_the_first_stage_instead_of_replacing_it(indexes, tmp_path):
+    import numpy as np
+
+    from odqa.retrieval.rerank import Reranker
+    from odqa.types import Hit
+
+    # first stage 4 > 3 > 2 > 1 (min-max: 1, 2/3, 1/3, 0); the cross-encoder likes only the last (0, 0, 0, 1)
+    first = [
+        Hit(pid, score, rank, None) for rank, (pid, score) in enumerate([(7, 4.0), (8, 3.0), (9, 2.0), (6, 1.0)], 1)
+    ]
+    cross = np.array([0.0, 0.0, 0.0, 10.0], dtype=np.float32)
+    reranker = Reranker.load(indexes / "reranker")
+    assert [h.passage_id for h in reranker.resort([first], cross)[0]] == [6, 7, 8, 9]  # the cross-encoder alone
+    for weight, order in ((0.0, [7, 8, 9, 6]), (0.5, [7, 8, 6, 9]), (2.0, [6, 7, 8, 9])):
+        reranker.weight = weight
+        resorted = reranker.resort([first], cross)[0]
+        assert [h.passage_id for h in resorted] == order and [h.rank for h in resorted] == [1, 2, 3, 4]
+    assert [h.score for h in reranker.resort([first], cross)[0]] == pytest.approx([2, 1, 2 / 3, 1 / 3])
+
+    # through the retriever: weight 0 keeps the first stage's order; the weight travels with a saved hybrid
+    question = "한강은 어디로 흐르나?"
+    sparse = [h.passage_id for h in open_retriever(indexes / "sparse").search([question], k=4)[0]]
+    kept = open_retriever([indexes / "sparse"], rerank=str(indexes / "reranker"), rerank_top=4, rerank_weight=0)
+    assert [h.passage_id for h in kept.search([question], k=4)[0]] == sparse
+    mixed = open_retriever(
+        [indexes / "sparse"], rerank=str(indexes / "reranker"), rerank_top=4, rerank_weight=0.5, rerank_fusion="zscore"
+    )
+    mixed.save(tmp_path / "reranked")
+    reopened = load_index(tmp_path / "reranked")
+    assert (reopened.reranker.weight, reopened.reranker.fusion) == (0.5, "zscore")
+    assert reopened.search([question], k=4) == mixed.search([question], k=4)
+    for weight, fusion, message in ((-1, "combsum", "must be a number ≥ 0"), (1, "borda", "unknown fusion")):
+        with pytest.raises(OdqaError, match=message):
+            Reranker.load(indexes / "reranker", weight=weight, fusion=fusion)
+
+
 def test_fusing_indexes_of_different_corpora_is_refused(indexes, tmp_path):
     from odqa.retrieval.build import build_sparse_index
 

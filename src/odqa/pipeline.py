@@ -34,6 +34,7 @@ class PipelineConfig(Settings):
     fusion_weights: list[float] | None = None  # one per index (`odqa tune-fusion` chooses them)
     rerank: str | None = None  # a cross-encoder reranker folder
     rerank_top: int = Field(50, ge=1, le=1000)
+    rerank_weight: float | None = Field(None, ge=0)  # fused with the first stage's score at this weight (None: alone)
     rescore: str | None = None  # a bi-encoder folder that re-scores the top `rescore_top` on the fly
     rescore_weight: float = Field(1.0, ge=0)  # its similarity's weight against the first stage's score
     rescore_top: int = Field(20, ge=1, le=1000)
@@ -126,6 +127,7 @@ class Pipeline:
                 rescore_weight=config.rescore_weight,
                 rescore_top=config.rescore_top,
                 rescore_precision=config.rescore_precision,
+                rerank_weight=config.rerank_weight,
             )
         return self.index
 

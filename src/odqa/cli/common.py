@@ -83,6 +83,10 @@ ENSEMBLE_OPTION = typer.Option(None, "--ensemble", help="how several readers vot
 # the options every pipeline command (ask, predict, evaluate, serve) shares
 INDEX_OPTION = typer.Option(None, help=INDEX_HELP)
 RERANK_OPTION = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)")
+RERANK_WEIGHT_OPTION = typer.Option(
+    None,
+    help="fuse the reranker's score with the first stage's at this weight (default: re-sort by the reranker alone)",
+)
 RESCORE_OPTION = typer.Option(None, help=RESCORE_HELP)
 BF16_OPTION = typer.Option(
     False, "--bf16", help="read in bfloat16 (faster on GPUs and on CPUs with AVX512-BF16 or AMX; slow on others)"

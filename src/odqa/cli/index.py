@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from odqa.cli.common import RESCORE_BF16_OPTION, RESCORE_HELP, parse_ks, parse_weights
+from odqa.cli.common import RERANK_WEIGHT_OPTION, RESCORE_BF16_OPTION, RESCORE_HELP, parse_ks, parse_weights
 from odqa.errors import OdqaError
 from odqa.runs import log_metrics
 
@@ -153,22 +153,14 @@ def _update(out, add, delete, replace, dense, processes, device, quiet) -> None:
     )
 
 
-def _retriever(
-    index_path, fusion, fusion_weights, rerank, rerank_top, rescore, rescore_weight, rescore_top, rescore_bf16=False
-):
-    """The indexes as `search`/`eval-retrieval` were asked to open them (fused, re-scored, reranked)."""
+def _retriever(index_path, fusion, fusion_weights, rescore_bf16=False, **options):
+    """The indexes as `search`/`eval-retrieval` were asked to open them (fused, re-scored, reranked):
+    `options` are `open_retriever`'s rerank_* and rescore_* settings."""
     from odqa.retrieval.hybrid import open_retriever
 
+    precision = "bf16" if rescore_bf16 else "fp32"
     return open_retriever(
-        index_path,
-        fusion=fusion,
-        weights=parse_weights(fusion_weights),
-        rerank=rerank,
-        rerank_top=rerank_top,
-        rescore=rescore,
-        rescore_weight=rescore_weight,
-        rescore_top=rescore_top,
-        rescore_precision="bf16" if rescore_bf16 else "fp32",
+        index_path, fusion=fusion, weights=parse_weights(fusion_weights), rescore_precision=precision, **options
     )
 
 
@@ -183,6 +175,7 @@ def search(
     ),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
     rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),
+    rerank_weight: Optional[float] = RERANK_WEIGHT_OPTION,
     rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
     rescore_weight: float = typer.Option(1.0, help="the re-scorer's weight against the first stage's score"),
     rescore_top: int = typer.Option(20, help="first-stage candidates the re-scorer encodes per query"),
@@ -192,7 +185,16 @@ def search(
 ) -> None:
     """Search one or more indexes (fused, optionally reranked) and print the top passages."""
     idx = _retriever(
-        index_path, fusion, fusion_weights, rerank, rerank_top, rescore, rescore_weight, rescore_top, rescore_bf16
+        index_path,
+        fusion,
+        fusion_weights,
+        rescore_bf16,
+        rerank=rerank,
+        rerank_top=rerank_top,
+        rerank_weight=rerank_weight,
+        rescore=rescore,
+        rescore_weight=rescore_weight,
+        rescore_top=rescore_top,
     )
     results = idx.search(queries, k=k, fetch=True)
     for query, hits in zip(queries, results):
@@ -240,6 +242,7 @@ def eval_retrieval(
     ),
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder"),
     rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),
+    rerank_weight: Optional[float] = RERANK_WEIGHT_OPTION,
     rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
     rescore_weight: float = typer.Option(1.0, help="the re-scorer's weight against the first stage's score"),
     rescore_top: int = typer.Option(20, help="first-stage candidates the re-scorer encodes per query"),
@@ -258,7 +261,16 @@ def eval_retrieval(
 
     ks = parse_ks(k)
     idx = _retriever(
-        index_path, fusion, fusion_weights, rerank, rerank_top, rescore, rescore_weight, rescore_top, rescore_bf16
+        index_path,
+        fusion,
+        fusion_weights,
+        rescore_bf16,
+        rerank=rerank,
+        rerank_top=rerank_top,
+        rerank_weight=rerank_weight,
+        rescore=rescore,
+        rescore_weight=rescore_weight,
+        rescore_top=rescore_top,
     )
     qs = read_questions(questions)
     if limit and limit < len(qs):
@@ -269,6 +281,7 @@ def eval_retrieval(
         "fusion": fusion,
         "fusion_weights": parse_weights(fusion_weights),
         "rerank": rerank,
+        "rerank_weight": rerank_weight,
         "rescore": idx.rescorer.to_dict() if rescore else None,
         "questions_file": str(questions),
     }

@@ -3,7 +3,7 @@ re-scoring the fused top N with a bi-encoder on the fly (`odqa.retrieval.rescore
 the candidates with a cross-encoder: the one retriever the rest of odqa uses.
 
     retriever = open_retriever(["indexes/kowiki-bm25", "indexes/kowiki-dense"], fusion="combsum", weights=[1, 0.5],
-                               rerank="runs/reranker-1", rerank_top=50)
+                               rerank="runs/reranker-1", rerank_top=50, rerank_weight=0.5)
     retriever = open_retriever("indexes/kowiki-bm25", rescore="models/me5-small", rescore_weight=1, rescore_top=20)
     retriever.search(["질문"], k=20, fetch=True)
 """
@@ -94,6 +94,8 @@ class HybridRetriever:
             "depth": self.depth,
             "rerank": str(rerank) if rerank else None,
             "rerank_top": self.rerank_top,
+            "rerank_weight": getattr(self.reranker, "weight", None),
+            "rerank_fusion": getattr(self.reranker, "fusion", "combsum"),
             "rescore": self.rescorer.to_dict() if self.rescorer is not None else None,
         }
 
@@ -231,7 +233,9 @@ def retriever_from_dict(data: dict, device: str | None = None):
     if data.get("rerank"):
         from odqa.retrieval.rerank import Reranker
 
-        reranker = Reranker.load(data["rerank"], device=device)
+        reranker = Reranker.load(
+            data["rerank"], device=device, weight=data.get("rerank_weight"), fusion=data.get("rerank_fusion", "combsum")
+        )
     rescorer = None
     if data.get("rescore"):
         rescorer = _rescorer(data["rescore"], device)
@@ -267,16 +271,19 @@ def open_retriever(
     rescore_weight: float = 1.0,
     rescore_top: int = 20,
     rescore_precision: str = "fp32",
+    rerank_weight: float | None = None,
+    rerank_fusion: str = "combsum",
 ):
     """One index as it is, or several fused (and/or re-scored by a bi-encoder, reranked by a
-    cross-encoder) as a HybridRetriever."""
+    cross-encoder) as a HybridRetriever. `rerank_weight`: the cross-encoder's score fused with the
+    first stage's at this weight (None: re-sorted by the cross-encoder alone)."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     indexes = [load_index(p, device) for p in paths]
     reranker = rescorer = None
     if rerank:
         from odqa.retrieval.rerank import Reranker
 
-        reranker = Reranker.load(rerank, device=device)
+        reranker = Reranker.load(rerank, device=device, weight=rerank_weight, fusion=rerank_fusion)
     if rescore:
         described = {"encoder": str(rescore), "weight": rescore_weight, "top": rescore_top}
         rescorer = _rescorer(described | {"precision": rescore_precision}, device)

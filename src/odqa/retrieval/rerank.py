@@ -2,7 +2,13 @@
 (question, passage) pair read together; the candidates are re-sorted by that score.
 
 The model is any `AutoModelForSequenceClassification` with `num_labels=1` (safetensors, no remote
-code); `odqa train-reranker` makes one from an encoder (`odqa.training.rerank`)."""
+code); `odqa train-reranker` makes one from an encoder (`odqa.training.rerank`).
+
+With `weight` set, the candidates are re-sorted by a fusion of the first stage's score (weight 1) and
+the cross-encoder's (`weight`), as `DenseRescorer` fuses: a weakly trained reranker then adds to the
+first stage instead of replacing it (benchmarks/rerank_ko.py chooses the weight on held-out questions).
+
+    reranker = Reranker.load("runs/reranker-1", weight=0.5)   # weight=None: the cross-encoder alone"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from odqa.errors import OdqaError
+from odqa.retrieval.fusion import FUSIONS, fuse
 from odqa.settings import Settings
 from odqa.types import Hit
 
@@ -27,17 +34,40 @@ class RerankerConfig(Settings):
 
 
 class Reranker:
-    def __init__(self, model, tokenizer, config: RerankerConfig | None = None, device: str | None = None):
+    """Scores (question, passage) pairs; `rerank` re-sorts candidates by that score alone
+    (`weight=None`) or by `fusion` of the first stage's score (weight 1) and it (`weight`)."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        config: RerankerConfig | None = None,
+        device: str | None = None,
+        weight: float | None = None,
+        fusion: str = "combsum",
+    ):
         from odqa.models.loading import pick_device
 
+        if fusion not in FUSIONS:
+            raise OdqaError(f"unknown fusion {fusion!r} for reranking; choose one of {', '.join(FUSIONS)}")
+        if weight is not None and not (weight >= 0 and np.isfinite(weight)):
+            raise OdqaError(f"the reranker's weight must be a number ≥ 0 (none: the cross-encoder alone), got {weight}")
         self.model, self.tokenizer = model, tokenizer
+        self.weight, self.fusion = (None if weight is None else float(weight)), fusion
         self.path: Path | None = None  # the folder it was loaded from
         self.config = config or RerankerConfig()
         self.device = pick_device(device)
         self.model.to(self.device).eval()
 
     @classmethod
-    def load(cls, path: str | Path, device: str | None = None, **overrides) -> Reranker:
+    def load(
+        cls,
+        path: str | Path,
+        device: str | None = None,
+        weight: float | None = None,
+        fusion: str = "combsum",
+        **overrides,
+    ) -> Reranker:
         from transformers import AutoModelForSequenceClassification
 
         from odqa.models.loading import check_model_dir, load_pretrained
@@ -52,7 +82,7 @@ class Reranker:
             raise OdqaError(
                 f"{path}: a reranker has one output (num_labels=1), this model has {model.config.num_labels}"
             )
-        reranker = cls(model, load_tokenizer(path), config, device)
+        reranker = cls(model, load_tokenizer(path), config, device, weight, fusion)
         reranker.path = Path(path)
         return reranker
 
@@ -91,18 +121,30 @@ class Reranker:
         return scores
 
     def rerank(self, queries: Sequence[str], candidates: Sequence[Sequence[Hit]]) -> list[list[Hit]]:
-        """Each query's hits (with passages fetched) re-sorted by the cross-encoder's score."""
+        """Each query's hits (with passages fetched) re-sorted by the cross-encoder's score, or by
+        its fusion with the first stage's when `weight` is set."""
+        if len(queries) != len(candidates):
+            raise OdqaError(f"{len(queries)} queries but {len(candidates)} candidate lists")
         pairs = [(qi, hit) for qi, hits in enumerate(candidates) for hit in hits]
         if any(hit.passage is None for _, hit in pairs):
             raise OdqaError("reranking needs the passages' text: search with fetch=True")
         scores = self.score([queries[qi] for qi, _ in pairs], [hit.passage.text for _, hit in pairs]) if pairs else []
-        out: list[list[Hit]] = [[] for _ in candidates]
-        for (qi, hit), score in zip(pairs, scores):
-            out[qi].append(Hit(hit.passage_id, float(score), 0, hit.passage))
-        return [
-            [
+        return self.resort(candidates, np.asarray(scores, dtype=np.float32))
+
+    def resort(self, candidates: Sequence[Sequence[Hit]], scores: np.ndarray) -> list[list[Hit]]:
+        """The candidates re-sorted given the cross-encoder's `scores` of them (flattened in order):
+        what `rerank` does after scoring, so scores computed once can be re-sorted at several weights."""
+        if len(scores) != sum(len(hits) for hits in candidates):
+            raise OdqaError(f"{len(scores)} scores for {sum(len(hits) for hits in candidates)} candidates")
+        out, at = [], 0
+        for hits in candidates:
+            scored = [Hit(h.passage_id, float(s), 0, h.passage) for h, s in zip(hits, scores[at : at + len(hits)])]
+            at += len(hits)
+            ranked = [
                 Hit(h.passage_id, h.score, rank, h.passage)
-                for rank, h in enumerate(sorted(hits, key=lambda h: -h.score), 1)
+                for rank, h in enumerate(sorted(scored, key=lambda h: -h.score), 1)
             ]
-            for hits in out
-        ]
+            if self.weight is not None and ranked:
+                ranked = fuse([list(hits), ranked], len(hits), self.fusion, [1.0, self.weight])
+            out.append(ranked)
+        return out
