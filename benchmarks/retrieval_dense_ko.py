@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, KOWIKI, ROOT, WORK, sample, squad_subset, topk_table, write_results
+from common import DATA, KOWIKI, ROOT, WORK, markdown_table, sample, squad_subset, topk_table, write_results
 
 OUT = WORK / "dense"
 FULL_INDEX = ROOT / "indexes" / "kowiki-bm25"
@@ -48,7 +48,7 @@ MIRACL = (
 )
 ENCODER = {"pooling": "mean", "similarity": "cosine", "passage_max_length": 256, "batch_size": 64}
 HELD_OUT, KORQUAD_N, POOL_DEPTH, RANDOM_ARTICLES = 300, 500, 5, 1000
-STAGES = ["split", "pool", "indexes", "train-dense", "train-reranker", "evaluate"]
+STAGES = ["split", "pool", "indexes", "train-dense", "train-reranker", "evaluate", "serving"]
 KS = [1, 5, 20]
 
 
@@ -169,15 +169,20 @@ def stage_train_reranker() -> dict:
     return {"seconds": time.perf_counter() - start, "history": state["history"], "settings": config.to_dict()}
 
 
-def hnsw_against_flat(vectors: np.ndarray, queries: np.ndarray) -> dict:
-    """Recall@10 of HNSW (M=32) against exact search and its speed-up, at several efSearch."""
+def hnsw_against_flat(vectors: np.ndarray, queries: np.ndarray, one_at_a_time: bool = False) -> dict:
+    """Recall@10 of HNSW (M=32) against exact search and its speed-up, at several efSearch: all
+    queries in one call (a batch job), or one query per call (`one_at_a_time`: as `odqa ask` and
+    `odqa serve` search, one question per request)."""
     from odqa.retrieval.dense import make_faiss_index
 
     def best_time(index) -> tuple[float, np.ndarray]:
         best, ids = float("inf"), None
         for _ in range(3):
             start = time.perf_counter()
-            _, ids = index.search(queries, 10)
+            if one_at_a_time:
+                ids = np.concatenate([index.search(queries[i : i + 1], 10)[1] for i in range(len(queries))])
+            else:
+                _, ids = index.search(queries, 10)
             best = min(best, time.perf_counter() - start)
         return best, ids
 
@@ -188,8 +193,32 @@ def hnsw_against_flat(vectors: np.ndarray, queries: np.ndarray) -> dict:
         approx.hnsw.efSearch = ef
         seconds, ids = best_time(approx)
         recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact)]))
-        sweep[ef] = {"recall@10": recall, "speedup": flat_s / seconds}
-    return {"passages": len(vectors), "queries": len(queries), "default_ef": 128, **sweep[128], "ef_sweep": sweep}
+        sweep[ef] = {"recall@10": recall, "speedup": flat_s / seconds, "ms_per_query": 1000 * seconds / len(queries)}
+    return {
+        "passages": len(vectors),
+        "queries": len(queries),
+        "one_at_a_time": one_at_a_time,
+        "flat_ms_per_query": 1000 * flat_s / len(queries),
+        "default_ef": 128,
+        **sweep[128],
+        "ef_sweep": sweep,
+    }
+
+
+def stage_serving(encoder_path: Path | None, precision: str) -> dict:
+    """HNSW against flat on the evaluate stage's pool vectors, one question per search call (the
+    evaluate stage times all questions in one call, where flat's matrix product wins at this size)."""
+    from odqa.retrieval.dense import DenseIndex
+    from odqa.retrieval.encoder import DenseEncoder
+
+    dense_dir = OUT / (f"ko-pool-dense-{encoder_path.name}" if encoder_path else "ko-pool-dense")
+    index = DenseIndex.load(dense_dir)
+    vectors = index.faiss_index.reconstruct_n(0, index.faiss_index.ntotal)
+    encoder = DenseEncoder.load(encoder_path, precision=precision) if encoder_path else index.encoder
+    sets = question_sets()
+    sets.pop("tune")
+    queries = encoder.encode([q.text for qs in sets.values() for q in qs], "query")
+    return hnsw_against_flat(vectors, np.ascontiguousarray(queries, dtype=np.float32), one_at_a_time=True)
 
 
 def stage_evaluate(
@@ -309,6 +338,7 @@ def main() -> None:
         "train-dense": stage_train_dense,
         "train-reranker": stage_train_reranker,
         "evaluate": lambda: stage_evaluate(args.encoder, args.reranker, precision),
+        "serving": lambda: stage_serving(args.encoder, precision),
     }
     stages = [s for s in args.stages.split(",") if s]
     if args.encoder:
@@ -316,7 +346,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     results = {}
     for stage in stages:
-        path = OUT / f"ko-{stage}{suffix if stage == 'evaluate' else ''}.json"
+        path = OUT / f"ko-{stage}{suffix if stage in ('evaluate', 'serving') else ''}.json"
         if path.exists() and stage not in redo:
             results[stage] = json.loads(path.read_text(encoding="utf-8"))
             continue
@@ -345,6 +375,20 @@ def main() -> None:
         "speed-up and "
         f"recall@10 by efSearch: {sweep}. Encoding: {ev['encode_passages_per_s']:.0f} passages/s."
     )
+    if "serving" in results:
+        one = results["serving"]
+        rows = [
+            [f"HNSW efSearch {ef}", f"{v['recall@10']:.3f}", f"{v['ms_per_query']:.3f}", f"{v['speedup']:.1f}×"]
+            for ef, v in one["ef_sweep"].items()
+        ]
+        sections.append(
+            f"### FAISS HNSW (M=32) against flat, one question per search call (as `odqa ask` / `odqa serve` "
+            f"search), {one['queries']} questions over the pool's {one['passages']:,} vectors, best of 3 rounds\n\n"
+            + markdown_table(
+                ["index", "recall@10 of flat", "ms per question", "× flat"],
+                [["flat (exact)", "1.000", f"{one['flat_ms_per_query']:.3f}", "1.0×"], *rows],
+            )
+        )
     name = "retrieval_dense_ko" + (f"_{args.encoder.name.replace('-', '_')}" if args.encoder else "")
     if args.encoder:
         sections.insert(
