@@ -167,6 +167,30 @@ def test_separate_question_encoder_is_trained_and_saved(tiny_encoder, korean_qa_
     assert differs
 
 
+def test_an_imported_models_pooling_and_prefixes_are_trained_with_unless_given(tiny_encoder, korean_qa_file, tmp_path):
+    import json
+    import shutil
+
+    from odqa.retrieval.encoder import DenseEncoder
+
+    e5 = tmp_path / "e5"  # an E5-style folder: its manifest recommends mean pooling, cosine and prefixes
+    shutil.copytree(tiny_encoder, e5)
+    recommended = {"pooling": "mean", "normalize": True, "query_prefix": "query: ", "passage_prefix": "passage: "}
+    (e5 / "odqa_model.json").write_text(json.dumps({"encoder": recommended}), encoding="utf-8")
+    for given, expected in (({}, ("mean", "cosine", "query: ")), ({"pooling": "cls"}, ("cls", "cosine", "query: "))):
+        config = DenseTrainingConfig(
+            model=str(e5),
+            train=[str(korean_qa_file)],
+            out=str(tmp_path / "run"),
+            max_steps=1,
+            batch_size=4,
+            encoder=given,
+        )
+        train_dense(config, quiet=True, resume=False)
+        trained = DenseEncoder.load(tmp_path / "run").config
+        assert (trained.pooling, trained.similarity, trained.query_prefix) == expected
+
+
 def test_frozen_word_embeddings_stay_fixed_in_both_towers(tiny_encoder, korean_qa_file, tmp_path):
     from safetensors.torch import load_file
 

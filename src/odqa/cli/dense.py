@@ -76,14 +76,11 @@ def train_dense_command(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train a DPR-style bi-encoder (in-batch + BM25 hard negatives, gradient caching)."""
-    from odqa.retrieval.encoder import imported_defaults
     from odqa.training.dense import DenseTrainingConfig, train_dense
 
     data = config_file(config)
-    # An imported model (e.g. multilingual-e5-small) brings the pooling and prefixes it was trained with.
-    data["encoder"] = (
-        imported_defaults(model) | dict(data.get("encoder") or {}) | given(pooling=pooling, similarity=similarity)
-    )
+    # an imported model's pooling and prefixes (multilingual-e5-small's) fill what is not given here (train_dense)
+    data["encoder"] = dict(data.get("encoder") or {}) | given(pooling=pooling, similarity=similarity)
     data |= given(
         model=model,
         train=[str(p) for p in train or []],

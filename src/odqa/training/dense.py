@@ -18,7 +18,7 @@ from pydantic import Field
 
 from odqa.errors import OdqaError
 from odqa.io.squad import QAExample, read_qa_files
-from odqa.retrieval.encoder import DenseEncoder, EncoderConfig, pool_tokens
+from odqa.retrieval.encoder import DenseEncoder, EncoderConfig, imported_defaults, pool_tokens
 from odqa.training.loop import LoopSettings, sample_examples, seed_everything
 from odqa.training.task import TrainingTask, run_task, training_record
 
@@ -223,6 +223,10 @@ def train_dense(config: DenseTrainingConfig, quiet: bool = False, resume: bool =
     from odqa.models.tokenizer import load_tokenizer
 
     check_model_dir(config.model)
+    # an imported model (e.g. multilingual-e5-small) brings the pooling and prefixes it was trained
+    # with; the settings the config gives win
+    encoder = imported_defaults(config.model) | config.encoder.model_dump(exclude_unset=True)
+    config = config.model_copy(update={"encoder": EncoderConfig.from_dict(encoder)})
     if not config.train and not config.qrels:
         raise OdqaError("nothing to train on: give SQuAD-format --train files and/or --qrels sets")
     if config.qrels and not config.hard_negatives_index:
