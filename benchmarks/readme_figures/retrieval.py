@@ -29,6 +29,14 @@ def reranked(results: dict, set_name: str, with_reranker: bool) -> dict:
     return next(v for name, v in rows.items() if ("+ rerank" in name) == with_reranker)
 
 
+def fused(results: dict, set_name: str, tuned: bool) -> dict:
+    """rerank_ko.py's stage fuse: the hybrid's has-answer row, or the reranker fused at the tuned weight."""
+    rows = results["fuse"]["results"][set_name]
+    if tuned:
+        return next(v for name, v in rows.items() if name.endswith("(tuned)"))
+    return next(v for name, v in rows.items() if "+ rerank" not in name)
+
+
 def me5_top(results: dict, system: str, k: int) -> float:
     """Has-answer top-k (%) of multilingual-e5-small's `system` (dense, hybrid rrf, hybrid combsum)."""
     systems = results["multilingual"]["systems"]
@@ -224,19 +232,43 @@ FIGURES: dict[str, Figure] = {
         )
         for what in ("recall@10", "speedup")
     },
+    # the same, one question per search call (stage serving)
+    "hnsw.me5.serving.flat_ms": Figure(ME5_POOL, lambda d: d["serving"]["flat_ms_per_query"], "{:.1f}"),
+    "hnsw.me5.serving.128.ms": Figure(ME5_POOL, lambda d: d["serving"]["ef_sweep"]["128"]["ms_per_query"], "{:.2f}"),
+    **{
+        f"hnsw.me5.serving.{ef}.{key}": Figure(
+            ME5_POOL,
+            lambda d, ef=ef, what=what: d["serving"]["ef_sweep"][ef][what],
+            "{:.3f}" if what == "recall@10" else "{:.1f}×",
+        )
+        for ef in ("128", "256")
+        for key, what in (("recall", "recall@10"), ("speedup", "speedup"))
+    },
     # a cross-encoder from the Korean reader re-sorting that hybrid's top 20 (benchmarks/rerank_ko.py)
     "rerank.questions": Figure(RERANK, lambda d: d["train"]["options"]["--max-train-examples"], "{:,}"),
     "rerank.minutes": Figure(RERANK, lambda d: d["train"]["train_seconds"] / 60, "{:.0f}"),
     "rerank.loss": Figure(RERANK, lambda d: d["train"]["history"][-1]["loss"], "{:.2f}"),
+    # the change over the hybrid: re-sorted by the reranker alone (stage evaluate), fused with it (stage fuse)
     **{
-        f"rerank.change.{key}.top{k}": Figure(
+        f"rerank.{stage}change.{key}.top{k}": Figure(
             RERANK,
-            lambda d, name=name, k=k: 100 * (reranked(d, name, True)[f"top{k}"] - reranked(d, name, False)[f"top{k}"]),
+            lambda d, row=row, name=name, k=k: 100 * (row(d, name, True)[f"top{k}"] - row(d, name, False)[f"top{k}"]),
             "{:+.1f}",
         )
+        for stage, row in (("", reranked), ("fused.", fused))
         for key, name in (("competition", "competition validation"), ("korquad", "KorQuAD 1.0 dev sample"))
         for k in (1, 5)
     },
+    # its score fused with the hybrid's at the weight chosen on held-out questions (stage fuse)
+    "rerank.fused.chosen": Figure(
+        RERANK, lambda d: f"{d['fuse']['chosen']['fusion']} w={d['fuse']['chosen']['weight']:g}"
+    ),
+    "rerank.fused.competition.top5": Figure(
+        RERANK, lambda d: 100 * fused(d, "competition validation", True)["top5"], "{:.1f}"
+    ),
+    "rescore.bm25.competition.top5": Figure(
+        "rescore_ko.json", lambda d: 100 * pool_row(d, "competition validation", "BM25")["top5"], "{:.1f}"
+    ),
     # BM25's top N re-scored by multilingual-e5-small on the fly (benchmarks/rescore_ko.py)
     "rescore.top": Figure("rescore_ko.json", lambda d: d["evaluate"]["top"]),
     "rescore.weight": Figure("rescore_ko.json", lambda d: d["evaluate"]["chosen_weight"], "{:g}"),
