@@ -136,10 +136,8 @@ def stage_evaluate(args) -> dict:
 def stage_fuse(args) -> dict:
     import numpy as np
 
-    from odqa.evaluation import evaluate_retrieval, score_rankings
-    from odqa.retrieval.base import hits_to_arrays
     from odqa.retrieval.encoder import DenseEncoder
-    from odqa.retrieval.rerank import Reranker
+    from odqa.retrieval.rerank import Reranker, tune_rerank
     from odqa.retrieval.sparse import SparseIndex
 
     candidates = json.loads((RESCORE / "candidates.json").read_text(encoding="utf-8"))
@@ -149,13 +147,9 @@ def stage_fuse(args) -> dict:
     reranker = Reranker.load(OUT / "reranker")
     top = args.rerank_top
     sets = rescore_sets()
-    systems = [(None, "combsum")] + [(w, m) for m in FUSE_METHODS for w in FUSE_WEIGHTS]
-
-    def label(weight, method) -> str:
-        return "reranker alone" if weight is None else f"{method} w={weight:g}"
-
-    scored, first_stage, seconds = {}, {}, {}
+    first_stage, scored = {}, {}
     (OUT / "scores").mkdir(parents=True, exist_ok=True)
+    timings = OUT / "scores" / "seconds.json"  # of scoring each set's pairs, kept with the scores
     for name in ("tune", *EVALUATED):
         texts = [q.text for q in sets[name]]
         first_stage[name] = retriever.search(texts, k=top, fetch=True)
@@ -163,38 +157,36 @@ def stage_fuse(args) -> dict:
         if not path.exists():
             log(f"{name}: scoring {sum(len(h) for h in first_stage[name]):,} pairs")
             start = time.perf_counter()
-            pairs = [(q, h.passage.text) for q, hits in zip(texts, first_stage[name]) for h in hits]
-            np.save(OUT / "scores" / "partial.npy", reranker.score(*zip(*pairs)))
+            np.save(OUT / "scores" / "partial.npy", reranker.score_hits(texts, first_stage[name]))
             (OUT / "scores" / "partial.npy").rename(path)
-            seconds[name] = time.perf_counter() - start
+            seconds = json.loads(timings.read_text(encoding="utf-8")) if timings.exists() else {}
+            timings.write_text(json.dumps(seconds | {name: time.perf_counter() - start}), encoding="utf-8")
         scored[name] = np.load(path)
 
-    def metrics(name, weight, method) -> dict:
-        reranker.weight, reranker.fusion = weight, method
-        ranked = reranker.resort(first_stage[name], scored[name])
-        return score_rankings(hits_to_arrays(ranked, top)[1], sets[name], full.passages, KS)["has_answer"]
+    def tuned(name: str, **candidates) -> dict:
+        """`tune_rerank` on one set: every pair's stored score re-sorted at each candidate weight."""
+        return tune_rerank(reranker, sets[name], first_stage[name], scored[name], full.passages, KS, **candidates)
 
-    tuning = {"hybrid": score_rankings(hits_to_arrays(first_stage["tune"], top)[1], sets["tune"], full.passages, KS)}
-    tuning["hybrid"] = tuning["hybrid"]["has_answer"]
-    tuning |= {label(w, m): metrics("tune", w, m) for w, m in systems}
-    # the target is top-1 and top-5 over the hybrid: the best mean of the two, then top-20
-    best = max(
-        systems, key=lambda s: (tuning[label(*s)]["top1"] + tuning[label(*s)]["top5"], tuning[label(*s)]["top20"])
-    )
+    def label(row: dict) -> str:
+        return "reranker alone" if row["weight"] is None else f"{row['fusion']} w={row['weight']:g}"
+
+    tuning = tuned("tune", methods=FUSE_METHODS, grid=FUSE_WEIGHTS)
+    best = tuning["best"]
     hybrid = f"BM25 + e5 re-scoring of top {candidates['top']}, w={weight:g}"
     results, checked = {}, {}
     for name in EVALUATED:
+        chosen = {"methods": [best["fusion"]], "grid": [best["weight"]]} if best["weight"] is not None else {"grid": []}
+        rows = tuned(name, **chosen)
         results[name] = {
-            hybrid: evaluate_retrieval(retriever, sets[name], KS)["has_answer"],
-            f"{hybrid} + rerank top {top}, reranker alone": metrics(name, None, "combsum"),
-            f"{hybrid} + rerank top {top}, {label(*best)} (tuned)": metrics(name, *best),
+            hybrid: rows["first_stage"],
+            f"{hybrid} + rerank top {top}, reranker alone": rows["candidates"][0],
+            f"{hybrid} + rerank top {top}, {label(best)} (tuned)": rows["candidates"][-1],
         }
         # the library's own path (HybridRetriever → Reranker.rerank) on a sample gives the same rankings
-        sample_questions = sets[name][:CHECKED]
-        reranker.weight, reranker.fusion = best
+        reranker.weight, reranker.fusion = best["weight"], best["fusion"]
         expected = reranker.resort(first_stage[name][:CHECKED], scored[name][: CHECKED * top])
         retriever.reranker, retriever.rerank_top = reranker, top
-        searched = retriever.search([q.text for q in sample_questions], k=top)
+        searched = retriever.search([q.text for q in sets[name][:CHECKED]], k=top)
         retriever.reranker = None
         checked[name] = [[h.passage_id for h in hits] for hits in searched] == [
             [h.passage_id for h in hits] for hits in expected
@@ -203,12 +195,12 @@ def stage_fuse(args) -> dict:
     return {
         "weight": weight,
         "rerank_top": top,
-        "chosen": {"weight": best[0], "fusion": best[1]},
-        "tuning": tuning,
+        "chosen": {"weight": best["weight"], "fusion": best["fusion"]},
+        "tuning": {"hybrid": tuning["first_stage"]} | {label(row): row for row in tuning["candidates"]},
         "questions": {name: len(sets[name]) for name in ("tune", *EVALUATED)},
         "results": results,
         "library_path_agrees": checked,
-        "scoring_seconds": seconds,
+        "scoring_seconds": json.loads(timings.read_text(encoding="utf-8")) if timings.exists() else {},
     }
 
 

@@ -169,6 +169,34 @@ def test_dense_and_hybrid_commands(tiny_encoder, korean_qa_file, korean_docs_ind
     assert run.returncode == 0, run.stderr
     ids = [[json.loads(line)["passage_id"] for line in r.stdout.splitlines()] for r in (bm25, run)]
     assert ids[0] == ids[1]
+    # tune-rerank prints the options that score best on training questions; eval-retrieval with them agrees
+    run = odqa(
+        "tune-rerank", "--index", sparse, "--rerank", tmp_path / "rr", "--questions", korean_qa_file,
+        "--rerank-top", "3", "-k", "1,3", "--out", tmp_path / "tuned.json",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    best = json.loads((tmp_path / "tuned.json").read_text(encoding="utf-8"))["best"]
+    options = next(line for line in run.stdout.splitlines() if line.startswith("best: ")).split()[1:]
+    assert options[:4] == ["--rerank", str(tmp_path / "rr"), "--rerank-top", "3"]
+    run = odqa(
+        "eval-retrieval",
+        "--index",
+        sparse,
+        "--questions",
+        korean_qa_file,
+        "-k",
+        "1,3",
+        *options,
+        "--out",
+        tmp_path / "ev-rr.json",
+    )
+    assert run.returncode == 0, run.stderr
+    scored = json.loads((tmp_path / "ev-rr.json").read_text(encoding="utf-8"))["has_answer"]
+    assert (scored["top1"], scored["top3"]) == (best["top1"], best["top3"])
+    run = odqa(
+        "tune-rerank", "--index", sparse, "--rerank", tmp_path / "rr", "--questions", korean_qa_file, "-k", "1,50"
+    )
+    assert run.returncode == 2 and "beyond the 20 candidates" in run.stderr
     run = odqa("search", "--index", sparse, "--rerank", tmp_path / "rr", "--rerank-weight", "-1", "질문")
     assert run.returncode == 2 and "must be a number ≥ 0" in run.stderr
     run = odqa("search", "--index", sparse, "--index", tmp_path / "missing", "질문")

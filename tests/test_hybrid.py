@@ -89,6 +89,36 @@ def test_a_weighted_reranker_adds_its_score_to_the_first_stage_instead_of_replac
             Reranker.load(indexes / "reranker", weight=weight, fusion=fusion)
 
 
+def test_tuning_the_rerankers_weight_scores_each_pair_once_and_agrees_with_the_retriever(indexes, korean_qa_file):
+    from odqa.evaluation import evaluate_retrieval
+    from odqa.io import read_questions
+    from odqa.retrieval.rerank import Reranker, tune_rerank
+
+    questions, ks = read_questions(korean_qa_file), (1, 2, 4)
+    first = open_retriever(indexes / "sparse")
+    reranker = Reranker.load(indexes / "reranker", weight=1.0)
+    scored = []
+    score = reranker.score
+    reranker.score = lambda qs, ps: scored.append(len(qs)) or score(qs, ps)
+    texts = [q.text for q in questions]
+    candidates = first.search(texts, k=4, fetch=True)
+    result = tune_rerank(reranker, questions, candidates, reranker.score_hits(texts, candidates), first.passages, ks)
+    assert scored == [sum(len(hits) for hits in candidates)]  # every pair scored once, for all 13 candidates
+    assert len(result["candidates"]) == 1 + 2 * 6 and (reranker.weight, reranker.fusion) == (1.0, "combsum")
+
+    def top(metrics: dict) -> list[float]:
+        return [metrics[f"top{k}"] for k in ks]
+
+    assert top(result["first_stage"]) == top(evaluate_retrieval(first, questions, ks)["has_answer"])
+    rows = {(c["weight"], c["fusion"]): c for c in result["candidates"]}
+    for weight, fusion in ((None, "combsum"), (0.5, "combsum"), (2.0, "zscore")):
+        searched = HybridRetriever(
+            [first], reranker=Reranker.load(indexes / "reranker", weight=weight, fusion=fusion), rerank_top=4
+        )
+        assert top(rows[(weight, fusion)]) == top(evaluate_retrieval(searched, questions, ks)["has_answer"])
+    assert sum(top(result["best"])) == max(sum(top(c)) for c in result["candidates"])  # all cut-offs are ≤ 5
+
+
 def test_fusing_indexes_of_different_corpora_is_refused(indexes, tmp_path):
     from odqa.retrieval.build import build_sparse_index
 

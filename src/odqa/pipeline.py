@@ -35,6 +35,7 @@ class PipelineConfig(Settings):
     rerank: str | None = None  # a cross-encoder reranker folder
     rerank_top: int = Field(50, ge=1, le=1000)
     rerank_weight: float | None = Field(None, ge=0)  # fused with the first stage's score at this weight (None: alone)
+    rerank_fusion: Literal["combsum", "zscore", "rrf"] = "combsum"  # how, with rerank_weight
     rescore: str | None = None  # a bi-encoder folder that re-scores the top `rescore_top` on the fly
     rescore_weight: float = Field(1.0, ge=0)  # its similarity's weight against the first stage's score
     rescore_top: int = Field(20, ge=1, le=1000)
@@ -128,6 +129,7 @@ class Pipeline:
                 rescore_top=config.rescore_top,
                 rescore_precision=config.rescore_precision,
                 rerank_weight=config.rerank_weight,
+                rerank_fusion=config.rerank_fusion,
             )
         return self.index
 

@@ -23,7 +23,7 @@ from odqa.errors import OdqaError
 RECORDED = {
     "index", "index-dense", "train-reader", "train-dense", "train-reranker", "pretrain-mlm", "import-model",
     "trim-vocab", "tune-fusion", "eval-retrieval", "evaluate-reader", "read", "evaluate", "predict", "ensemble",
-    "tune-pipeline",
+    "tune-pipeline", "tune-rerank",
     "re train", "re predict", "re evaluate", "re ensemble",
 }  # fmt: skip
 OUTPUTS = {"re evaluate": ("json_out",)}

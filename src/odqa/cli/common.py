@@ -87,6 +87,9 @@ RERANK_WEIGHT_OPTION = typer.Option(
     None,
     help="fuse the reranker's score with the first stage's at this weight (default: re-sort by the reranker alone)",
 )
+RERANK_FUSION_OPTION = typer.Option(
+    "combsum", help="how --rerank-weight fuses the two scores: combsum (min-max), zscore or rrf"
+)
 RESCORE_OPTION = typer.Option(None, help=RESCORE_HELP)
 BF16_OPTION = typer.Option(
     False, "--bf16", help="read in bfloat16 (faster on GPUs and on CPUs with AVX512-BF16 or AMX; slow on others)"

@@ -1,5 +1,5 @@
 """Dense and reranking commands of the `odqa` command line: train-dense, index-dense,
-train-reranker, tune-fusion. Registered on the app in `odqa.cli`; thin wrappers over `odqa.training` and
+train-reranker, tune-fusion, tune-rerank. Registered on the app in `odqa.cli`; thin wrappers over `odqa.training` and
 `odqa.retrieval`."""
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ from odqa.cli.common import (
     FREEZE_EMBEDDINGS_OPTION,
     FREEZE_LAYERS_OPTION,
     MIXED_PRECISION_OPTION,
+    RESCORE_BF16_OPTION,
+    RESCORE_HELP,
     SAVE_STEPS_OPTION,
     config_file,
     given,
     parse_ks,
+    parse_weights,
 )
 
 group = typer.Typer()
@@ -270,4 +273,74 @@ def tune_fusion_command(
         atomic_write_text(
             out, json.dumps(result | {"index": [str(p) for p in index_path]}, ensure_ascii=False, indent=2)
         )
+        typer.echo(f"wrote {out}")
+
+
+@group.command("tune-rerank")
+def tune_rerank_command(
+    index_path: list[Path] = typer.Option(..., "--index", help="the first stage's index folder(s), as for search"),
+    rerank: str = typer.Option(..., help="cross-encoder reranker folder (from train-reranker)"),
+    questions: Path = typer.Option(..., help="TRAINING questions with answers (SQuAD JSON/JSONL)"),
+    rerank_top: int = typer.Option(20, help="first-stage candidates the reranker re-sorts"),
+    fusion: str = typer.Option("combsum", help="how several --index are fused"),
+    fusion_weights: Optional[str] = typer.Option(None, help="one weight per --index"),
+    rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
+    rescore_weight: float = typer.Option(1.0, help="the re-scorer's weight against the first stage's score"),
+    rescore_top: int = typer.Option(20, help="first-stage candidates the re-scorer encodes per query"),
+    rescore_bf16: bool = RESCORE_BF16_OPTION,
+    k: str = typer.Option(
+        "1,5,20", "-k", help="cut-offs (≤ --rerank-top); the best has the highest mean over those ≤ 5"
+    ),
+    limit: Optional[int] = typer.Option(None, help="a seeded random sample of N questions"),
+    seed: int = typer.Option(13),
+    out: Optional[Path] = typer.Option(None, help="write every candidate's scores as JSON here"),
+) -> None:
+    """Choose the reranker's weight against the first stage (or the reranker alone) on training
+    questions: each pair is scored once, every weight re-sorts those scores; prints the options."""
+    import json
+    import random
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from odqa.errors import OdqaError
+    from odqa.io import atomic_write_text, read_questions
+    from odqa.retrieval.hybrid import open_retriever
+    from odqa.retrieval.rerank import Reranker, tune_rerank
+
+    ks = parse_ks(k)
+    if max(ks) > rerank_top:
+        raise OdqaError(f"cut-off {max(ks)} is beyond the {rerank_top} candidates the reranker re-sorts (--rerank-top)")
+    reranker = Reranker.load(rerank)
+    first = open_retriever(
+        index_path,
+        fusion=fusion,
+        weights=parse_weights(fusion_weights),
+        rescore=rescore,
+        rescore_weight=rescore_weight,
+        rescore_top=rescore_top,
+        rescore_precision="bf16" if rescore_bf16 else "fp32",
+    )
+    qs = read_questions(questions)
+    if limit and limit < len(qs):
+        qs = random.Random(seed).sample(qs, limit)
+    start = time.perf_counter()
+    texts = [q.text for q in qs]
+    candidates = first.search(texts, k=rerank_top, fetch=True)
+    result = tune_rerank(reranker, qs, candidates, reranker.score_hits(texts, candidates), first.passages, ks)
+    metrics = [f"top{k}" for k in ks]
+    table = Table(title=f"reranking on {result['questions']:,} questions ({time.perf_counter() - start:.1f}s)")
+    for column in ("reranker", *metrics):
+        table.add_column(column, justify="right")
+    table.add_row("not used (the first stage)", *(f"{100 * result['first_stage'][m]:.1f}" for m in metrics))
+    for c in result["candidates"]:
+        name = "alone" if c["weight"] is None else f"{c['fusion']} w={c['weight']:g}"
+        table.add_row(name, *(f"{100 * c[m]:.1f}" for m in metrics))
+    Console().print(table)
+    best = result["best"]
+    options = "" if best["weight"] is None else f" --rerank-weight {best['weight']:g} --rerank-fusion {best['fusion']}"
+    typer.echo(f"best: --rerank {rerank} --rerank-top {rerank_top}{options}")
+    if out:
+        described = {"index": [str(p) for p in index_path], "rerank": rerank, "rerank_top": rerank_top}
+        atomic_write_text(out, json.dumps(result | described, ensure_ascii=False, indent=2))
         typer.echo(f"wrote {out}")

@@ -9,7 +9,14 @@ from typing import Optional
 
 import typer
 
-from odqa.cli.common import RERANK_WEIGHT_OPTION, RESCORE_BF16_OPTION, RESCORE_HELP, parse_ks, parse_weights
+from odqa.cli.common import (
+    RERANK_FUSION_OPTION,
+    RERANK_WEIGHT_OPTION,
+    RESCORE_BF16_OPTION,
+    RESCORE_HELP,
+    parse_ks,
+    parse_weights,
+)
 from odqa.errors import OdqaError
 from odqa.runs import log_metrics
 
@@ -176,6 +183,7 @@ def search(
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)"),
     rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),
     rerank_weight: Optional[float] = RERANK_WEIGHT_OPTION,
+    rerank_fusion: str = RERANK_FUSION_OPTION,
     rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
     rescore_weight: float = typer.Option(1.0, help="the re-scorer's weight against the first stage's score"),
     rescore_top: int = typer.Option(20, help="first-stage candidates the re-scorer encodes per query"),
@@ -192,6 +200,7 @@ def search(
         rerank=rerank,
         rerank_top=rerank_top,
         rerank_weight=rerank_weight,
+        rerank_fusion=rerank_fusion,
         rescore=rescore,
         rescore_weight=rescore_weight,
         rescore_top=rescore_top,
@@ -243,6 +252,7 @@ def eval_retrieval(
     rerank: Optional[str] = typer.Option(None, help="cross-encoder reranker folder"),
     rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),
     rerank_weight: Optional[float] = RERANK_WEIGHT_OPTION,
+    rerank_fusion: str = RERANK_FUSION_OPTION,
     rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
     rescore_weight: float = typer.Option(1.0, help="the re-scorer's weight against the first stage's score"),
     rescore_top: int = typer.Option(20, help="first-stage candidates the re-scorer encodes per query"),
@@ -268,6 +278,7 @@ def eval_retrieval(
         rerank=rerank,
         rerank_top=rerank_top,
         rerank_weight=rerank_weight,
+        rerank_fusion=rerank_fusion,
         rescore=rescore,
         rescore_weight=rescore_weight,
         rescore_top=rescore_top,
@@ -282,6 +293,7 @@ def eval_retrieval(
         "fusion_weights": parse_weights(fusion_weights),
         "rerank": rerank,
         "rerank_weight": rerank_weight,
+        "rerank_fusion": rerank_fusion if rerank_weight is not None else None,
         "rescore": idx.rescorer.to_dict() if rescore else None,
         "questions_file": str(questions),
     }

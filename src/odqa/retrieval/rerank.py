@@ -123,13 +123,18 @@ class Reranker:
     def rerank(self, queries: Sequence[str], candidates: Sequence[Sequence[Hit]]) -> list[list[Hit]]:
         """Each query's hits (with passages fetched) re-sorted by the cross-encoder's score, or by
         its fusion with the first stage's when `weight` is set."""
+        return self.resort(candidates, self.score_hits(queries, candidates))
+
+    def score_hits(self, queries: Sequence[str], candidates: Sequence[Sequence[Hit]]) -> np.ndarray:
+        """The cross-encoder's score of every (query, hit) pair, flattened in order: what `resort` takes."""
         if len(queries) != len(candidates):
             raise OdqaError(f"{len(queries)} queries but {len(candidates)} candidate lists")
         pairs = [(qi, hit) for qi, hits in enumerate(candidates) for hit in hits]
         if any(hit.passage is None for _, hit in pairs):
             raise OdqaError("reranking needs the passages' text: search with fetch=True")
-        scores = self.score([queries[qi] for qi, _ in pairs], [hit.passage.text for _, hit in pairs]) if pairs else []
-        return self.resort(candidates, np.asarray(scores, dtype=np.float32))
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        return self.score([queries[qi] for qi, _ in pairs], [hit.passage.text for _, hit in pairs])
 
     def resort(self, candidates: Sequence[Sequence[Hit]], scores: np.ndarray) -> list[list[Hit]]:
         """The candidates re-sorted given the cross-encoder's `scores` of them (flattened in order):
@@ -148,3 +153,56 @@ class Reranker:
                 ranked = fuse([list(hits), ranked], len(hits), self.fusion, [1.0, self.weight])
             out.append(ranked)
         return out
+
+
+WEIGHT_GRID = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def tune_rerank(
+    reranker: Reranker,
+    questions: Sequence,
+    candidates: Sequence[Sequence[Hit]],
+    scores: np.ndarray,
+    passages,
+    ks: Sequence[int] = (1, 5, 20),
+    methods: Sequence[str] = ("combsum", "zscore"),
+    grid: Sequence[float] = WEIGHT_GRID,
+) -> dict:
+    """How the reranker's score should meet the first stage's, chosen on (training, never
+    evaluation) questions with answers. `candidates` are the first stage's hits of each question
+    (its top N, which the reranker re-sorts) and `scores` the reranker's scores of them
+    (`Reranker.score_hits`), so each pair is scored once; every candidate — the first stage as it is,
+    the cross-encoder alone, and each method at each weight of `grid` — re-sorts them
+    (`Reranker.resort`) and is scored by has-answer top-k. The best has the highest mean over the
+    cut-offs ≤ 5 (a reranker's job is the top of the list), then the largest cut-off.
+    Returns {"questions", "candidates": [{"weight": None (alone) | w, "fusion", "top1", …}],
+    "first_stage": {...}, "best": {...}}; the reranker's own weight and fusion are left as they were."""
+    from odqa.evaluation import score_rankings
+    from odqa.retrieval.base import hits_to_arrays
+
+    if not questions:
+        raise OdqaError("no questions to tune the reranker on")
+    if len(candidates) != len(questions):
+        raise OdqaError(f"{len(questions)} questions but {len(candidates)} candidate lists")
+    for method in methods:
+        if method not in FUSIONS:
+            raise OdqaError(f"unknown fusion {method!r}; choose one of {', '.join(FUSIONS)}")
+    k_max = max(ks)
+
+    def has_answer(ranked) -> dict:
+        metrics = score_rankings(hits_to_arrays(ranked, k_max)[1], questions, passages, ks)
+        if "has_answer" not in metrics:
+            raise OdqaError("the tuning questions have no answers: give SQuAD-format questions")
+        return {f"top{k}": metrics["has_answer"][f"top{k}"] for k in ks}
+
+    kept = reranker.weight, reranker.fusion
+    rows = []
+    try:
+        for weight, method in [(None, "combsum")] + [(w, m) for m in methods for w in grid]:
+            reranker.weight, reranker.fusion = weight, method
+            rows.append({"weight": weight, "fusion": method, **has_answer(reranker.resort(candidates, scores))})
+    finally:
+        reranker.weight, reranker.fusion = kept
+    low = [k for k in ks if k <= 5] or [min(ks)]
+    best = max(rows, key=lambda r: (sum(r[f"top{k}"] for k in low) / len(low), r[f"top{k_max}"]))
+    return {"questions": len(questions), "first_stage": has_answer(candidates), "candidates": rows, "best": best}
