@@ -6,7 +6,8 @@ code); `odqa train-reranker` makes one from an encoder (`odqa.training.rerank`).
 
 With `weight` set, the candidates are re-sorted by a fusion of the first stage's score (weight 1) and
 the cross-encoder's (`weight`), as `DenseRescorer` fuses: a weakly trained reranker then adds to the
-first stage instead of replacing it (benchmarks/rerank_ko.py chooses the weight on held-out questions).
+first stage instead of replacing it. `tune_rerank` (`odqa tune-rerank`) chooses the weight on training
+questions, scoring each pair once.
 
     reranker = Reranker.load("runs/reranker-1", weight=0.5)   # weight=None: the cross-encoder alone"""
 
