@@ -310,6 +310,21 @@ def stage_evaluate(
     }
 
 
+def training_summary(folder: Path) -> dict:
+    """How an encoder folder from `odqa train-dense` was trained (its trainer state and settings)."""
+    state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    settings = json.loads((folder / "training_config.json").read_text(encoding="utf-8"))
+    return {
+        "step": state["step"],
+        "total_steps": state["total_steps"],
+        "finished": state.get("finished", False),
+        "items": sum(h["items"] for h in state["history"]),
+        "minutes": sum(h["seconds"] for h in state["history"]) / 60,
+        "loss": state["history"][-1]["loss"],
+        "settings": settings,
+    }
+
+
 def main() -> None:
     global FULL_INDEX
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -355,6 +370,8 @@ def main() -> None:
         path.write_text(json.dumps(results[stage], ensure_ascii=False, indent=1), encoding="utf-8")
     if "evaluate" not in results:
         return
+    if args.encoder and (args.encoder / "trainer_state.json").exists():
+        results["encoder_training"] = training_summary(args.encoder)
     ev = results["evaluate"]
     sections = []
     for set_name, systems in ev["results"].items():
@@ -391,9 +408,17 @@ def main() -> None:
         )
     name = "retrieval_dense_ko" + (f"_{args.encoder.name.replace('-', '_')}" if args.encoder else "")
     if args.encoder:
+        trained = results.get("encoder_training")
+        how = (
+            f"fine-tuned by `odqa train-dense` from {Path(trained['settings']['model']).name} "
+            f"({trained['step']} of {trained['total_steps']} steps, {trained['items']:,} pairs, "
+            f"{trained['minutes']:.0f} min on 2 CPU cores, last loss {trained['loss']:.3f})"
+            if trained
+            else "as it is (no training)"
+        )
         sections.insert(
             0,
-            f"# The encoder {args.encoder.name} as it is (no training; its own prefixes and pooling), every pool "
+            f"# The encoder {args.encoder.name} {how}, with its own prefixes and pooling, every pool "
             f"passage encoded in {precision}" + (f"; reranker {args.reranker}" if args.reranker else "") + "\n",
         )
     write_results(name, results, "\n\n".join(sections) + "\n")

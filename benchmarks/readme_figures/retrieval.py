@@ -9,6 +9,8 @@ import json
 from readme_figures.base import RESULTS, Figure, gain, system, topk
 
 ME5_POOL = "retrieval_dense_ko_me5_small.json"
+ME5_TUNED = "retrieval_dense_ko_me5_ko_dpr.json"  # the same, fine-tuned by train-dense for 40 CPU minutes
+POOL_RUNS = (("me5", ME5_POOL), ("me5_tuned", ME5_TUNED))
 
 
 def pool_row(results: dict, set_name: str, system: str) -> dict:
@@ -206,21 +208,23 @@ FIGURES: dict[str, Figure] = {
     "dense_ko.me5.encode": Figure(ME5_POOL, lambda d: d["evaluate"]["encode_passages_per_s"], "{:.0f}"),
     "dense_ko.me5.chosen": Figure(ME5_POOL, lambda d: d["evaluate"]["chosen"]),
     **{
-        f"dense_ko.me5.{key}.{row}.top{k}": Figure(
-            ME5_POOL, lambda d, name=name, row=row, k=k: 100 * pool_row(d, name, row)[f"top{k}"], "{:.1f}"
+        f"dense_ko.{run}.{key}.{row}.top{k}": Figure(
+            file, lambda d, name=name, row=row, k=k: 100 * pool_row(d, name, row)[f"top{k}"], "{:.1f}"
         )
+        for run, file in POOL_RUNS
         for key, name in (("competition", "competition validation"), ("korquad", "KorQuAD 1.0 dev sample"))
         for row in ("dense", "BM25")
         for k in (1, 5, 20)
     },
     **{
-        f"dense_ko.me5.gain.{key}.top{k}": Figure(
-            ME5_POOL,
+        f"dense_ko.{run}.gain.{key}.top{k}": Figure(
+            file,
             lambda d, name=name, k=k: (
                 100 * (pool_row(d, name, "tuned")[f"top{k}"] - pool_row(d, name, "BM25")[f"top{k}"])
             ),
             "{:+.1f}",
         )
+        for run, file in POOL_RUNS
         for key, name in (("competition", "competition validation"), ("korquad", "KorQuAD 1.0 dev sample"))
         for k in (1, 5, 20)
     },
@@ -231,6 +235,16 @@ FIGURES: dict[str, Figure] = {
             "{:.3f}" if what == "recall@10" else "{:.1f}×",
         )
         for what in ("recall@10", "speedup")
+    },
+    **{
+        f"dense_ko.me5_tuned.{what}": Figure(ME5_TUNED, lambda d, what=what: d["encoder_training"][what], form)
+        for what, form in (
+            ("step", "{}"),
+            ("total_steps", "{}"),
+            ("items", "{:,}"),
+            ("minutes", "{:.0f}"),
+            ("loss", "{:.2f}"),
+        )
     },
     # the same, one question per search call (stage serving)
     "hnsw.me5.serving.flat_ms": Figure(ME5_POOL, lambda d: d["serving"]["flat_ms_per_query"], "{:.1f}"),
