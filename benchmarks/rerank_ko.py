@@ -163,9 +163,9 @@ def stage_fuse(args) -> dict:
             timings.write_text(json.dumps(seconds | {name: time.perf_counter() - start}), encoding="utf-8")
         scored[name] = np.load(path)
 
-    def tuned(name: str, **candidates) -> dict:
-        """`tune_rerank` on one set: every pair's stored score re-sorted at each candidate weight."""
-        return tune_rerank(reranker, sets[name], first_stage[name], scored[name], full.passages, KS, **candidates)
+    def tuned(name: str, **grid) -> dict:
+        """`tune_rerank` on one set: every pair's stored score re-sorted at each weight (and fusion) of `grid`."""
+        return tune_rerank(reranker, sets[name], first_stage[name], scored[name], full.passages, KS, **grid)
 
     def label(row: dict) -> str:
         return "reranker alone" if row["weight"] is None else f"{row['fusion']} w={row['weight']:g}"
