@@ -98,8 +98,9 @@ def stage_train(args) -> dict:
     }
 
 
-def stage_evaluate(args) -> dict:
-    from odqa.evaluation import evaluate_retrieval
+def hybrid_and_reranker(args):
+    """The best hybrid of rescore_ko.py (BM25 + e5 re-scoring at its tuned weight, its passage vectors
+    cached), its label and weight, the full BM25 index, and the trained reranker (weight: alone)."""
     from odqa.retrieval.encoder import DenseEncoder
     from odqa.retrieval.rerank import Reranker
     from odqa.retrieval.sparse import SparseIndex
@@ -108,8 +109,14 @@ def stage_evaluate(args) -> dict:
     weight = float(json.loads((RESCORE / "evaluate.json").read_text(encoding="utf-8"))["chosen_weight"])
     full = SparseIndex.load(FULL_INDEX)
     retriever = rescored(full, DenseEncoder.load(args.encoder), cached_vectors(candidates), weight, candidates["top"])
-    reranker = Reranker.load(OUT / "reranker")
     hybrid = f"BM25 + e5 re-scoring of top {candidates['top']}, w={weight:g}"
+    return retriever, hybrid, weight, full, Reranker.load(OUT / "reranker")
+
+
+def stage_evaluate(args) -> dict:
+    from odqa.evaluation import evaluate_retrieval
+
+    retriever, hybrid, weight, _, reranker = hybrid_and_reranker(args)
     sets = rescore_sets()
     results, seconds, counts = {}, {}, {}
     for name in EVALUATED:
@@ -136,15 +143,9 @@ def stage_evaluate(args) -> dict:
 def stage_fuse(args) -> dict:
     import numpy as np
 
-    from odqa.retrieval.encoder import DenseEncoder
-    from odqa.retrieval.rerank import Reranker, tune_rerank
-    from odqa.retrieval.sparse import SparseIndex
+    from odqa.retrieval.rerank import tune_rerank
 
-    candidates = json.loads((RESCORE / "candidates.json").read_text(encoding="utf-8"))
-    weight = float(json.loads((RESCORE / "evaluate.json").read_text(encoding="utf-8"))["chosen_weight"])
-    full = SparseIndex.load(FULL_INDEX)
-    retriever = rescored(full, DenseEncoder.load(args.encoder), cached_vectors(candidates), weight, candidates["top"])
-    reranker = Reranker.load(OUT / "reranker")
+    retriever, hybrid, weight, full, reranker = hybrid_and_reranker(args)
     top = args.rerank_top
     sets = rescore_sets()
     first_stage, scored = {}, {}
@@ -172,7 +173,6 @@ def stage_fuse(args) -> dict:
 
     tuning = tuned("tune", methods=FUSE_METHODS, grid=FUSE_WEIGHTS)
     best = tuning["best"]
-    hybrid = f"BM25 + e5 re-scoring of top {candidates['top']}, w={weight:g}"
     results, checked = {}, {}
     for name in EVALUATED:
         chosen = {"methods": [best["fusion"]], "grid": [best["weight"]]} if best["weight"] is not None else {"grid": []}

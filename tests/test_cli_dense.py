@@ -136,36 +136,16 @@ def test_dense_and_hybrid_commands(tiny_encoder, korean_qa_file, korean_docs_ind
     assert word_embeddings(tmp_path / "rr").equal(word_embeddings(tiny_encoder))
     settings = json.loads((tmp_path / "rr" / "training_config.json").read_text(encoding="utf-8"))
     assert (settings["mixed_precision"], settings["seed"], settings["save_steps"]) == ("no", 3, 1)
-    run = odqa(
-        "search",
-        "--index",
-        sparse,
-        "--rerank",
-        tmp_path / "rr",
-        "--rerank-top",
-        "3",
-        "-k",
-        "2",
-        "--json",
-        "대한민국의 도시",
-    )
+
+    def search(*options):
+        return odqa("search", "--index", sparse, *options, "--json", "대한민국의 도시")
+
+    run = search("--rerank", tmp_path / "rr", "--rerank-top", "3", "-k", "2")
     assert run.returncode == 0, run.stderr
     assert len(run.stdout.splitlines()) == 2
     # at weight 0 the reranker's score only breaks the first stage's ties: BM25's order stays
-    bm25 = odqa("search", "--index", sparse, "-k", "3", "--json", "대한민국의 도시")
-    run = odqa(
-        "search",
-        "--index",
-        sparse,
-        "--rerank",
-        tmp_path / "rr",
-        "--rerank-weight",
-        "0",
-        "-k",
-        "3",
-        "--json",
-        "대한민국의 도시",
-    )
+    bm25 = search("-k", "3")
+    run = search("--rerank", tmp_path / "rr", "--rerank-weight", "0", "-k", "3")
     assert run.returncode == 0, run.stderr
     ids = [[json.loads(line)["passage_id"] for line in r.stdout.splitlines()] for r in (bm25, run)]
     assert ids[0] == ids[1]

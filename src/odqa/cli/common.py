@@ -116,6 +116,17 @@ FREEZE_LAYERS_OPTION = typer.Option(
 SAVE_STEPS_OPTION = typer.Option(None, help="optimizer steps between checkpoints (a killed run resumes from the last)")
 
 
+def retriever_from_options(index_path, fusion, fusion_weights, rescore_bf16=False, **options):
+    """The indexes as `search`, `eval-retrieval` and `tune-rerank` were asked to open them (fused,
+    re-scored, reranked): `options` are `open_retriever`'s rerank_* and rescore_* settings."""
+    from odqa.retrieval.hybrid import open_retriever
+
+    precision = "bf16" if rescore_bf16 else "fp32"
+    return open_retriever(
+        index_path, fusion=fusion, weights=parse_weights(fusion_weights), rescore_precision=precision, **options
+    )
+
+
 def pipeline_from_options(
     config: Path | None,
     index: list[Path] | None,

@@ -20,7 +20,7 @@ from odqa.cli.common import (
     config_file,
     given,
     parse_ks,
-    parse_weights,
+    retriever_from_options,
 )
 
 group = typer.Typer()
@@ -305,21 +305,20 @@ def tune_rerank_command(
 
     from odqa.errors import OdqaError
     from odqa.io import atomic_write_text, read_questions
-    from odqa.retrieval.hybrid import open_retriever
     from odqa.retrieval.rerank import Reranker, tune_rerank
 
     ks = parse_ks(k)
     if max(ks) > rerank_top:
         raise OdqaError(f"cut-off {max(ks)} is beyond the {rerank_top} candidates the reranker re-sorts (--rerank-top)")
     reranker = Reranker.load(rerank)
-    first = open_retriever(
+    first = retriever_from_options(
         index_path,
-        fusion=fusion,
-        weights=parse_weights(fusion_weights),
+        fusion,
+        fusion_weights,
+        rescore_bf16,
         rescore=rescore,
         rescore_weight=rescore_weight,
         rescore_top=rescore_top,
-        rescore_precision="bf16" if rescore_bf16 else "fp32",
     )
     qs = read_questions(questions)
     if limit and limit < len(qs):

@@ -16,6 +16,7 @@ from odqa.cli.common import (
     RESCORE_HELP,
     parse_ks,
     parse_weights,
+    retriever_from_options,
 )
 from odqa.errors import OdqaError
 from odqa.runs import log_metrics
@@ -160,17 +161,6 @@ def _update(out, add, delete, replace, dense, processes, device, quiet) -> None:
     )
 
 
-def _retriever(index_path, fusion, fusion_weights, rescore_bf16=False, **options):
-    """The indexes as `search`/`eval-retrieval` were asked to open them (fused, re-scored, reranked):
-    `options` are `open_retriever`'s rerank_* and rescore_* settings."""
-    from odqa.retrieval.hybrid import open_retriever
-
-    precision = "bf16" if rescore_bf16 else "fp32"
-    return open_retriever(
-        index_path, fusion=fusion, weights=parse_weights(fusion_weights), rescore_precision=precision, **options
-    )
-
-
 @group.command()
 def search(
     queries: list[str] = typer.Argument(..., help="one or more queries"),
@@ -192,7 +182,7 @@ def search(
     width: int = typer.Option(160, help="characters of passage text to show"),
 ) -> None:
     """Search one or more indexes (fused, optionally reranked) and print the top passages."""
-    idx = _retriever(
+    idx = retriever_from_options(
         index_path,
         fusion,
         fusion_weights,
@@ -270,7 +260,7 @@ def eval_retrieval(
     from odqa.io import atomic_write_text, read_qrels, read_questions
 
     ks = parse_ks(k)
-    idx = _retriever(
+    idx = retriever_from_options(
         index_path,
         fusion,
         fusion_weights,

@@ -185,9 +185,6 @@ def tune_rerank(
         raise OdqaError("no questions to tune the reranker on")
     if len(candidates) != len(questions):
         raise OdqaError(f"{len(questions)} questions but {len(candidates)} candidate lists")
-    for method in methods:
-        if method not in FUSIONS:
-            raise OdqaError(f"unknown fusion {method!r}; choose one of {', '.join(FUSIONS)}")
     k_max = max(ks)
 
     def has_answer(ranked) -> dict:
