@@ -18,8 +18,13 @@ the results go to e2e_rescore.json beside the BM25-alone e2e.json.
 With `--reader` given more than once the readers vote as one ensemble (soft, equal weights, as
 `odqa ask --reader A --reader B` reads).
 
-    python e2e.py [--reader PATH ...] [--index PATH] [--rescore FOLDER] [--tune FILE] [--korquad-sample 1000] [--bf16]
-                  [--name NAME]
+With `--rerank FOLDER` (a cross-encoder from `odqa train-reranker`, e.g. rerank_ko.py's) the first
+stage's top `--rerank-top` are re-sorted by it, fused with the first stage's score at
+`--rerank-weight` (`odqa tune-rerank` chooses it; none: the cross-encoder alone), as
+`odqa ask --rerank … --rerank-weight …` asks; the results go to e2e_rerank.json.
+
+    python e2e.py [--reader PATH ...] [--index PATH] [--rescore FOLDER] [--rerank FOLDER [--rerank-weight W]]
+                  [--tune FILE] [--korquad-sample 1000] [--bf16] [--name NAME]
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ DEMO = {  # the Makefile's QUESTIONS (what `make demo` asks), with the answers a
 DEMO_K = 10  # `make demo` runs `odqa ask -k 10` with every other setting at its default
 
 
-def load_pipeline(index: Path, readers: list[Path], rescore: Path | None = None, bf16: bool = False):
+def load_pipeline(index: Path, readers: list[Path], rescore: Path | None = None, bf16: bool = False, **rerank):
+    """The pipeline evaluated: `rerank` holds PipelineConfig's rerank settings (rerank, rerank_top,
+    rerank_weight, rerank_fusion)."""
     from odqa.pipeline import Pipeline, PipelineConfig
 
     if not index.exists():
@@ -52,10 +59,12 @@ def load_pipeline(index: Path, readers: list[Path], rescore: Path | None = None,
         print(f"building {index} (default config) ...", flush=True)
         build_sparse_index(KOWIKI, index, cache_dir=default_cache_dir())
     reader = str(readers[0]) if len(readers) == 1 else [str(r) for r in readers]
-    config = PipelineConfig(index=str(index), reader=reader, k=max(KS), rescore=str(rescore) if rescore else None)
-    if bf16:  # reading and re-scoring with the weights in bfloat16
+    config = PipelineConfig(
+        index=str(index), reader=reader, k=max(KS), rescore=str(rescore) if rescore else None, **rerank
+    )
+    if bf16:  # reading, re-scoring and reranking with the weights in bfloat16
         config.reader_options = {"precision": "bf16"}
-        config.rescore_precision = "bf16"
+        config.rescore_precision = config.rerank_precision = "bf16"
     return Pipeline(config).warm_up()
 
 
@@ -118,9 +127,15 @@ def main() -> None:
         default=None,
         help="tune on N competition-train questions instead (for a reader that never trained on that split)",
     )
+    parser.add_argument("--rerank", type=Path, default=None, help="cross-encoder reranker folder (train-reranker's)")
+    parser.add_argument("--rerank-top", type=int, default=max(KS), help="first-stage passages the reranker re-sorts")
+    parser.add_argument(
+        "--rerank-weight", type=float, default=None, help="its score fused at this weight (none: the reranker alone)"
+    )
+    parser.add_argument("--rerank-fusion", default="combsum", help="how --rerank-weight fuses: combsum, zscore, rrf")
     parser.add_argument("--korquad-sample", type=int, default=1000, help="0: the competition validation alone")
-    parser.add_argument("--bf16", action="store_true", help="read and re-score in bf16 (fast on bf16 CPUs and GPUs)")
-    parser.add_argument("--name", default="", help="results file name (default: e2e, or e2e_rescore with --rescore)")
+    parser.add_argument("--bf16", action="store_true", help="read, re-score, rerank in bf16 (fast on bf16 CPUs, GPUs)")
+    parser.add_argument("--name", default="", help="results file name (default: e2e, e2e_rescore, e2e_rerank)")
     args = parser.parse_args()
     args.reader = args.reader or [WORK / "korean_model" / "ko-reader"]
     if args.train_sample is None and not args.tune.exists():
@@ -134,14 +149,21 @@ def main() -> None:
     from odqa.e2e import evaluate_end_to_end, plot_em_by_k, tune_pipeline
     from odqa.io import read_questions
 
-    pipeline = load_pipeline(args.index, args.reader, args.rescore, args.bf16)
-    name = args.name or ("e2e_rescore" if args.rescore else "e2e")
+    rerank = {}
+    if args.rerank:
+        rerank = {"rerank": str(args.rerank), "rerank_top": args.rerank_top, "rerank_weight": args.rerank_weight}
+        rerank["rerank_fusion"] = args.rerank_fusion
+    pipeline = load_pipeline(args.index, args.reader, args.rescore, args.bf16, **rerank)
+    name = args.name or ("e2e_rerank" if args.rerank else "e2e_rescore" if args.rescore else "e2e")
     cfg = pipeline.config
     retrieval = (
         f"BM25 with its top {cfg.rescore_top} re-scored by {args.rescore.name} (weight {cfg.rescore_weight:g})"
         if args.rescore
         else "BM25 alone"
     )
+    if args.rerank:
+        how = "alone" if cfg.rerank_weight is None else f"fused by {cfg.rerank_fusion} at weight {cfg.rerank_weight:g}"
+        retrieval += f", its top {cfg.rerank_top} reranked by {args.rerank.name} ({how})"
     if args.train_sample is None:
         train, tuned_on = read_questions(args.tune), f"held-out competition-train questions ({args.tune.name})"
     else:
@@ -165,6 +187,13 @@ def main() -> None:
     results["precision"] = "bf16" if args.bf16 else "fp32"
     if args.rescore:
         results["rescore"] = {"model": str(args.rescore), "top": cfg.rescore_top, "weight": cfg.rescore_weight}
+    if args.rerank:
+        results["rerank"] = {
+            "model": str(args.rerank),
+            "top": cfg.rerank_top,
+            "weight": cfg.rerank_weight,
+            "fusion": cfg.rerank_fusion,
+        }
     rows, attribution_rows = [], []
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,11 @@ Stages, each cached in benchmarks/work/rerank/ (`--redo STAGE` runs one again):
             fusion and weight chosen on rescore_ko.py's 150 tuning questions (held out of training),
             then the evaluation sets; each pair is scored once (OUT/scores/) and re-sorted at every
             weight by `Reranker.resort`, the step `rerank` takes after scoring
+  bf16      the reranker in bfloat16 (`--rerank-bf16`): its speed against fp32 on the same pairs
+            (alternating rounds) and the fused rankings of the competition validation from bf16 scores
+  e2e_tune  the questions e2e.py tunes k and weights on with this reranker: the reader's held-out
+            questions (`--reader-held-out`, korean_model.py's) less those the reranker trained on
+            (the seeded sample `odqa train-reranker` drew, drawn again)
 
 Needs rescore_ko.py's candidates, vectors and evaluate stage (benchmarks/work/rescore/).
 
@@ -204,6 +209,78 @@ def stage_fuse(args) -> dict:
     }
 
 
+def stage_bf16(args) -> dict:
+    """The reranker scoring in bf16 against fp32: pairs per second on the same pairs (alternating
+    rounds, best of each) and the fused rankings of the evaluation sets from bf16 scores beside the
+    stored fp32 ones (the fuse stage's)."""
+    import numpy as np
+
+    from odqa.retrieval.rerank import Reranker, tune_rerank
+
+    retriever, _, _, full, fp32 = hybrid_and_reranker(args)
+    bf16 = Reranker.load(OUT / "reranker", precision="bf16")
+    fused = json.loads((OUT / "fuse.json").read_text(encoding="utf-8"))
+    chosen = fused["chosen"]
+    top, sets = fused["rerank_top"], rescore_sets()
+    name = EVALUATED[0]
+    questions = sets[name]
+    candidates = retriever.search([q.text for q in questions], k=top, fetch=True)
+    pairs = [(q.text, h.passage.text) for q, hits in zip(questions, candidates) for h in hits]
+    timed = pairs[: args.speed_pairs]
+    seconds = {"fp32": [], "bf16": []}
+    for _ in range(2):
+        for label, model in (("fp32", fp32), ("bf16", bf16)):
+            start = time.perf_counter()
+            model.score([q for q, _ in timed], [p for _, p in timed])
+            seconds[label].append(time.perf_counter() - start)
+    log(f"{len(timed)} pairs: {seconds}")
+    start = time.perf_counter()
+    rounded = bf16.score_hits([q.text for q in questions], candidates)
+    bf16_seconds = time.perf_counter() - start
+    stored = np.load(OUT / "scores" / f"{name.replace(' ', '-')}-top{top}.npy")
+    grid = {"methods": [chosen["fusion"]], "grid": [chosen["weight"]]} if chosen["weight"] is not None else {"grid": []}
+    rows = {
+        label: tune_rerank(bf16, questions, candidates, scores, full.passages, KS, **grid)["candidates"][-1]
+        for label, scores in (("fp32", stored), ("bf16", rounded))
+    }
+    bf16.weight, bf16.fusion = chosen["weight"], chosen["fusion"]
+    orders = [bf16.resort(candidates, scores) for scores in (stored, rounded)]
+    same_top = [a[0].passage_id == b[0].passage_id for a, b in zip(*orders)]
+    return {
+        "set": name,
+        "questions": len(questions),
+        "pairs": len(pairs),
+        "speed_pairs": len(timed),
+        "seconds": seconds,
+        "speedup": min(seconds["fp32"]) / min(seconds["bf16"]),
+        "bf16_scoring_seconds": bf16_seconds,
+        "chosen": chosen,
+        "has_answer": rows,
+        "same_first_passage": sum(same_top) / len(same_top),
+        "max_abs_score_change": float(np.abs(stored - rounded).max()),
+    }
+
+
+def stage_e2e_tune(args) -> dict:
+    """The reader's held-out questions less the reranker's training sample (drawn again as
+    `odqa train-reranker` drew it), written to OUT/e2e-tune.json for e2e.py's --tune."""
+    from odqa.io.files import load_json
+    from odqa.io.squad import read_qa_files
+    from odqa.training.loop import sample_examples
+
+    if not args.reader_held_out or not args.reader_held_out.exists():
+        raise SystemExit("stage e2e_tune needs --reader-held-out FILE (korean_model.py's train-heldout.json)")
+    trained = json.loads((OUT / "reranker" / "training_config.json").read_text(encoding="utf-8"))
+    examples = read_qa_files(trained["train"], require_answers=True)
+    seen = {e.id for e in sample_examples(examples, trained["max_train_examples"], trained["seed"])}
+    held = load_json(args.reader_held_out)
+    kept = squad_subset(held, lambda i: i not in seen)
+    (OUT / "e2e-tune.json").write_text(json.dumps(kept, ensure_ascii=False), encoding="utf-8")
+    count = sum(len(p["qas"]) for a in kept["data"] for p in a["paragraphs"])
+    total = sum(len(p["qas"]) for a in held["data"] for p in a["paragraphs"])
+    return {"reader_held_out": str(args.reader_held_out), "questions": total, "kept": count, "trained": len(seen)}
+
+
 def main() -> None:
     global FULL_INDEX
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -218,6 +295,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60, help="training budget (the run stops, saved, after it)")
     parser.add_argument("--rerank-top", type=int, default=20)
     parser.add_argument("--eval-questions", type=int, default=0, help="a seeded sample of each set (0: all)")
+    parser.add_argument("--speed-pairs", type=int, default=640, help="pairs timed in fp32 and bf16 (stage bf16)")
+    parser.add_argument("--reader-held-out", type=Path, default=None, help="korean_model.py's train-heldout.json")
     parser.add_argument("--redo", default="")
     args = parser.parse_args()
     FULL_INDEX = args.index
@@ -230,8 +309,11 @@ def main() -> None:
         "train": cached_stage(OUT, "train", redo, lambda: stage_train(args)),
         "evaluate": cached_stage(OUT, "evaluate", redo, lambda: stage_evaluate(args)),
         "fuse": cached_stage(OUT, "fuse", redo, lambda: stage_fuse(args)),
+        "bf16": cached_stage(OUT, "bf16", redo, lambda: stage_bf16(args)),
         "compute": "2 CPU cores (shared machine), no GPU",
     }
+    if args.reader_held_out or (OUT / "e2e_tune.json").exists():  # only e2e.py's tuning needs it
+        results["e2e_tune"] = cached_stage(OUT, "e2e_tune", redo, lambda: stage_e2e_tune(args))
     train, ev = results["train"], results["evaluate"]
     last = train["history"][-1]
     sections = [
@@ -263,6 +345,21 @@ def main() -> None:
             + topk_table("system", systems, KS)
             + f"\nSearching {CHECKED} of them through `HybridRetriever` with `Reranker(weight={chosen['weight']}, "
             f"fusion={chosen['fusion']!r})` gives {agrees} rankings as re-sorting the stored scores."
+        )
+    half = results["bf16"]
+    rows = {f"{label} scores": half["has_answer"][label] for label in ("fp32", "bf16")}
+    sections.append(
+        f"### The reranker in bf16 (`--rerank-bf16`): {half['speedup']:.2f}× the pairs per second of fp32 "
+        f"({half['speed_pairs']} pairs of the {half['set']}, best of 2 alternating rounds); the hybrid re-sorted "
+        f"at the chosen weight from each precision's scores ({half['questions']} questions, has-answer top-k %; "
+        f"the first passage is the same for {100 * half['same_first_passage']:.1f} %)\n\n"
+        + topk_table("scores", rows, KS)
+    )
+    if "e2e_tune" in results:
+        tune = results["e2e_tune"]
+        sections.append(
+            f"e2e.py tunes with this reranker on {tune['kept']} of the reader's {tune['questions']} held-out "
+            f"questions: the rest were among the {tune['trained']} the reranker trained on."
         )
     write_results("rerank_ko", results, "\n\n".join(sections) + "\n")
 

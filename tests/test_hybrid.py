@@ -89,6 +89,33 @@ def test_a_weighted_reranker_adds_its_score_to_the_first_stage_instead_of_replac
             Reranker.load(indexes / "reranker", weight=weight, fusion=fusion)
 
 
+def test_a_reranker_scores_in_bf16_within_rounding_and_the_precision_travels_with_a_saved_hybrid(indexes, tmp_path):
+    import numpy as np
+
+    from odqa.retrieval.rerank import Reranker
+
+    questions = ["한강은 어디로 흐르나?", "훈민정음을 창제한 왕은?", "김치는 무엇인가?"]
+    passages = [h.passage.text for h in open_retriever(indexes / "sparse").search(questions[:1], k=4, fetch=True)[0]]
+    pairs = ([q for q in questions for _ in passages], passages * len(questions))
+    fp32 = Reranker.load(indexes / "reranker").score(*pairs)
+    bf16 = Reranker.load(indexes / "reranker", precision="bf16")
+    rounded = bf16.score(*pairs)
+    assert rounded.dtype == np.float32 and not np.array_equal(rounded, fp32)  # it really ran in bf16
+    assert np.abs(rounded - fp32).max() < 0.05 * (np.abs(fp32).max() + 1e-3)
+    with pytest.raises(OdqaError, match="rounded to bf16"):
+        bf16.save(tmp_path / "copy")
+    with pytest.raises(OdqaError, match="unknown reranker precision 'int4'"):
+        Reranker.load(indexes / "reranker", precision="int4")
+
+    question = questions[0]
+    hybrid = open_retriever(
+        [indexes / "sparse"], rerank=str(indexes / "reranker"), rerank_top=4, rerank_weight=0.5, rerank_precision="bf16"
+    )
+    hybrid.save(tmp_path / "reranked")
+    reopened = load_index(tmp_path / "reranked")
+    assert reopened.reranker.precision == "bf16" and reopened.search([question], k=4) == hybrid.search([question], k=4)
+
+
 def test_tuning_the_rerankers_weight_scores_each_pair_once_and_agrees_with_the_retriever(indexes, korean_qa_file):
     from odqa.evaluation import evaluate_retrieval
     from odqa.io import read_questions
@@ -170,3 +197,46 @@ def test_a_corpus_too_big_for_memory_is_refused_before_encoding(corpus, indexes,
     assert not out.exists()
     # one shard of many holds only its part: it may still be encoded here
     assert build_dense_index(corpus, out, str(indexes / "encoder"), shards=2, shard=0, quiet=True)[0] is None
+
+
+def test_ask_reranks_as_its_flags_say_and_leaves_the_configs_settings_it_is_not_given(
+    retriever_folders, korean_reader, tmp_path
+):
+    """`odqa ask --rerank R --rerank-weight W --rerank-fusion F --rerank-bf16` is the pipeline config
+    with `rerank_weight`, `rerank_fusion` and `rerank_precision`; a flag left out keeps the config's."""
+    from typer.testing import CliRunner
+
+    from odqa.cli import app
+    from odqa.cli.common import pipeline_from_options
+    from odqa.pipeline import Pipeline, PipelineConfig
+
+    sparse, reranker = retriever_folders / "sparse", str(retriever_folders / "reranker")
+    question = "한강이 흘러가는 바다는?"
+    result = CliRunner().invoke(
+        app,
+        ["ask", "--index", str(sparse), "--rerank", reranker, "--rerank-weight", "0.5", "--rerank-fusion", "zscore",
+         "--rerank-bf16", "--reader", str(korean_reader), "-k", "2", "--json", question],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    asked = json.loads(result.stdout.splitlines()[-1])
+    config = PipelineConfig(
+        index=str(sparse), reader=str(korean_reader), k=2, rerank=reranker, rerank_weight=0.5,
+        rerank_fusion="zscore", rerank_precision="bf16",
+    )  # fmt: skip
+    built = Pipeline(config).warm_up()
+    assert asked["answer"]["text"] == built.ask(question).text
+    reranked = built.open_index().reranker
+    assert (reranked.weight, reranked.fusion, reranked.precision) == (0.5, "zscore", "bf16")
+
+    config.rerank_weight, config.rerank_precision = 2.0, "fp32"
+    (tmp_path / "pipeline.json").write_text(json.dumps(config.to_dict()), encoding="utf-8")
+    flags = pipeline_from_options(tmp_path / "pipeline.json", None, None, None, None, rerank_weight=0.25)
+    reranked = flags.open_index().reranker
+    assert (reranked.weight, reranked.fusion, reranked.precision) == (0.25, "zscore", "fp32")
+    result = CliRunner().invoke(
+        app, ["ask", "--index", str(sparse), "--rerank", reranker, "--rerank-fusion", "borda", "--reader",
+              str(korean_reader), question],
+    )  # fmt: skip
+    assert isinstance(result.exception, OdqaError) and "rerank_fusion: Input should be 'combsum'" in str(
+        result.exception
+    )

@@ -36,6 +36,7 @@ class PipelineConfig(Settings):
     rerank_top: int = Field(50, ge=1, le=1000)
     rerank_weight: float | None = Field(None, ge=0)  # fused with the first stage's score at this weight (None: alone)
     rerank_fusion: Literal["combsum", "zscore", "rrf"] = "combsum"  # how, with rerank_weight
+    rerank_precision: Literal["fp32", "bf16"] = "fp32"  # bf16: faster on GPUs and bf16 CPUs (--rerank-bf16)
     rescore: str | None = None  # a bi-encoder folder that re-scores the top `rescore_top` on the fly
     rescore_weight: float = Field(1.0, ge=0)  # its similarity's weight against the first stage's score
     rescore_top: int = Field(20, ge=1, le=1000)
@@ -130,6 +131,7 @@ class Pipeline:
                 rescore_precision=config.rescore_precision,
                 rerank_weight=config.rerank_weight,
                 rerank_fusion=config.rerank_fusion,
+                rerank_precision=config.rerank_precision,
             )
         return self.index
 

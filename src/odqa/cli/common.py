@@ -90,12 +90,18 @@ RERANK_WEIGHT_OPTION = typer.Option(
 RERANK_FUSION_OPTION = typer.Option(
     "combsum", help="how --rerank-weight fuses the two scores: combsum (min-max), zscore or rrf"
 )
+PIPELINE_RERANK_FUSION_OPTION = typer.Option(
+    None, help="how --rerank-weight fuses the two scores: combsum (min-max), zscore or rrf (default: the config's)"
+)
 RESCORE_OPTION = typer.Option(None, help=RESCORE_HELP)
 BF16_OPTION = typer.Option(
     False, "--bf16", help="read in bfloat16 (faster on GPUs and on CPUs with AVX512-BF16 or AMX; slow on others)"
 )
 RESCORE_BF16_OPTION = typer.Option(
     False, "--rescore-bf16", help="re-score in bfloat16 (faster on GPUs and on CPUs with AVX512-BF16 or AMX)"
+)
+RERANK_BF16_OPTION = typer.Option(
+    False, "--rerank-bf16", help="rerank in bfloat16 (faster on GPUs and on CPUs with AVX512-BF16 or AMX)"
 )
 CONFIG_OPTION = typer.Option(None, help="JSON/YAML PipelineConfig")
 DEVICE_OPTION = typer.Option(None, help="cpu, cuda or cuda:N (default: the config's, else a GPU when there is one)")
@@ -116,14 +122,18 @@ FREEZE_LAYERS_OPTION = typer.Option(
 SAVE_STEPS_OPTION = typer.Option(None, help="optimizer steps between checkpoints (a killed run resumes from the last)")
 
 
-def retriever_from_options(index_path, fusion, fusion_weights, rescore_bf16=False, **options):
+def retriever_from_options(index_path, fusion, fusion_weights, rescore_bf16=False, rerank_bf16=False, **options):
     """The indexes as `search`, `eval-retrieval` and `tune-rerank` were asked to open them (fused,
     re-scored, reranked): `options` are `open_retriever`'s rerank_* and rescore_* settings."""
     from odqa.retrieval.hybrid import open_retriever
 
-    precision = "bf16" if rescore_bf16 else "fp32"
     return open_retriever(
-        index_path, fusion=fusion, weights=parse_weights(fusion_weights), rescore_precision=precision, **options
+        index_path,
+        fusion=fusion,
+        weights=parse_weights(fusion_weights),
+        rescore_precision="bf16" if rescore_bf16 else "fp32",
+        rerank_precision="bf16" if rerank_bf16 else "fp32",
+        **options,
     )
 
 
@@ -141,10 +151,14 @@ def pipeline_from_options(
     retriever_weight: float | None = None,
     rescore_bf16: bool = False,
     bf16: bool = False,
+    rerank_weight: float | None = None,
+    rerank_fusion: str | None = None,
+    rerank_bf16: bool = False,
 ):
     """The pipeline the options describe, loaded (with `load_reader` false the reader folders are
     only checked: they load where they read, e.g. in Ray actors). `bf16`: the reader(s) read in
-    bfloat16, as `"reader_options": {"precision": "bf16"}` in a config does."""
+    bfloat16, as `"reader_options": {"precision": "bf16"}` in a config does; options left unset keep
+    the config's settings."""
     from odqa.pipeline import Pipeline, PipelineConfig
 
     data = PipelineConfig.from_file(config).to_dict() if config else {}
@@ -169,6 +183,9 @@ def pipeline_from_options(
         rerank=rerank,
         rescore=rescore,
         rescore_precision="bf16" if rescore_bf16 else None,
+        rerank_weight=rerank_weight,
+        rerank_fusion=rerank_fusion,
+        rerank_precision="bf16" if rerank_bf16 else None,
     )
     pipeline = Pipeline(PipelineConfig.from_dict(data))
     if load_reader:

@@ -14,6 +14,7 @@ from odqa.cli.common import (
     FREEZE_EMBEDDINGS_OPTION,
     FREEZE_LAYERS_OPTION,
     MIXED_PRECISION_OPTION,
+    RERANK_BF16_OPTION,
     RESCORE_BF16_OPTION,
     RESCORE_HELP,
     SAVE_STEPS_OPTION,
@@ -288,6 +289,7 @@ def tune_rerank_command(
     rescore_weight: float = typer.Option(1.0, help="the re-scorer's weight against the first stage's score"),
     rescore_top: int = typer.Option(20, help="first-stage candidates the re-scorer encodes per query"),
     rescore_bf16: bool = RESCORE_BF16_OPTION,
+    rerank_bf16: bool = RERANK_BF16_OPTION,
     k: str = typer.Option(
         "1,5,20", "-k", help="cut-offs (≤ --rerank-top); the best has the highest mean over those ≤ 5"
     ),
@@ -310,7 +312,7 @@ def tune_rerank_command(
     ks = parse_ks(k)
     if max(ks) > rerank_top:
         raise OdqaError(f"cut-off {max(ks)} is beyond the {rerank_top} candidates the reranker re-sorts (--rerank-top)")
-    reranker = Reranker.load(rerank)
+    reranker = Reranker.load(rerank, precision="bf16" if rerank_bf16 else "fp32")
     first = retriever_from_options(
         index_path,
         fusion,
@@ -338,6 +340,7 @@ def tune_rerank_command(
     Console().print(table)
     best = result["best"]
     options = "" if best["weight"] is None else f" --rerank-weight {best['weight']:g} --rerank-fusion {best['fusion']}"
+    options += " --rerank-bf16" if rerank_bf16 else ""
     typer.echo(f"best: --rerank {rerank} --rerank-top {rerank_top}{options}")
     if out:
         described = {"index": [str(p) for p in index_path], "rerank": rerank, "rerank_top": rerank_top}

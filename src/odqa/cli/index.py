@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from odqa.cli.common import (
+    RERANK_BF16_OPTION,
     RERANK_FUSION_OPTION,
     RERANK_WEIGHT_OPTION,
     RESCORE_BF16_OPTION,
@@ -174,6 +175,7 @@ def search(
     rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),
     rerank_weight: Optional[float] = RERANK_WEIGHT_OPTION,
     rerank_fusion: str = RERANK_FUSION_OPTION,
+    rerank_bf16: bool = RERANK_BF16_OPTION,
     rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
     rescore_weight: float = typer.Option(1.0, help="the re-scorer's weight against the first stage's score"),
     rescore_top: int = typer.Option(20, help="first-stage candidates the re-scorer encodes per query"),
@@ -187,6 +189,7 @@ def search(
         fusion,
         fusion_weights,
         rescore_bf16,
+        rerank_bf16,
         rerank=rerank,
         rerank_top=rerank_top,
         rerank_weight=rerank_weight,
@@ -243,6 +246,7 @@ def eval_retrieval(
     rerank_top: int = typer.Option(50, help="fused candidates the reranker re-scores"),
     rerank_weight: Optional[float] = RERANK_WEIGHT_OPTION,
     rerank_fusion: str = RERANK_FUSION_OPTION,
+    rerank_bf16: bool = RERANK_BF16_OPTION,
     rescore: Optional[str] = typer.Option(None, help=RESCORE_HELP),
     rescore_weight: float = typer.Option(1.0, help="the re-scorer's weight against the first stage's score"),
     rescore_top: int = typer.Option(20, help="first-stage candidates the re-scorer encodes per query"),
@@ -265,6 +269,7 @@ def eval_retrieval(
         fusion,
         fusion_weights,
         rescore_bf16,
+        rerank_bf16,
         rerank=rerank,
         rerank_top=rerank_top,
         rerank_weight=rerank_weight,
@@ -284,6 +289,7 @@ def eval_retrieval(
         "rerank": rerank,
         "rerank_weight": rerank_weight,
         "rerank_fusion": rerank_fusion if rerank_weight is not None else None,
+        "rerank_precision": ("bf16" if rerank_bf16 else "fp32") if rerank else None,
         "rescore": idx.rescorer.to_dict() if rescore else None,
         "questions_file": str(questions),
     }

@@ -15,8 +15,11 @@ from odqa.cli.common import (
     DEVICE_OPTION,
     ENSEMBLE_OPTION,
     INDEX_OPTION,
+    PIPELINE_RERANK_FUSION_OPTION,
     READER_OPTION,
+    RERANK_BF16_OPTION,
     RERANK_OPTION,
+    RERANK_WEIGHT_OPTION,
     RESCORE_BF16_OPTION,
     RESCORE_OPTION,
     RETRIEVER_WEIGHT_OPTION,
@@ -36,6 +39,9 @@ def ask(
     questions: list[str] = typer.Argument(..., help="one or more questions"),
     index: Optional[list[Path]] = INDEX_OPTION,
     rerank: Optional[str] = RERANK_OPTION,
+    rerank_weight: Optional[float] = RERANK_WEIGHT_OPTION,
+    rerank_fusion: Optional[str] = PIPELINE_RERANK_FUSION_OPTION,
+    rerank_bf16: bool = RERANK_BF16_OPTION,
     rescore: Optional[str] = RESCORE_OPTION,
     rescore_bf16: bool = RESCORE_BF16_OPTION,
     bf16: bool = BF16_OPTION,
@@ -51,7 +57,8 @@ def ask(
     """Answer questions from the indexed documents, with the evidence sentence."""
     pipeline = pipeline_from_options(
         config, index, reader, k, device, rerank, rescore, True, reader_weights, ensemble, retriever_weight,
-        rescore_bf16=rescore_bf16, bf16=bf16,
+        rescore_bf16=rescore_bf16, bf16=bf16, rerank_weight=rerank_weight, rerank_fusion=rerank_fusion,
+        rerank_bf16=rerank_bf16,
     )  # fmt: skip
     results = pipeline.ask_batch(questions)
     for result in results:
@@ -100,6 +107,9 @@ def predict(
     out: Path = typer.Option(..., help="folder for predictions.json, nbest_predictions.json, retrieved.json"),
     index: Optional[list[Path]] = INDEX_OPTION,
     rerank: Optional[str] = RERANK_OPTION,
+    rerank_weight: Optional[float] = RERANK_WEIGHT_OPTION,
+    rerank_fusion: Optional[str] = PIPELINE_RERANK_FUSION_OPTION,
+    rerank_bf16: bool = RERANK_BF16_OPTION,
     rescore: Optional[str] = RESCORE_OPTION,
     rescore_bf16: bool = RESCORE_BF16_OPTION,
     bf16: bool = BF16_OPTION,
@@ -131,7 +141,8 @@ def predict(
 
     pipeline = pipeline_from_options(
         config, index, reader, k, device, rerank, rescore, not ray, reader_weights, ensemble, retriever_weight,
-        rescore_bf16=rescore_bf16, bf16=bf16,
+        rescore_bf16=rescore_bf16, bf16=bf16, rerank_weight=rerank_weight, rerank_fusion=rerank_fusion,
+        rerank_bf16=rerank_bf16,
     )  # fmt: skip
     answer = answer_here
     if ray:
@@ -149,6 +160,9 @@ def evaluate(
     questions: Path = typer.Option(..., help="questions with gold answers (SQuAD JSON or JSONL)"),
     index: Optional[list[Path]] = INDEX_OPTION,
     rerank: Optional[str] = RERANK_OPTION,
+    rerank_weight: Optional[float] = RERANK_WEIGHT_OPTION,
+    rerank_fusion: Optional[str] = PIPELINE_RERANK_FUSION_OPTION,
+    rerank_bf16: bool = RERANK_BF16_OPTION,
     rescore: Optional[str] = RESCORE_OPTION,
     rescore_bf16: bool = RESCORE_BF16_OPTION,
     bf16: bool = BF16_OPTION,
@@ -177,7 +191,8 @@ def evaluate(
 
     pipeline = pipeline_from_options(
         config, index, reader, k, device, rerank, rescore, True, reader_weights, ensemble, retriever_weight,
-        rescore_bf16=rescore_bf16, bf16=bf16,
+        rescore_bf16=rescore_bf16, bf16=bf16, rerank_weight=rerank_weight, rerank_fusion=rerank_fusion,
+        rerank_bf16=rerank_bf16,
     )  # fmt: skip
     qs = read_questions(questions)
     if limit and limit < len(qs):
@@ -213,6 +228,9 @@ def evaluate(
 def serve(
     index: Optional[list[Path]] = INDEX_OPTION,
     rerank: Optional[str] = RERANK_OPTION,
+    rerank_weight: Optional[float] = RERANK_WEIGHT_OPTION,
+    rerank_fusion: Optional[str] = PIPELINE_RERANK_FUSION_OPTION,
+    rerank_bf16: bool = RERANK_BF16_OPTION,
     rescore: Optional[str] = RESCORE_OPTION,
     rescore_bf16: bool = RESCORE_BF16_OPTION,
     bf16: bool = BF16_OPTION,
@@ -256,7 +274,8 @@ def serve(
             raise OdqaError(f"cannot write the request log {log}: {e.strerror or e}") from None
     pipeline = pipeline_from_options(
         config, index, reader, k, device, rerank, rescore, not ray, reader_weights, ensemble, retriever_weight,
-        rescore_bf16=rescore_bf16, bf16=bf16,
+        rescore_bf16=rescore_bf16, bf16=bf16, rerank_weight=rerank_weight, rerank_fusion=rerank_fusion,
+        rerank_bf16=rerank_bf16,
     )  # fmt: skip
     logged = f"; logging requests to {log}" if log else ""
     if ray:

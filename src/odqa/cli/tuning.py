@@ -17,8 +17,11 @@ from odqa.cli.common import (
     DEVICE_OPTION,
     ENSEMBLE_OPTION,
     INDEX_OPTION,
+    PIPELINE_RERANK_FUSION_OPTION,
     READER_OPTION,
+    RERANK_BF16_OPTION,
     RERANK_OPTION,
+    RERANK_WEIGHT_OPTION,
     RESCORE_BF16_OPTION,
     RESCORE_OPTION,
     RETRIEVER_WEIGHT_OPTION,
@@ -40,6 +43,9 @@ def tune_pipeline_command(
     out: Path = typer.Option(..., help="pipeline config to write (JSON or YAML): `ask`/`serve`/… take it as --config"),
     index: Optional[list[Path]] = INDEX_OPTION,
     rerank: Optional[str] = RERANK_OPTION,
+    rerank_weight: Optional[float] = RERANK_WEIGHT_OPTION,
+    rerank_fusion: Optional[str] = PIPELINE_RERANK_FUSION_OPTION,
+    rerank_bf16: bool = RERANK_BF16_OPTION,
     rescore: Optional[str] = RESCORE_OPTION,
     rescore_bf16: bool = RESCORE_BF16_OPTION,
     bf16: bool = BF16_OPTION,
@@ -79,7 +85,8 @@ def tune_pipeline_command(
         raise OdqaError(f"--weights expects numbers ≥ 0 like 0,0.05,0.1, got {weights!r}")
     pipeline = pipeline_from_options(
         config, index, reader, None, device, rerank, rescore, True, reader_weights, ensemble,
-        rescore_bf16=rescore_bf16, bf16=bf16,
+        rescore_bf16=rescore_bf16, bf16=bf16, rerank_weight=rerank_weight, rerank_fusion=rerank_fusion,
+        rerank_bf16=rerank_bf16,
     )  # fmt: skip
     qs = read_questions(questions)
     if limit and limit < len(qs):

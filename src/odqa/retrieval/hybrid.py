@@ -96,6 +96,7 @@ class HybridRetriever:
             "rerank_top": self.rerank_top,
             "rerank_weight": getattr(self.reranker, "weight", None),
             "rerank_fusion": getattr(self.reranker, "fusion", "combsum"),
+            "rerank_precision": getattr(self.reranker, "precision", "fp32"),
             "rescore": self.rescorer.to_dict() if self.rescorer is not None else None,
         }
 
@@ -234,7 +235,11 @@ def retriever_from_dict(data: dict, device: str | None = None):
         from odqa.retrieval.rerank import Reranker
 
         reranker = Reranker.load(
-            data["rerank"], device=device, weight=data.get("rerank_weight"), fusion=data.get("rerank_fusion", "combsum")
+            data["rerank"],
+            device=device,
+            weight=data.get("rerank_weight"),
+            fusion=data.get("rerank_fusion", "combsum"),
+            precision=data.get("rerank_precision", "fp32"),
         )
     rescorer = None
     if data.get("rescore"):
@@ -273,17 +278,21 @@ def open_retriever(
     rescore_precision: str = "fp32",
     rerank_weight: float | None = None,
     rerank_fusion: str = "combsum",
+    rerank_precision: str = "fp32",
 ):
     """One index as it is, or several fused (and/or re-scored by a bi-encoder, reranked by a
     cross-encoder) as a HybridRetriever. `rerank_weight`: the cross-encoder's score fused with the
-    first stage's at this weight (None: re-sorted by the cross-encoder alone)."""
+    first stage's at this weight (None: re-sorted by the cross-encoder alone); `rerank_precision`
+    and `rescore_precision`: "bf16" scores in bfloat16."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     indexes = [load_index(p, device) for p in paths]
     reranker = rescorer = None
     if rerank:
         from odqa.retrieval.rerank import Reranker
 
-        reranker = Reranker.load(rerank, device=device, weight=rerank_weight, fusion=rerank_fusion)
+        reranker = Reranker.load(
+            rerank, device=device, weight=rerank_weight, fusion=rerank_fusion, precision=rerank_precision
+        )
     if rescore:
         described = {"encoder": str(rescore), "weight": rescore_weight, "top": rescore_top}
         rescorer = _rescorer(described | {"precision": rescore_precision}, device)

@@ -9,7 +9,10 @@ the cross-encoder's (`weight`), as `DenseRescorer` fuses: a weakly trained reran
 first stage instead of replacing it. `tune_rerank` (`odqa tune-rerank`) chooses the weight on training
 questions, scoring each pair once.
 
-    reranker = Reranker.load("runs/reranker-1", weight=0.5)   # weight=None: the cross-encoder alone"""
+    reranker = Reranker.load("runs/reranker-1", weight=0.5)   # weight=None: the cross-encoder alone
+
+`precision="bf16"` scores with the weights in bfloat16 (scores stay float32): faster on GPUs and on
+CPUs with AVX512-BF16 or AMX (`benchmarks/rerank_ko.py` measures speed and rankings)."""
 
 from __future__ import annotations
 
@@ -36,7 +39,8 @@ class RerankerConfig(Settings):
 
 class Reranker:
     """Scores (question, passage) pairs; `rerank` re-sorts candidates by that score alone
-    (`weight=None`) or by `fusion` of the first stage's score (weight 1) and it (`weight`)."""
+    (`weight=None`) or by `fusion` of the first stage's score (weight 1) and it (`weight`).
+    `precision="bf16"`: the weights in bfloat16 for scoring; such a reranker scores but cannot be saved."""
 
     def __init__(
         self,
@@ -46,9 +50,13 @@ class Reranker:
         device: str | None = None,
         weight: float | None = None,
         fusion: str = "combsum",
+        precision: str = "fp32",
     ):
-        from odqa.models.loading import pick_device
+        from odqa.models.loading import pick_device, to_bf16
+        from odqa.retrieval.encoder import PRECISIONS
 
+        if precision not in PRECISIONS:
+            raise OdqaError(f"unknown reranker precision {precision!r}; choose {' or '.join(PRECISIONS)}")
         if fusion not in FUSIONS:
             raise OdqaError(f"unknown fusion {fusion!r} for reranking; choose one of {', '.join(FUSIONS)}")
         if weight is not None and not (weight >= 0 and np.isfinite(weight)):
@@ -58,7 +66,10 @@ class Reranker:
         self.path: Path | None = None  # the folder it was loaded from
         self.config = config or RerankerConfig()
         self.device = pick_device(device)
+        self.precision = precision
         self.model.to(self.device).eval()
+        if precision == "bf16":
+            self.model = to_bf16(self.model, self.device)
 
     @classmethod
     def load(
@@ -67,6 +78,7 @@ class Reranker:
         device: str | None = None,
         weight: float | None = None,
         fusion: str = "combsum",
+        precision: str = "fp32",
         **overrides,
     ) -> Reranker:
         from transformers import AutoModelForSequenceClassification
@@ -83,7 +95,7 @@ class Reranker:
             raise OdqaError(
                 f"{path}: a reranker has one output (num_labels=1), this model has {model.config.num_labels}"
             )
-        reranker = cls(model, load_tokenizer(path), config, device, weight, fusion)
+        reranker = cls(model, load_tokenizer(path), config, device, weight, fusion, precision)
         reranker.path = Path(path)
         return reranker
 
@@ -91,6 +103,8 @@ class Reranker:
         from odqa.models.loading import save_pretrained
         from odqa.models.tokenizer import save_tokenizer
 
+        if self.precision != "fp32":
+            raise OdqaError(f"this reranker's weights were rounded to {self.precision} for scoring; save it as loaded")
         path = Path(path)
         save_pretrained(self.model, path)
         save_tokenizer(self.tokenizer, path)
