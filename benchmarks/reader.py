@@ -11,10 +11,16 @@ Korean: a small encoder pretrained by `odqa pretrain-mlm` on the kowiki sample, 
 competition train + TyDi-ko train, evaluated on a KorQuAD dev sample (korquad metric) and the
 competition validation (squad + korquad), with and without the Korean clean-up.
 
+English on the multilingual encoder (stages en-me5-train, en-me5-eval; results/reader_me5_en.md):
+multilingual-e5-small as `odqa import-model` makes it (`--me5`, make's models/me5-small) fine-tuned on
+the same TyDi-en train by the same loop (word embeddings fixed, bf16 where the CPU computes it, within
+`--me5-minutes`), read on the same SQuAD sample beside MiniLM's numbers (results/reader.json).
+
 Each stage caches its result in benchmarks/work/reader/; `--redo STAGE` runs it again.
 
-    python reader.py                 # everything (hours on 2 CPU cores; see README)
+    python reader.py                 # everything but en-me5-* (hours on 2 CPU cores; see README)
     python reader.py --stages en-train,en-eval
+    python reader.py --stages en-me5-train,en-me5-eval [--me5 ../models/me5-small] [--me5-minutes 45]
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ SQUAD_SAMPLE = 2000
 KORQUAD_SAMPLE = 1000
 THROUGHPUT_STEPS = 30
 STAGES = ["en-train", "en-train-speed", "en-eval", "ko-mlm", "ko-train", "ko-eval", "ko-cleanup"]
+EN_ME5_TRAIN = {"epochs": 2.0, "batch_size": 16, "lr": 1e-4, "warmup_ratio": 0.1, "freeze_embeddings": True}
 
 
 def cached(stage: str, redo: set[str], run) -> dict:
@@ -174,6 +181,80 @@ def en_eval() -> dict:
     for system in systems.values():
         system["questions_per_s"] = len(examples) / system["seconds"]
     return {"questions": len(examples), "systems": systems}
+
+
+def en_me5_train(me5: Path, minutes: float) -> dict:
+    """multilingual-e5-small fine-tuned on TyDi-en as MiniLM is (same windows, batch and lr), its
+    word embeddings fixed and in bf16 autocast where the CPU computes bf16, within `minutes`."""
+    from odqa.models.loading import check_model_dir, cpu_computes_bf16
+    from odqa.training.reader import ReaderTrainingConfig, train_reader
+
+    check_model_dir(me5)
+    config = ReaderTrainingConfig(
+        model=str(me5),
+        train=[str(DATA / "tydiqa/english_tydiqa_train.json")],
+        out=str(OUT / "en-me5"),
+        metric="squad",
+        reader={**EN, "postprocess": "none"},
+        mixed_precision="bf16" if cpu_computes_bf16() else "no",
+        max_minutes=minutes,
+        save_steps=100,
+        **EN_ME5_TRAIN,
+    )
+    start = time.perf_counter()
+    state = train_reader(config, resume=True)
+    return {
+        "seconds": time.perf_counter() - start,
+        "train_seconds": sum(h["seconds"] for h in state["history"]),
+        "history": state["history"],
+        "steps": state["step"],
+        "total_steps": state["total_steps"],
+        "finished": state.get("finished"),
+        "settings": config.model_dump(mode="json"),
+    }
+
+
+def en_me5_eval() -> dict:
+    """The English me5 reader on the SQuAD sample en-eval reads, as en-eval reads MiniLM (logits)."""
+    from odqa.metrics import score_predictions
+    from odqa.reader import Reader
+
+    examples = squad_sample()
+    gold = {e.id: e.answer_texts for e in examples}
+    reader = Reader.load(OUT / "en-me5", mode="logits", merge="none", postprocess="none", **EN)
+    start = time.perf_counter()
+    results = reader.read([e.question for e in examples], [[e.context] for e in examples], progress=True)
+    seconds = time.perf_counter() - start
+    predictions = {e.id: r.text for e, r in zip(examples, results)}
+    return {"questions": len(examples), "seconds": seconds, **_scores(predictions, gold, score_predictions)}
+
+
+def report_me5(results: dict) -> None:
+    """results/reader_me5_en: the English me5 reader beside MiniLM's numbers in results/reader.json."""
+    train, ev = results["en-me5-train"], results["en-me5-eval"]
+    minilm = json.loads((ROOT / "benchmarks" / "results" / "reader.json").read_text(encoding="utf-8"))
+    rows = [
+        [
+            f"multilingual-e5-small ({train['steps']} of {train['total_steps']} steps, "
+            f"{train['train_seconds'] / 60:.0f} min)",
+            ev["exact_match"],
+            ev["f1"],
+        ]
+    ]
+    if "en-eval" in minilm and "en-train" in minilm:
+        logits = minilm["en-eval"]["systems"]["odqa (logits)"]
+        minutes = minilm["en-train"]["seconds"] / 60
+        rows.append([f"all-MiniLM-L6-v2 (results/reader.json, {minutes:.0f} min)", logits["exact_match"], logits["f1"]])
+    settings = train["settings"]
+    table = (
+        f"### English readers on a SQuAD v1.1 dev sample ({ev['questions']} questions), trained on TyDi-en train, "
+        f"2 CPU cores\n\nmultilingual-e5-small: {settings['epochs']:g} epochs planned, batch {settings['batch_size']}, "
+        f"lr {settings['lr']:g}, windows {EN['max_length']} / stride {EN['stride']}, word embeddings fixed, "
+        f"mixed precision {settings['mixed_precision']}, last loss {train['history'][-1]['loss']:.3f}"
+        f"{'' if train['finished'] else ' (stopped by the time budget)'}; MiniLM: 3 epochs, the same windows, "
+        "batch and lr, fp32.\n\n" + markdown_table(["reader", "EM", "F1"], rows)
+    )
+    write_results("reader_me5_en", results, table)
 
 
 def _scores(predictions, gold, score) -> dict:
@@ -342,14 +423,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--redo", default="", help="stages to run again although cached")
+    parser.add_argument("--me5", type=Path, default=ROOT / "models" / "me5-small", help="import-model's folder")
+    parser.add_argument("--me5-minutes", type=float, default=45.0, help="en-me5-train's training budget")
     args = parser.parse_args()
     stages = [s for s in args.stages.split(",") if s]
     redo = {s for s in args.redo.split(",") if s}
     runners = {"en-train": en_train, "en-train-speed": en_train_speed, "en-eval": en_eval, **KOREAN}
+    runners |= {"en-me5-train": lambda: en_me5_train(args.me5, args.me5_minutes), "en-me5-eval": en_me5_eval}
+    unknown = [s for s in stages if s not in runners]
+    if unknown:
+        parser.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(runners)}")
     results = {}
     for stage in stages:
         results[stage] = cached(stage, redo, runners[stage])
-    report(results)
+    me5 = {s: results.pop(s) for s in ("en-me5-train", "en-me5-eval") if s in results}
+    if len(me5) == 2:
+        report_me5(me5)
+    if results:  # the MiniLM and Korean stages' report (reader.json): not rewritten by the me5 stages alone
+        report(results)
 
 
 def report(results: dict) -> None:
