@@ -280,6 +280,20 @@ FIGURES: dict[str, Figure] = {
     "rerank.fused.competition.top5": Figure(
         RERANK, lambda d: 100 * fused(d, "competition validation", True)["top5"], "{:.1f}"
     ),
+    # the reranker scoring in bf16 (stage bf16): speed against fp32, and the fused rankings from its scores
+    "rerank.bf16.speedup": Figure(RERANK, lambda d: d["bf16"]["speedup"], "{:.1f}×"),
+    "rerank.bf16.pairs": Figure(RERANK, lambda d: d["bf16"]["pairs"], "{:,}"),
+    "rerank.bf16.same_first": Figure(RERANK, lambda d: 100 * d["bf16"]["same_first_passage"], "{:.1f}"),
+    **{
+        f"rerank.bf16.top{k}_change": Figure(
+            RERANK,
+            lambda d, k=k: (
+                100 * (d["bf16"]["has_answer"]["bf16"][f"top{k}"] - d["bf16"]["has_answer"]["fp32"][f"top{k}"])
+            ),
+            "{:+.1f}",
+        )
+        for k in (1, 5, 20)
+    },
     "rescore.bm25.competition.top5": Figure(
         "rescore_ko.json", lambda d: 100 * pool_row(d, "competition validation", "BM25")["top5"], "{:.1f}"
     ),
