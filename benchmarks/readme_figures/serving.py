@@ -9,7 +9,9 @@ E2E_SETS = {"competition": "competition validation", "korquad": "KorQuAD 1.0 dev
 # benchmarks/e2e.py runs (results/{name}.json): e2e: BM25 alone; e2e_rescore: BM25's top 20 re-scored by
 # multilingual-e5-small (make demo's); the same with the reader of the recipe with the length curriculum, of the
 # bf16 recipe (what make korean-reader trains now), of 1.5 epochs (with the in-context clean-up), and the
-# 1.5- and 3-epoch readers soft-voted (korean_ensemble.py's pair)
+# 1.5- and 3-epoch readers soft-voted (korean_ensemble.py's pair); the bf16 recipe's reader over make demo's
+# retriever with rerank_ko.py's reranker fused at its tuned weight, and without it (the same reader and tuning
+# questions, the same run of the script)
 E2E_RUNS = [
     "e2e",
     "e2e_rescore",
@@ -17,11 +19,14 @@ E2E_RUNS = [
     "e2e_rescore_bf16_recipe",
     "e2e_rescore_bf16_long",
     "e2e_rescore_bf16_ens",
+    "e2e_rerank",
+    "e2e_rerank_baseline",
 ]
 E2E_BASES = {
     "e2e_rescore_bf16_recipe": "e2e_rescore",
     "e2e_rescore_bf16_long": "e2e_rescore_bf16_recipe",
     "e2e_rescore_bf16_ens": "e2e_rescore_bf16_long",
+    "e2e_rerank": "e2e_rerank_baseline",
 }
 
 
@@ -33,8 +38,18 @@ E2E_FIGURES = {
     "k": (lambda d: d["tuning"]["chosen"]["k"], "{}"),
     "weight": (lambda d: d["tuning"]["chosen"]["retriever_weight"], "{:g}"),
     "tune.chosen": (lambda d: d["tuning"]["exact_match"], "{:.1f}"),
+    "tune.questions": (lambda d: d["tuning"]["questions"], "{}"),
+    "tune.k1": (lambda d: d["tuning"]["em_korquad"]["k=1 w=0.0"], "{:.1f}"),
     "demo_correct": (lambda d: d["demo"]["correct"], "{}"),
     "read_ms": (lambda d: d["latency"]["read_ms_p50"], "{:.0f}"),
+    "retrieve_ms": (lambda d: d["latency"]["retrieve_ms_p50"], "{:.0f}"),
+    **{  # the competition validation's EM at each k read (at the chosen weight)
+        f"competition.em_k{k}": (
+            lambda d, k=k: d["sets"]["competition validation"]["by_k"][str(k)]["korquad"]["exact_match"],
+            "{:.1f}",
+        )
+        for k in (1, 3, 5)
+    },
     **{
         f"{short}.{name}": (fn, "{:.1f}")
         for short, set_name in E2E_SETS.items()
@@ -67,7 +82,6 @@ FIGURES: dict[str, Figure] = {
         )
         for run, base in E2E_BASES.items()
     },
-    "e2e.retrieve_ms": Figure("e2e.json", lambda d: d["latency"]["retrieve_ms_p50"], "{:.0f}"),
     "e2e.p95_ms": Figure("e2e.json", lambda d: d["latency"]["total_ms_p95"], "{:.0f}"),
     "serve.requests": Figure("serve_load.json", lambda d: d["requests"]),
     "serve.errors": Figure("serve_load.json", lambda d: d["errors"]),
