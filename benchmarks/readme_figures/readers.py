@@ -242,6 +242,18 @@ FIGURES: dict[str, Figure] = {
         "reader.json", lambda d: reader_speedup(d, "HF question-answering pipeline"), "{:.1f}×"
     ),
     "reader.vs_run_qa": Figure("reader.json", lambda d: reader_speedup(d, "HF run_qa + utils_qa"), "{:.1f}×"),
+    # multilingual-e5-small as an English reader beside MiniLM (reader.py stages en-me5-train, en-me5-eval)
+    "reader.me5_en.em": Figure("reader_me5_en.json", lambda d: d["en-me5-eval"]["exact_match"], "{:.1f}"),
+    "reader.me5_en.f1": Figure("reader_me5_en.json", lambda d: d["en-me5-eval"]["f1"], "{:.1f}"),
+    "reader.me5_en.minutes": Figure("reader_me5_en.json", lambda d: d["en-me5-train"]["train_seconds"] / 60, "{:.0f}"),
+    "reader.me5_en.em_gain": Figure(
+        "reader_me5_en.json",
+        lambda d: (
+            d["en-me5-eval"]["exact_match"]
+            - results("reader.json")["en-eval"]["systems"]["odqa (logits)"]["exact_match"]
+        ),
+        "{:+.1f}",
+    ),
     "reader.train_odqa": Figure("reader.json", lambda d: d["en-train-speed"]["odqa_examples_per_s"], "{:.1f}"),
     "reader.train_hf": Figure("reader.json", lambda d: d["en-train-speed"]["hf_trainer_examples_per_s"], "{:.1f}"),
     "reader.train_ratio": Figure(
