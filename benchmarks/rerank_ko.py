@@ -211,8 +211,8 @@ def stage_fuse(args) -> dict:
 
 def stage_bf16(args) -> dict:
     """The reranker scoring in bf16 against fp32: pairs per second on the same pairs (alternating
-    rounds, best of each) and the fused rankings of the evaluation sets from bf16 scores beside the
-    stored fp32 ones (the fuse stage's)."""
+    rounds, best of each) and the competition validation's fused rankings from bf16 scores beside
+    the stored fp32 ones (the fuse stage's)."""
     import numpy as np
 
     from odqa.retrieval.rerank import Reranker, tune_rerank
@@ -240,7 +240,7 @@ def stage_bf16(args) -> dict:
     stored = np.load(OUT / "scores" / f"{name.replace(' ', '-')}-top{top}.npy")
     grid = {"methods": [chosen["fusion"]], "grid": [chosen["weight"]]} if chosen["weight"] is not None else {"grid": []}
     rows = {
-        label: tune_rerank(bf16, questions, candidates, scores, full.passages, KS, **grid)["candidates"][-1]
+        label: tune_rerank(fp32, questions, candidates, scores, full.passages, KS, **grid)["candidates"][-1]
         for label, scores in (("fp32", stored), ("bf16", rounded))
     }
     bf16.weight, bf16.fusion = chosen["weight"], chosen["fusion"]
