@@ -4,13 +4,18 @@ With `--ray`, the same load on `odqa serve --ray` (Ray Serve: `--replicas` pipel
 `--cpus-per-replica` cores behind one HTTP ingress, on a local Ray cluster) in the same run, so the
 two servers are compared on the same machine at the same moment.
 
+With `--config FILE` (a pipeline config, e.g. the settings `odqa tune-pipeline` or e2e.py chose), the
+same load on `odqa serve --config FILE` too, in the same run, against the default server.
+
     python serve_load.py [--clients 16] [--seconds 60] [--reader PATH] [--index PATH] [--k K]
     python serve_load.py --ray --replicas 2 --cpus-per-replica 1
+    python serve_load.py --config tuned.json --name serve_load_tuned
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -126,7 +131,11 @@ def main() -> None:
     parser.add_argument("--ray", action="store_true", help="also measure `odqa serve --ray` in the same run")
     parser.add_argument("--replicas", type=int, default=2, help="Ray Serve pipeline replicas")
     parser.add_argument("--cpus-per-replica", type=float, default=1.0)
+    parser.add_argument("--config", type=Path, default=None, help="also load `odqa serve --config FILE`")
+    parser.add_argument("--name", default="serve_load", help="results file name")
     args = parser.parse_args()
+    if args.config and not args.config.is_file():
+        parser.error(f"config not found: {args.config}")
 
     from odqa.io import read_questions
 
@@ -146,9 +155,23 @@ def main() -> None:
         result["ray"]["qps_vs_plain"] = result["ray"]["throughput_qps"] / result["throughput_qps"]
         name = f"odqa serve --ray ({args.replicas} replicas × {args.cpus_per_replica:g} core)"
         rows.append([name, result["ray"]])
+    if args.config:
+        print(f"loading `odqa serve --config {args.config}` ...", flush=True)
+        configured = json.loads(args.config.read_text(encoding="utf-8"))
+        result["configured"] = load([*command[:4], "--config", str(args.config)], questions, args.clients, args.seconds)
+        result["configured"] |= {"config": configured}
+        result["configured"]["qps_vs_plain"] = result["configured"]["throughput_qps"] / result["throughput_qps"]
+        rows.append([f"odqa serve --config {args.config.name} (k = {result['configured']['k']})", result["configured"]])
+        result["configured_settings"] = {
+            key: configured[key]
+            for key in ("k", "retriever_weight", "rescore", "rerank", "rerank_weight", "reader_options")
+            if configured.get(key) is not None
+        }
     table = (
         f"`odqa serve` under load: {args.clients} concurrent clients for {args.seconds:.0f} s on loopback, "
-        f"k = {result['k']}, {os.cpu_count()} CPU cores; the Korean reader ({args.reader.name})\n\n"
+        f"k = {result['k']}, {os.cpu_count()} CPU cores; the Korean reader ({args.reader.name})"
+        + (f"; {args.config.name}: {result['configured_settings']}" if args.config else "")
+        + "\n\n"
         + markdown_table(
             ["server", "requests", "errors", "questions/s", "× plain", "p50 ms", "p95 ms", "p99 ms", "startup s"],
             [
@@ -165,7 +188,7 @@ def main() -> None:
             ],
         )
     )
-    write_results("serve_load", result, table + "\n")
+    write_results(args.name, result, table + "\n")
 
 
 if __name__ == "__main__":
