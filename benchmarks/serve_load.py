@@ -164,7 +164,15 @@ def main() -> None:
         rows.append([f"odqa serve --config {args.config.name} (k = {result['configured']['k']})", result["configured"]])
         result["configured_settings"] = {
             key: configured[key]
-            for key in ("k", "retriever_weight", "rescore", "rerank", "rerank_weight", "reader_options")
+            for key in (
+                "k",
+                "retriever_weight",
+                "rescore",
+                "rescore_precision",
+                "rerank",
+                "rerank_weight",
+                "reader_options",
+            )
             if configured.get(key) is not None
         }
     table = (

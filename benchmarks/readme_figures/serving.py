@@ -97,4 +97,14 @@ FIGURES: dict[str, Figure] = {
     "serve.ray.p50_s": Figure("serve_load.json", lambda d: d["ray"]["latency_ms"]["p50"] / 1000, "{:.1f}"),
     "serve.ray.startup_s": Figure("serve_load.json", lambda d: d["ray"]["startup_s"], "{:.0f}"),
     "serve.startup_s": Figure("serve_load.json", lambda d: d["startup_s"], "{:.0f}"),
+    # the default server against the settings e2e.py chose (serve_load.py --config, the same run)
+    "serve.tuned.default_qps": Figure("serve_load_tuned.json", lambda d: d["throughput_qps"], "{:.2f}"),
+    "serve.tuned.default_p50_s": Figure("serve_load_tuned.json", lambda d: d["latency_ms"]["p50"] / 1000, "{:.1f}"),
+    "serve.tuned.qps": Figure("serve_load_tuned.json", lambda d: d["configured"]["throughput_qps"], "{:.2f}"),
+    "serve.tuned.ratio": Figure("serve_load_tuned.json", lambda d: d["configured"]["qps_vs_plain"], "{:.2f}×"),
+    "serve.tuned.p50_s": Figure(
+        "serve_load_tuned.json", lambda d: d["configured"]["latency_ms"]["p50"] / 1000, "{:.1f}"
+    ),
+    "serve.tuned.errors": Figure("serve_load_tuned.json", lambda d: d["configured"]["errors"] + d["errors"]),
+    "serve.tuned.k": Figure("serve_load_tuned.json", lambda d: d["configured"]["k"]),
 }
