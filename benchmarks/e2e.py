@@ -149,10 +149,14 @@ def main() -> None:
     from odqa.e2e import evaluate_end_to_end, plot_em_by_k, tune_pipeline
     from odqa.io import read_questions
 
-    rerank = {}
+    rerank = {}  # PipelineConfig's rerank settings
     if args.rerank:
-        rerank = {"rerank": str(args.rerank), "rerank_top": args.rerank_top, "rerank_weight": args.rerank_weight}
-        rerank["rerank_fusion"] = args.rerank_fusion
+        rerank = {
+            "rerank": str(args.rerank),
+            "rerank_top": args.rerank_top,
+            "rerank_weight": args.rerank_weight,
+            "rerank_fusion": args.rerank_fusion,
+        }
     pipeline = load_pipeline(args.index, args.reader, args.rescore, args.bf16, **rerank)
     name = args.name or ("e2e_rerank" if args.rerank else "e2e_rescore" if args.rescore else "e2e")
     cfg = pipeline.config

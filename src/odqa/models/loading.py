@@ -142,6 +142,15 @@ def cpu_computes_bf16() -> bool:
     return any(check is not None and check() for check in checks)
 
 
+PREDICTION_PRECISIONS = ("fp32", "bf16")  # what an encoder or reranker can predict in (to_bf16 for bf16)
+
+
+def check_prediction_precision(precision: str, what: str) -> None:
+    """Refuse a precision a model cannot predict in, naming the model kind (`what`)."""
+    if precision not in PREDICTION_PRECISIONS:
+        raise OdqaError(f"unknown {what} precision {precision!r}; choose {' or '.join(PREDICTION_PRECISIONS)}")
+
+
 def to_bf16(model, device) -> object:
     """The model with its floating-point weights in bfloat16, in eval mode, for prediction: on a CPU
     with AVX512-BF16 or AMX (and on GPUs) faster than fp32 at nearly the same outputs; other CPUs

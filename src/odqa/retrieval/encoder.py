@@ -56,9 +56,6 @@ def pool_tokens(hidden, attention_mask, pooling: str):
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
-PRECISIONS = ("fp32", "bf16")
-
-
 class DenseEncoder:
     """Question and passage encoders (the same weights unless `question_model` is given).
     `precision="bf16"` encodes with every weight in bfloat16 (vectors stay float32): faster on GPUs
@@ -74,10 +71,9 @@ class DenseEncoder:
         device: str | None = None,
         precision: str = "fp32",
     ):
-        from odqa.models.loading import pick_device, to_bf16
+        from odqa.models.loading import check_prediction_precision, pick_device, to_bf16
 
-        if precision not in PRECISIONS:
-            raise OdqaError(f"unknown encoder precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+        check_prediction_precision(precision, "encoder")
         self.model, self.tokenizer = model, tokenizer
         self.question_model = question_model or model
         self.config = config or EncoderConfig()

@@ -52,11 +52,9 @@ class Reranker:
         fusion: str = "combsum",
         precision: str = "fp32",
     ):
-        from odqa.models.loading import pick_device, to_bf16
-        from odqa.retrieval.encoder import PRECISIONS
+        from odqa.models.loading import check_prediction_precision, pick_device, to_bf16
 
-        if precision not in PRECISIONS:
-            raise OdqaError(f"unknown reranker precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+        check_prediction_precision(precision, "reranker")
         if fusion not in FUSIONS:
             raise OdqaError(f"unknown fusion {fusion!r} for reranking; choose one of {', '.join(FUSIONS)}")
         if weight is not None and not (weight >= 0 and np.isfinite(weight)):
