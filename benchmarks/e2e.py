@@ -7,6 +7,7 @@
    split, for a reader that never trained on it; without either, a missing file is refused): the number of
    passages read (k) and the weight of the retrieval score in the answer score (BERTserini's
    linear combination), both from one reading at the largest k (`odqa tune-pipeline`'s search).
+   The chosen settings are written as a pipeline config, work/e2e/NAME.pipeline.json.
 2. Evaluate with the chosen settings: EM/F1 (squad + korquad), has-answer rate at k, error
    attribution, EM by k (plot), the same EM with the reader's one-line rule lifted (answers may
    cross a line break), and single-question latency with its breakdown.
@@ -147,7 +148,7 @@ def main() -> None:
         )
 
     from odqa.e2e import evaluate_end_to_end, plot_em_by_k, tune_pipeline
-    from odqa.io import read_questions
+    from odqa.io import atomic_write_text, read_questions
 
     rerank = {}  # PipelineConfig's rerank settings
     if args.rerank:
@@ -178,6 +179,10 @@ def main() -> None:
     pipeline.config.k = tuned["chosen"]["k"]
     pipeline.config.retriever_weight = tuned["chosen"]["retriever_weight"]
     print(f"chosen: {tuned['chosen']}", flush=True)
+    # the chosen settings as a pipeline config (`odqa ask/serve --config`; serve_load.py --config loads it)
+    chosen_config = WORK / "e2e" / f"{name}.pipeline.json"
+    chosen_config.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(chosen_config, json.dumps(pipeline.config.to_dict(), ensure_ascii=False, indent=1))
 
     sets = {"competition validation": read_questions(DATA / "boostcamp_odqa/validation.squad.json")}
     if args.korquad_sample:  # 0: the competition validation alone
