@@ -105,17 +105,20 @@ def test_tune_pipeline_writes_a_config_that_ask_takes(korean_docs_index, korean_
     assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr and again.stderr.count("\n") == 1
     wrong = odqa(*args, "--out", tmp_path / "tuned.txt", "-q")
     assert wrong.returncode == 2 and "--out must end in .json, .yaml or .yml" in wrong.stderr
+    unknown = odqa(*args, "--out", tmp_path / "other.json", "--rule", "cheapest", "-q")
+    assert unknown.returncode == 2 and "--rule must be one of one-se, best, got 'cheapest'" in unknown.stderr
 
 
 def test_tune_pipeline_tries_the_library_grid_by_default():
     import inspect
 
     from odqa.cli.tuning import tune_pipeline_command
-    from odqa.e2e import TUNE_KS, TUNE_WEIGHTS
+    from odqa.e2e import TUNE_KS, TUNE_RULES, TUNE_WEIGHTS, tune_pipeline
 
     defaults = {name: p.default.default for name, p in inspect.signature(tune_pipeline_command).parameters.items()}
     assert [int(k) for k in defaults["ks"].split(",")] == list(TUNE_KS)
     assert [float(w) for w in defaults["weights"].split(",")] == list(TUNE_WEIGHTS)
+    assert defaults["rule"] == TUNE_RULES[0] == inspect.signature(tune_pipeline).parameters["rule"].default
 
 
 def test_missing_index_or_reader_is_named(korean_docs_index, tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 
 from conftest import KOREAN_DOCS, KOREAN_QA
-from odqa.e2e import attribute, evaluate_end_to_end, predict_file, run_settings, tune_pipeline
+from odqa.e2e import attribute, choose_setting, evaluate_end_to_end, predict_file, run_settings, tune_pipeline
 from odqa.errors import OdqaError
 from odqa.io.questions import Question
 from odqa.pipeline import Pipeline, PipelineConfig
@@ -115,20 +115,33 @@ def test_evaluate_end_to_end(pipeline):
 
 def test_tuning_chooses_k_and_the_retriever_weight_by_exact_match(pipeline):
     questions = [Question(f"q{i}", q, (a,)) for i, (_, q, a) in enumerate(KOREAN_QA)]
-    tuned = tune_pipeline(pipeline, questions, ks=[1, 3], weights=[0.0, 0.5], quiet=True)
+    tuned = tune_pipeline(pipeline, questions, ks=[1, 3], weights=[0.0, 0.5], quiet=True, rule="best")
     grid = tuned["em_korquad"]
     assert set(grid) == {"k=1 w=0.0", "k=1 w=0.5", "k=3 w=0.0", "k=3 w=0.5"}
-    assert tuned["exact_match"] == max(grid.values())
+    assert tuned["exact_match"] == max(grid.values()) == tuned["best"]["exact_match"]
     chosen = tuned["chosen"]
     assert grid[f"k={chosen['k']} w={chosen['retriever_weight']}"] == tuned["exact_match"]
     best_k = [int(key.split()[0][2:]) for key, em in grid.items() if em == tuned["exact_match"]]
     assert chosen["k"] == min(best_k)  # ties go to the cheaper reading
     assert pipeline.config.retriever_weight == 0.0 and pipeline.config.k == 3  # the pipeline is left as it was
-    # a choice at the largest value tried says so: the search may have stopped short
+    # a best pair at the largest value tried says so: the search may have stopped short
     assert tuned["at_edge"] == [
         n for n, v, top in (("k", chosen["k"], 3), ("retriever_weight", chosen["retriever_weight"], 0.5)) if v == top
     ]
     assert tune_pipeline(pipeline, questions, ks=[3], weights=[0.5], quiet=True)["at_edge"] == []  # nothing to widen
+
+    # the default, the one-standard-error rule: the fewest passages whose EM is within one standard error
+    # of the best (the per-question spread of the best pair over √n), at that k's best weight
+    one_se = tune_pipeline(pipeline, questions, ks=[1, 3], weights=[0.0, 0.5], quiet=True)
+    assert one_se["rule"] == "one-se" and one_se["em_korquad"] == grid and one_se["best"] == tuned["best"]
+    best = tuned["exact_match"] / 100
+    assert one_se["standard_error"] == pytest.approx(100 * (best * (1 - best) / len(questions)) ** 0.5)
+    best_em_at = {k: max(em for key, em in grid.items() if key.startswith(f"k={k} ")) for k in (1, 3)}
+    fewest = min(k for k, em in best_em_at.items() if em >= 100 * best - one_se["standard_error"])
+    assert one_se["chosen"]["k"] == fewest <= tuned["chosen"]["k"]
+    assert one_se["exact_match"] == best_em_at[fewest]
+    with pytest.raises(OdqaError, match="unknown tuning rule 'cheapest'"):
+        tune_pipeline(pipeline, questions, quiet=True, rule="cheapest")
 
     # every cell is what evaluating with those settings scores
     for k, w in [(1, 0.5), (3, 0.0)]:
@@ -138,6 +151,23 @@ def test_tuning_chooses_k_and_the_retriever_weight_by_exact_match(pipeline):
 
     with pytest.raises(OdqaError, match="no question has gold answers to tune on"):
         tune_pipeline(pipeline, [Question("q", "대한민국의 수도는?")], quiet=True)
+
+
+def test_the_one_standard_error_rule_reads_the_fewest_passages_that_score_within_noise_of_the_best():
+    def right(n):  # n of 10 questions answered exactly
+        return [1.0] * n + [0.0] * (10 - n)
+
+    scores = {(1, 0.0): right(5), (1, 1.0): right(5), (3, 0.0): right(4), (3, 1.0): right(6),
+              (5, 0.0): right(7), (5, 1.0): right(7)}  # fmt: skip
+    # the best EM (70) first, then the smaller weight of a tie; its standard error √(.7 × .3 / 10) = 14.5 points
+    assert choose_setting(scores, "best") == ((5, 0.0), (5, 0.0), pytest.approx(14.49, abs=0.01))
+    # within 70 - 14.5: only k = 3 at weight 1 (60) reads fewer passages; k = 1 (50) is too far behind
+    assert choose_setting(scores)[0] == (3, 1.0)
+    scores[(1, 1.0)] = right(6)  # now k = 1 is within it too, at weight 1 only
+    assert choose_setting(scores)[0] == (1, 1.0)
+    # no spread at all: the cheapest pair of the tie, whichever rule
+    flat = {pair: right(0) for pair in scores}
+    assert choose_setting(flat, "best") == choose_setting(flat) == ((1, 0.0), (1, 0.0), 0.0)
 
 
 def test_predict_refuses_to_resume_a_run_with_other_settings(pipeline, korean_docs_index, korean_reader, tmp_path):

@@ -273,6 +273,31 @@ def plot_em_by_k(result: dict, path: str | Path, metric: str | None = None) -> b
 
 TUNE_KS = (1, 3, 5, 10, 20)
 TUNE_WEIGHTS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+TUNE_RULES = ("one-se", "best")
+
+
+def choose_setting(
+    scores: dict[tuple[int, float], Sequence[float]], rule: str = "one-se"
+) -> tuple[tuple[int, float], tuple[int, float], float]:
+    """(the chosen (k, weight), the best one, the best one's standard error in EM points) from every
+    pair's per-question exact match (0 or 1, the same questions in the same order), by tune_pipeline's
+    rule."""
+    from statistics import pstdev
+
+    if rule not in TUNE_RULES:
+        raise OdqaError(f"unknown tuning rule {rule!r}; choose one of {', '.join(TUNE_RULES)}")
+    em = {pair: 100 * sum(values) / len(values) for pair, values in scores.items()}
+
+    def order(pair):  # the best EM, then the fewest passages, then the smallest weight
+        return em[pair], -pair[0], -pair[1]
+
+    best = max(em, key=order)
+    standard_error = 100 * pstdev(scores[best]) / len(scores[best]) ** 0.5
+    if rule == "best":
+        return best, best, standard_error
+    within = [pair for pair in em if em[pair] >= em[best] - standard_error - 1e-9]
+    fewest = min(k for k, _ in within)
+    return max((pair for pair in within if pair[0] == fewest), key=order), best, standard_error
 
 
 def tune_pipeline(
@@ -283,12 +308,18 @@ def tune_pipeline(
     metric: str = "korquad",
     batch_size: int = 32,
     quiet: bool = False,
+    rule: str = "one-se",
 ) -> dict:
     """EM of every (k, retriever weight) pair on labelled questions from one reading of the largest k,
-    and the pair to use: the best EM, then the fewest passages (the cheaper reading), then the smallest
-    weight. The pipeline's own k and weight are left as they were."""
+    and the pair to use. rule "best": the best EM, then the fewest passages (the cheaper reading), then
+    the smallest weight. rule "one-se" (the one-standard-error rule): the fewest passages whose EM is
+    within one standard error of the best pair's (the spread of its per-question scores over
+    √questions), at that k's best weight. A few hundred questions cannot tell EMs a standard error
+    apart, and reading fewer passages is faster. The pipeline's own k and weight are left as they were."""
     from odqa.progress import progress
 
+    if rule not in TUNE_RULES:
+        raise OdqaError(f"unknown tuning rule {rule!r}; choose one of {', '.join(TUNE_RULES)}")
     questions = [q for q in questions if q.answers]
     if not questions:
         raise OdqaError("no question has gold answers to tune on")
@@ -299,22 +330,26 @@ def tune_pipeline(
         raise OdqaError("no retriever weight to try")
     pipeline.warm_up()
     scorer = get_answer_metric(metric)
-    exact = {(k, w): 0.0 for k in ks for w in weights}
+    scores: dict[tuple[int, float], list[float]] = {(k, w): [] for k in ks for w in weights}
     with progress(total=len(questions), desc="tuning", unit="q", quiet=quiet) as bar:
         for question, row, spans, null in _readings(pipeline, questions, ks[-1], batch_size, bar):
-            for k, w in exact:
+            for k, w in scores:
                 kept = [s for s in spans if s.context_index < k]
                 text = pipeline.rank(question.text, row[:k], kept, null[:k], retriever_weight=w).text
-                exact[(k, w)] += max(scorer.exact(text, a) for a in question.answers)
+                scores[(k, w)].append(max(scorer.exact(text, a) for a in question.answers))
     n = len(questions)
-    (k, w), best = max(exact.items(), key=lambda item: (item[1], -item[0][0], -item[0][1]))
-    # a choice at the largest value tried may be short of the best: the search should go further
-    edges = (("k", k, ks), ("retriever_weight", w, weights))
+    chosen, best_pair, standard_error = choose_setting(scores, rule)
+    exact = {pair: sum(values) for pair, values in scores.items()}
+    # a best pair at the largest value tried may be short of what a wider search finds
+    edges = (("k", best_pair[0], ks), ("retriever_weight", best_pair[1], weights))
     return {
         "questions": n,
         "metric": metric,
         f"em_{metric}": {f"k={kk} w={ww}": 100 * v / n for (kk, ww), v in exact.items()},
-        "chosen": {"k": k, "retriever_weight": w},
-        "exact_match": 100 * best / n,
+        "rule": rule,
+        "chosen": {"k": chosen[0], "retriever_weight": chosen[1]},
+        "exact_match": 100 * exact[chosen] / n,
+        "best": {"k": best_pair[0], "retriever_weight": best_pair[1], "exact_match": 100 * exact[best_pair] / n},
+        "standard_error": standard_error,
         "at_edge": [name for name, value, tried in edges if len(tried) > 1 and value == tried[-1]],
     }

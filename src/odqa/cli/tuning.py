@@ -55,6 +55,10 @@ def tune_pipeline_command(
     ks: str = typer.Option("1,3,5,10,20", "--ks", help="passages read per question to try"),  # odqa.e2e.TUNE_KS
     weights: str = typer.Option("0,0.01,0.02,0.05,0.1,0.2,0.5,1,2,5", help="retriever weights to try"),  # TUNE_WEIGHTS
     metric: str = typer.Option("korquad", help="the exact-match rule tuned for (korquad or squad)"),
+    rule: str = typer.Option(
+        "one-se",
+        help="one-se: the fewest passages whose EM is within one standard error of the best; best: the best EM",
+    ),  # odqa.e2e.TUNE_RULES
     limit: Optional[int] = typer.Option(None, help="a seeded random sample of N questions"),
     config: Optional[Path] = CONFIG_OPTION,
     device: Optional[str] = DEVICE_OPTION,
@@ -63,13 +67,14 @@ def tune_pipeline_command(
 ) -> None:
     """Choose how many passages to read (k) and the retrieval score's weight in the answer score by
     exact match on labelled questions (one reading of the largest k), and write the pipeline config
-    with them."""
+    with them. By default the fewest passages that score within one standard error of the best pair
+    (--rule best: the best pair)."""
     import random
 
     from rich.console import Console
     from rich.table import Table
 
-    from odqa.e2e import tune_pipeline
+    from odqa.e2e import TUNE_RULES, tune_pipeline
     from odqa.io.atomic import atomic_write_text
     from odqa.io.questions import read_questions
     from odqa.metrics.answers import get_answer_metric
@@ -78,6 +83,8 @@ def tune_pipeline_command(
         raise OdqaError(f"--out must end in .json, .yaml or .yml, got {out}")
     if out.exists() and not overwrite:
         raise OdqaError(f"{out} exists; pass --overwrite to replace it")
+    if rule not in TUNE_RULES:
+        raise OdqaError(f"--rule must be one of {', '.join(TUNE_RULES)}, got {rule!r}")
     metric = get_answer_metric(metric).name
     tried_ks = parse_ks(ks)
     tried_weights = parse_weights(weights, "--weights")
@@ -92,7 +99,7 @@ def tune_pipeline_command(
     if limit and limit < len(qs):
         qs = random.Random(13).sample(qs, limit)
     warn_if_trained_on(pipeline.reader_paths, questions, [q.id for q in qs])
-    result = tune_pipeline(pipeline, qs, tried_ks, tried_weights, metric, quiet=quiet)
+    result = tune_pipeline(pipeline, qs, tried_ks, tried_weights, metric, quiet=quiet, rule=rule)
     chosen = result["chosen"]
     table = Table(title=f"{metric} EM on {result['questions']:,} questions (rows: k, columns: retriever weight)")
     table.add_column("k", justify="right")
@@ -115,6 +122,12 @@ def tune_pipeline_command(
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, text)
     log_metrics({"questions": result["questions"], "exact_match": result["exact_match"], **chosen})
+    best = result["best"]
+    if (best["k"], best["retriever_weight"]) != (chosen["k"], chosen["retriever_weight"]):
+        typer.echo(
+            f"the best pair, k = {best['k']} at weight {best['retriever_weight']:g}, scores EM "
+            f"{best['exact_match']:.1f} ± {result['standard_error']:.1f}: fewer passages score within that"
+        )
     typer.echo(
         f"k = {chosen['k']}, retriever weight = {chosen['retriever_weight']:g}: {metric} EM "
         f"{result['exact_match']:.1f}; wrote {out} (use it as --config)"
