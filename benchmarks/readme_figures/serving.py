@@ -11,7 +11,7 @@ E2E_SETS = {"competition": "competition validation", "korquad": "KorQuAD 1.0 dev
 # bf16 recipe (what make korean-reader trains now), of 1.5 epochs (with the in-context clean-up), and the
 # 1.5- and 3-epoch readers soft-voted (korean_ensemble.py's pair); the bf16 recipe's reader over make demo's
 # retriever with rerank_ko.py's reranker fused at its tuned weight, and without it (the same reader and tuning
-# questions, the same run of the script)
+# questions, the same run of the script); the same two tuned by the one-standard-error rule (e2e.py's default now)
 E2E_RUNS = [
     "e2e",
     "e2e_rescore",
@@ -21,12 +21,15 @@ E2E_RUNS = [
     "e2e_rescore_bf16_ens",
     "e2e_rerank",
     "e2e_rerank_baseline",
+    "e2e_rerank_1se",
+    "e2e_rerank_baseline_1se",
 ]
 E2E_BASES = {
     "e2e_rescore_bf16_recipe": "e2e_rescore",
     "e2e_rescore_bf16_long": "e2e_rescore_bf16_recipe",
     "e2e_rescore_bf16_ens": "e2e_rescore_bf16_long",
     "e2e_rerank": "e2e_rerank_baseline",
+    "e2e_rerank_1se": "e2e_rerank_baseline_1se",
 }
 
 
@@ -40,6 +43,16 @@ E2E_FIGURES = {
     "tune.chosen": (lambda d: d["tuning"]["exact_match"], "{:.1f}"),
     "tune.questions": (lambda d: d["tuning"]["questions"], "{}"),
     "tune.k1": (lambda d: d["tuning"]["em_korquad"]["k=1 w=0.0"], "{:.1f}"),
+    "tune.se": (lambda d: d["tuning"]["standard_error"], "{:.1f}"),
+    "tune.best": (lambda d: d["tuning"]["best"]["exact_match"], "{:.1f}"),
+    "best.k": (lambda d: d["tuning"]["best"]["k"], "{}"),
+    "best.weight": (lambda d: d["tuning"]["best"]["retriever_weight"], "{:g}"),
+    # the competition validation's EM at the best pair, where the tuning rule chose another
+    "best.competition.em": (
+        lambda d: d["at_best"]["sets"]["competition validation"]["korquad"]["exact_match"],
+        "{:.1f}",
+    ),
+    "total_ms": (lambda d: d["latency"]["total_ms_p50"], "{:.0f}"),
     "demo_correct": (lambda d: d["demo"]["correct"], "{}"),
     "read_ms": (lambda d: d["latency"]["read_ms_p50"], "{:.0f}"),
     "retrieve_ms": (lambda d: d["latency"]["retrieve_ms_p50"], "{:.0f}"),
@@ -107,4 +120,17 @@ FIGURES: dict[str, Figure] = {
     ),
     "serve.tuned.errors": Figure("serve_load_tuned.json", lambda d: d["configured"]["errors"] + d["errors"]),
     "serve.tuned.k": Figure("serve_load_tuned.json", lambda d: d["configured"]["k"]),
+    # the tuning rules on the stored e2e runs tuned by the best EM (benchmarks/tune_rule.py)
+    "tune_rule.runs": Figure("tune_rule.json", lambda d: d["summary"]["measured"]),
+    "tune_rule.se_min": Figure("tune_rule.json", lambda d: min(r["standard_error"] for r in d["runs"]), "{:.1f}"),
+    "tune_rule.se_max": Figure("tune_rule.json", lambda d: max(r["standard_error"] for r in d["runs"]), "{:.1f}"),
+    "tune_rule.questions_min": Figure("tune_rule.json", lambda d: min(r["tuning_questions"] for r in d["runs"])),
+    "tune_rule.questions_max": Figure("tune_rule.json", lambda d: max(r["tuning_questions"] for r in d["runs"])),
+    "tune_rule.mean_gain": Figure("tune_rule.json", lambda d: d["summary"]["mean_gain"], "{:+.1f}"),
+    "tune_rule.better": Figure("tune_rule.json", lambda d: d["summary"]["better"]),
+    "tune_rule.same": Figure("tune_rule.json", lambda d: d["summary"]["same"]),
+    "tune_rule.worse": Figure("tune_rule.json", lambda d: d["summary"]["worse"]),
+    "tune_rule.passages": Figure(
+        "tune_rule.json", lambda d: d["summary"]["passages_one_se"] / d["summary"]["passages_best"], "{:.2f}"
+    ),
 }
