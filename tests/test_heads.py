@@ -76,6 +76,25 @@ def test_head_names_and_saved_heads_are_checked(tmp_path, tiny_encoder, korean_q
         Reader.load(out)
 
 
+def test_training_from_a_saved_reader_goes_on_from_its_head(tmp_path, tiny_encoder, korean_qa_file):
+    import torch
+    from safetensors.torch import load_file
+
+    from odqa.reader.heads import HEAD_FILE, build_span_model
+
+    out = tmp_path / "reader"
+    train(tiny_encoder, korean_qa_file, out, "cnn", epochs=1)
+    trained = load_file(str(out / HEAD_FILE))
+    again = build_span_model(out, "cnn")  # e.g. train-reader --model runs/ko-reader --head cnn
+    assert all(torch.equal(again.head.state_dict()[name], value) for name, value in trained.items())
+    # another head, or the same head with other settings, starts new on the reader's encoder
+    other = build_span_model(out, "cnn", {"kernel_sizes": [3]})
+    assert other.head.state_dict()["out.weight"].shape != trained["out.weight"].shape
+    assert build_span_model(out, "bilstm").head_name == "bilstm"
+    fresh = build_span_model(tiny_encoder, "cnn")  # an encoder's folder: a new head
+    assert not torch.equal(fresh.head.state_dict()["out.weight"], trained["out.weight"])
+
+
 def test_the_linear_head_stays_a_transformers_qa_model(tiny_encoder):
     from transformers import BertForQuestionAnswering
 

@@ -137,14 +137,31 @@ def _module_class():
     return SpanModel
 
 
+def saved_head(path: str | Path) -> dict | None:
+    """The head of the reader saved in folder `path` ({"name", "options"}), None where it holds none
+    (an encoder's folder, a hub id)."""
+    import json
+
+    settings = Path(path) / "odqa_reader.json"  # odqa.reader.model.READER_FILE
+    if not settings.is_file():
+        return None
+    head = json.loads(settings.read_text(encoding="utf-8")).get("head") or {"name": "linear"}
+    return {"name": head.get("name"), "options": head.get("options") or {}}
+
+
 def build_span_model(encoder_path: str | Path, head: str, options: dict | None = None):
-    """A reader model to train: transformers' QA model for `linear`, else the encoder + a new head."""
+    """A reader model to train: transformers' QA model for `linear`, else the encoder + a head. A
+    reader saved with the same head and settings goes on training with its own head (as a linear
+    reader does with its QA layer); any other folder gets a new head."""
     from transformers import AutoModelForQuestionAnswering
 
     from odqa.models.loading import POOLER, load_encoder, load_pretrained
 
     if check_head(head) == "linear":
         return load_pretrained(AutoModelForQuestionAnswering, encoder_path, "a question-answering encoder", POOLER)
+    saved = saved_head(encoder_path)
+    if saved == {"name": head, "options": options or {}}:
+        return load_span_model(encoder_path, saved)
     return _module_class()(load_encoder(encoder_path), head, options)
 
 
