@@ -93,6 +93,9 @@ def test_training_from_a_saved_reader_goes_on_from_its_head(tmp_path, tiny_encod
     assert build_span_model(out, "bilstm").head_name == "bilstm"
     fresh = build_span_model(tiny_encoder, "cnn")  # an encoder's folder: a new head
     assert not torch.equal(fresh.head.state_dict()["out.weight"], trained["out.weight"])
+    (out / "odqa_reader.json").write_text("[1, 2", encoding="utf-8")
+    with pytest.raises(OdqaError, match="odqa_reader.json is not a reader's settings"):
+        build_span_model(out, "cnn")
 
 
 def test_the_linear_head_stays_a_transformers_qa_model(tiny_encoder):

@@ -145,7 +145,10 @@ def saved_head(path: str | Path) -> dict | None:
     settings = Path(path) / "odqa_reader.json"  # odqa.reader.model.READER_FILE
     if not settings.is_file():
         return None
-    head = json.loads(settings.read_text(encoding="utf-8")).get("head") or {"name": "linear"}
+    try:
+        head = json.loads(settings.read_text(encoding="utf-8")).get("head") or {"name": "linear"}
+    except (ValueError, AttributeError):
+        raise OdqaError(f"{settings} is not a reader's settings (JSON object); the folder is damaged") from None
     return {"name": head.get("name"), "options": head.get("options") or {}}
 
 
