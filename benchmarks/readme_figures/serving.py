@@ -11,7 +11,7 @@ E2E_SETS = {"competition": "competition validation", "korquad": "KorQuAD 1.0 dev
 # bf16 recipe (what make korean-reader trains now), of 1.5 epochs (with the in-context clean-up), and the
 # 1.5- and 3-epoch readers soft-voted (korean_ensemble.py's pair); the bf16 recipe's reader over make demo's
 # retriever with rerank_ko.py's reranker fused at its tuned weight, and without it (the same reader and tuning
-# questions, the same run of the script); the same two tuned by the one-standard-error rule (e2e.py's default now)
+# questions, the same run of the script); the reranker's run tuned by the one-standard-error rule (e2e.py's default now)
 E2E_RUNS = [
     "e2e",
     "e2e_rescore",
@@ -22,14 +22,13 @@ E2E_RUNS = [
     "e2e_rerank",
     "e2e_rerank_baseline",
     "e2e_rerank_1se",
-    "e2e_rerank_baseline_1se",
 ]
 E2E_BASES = {
     "e2e_rescore_bf16_recipe": "e2e_rescore",
     "e2e_rescore_bf16_long": "e2e_rescore_bf16_recipe",
     "e2e_rescore_bf16_ens": "e2e_rescore_bf16_long",
     "e2e_rerank": "e2e_rerank_baseline",
-    "e2e_rerank_1se": "e2e_rerank_baseline_1se",
+    "e2e_rerank_1se": "e2e_rerank",
 }
 
 
