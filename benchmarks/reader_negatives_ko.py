@@ -69,7 +69,7 @@ def stage_train(args, arm: str) -> dict:
         "options": {k: str(v) for k, v in options.items()},
         "minutes": (time.perf_counter() - start) / 60,
         "steps": state["step"],
-        "windows_per_epoch": state["history"][-1]["items"],  # the training windows of one epoch
+        "windows_trained": state["history"][-1]["items"],
         "history": state["history"],
     }
 
@@ -134,10 +134,14 @@ def main() -> None:
             "validation_em_by_k": {k: cell(validation, k, chosen["retriever_weight"]) for k in KS},
         }
         train = trained.get(name, {})
+        history = train.get("history") or json.loads((readers[name] / "trainer_state.json").read_text())["history"]
+        gold = history[-1]["eval"]  # the held-out 300 with their own passages, after training
+        results["readers"][name]["held_out_gold"] = {"exact_match": gold["exact_match"], "f1": gold["f1"]}
         rows.append(
             [
                 name,
                 f"{train['minutes']:.0f}" if train else "-",
+                f"{gold['exact_match']:.1f} / {gold['f1']:.1f}",
                 f"k {chosen['k']}, w {chosen['retriever_weight']:g}: {tuning['exact_match']:.1f}",
                 f"{at_chosen:.1f}",
                 f"k {best['k']}, w {best['retriever_weight']:g}: {at_best:.1f}",
@@ -146,13 +150,13 @@ def main() -> None:
         by_k.append([name, *(f"{results['readers'][name]['validation_em_by_k'][k]:.1f}" for k in KS)])
     table = (
         f"Readers going on from {args.start.name} for {args.steps} steps (batch 16, lr {args.lr:g}, bf16, 2 CPU "
-        "cores), "
-        "scored end to end over BM25's top 20 re-scored by multilingual-e5-small (korquad EM; tuning: the held-out "
-        "300, the one-standard-error rule; validation: the competition validation, 240)\n\n"
+        "cores), scored end to end over BM25's top 20 re-scored by multilingual-e5-small (korquad EM; tuning: the "
+        "held-out 300, the one-standard-error rule; validation: the competition validation, 240)\n\n"
         + markdown_table(
             [
                 "reader",
                 "training min",
+                "held-out gold passage EM / F1",
                 "tuning choice: held-out EM",
                 "validation EM at it",
                 "best tuning pair: validation EM",
