@@ -118,6 +118,7 @@ def ko_comparisons(base: str) -> dict:
 
 
 ENS = "korean_ensemble.json"
+NEG = "reader_negatives_ko.json"
 ENS_SETS = {"heldout": "held-out 300", "competition": "competition validation"}
 
 
@@ -306,4 +307,22 @@ FIGURES: dict[str, Figure] = {
         for short, set_name in ENS_SETS.items()
     },
     "ens.weights": Figure(ENS, lambda d: " / ".join(f"{w:.2f}" for w in d["weights"]), "{}"),
+    # the recipe's reader trained on with retrieved negatives and without (benchmarks/reader_negatives_ko.py)
+    **{
+        f"neg.{who}.{name}": Figure(NEG, lambda d, w=who, f=fn: f(d["readers"][w]), form)
+        for who in ("start", "negatives", "control")
+        for name, fn, form in (
+            ("k", lambda r: r["chosen"]["k"], "{}"),
+            ("weight", lambda r: r["chosen"]["retriever_weight"], "{:g}"),
+            ("tune_em", lambda r: r["tuning_em"], "{:.1f}"),
+            ("em", lambda r: r["validation_em_chosen"], "{:.1f}"),
+            ("best_em", lambda r: r["validation_em_best"], "{:.1f}"),
+            ("gold_em", lambda r: r["held_out_gold"]["exact_match"], "{:.1f}"),
+            ("gold_f1", lambda r: r["held_out_gold"]["f1"], "{:.1f}"),
+            *((f"em_k{k}", lambda r, k=k: r["validation_em_by_k"][str(k)], "{:.1f}") for k in (1, 3, 5, 10)),
+            ("k1_to_k10", lambda r: r["validation_em_by_k"]["10"] - r["validation_em_by_k"]["1"], "{:+.1f}"),
+        )
+    },
+    "neg.steps": Figure(NEG, lambda d: d["steps"]),
+    "neg.minutes": Figure(NEG, lambda d: max(t["minutes"] for t in d["trained"].values()), "{:.0f}"),
 }
