@@ -132,7 +132,10 @@ def main() -> None:
         help="tune on N competition-train questions instead (for a reader that never trained on that split)",
     )
     parser.add_argument(
-        "--tune-rule", default="one-se", help="one-se: fewest passages within one standard error of the best; best"
+        "--tune-rule",
+        default="one-se",
+        choices=("one-se", "best"),  # odqa.e2e.TUNE_RULES
+        help="one-se: the fewest passages within one standard error of the best pair's EM; best: the best pair",
     )
     parser.add_argument("--rerank", type=Path, default=None, help="cross-encoder reranker folder (train-reranker's)")
     parser.add_argument("--rerank-top", type=int, default=max(KS), help="first-stage passages the reranker re-sorts")
