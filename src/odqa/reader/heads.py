@@ -142,7 +142,9 @@ def saved_head(path: str | Path) -> dict | None:
     (an encoder's folder, a hub id)."""
     import json
 
-    settings = Path(path) / "odqa_reader.json"  # odqa.reader.model.READER_FILE
+    from odqa.reader.model import READER_FILE
+
+    settings = Path(path) / READER_FILE
     if not settings.is_file():
         return None
     try:
