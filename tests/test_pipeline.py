@@ -247,8 +247,9 @@ def test_yaml_config_equals_json(tmp_path, korean_docs_index):
         index=str(korean_docs_index), reader="runs/ko-reader", k=7, reader_options={"mode": "logits"}
     )
     (tmp_path / "bad.yaml").write_text("index: [unclosed\n", encoding="utf-8")
-    with pytest.raises(OdqaError, match="bad.yaml"):
+    with pytest.raises(OdqaError, match="bad.yaml") as refused:
         PipelineConfig.from_file(tmp_path / "bad.yaml")
+    assert "\n" not in str(refused.value) and "line 2, column 1" in str(refused.value)
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n", encoding="utf-8")
     with pytest.raises(OdqaError, match="list.yaml"):
         PipelineConfig.from_file(tmp_path / "list.yaml")

@@ -41,6 +41,14 @@ def describe_errors(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def yaml_problem(error) -> str:
+    """A PyYAML error on one line: `line L, column C: problem` (PyYAML's own text spans several
+    lines and quotes the offending source)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = " ".join(str(getattr(error, "problem", None) or error).split())
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
+
+
 def load_config_file(path: str | Path) -> dict:
     """A JSON or YAML file holding one mapping."""
     path = Path(path)
@@ -54,7 +62,7 @@ def load_config_file(path: str | Path) -> dict:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
-            raise OdqaError(f"{path}: not valid YAML ({e})") from None
+            raise OdqaError(f"{path}: not valid YAML ({yaml_problem(e)})") from None
     else:
         data = load_json(path)
     if not isinstance(data, dict):

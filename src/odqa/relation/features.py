@@ -114,7 +114,12 @@ def encode_examples(
     marked = [mark(e.sentence, e.subject, e.object, format_name) for e in examples]
     questions = [relation_question(e.subject, e.object) for e in examples] if question else None
     encoded = tokenizer(
-        [m.text for m in marked], questions, return_offsets_mapping=True, add_special_tokens=True, truncation=False
+        [m.text for m in marked],
+        questions,
+        return_offsets_mapping=True,
+        add_special_tokens=True,
+        truncation=False,
+        verbose=False,  # long sentences are cropped around their entities below, not truncated
     )
     ids, cropped = list(encoded["input_ids"]), np.zeros(len(examples), dtype=bool)
     offsets = list(encoded["offset_mapping"])
@@ -159,6 +164,7 @@ def _fit(tokenizer, example: RelationExample, format_name: str, max_length: int,
             return_offsets_mapping=True,
             add_special_tokens=True,
             truncation=False,
+            verbose=False,
         )
         if len(encoded["input_ids"]) <= max_length or context == 0:
             break
