@@ -131,6 +131,16 @@ def test_missing_index_or_reader_is_named(korean_docs_index, tmp_path, monkeypat
     assert run.returncode == 2 and "model folder not found" in run.stderr
 
 
+def test_a_bad_question_file_is_refused_before_any_model_loads(korean_docs_index, tmp_path):
+    bad = tmp_path / "questions.jsonl"
+    bad.write_text('{"id": "1", "text": "훈민정음을 창제한 왕은?"}\n', encoding="utf-8")
+    commands = [["predict", "--out", tmp_path / "out"], ["evaluate"], ["tune-pipeline", "--out", tmp_path / "p.json"]]
+    for command in commands:
+        # the reader does not exist: the question file's error comes first, so no model was loaded
+        run = odqa(*command, "--index", korean_docs_index, "--reader", tmp_path / "no-reader", "--questions", bad)
+        assert run.returncode == 2 and "questions.jsonl:1: missing string field 'question'" in run.stderr, command
+
+
 def test_answers_print_on_one_line():
     assert one_line("자음 기호를 다시 쓰도록 되어 있다.\n1966년") == "자음 기호를 다시 쓰도록 되어 있다. 1966년"
     assert one_line("  a \t b\r\n") == "a b"

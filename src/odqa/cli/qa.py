@@ -139,6 +139,7 @@ def predict(
     from odqa.e2e import answer_here, predict_file
     from odqa.io.questions import read_questions
 
+    qs = read_questions(questions)  # a bad file is refused before any model loads
     pipeline = pipeline_from_options(
         config, index, reader, k, device, rerank, rescore, not ray, reader_weights, ensemble, retriever_weight,
         rescore_bf16=rescore_bf16, bf16=bf16, rerank_weight=rerank_weight, rerank_fusion=rerank_fusion,
@@ -149,7 +150,7 @@ def predict(
         from odqa.distributed.jobs import answer_on_ray
 
         answer = partial(answer_on_ray, address=ray_address, workers=workers, cpus=cpus_per_worker)
-    predictions = predict_file(pipeline, read_questions(questions), out, batch_size, quiet, restart, answer)
+    predictions = predict_file(pipeline, qs, out, batch_size, quiet, restart, answer)
     typer.echo(
         f"answered {len(predictions):,} questions; wrote {out}/predictions.json, nbest_predictions.json, retrieved.json"
     )
@@ -189,12 +190,12 @@ def evaluate(
     from odqa.io.atomic import atomic_write_text
     from odqa.io.questions import read_questions
 
+    qs = read_questions(questions)  # a bad file is refused before any model loads
     pipeline = pipeline_from_options(
         config, index, reader, k, device, rerank, rescore, True, reader_weights, ensemble, retriever_weight,
         rescore_bf16=rescore_bf16, bf16=bf16, rerank_weight=rerank_weight, rerank_fusion=rerank_fusion,
         rerank_bf16=rerank_bf16,
     )  # fmt: skip
-    qs = read_questions(questions)
     if limit and limit < len(qs):
         qs = random.Random(13).sample(qs, limit)
     warn_if_trained_on(pipeline.reader_paths, questions, [q.id for q in qs])

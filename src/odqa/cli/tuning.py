@@ -90,12 +90,12 @@ def tune_pipeline_command(
     tried_weights = parse_weights(weights, "--weights")
     if not tried_weights or min(tried_weights) < 0:
         raise OdqaError(f"--weights expects numbers ≥ 0 like 0,0.05,0.1, got {weights!r}")
+    qs = read_questions(questions)  # a bad file is refused before any model loads
     pipeline = pipeline_from_options(
         config, index, reader, None, device, rerank, rescore, True, reader_weights, ensemble,
         rescore_bf16=rescore_bf16, bf16=bf16, rerank_weight=rerank_weight, rerank_fusion=rerank_fusion,
         rerank_bf16=rerank_bf16,
     )  # fmt: skip
-    qs = read_questions(questions)
     if limit and limit < len(qs):
         qs = random.Random(13).sample(qs, limit)
     warn_if_trained_on(pipeline.reader_paths, questions, [q.id for q in qs])
@@ -171,12 +171,13 @@ def pseudo_label(
     from odqa.pseudo import PseudoLabelConfig, answer_and_judge, kept_rows, report, squad_file
 
     settings = PseudoLabelConfig(min_score, min_agreement, get_answer_metric(metric).name).check()
+    qs = read_questions(questions)  # a bad file is refused before any model loads
     pipeline = pipeline_from_options(
         config, index, reader, k, device, None, None, True, reader_weights, ensemble, retriever_weight
     )
     partial = out.with_name(out.stem + ".partial.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = answer_and_judge(pipeline, read_questions(questions), settings, batch_size, quiet, partial, restart)
+    rows = answer_and_judge(pipeline, qs, settings, batch_size, quiet, partial, restart)
     kept = kept_rows(rows, settings)
     if not kept:
         best = max((row["probability"] for row in rows), default=0.0)
