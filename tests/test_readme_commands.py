@@ -6,6 +6,7 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
 import typer
 
 from odqa.cli import app
@@ -81,3 +82,40 @@ def test_a_renamed_option_or_command_is_caught():
     root = typer.main.get_command(app)
     text = "```bash\nodqa search --index idx --top 5 '질문'   # a comment\nodqa serch --index idx\n```\n"
     assert [unknown_words(words, root) for words in odqa_commands(text)] == [["search --top"], ["command 'serch'"]]
+
+
+def python_blocks(text: str) -> list[str]:
+    blocks, body = [], None
+    for line in text.splitlines():
+        if body is None and line.startswith("```python"):
+            body = []
+        elif body is not None and line.startswith("```"):
+            blocks.append("\n".join(body))
+            body = None
+        elif body is not None:
+            body.append(line)
+    return blocks
+
+
+@pytest.mark.slow  # trains the tiny reader the examples ask
+def test_the_readme_python_examples_run_as_written(
+    corpus_file, korean_docs_index, korean_reader, tmp_path, monkeypatch, capsys
+):
+    # the README's paths, here: docs.jsonl, indexes/kowiki-bm25 and runs/ko-reader
+    (tmp_path / "indexes").mkdir()
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "indexes" / "kowiki-bm25").symlink_to(korean_docs_index)
+    (tmp_path / "runs" / "ko-reader").symlink_to(korean_reader)
+    monkeypatch.chdir(tmp_path)
+    blocks = python_blocks(README.read_text(encoding="utf-8"))
+    assert len(blocks) == 3
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("1 ") and " 세종 " in printed[0]  # the best passage: the article 세종
+    *answer, title, start, end = printed[-2].split()  # the pipeline's answer: text, title, offsets
+    assert answer and title == "세종" and 0 <= int(start) < int(end)
+    answer, context_index, start, end = printed[-1].split()  # the reader's: a span of the first passage
+    passage = "세종은 조선의 제4대 왕이다. 훈민정음을 창제하였다."  # the README's first passage
+    assert context_index == "0" and passage[int(start) : int(end)] == answer
+    # (the tiny reader's answers are not the point: the README's calls and what they print are)
