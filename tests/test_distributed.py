@@ -16,10 +16,16 @@ pytest.importorskip("accelerate")
 SCRIPT = Path(__file__).with_name("ddp_train.py")
 
 
-def torchrun(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+def torchrun_command(logs: Path, *args: str) -> list[str]:
+    """Two processes under torchrun, its per-run logs in `logs` (by default it leaves a
+    torchelastic_* folder in the system's temporary folder on every run)."""
+    launch = ["--standalone", "--nproc_per_node", "2", "--log-dir", str(logs)]
+    return [sys.executable, "-m", "torch.distributed.run", *launch, *args]
+
+
+def torchrun(logs: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ODQA_PROGRESS_SECONDS": "100000"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(torchrun_command(logs, *args), capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.mark.slow
@@ -34,18 +40,18 @@ def test_two_processes_keep_one_model(kind, tiny_encoder, korean_qa_file, korean
         "corpus": str(corpus_file),
         "tokenizer": str(KLUE_TOKENIZER),
     }
-    run = torchrun(str(SCRIPT), kind, str(tmp_path / kind), json.dumps(paths))
+    run = torchrun(tmp_path / "logs", str(SCRIPT), kind, str(tmp_path / kind), json.dumps(paths))
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count(f"{kind}: done") == 2
 
 
 @pytest.mark.slow
-def test_in_batch_negatives_are_gathered_across_processes():
+def test_in_batch_negatives_are_gathered_across_processes(tmp_path):
     """Two processes with two questions each: the loss over the gathered batch equals the loss one
     process computes over all four, and its gradient (DDP's average × 2 processes) matches too."""
     pytest.importorskip("torch.distributed")
     run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "ddp_gather"],
+        torchrun_command(tmp_path / "logs", "-m", "ddp_gather"),
         capture_output=True,
         text=True,
         timeout=300,
