@@ -2,6 +2,7 @@
 answer, under the page's warning that the reader is weak. Skipped, saying why, only when Chromium
 or its driver is absent (`.ci/run` installs them)."""
 
+import os
 import shutil
 import socket
 import threading
@@ -49,7 +50,7 @@ def server(korean_docs_index, weak_reader):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(tmp_path_factory):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -63,7 +64,10 @@ def browser():
         "--window-size=1000,900",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    # Chromium keeps its profile and singleton socket in TMPDIR: the test's folder, not /tmp
+    scratch = tmp_path_factory.mktemp("chromium")
+    service = Service(DRIVER, env={**os.environ, "TMPDIR": str(scratch)})
+    driver = webdriver.Chrome(service=service, options=options)
     yield driver
     driver.quit()
 
