@@ -22,6 +22,7 @@ E2E_RUNS = [
     "e2e_rerank",
     "e2e_rerank_baseline",
     "e2e_rerank_1se",
+    "e2e_rerank_negatives",
 ]
 E2E_BASES = {
     "e2e_rescore_bf16_recipe": "e2e_rescore",
@@ -29,6 +30,7 @@ E2E_BASES = {
     "e2e_rescore_bf16_ens": "e2e_rescore_bf16_long",
     "e2e_rerank": "e2e_rerank_baseline",
     "e2e_rerank_1se": "e2e_rerank",
+    "e2e_rerank_negatives": "e2e_rerank_1se",
 }
 
 
@@ -60,7 +62,7 @@ E2E_FIGURES = {
             lambda d, k=k: d["sets"]["competition validation"]["by_k"][str(k)]["korquad"]["exact_match"],
             "{:.1f}",
         )
-        for k in (1, 3, 5)
+        for k in (1, 3, 5, 10, 20)
     },
     **{
         f"{short}.{name}": (fn, "{:.1f}")
