@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from common import ROOT, WORK, markdown_table, sample, write_results
+from common import ROOT, WORK, cached_stage, markdown_table, sample, write_results
 
 KS = [1, 3, 5, 10, 20]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -46,10 +46,10 @@ def english(reader: Path, n_questions: int) -> dict:
         "questions": len(questions),
         "retriever_weight": config.retriever_weight,
         "seconds": time.perf_counter() - start,
-        "by_k": {k: result["by_k"][k]["squad"] for k in KS},
+        "by_k": {str(k): result["by_k"][k]["squad"] for k in KS},
         # the retrieved passages hold an answer (has-answer top-k), from each question's first such rank
         "has_answer": {
-            k: 100 * sum(d["first_answer_rank"] is not None and d["first_answer_rank"] <= k for d in details) / n
+            str(k): 100 * sum(d["first_answer_rank"] is not None and d["first_answer_rank"] <= k for d in details) / n
             for k in KS
         },
     }
@@ -63,7 +63,7 @@ def korean() -> dict:
             continue
         data = json.loads(path.read_text(encoding="utf-8"))
         grid = data.get("tuning", {}).get("em_korquad", {})
-        by_k = {k: grid.get(f"k={k} w=0.0") for k in KS}
+        by_k = {str(k): grid.get(f"k={k} w=0.0") for k in KS}
         run = {"questions": data["tuning"]["questions"], "by_k": by_k}
         if all(v is not None for v in by_k.values()) and run not in runs.values():  # a rerun with another rule
             runs[path.stem] = run
@@ -72,22 +72,35 @@ def korean() -> dict:
 
 def best_k(by_k: dict) -> int:
     """The k of the highest EM; ties go to the fewest passages."""
-    return max(KS, key=lambda k: (by_k[k], -k))
+    return max(KS, key=lambda k: (by_k[str(k)], -k))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reader", type=Path, default=WORK / "reader" / "en-me5")
     parser.add_argument("--questions", type=int, default=1000)
+    parser.add_argument("--redo", default="", help="english: read the SQuAD questions again")
     args = parser.parse_args()
     if not (args.reader / "config.json").exists():
         parser.error(f"no reader at {args.reader}: run reader_me5_en.py first (or pass --reader)")
     from odqa.pipeline import DEFAULT_K
 
-    results = {"ks": KS, "default_k": DEFAULT_K, "english": english(args.reader, args.questions), "korean": korean()}
-    en = results["english"]
-    results["best_k"] = {"english": best_k({k: v["exact_match"] for k, v in en["by_k"].items()})} | {
-        run: best_k(r["by_k"]) for run, r in results["korean"].items()
+    stages, redo = WORK / "default_k" / "stages", set(filter(None, args.redo.split(",")))
+    en = cached_stage(stages, f"english-{args.questions}", redo, lambda: english(args.reader, args.questions))
+    runs = {"English (SQuAD dev, en-me5)": {k: v["exact_match"] for k, v in en["by_k"].items()}}
+    runs |= {run: r["by_k"] for run, r in korean().items()}
+    # what reading k passages costs each run against its own best k, and the worst of those costs
+    loss = {str(k): {run: max(by_k.values()) - by_k[str(k)] for run, by_k in runs.items()} for k in KS}
+    worst = {k: max(by_run.values()) for k, by_run in loss.items()}
+    results = {
+        "ks": KS,
+        "default_k": DEFAULT_K,
+        "english": en,
+        "korean": korean(),
+        "best_k": {run: best_k(by_k) for run, by_k in runs.items()},
+        "loss": loss,
+        "worst_loss": worst,
+        "least_worst_k": min(KS, key=lambda k: (worst[str(k)], k)),
     }
     tables = [
         f"English: SQuAD dev EM / F1 by k at retriever weight 0 ({en['questions']} questions, {en['index']}, "
@@ -103,8 +116,21 @@ def main() -> None:
         + markdown_table(
             ["run", "questions", *(f"k = {k}" for k in KS), "best k"],
             [
-                [run, r["questions"], *(f"{r['by_k'][k]:.1f}" for k in KS), results["best_k"][run]]
+                [run, r["questions"], *(f"{r['by_k'][str(k)]:.1f}" for k in KS), results["best_k"][run]]
                 for run, r in results["korean"].items()
+            ],
+        ),
+        f"EM lost by reading k passages against each run's best k (all {len(runs)} runs above; points)\n\n"
+        + markdown_table(
+            ["k", "mean loss", "worst loss", "runs where k is best"],
+            [
+                [
+                    k,
+                    f"{sum(loss[str(k)].values()) / len(runs):.1f}",
+                    f"{worst[str(k)]:.1f}",
+                    sum(best == k for best in results["best_k"].values()),
+                ]
+                for k in KS
             ],
         ),
     ]
