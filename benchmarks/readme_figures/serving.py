@@ -23,6 +23,7 @@ E2E_RUNS = [
     "e2e_rerank_baseline",
     "e2e_rerank_1se",
     "e2e_rerank_negatives",
+    "e2e_bm25_korquad",
 ]
 E2E_BASES = {
     "e2e_rescore_bf16_recipe": "e2e_rescore",
@@ -63,6 +64,13 @@ E2E_FIGURES = {
             "{:.1f}",
         )
         for k in (1, 3, 5, 10, 20)
+    },
+    **{  # the KorQuAD sample's EM at each k read (at the chosen weight)
+        f"korquad.em_k{k}": (
+            lambda d, k=k: d["sets"]["KorQuAD 1.0 dev sample"]["by_k"][str(k)]["korquad"]["exact_match"],
+            "{:.1f}",
+        )
+        for k in (1, 3, 20)
     },
     **{
         f"{short}.{name}": (fn, "{:.1f}")
