@@ -24,3 +24,14 @@ def test_a_wrong_figure_or_table_is_caught_and_rewritten():
     assert differences == ["serve.errors: README '7', results '0'", "table ceiling.md#1 differs from the results"]
     assert figures.render(updated)[1] == []
     assert figures.render("<!--fig:bad name-->1<!--/fig-->")[1]  # a malformed marker is not silently skipped
+
+
+def test_the_pipelines_default_k_is_the_one_its_benchmark_chose():
+    """odqa.pipeline.DEFAULT_K comes from benchmarks/default_k.py (the k that loses least EM against each
+    measured pipeline's best): a rerun that chooses another k fails here until the default follows."""
+    import json
+
+    from odqa.pipeline import DEFAULT_K
+
+    measured = json.loads((BENCHMARKS / "results" / "default_k.json").read_text(encoding="utf-8"))
+    assert measured["least_worst_k"] == DEFAULT_K

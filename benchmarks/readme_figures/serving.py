@@ -142,4 +142,19 @@ FIGURES: dict[str, Figure] = {
     "tune_rule.passages": Figure(
         "tune_rule.json", lambda d: d["summary"]["passages_one_se"] / d["summary"]["passages_best"], "{:.2f}"
     ),
+    # EM by k at retriever weight 0: how many passages the pipeline reads by default (benchmarks/default_k.py)
+    "default_k.en.questions": Figure("default_k.json", lambda d: d["english"]["questions"]),
+    **{
+        f"default_k.en.k{k}_{name}": Figure("default_k.json", fn, "{:.1f}")
+        for k in (1, 20)
+        for name, fn in (
+            ("em", lambda d, k=k: d["english"]["by_k"][str(k)]["exact_match"]),
+            ("has_answer", lambda d, k=k: d["english"]["has_answer"][str(k)]),
+        )
+    },
+    "default_k.runs": Figure("default_k.json", lambda d: len(d["best_k"])),
+    "default_k.k1_best_runs": Figure("default_k.json", lambda d: sum(k == 1 for k in d["best_k"].values())),
+    "default_k.k1_worst_loss": Figure("default_k.json", lambda d: d["worst_loss"]["1"], "{:.1f}"),
+    "default_k.k20_worst_loss": Figure("default_k.json", lambda d: d["worst_loss"]["20"], "{:.1f}"),
+    "default_k.least_worst_k": Figure("default_k.json", lambda d: d["least_worst_k"]),
 }

@@ -16,7 +16,13 @@ from pydantic import Field
 from odqa.settings import Settings
 from odqa.types import Answer, Evidence, Hit, Passage, Span
 
-DEFAULT_K = 20
+# Passages read per question when nothing says otherwise. The answer score is the reader's alone by
+# default (retriever_weight 0), and readers trained on gold passages score a wrong passage's spans as
+# high as the right one's: reading more passages then loses answers. benchmarks/default_k.py measured
+# EM at k = 1, 3, 5, 10, 20 for the English reader on SQuAD and ten Korean pipelines: k = 1 was best
+# for ten of eleven and 1.3 points behind the best for the other; k = 20 lost 8 to 24 points.
+# `odqa tune-pipeline` chooses k together with a retriever weight, with which reading more pays off.
+DEFAULT_K = 1
 
 
 class PipelineConfig(Settings):

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from odqa.errors import OdqaError
+from odqa.pipeline import DEFAULT_K
 
 INDEX_HELP = "index folder (from `odqa index` / `odqa index-dense`); repeat to fuse several"
 RESCORE_HELP = "bi-encoder folder (e.g. models/me5-small) that re-scores the top passages on the fly (no dense index)"
@@ -81,6 +82,9 @@ READER_OPTION = typer.Option(None, "--reader", help=READER_HELP)
 WEIGHTS_OPTION = typer.Option(None, help="one weight per --reader, e.g. 1,0.5 (`odqa ensemble --gold` chooses them)")
 ENSEMBLE_OPTION = typer.Option(None, "--ensemble", help="how several readers vote: soft (default), mean or max")
 # the options every pipeline command (ask, predict, evaluate, serve) shares
+K_OPTION = typer.Option(
+    None, "-k", help=f"passages read per question (default: the config's k, else {DEFAULT_K}; see tune-pipeline)"
+)
 INDEX_OPTION = typer.Option(None, help=INDEX_HELP)
 RERANK_OPTION = typer.Option(None, help="cross-encoder reranker folder (from train-reranker)")
 RERANK_WEIGHT_OPTION = typer.Option(

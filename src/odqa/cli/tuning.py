@@ -17,6 +17,7 @@ from odqa.cli.common import (
     DEVICE_OPTION,
     ENSEMBLE_OPTION,
     INDEX_OPTION,
+    K_OPTION,
     PIPELINE_RERANK_FUSION_OPTION,
     READER_OPTION,
     RERANK_BF16_OPTION,
@@ -153,7 +154,7 @@ def pseudo_label(
         1.0, help="with several readers: keep answers that at least this share of them gave on their own"
     ),
     metric: str = typer.Option("korquad", help="what counts as the same answer text; the report's scores"),
-    k: Optional[int] = typer.Option(None, "-k", help="passages read per question"),
+    k: Optional[int] = K_OPTION,
     retriever_weight: Optional[float] = RETRIEVER_WEIGHT_OPTION,
     config: Optional[Path] = CONFIG_OPTION,
     batch_size: int = typer.Option(32, help="questions per batch (and per resumable step)"),
