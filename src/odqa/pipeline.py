@@ -21,7 +21,7 @@ from odqa.types import Answer, Evidence, Hit, Passage, Span
 # high as the right one's: reading more passages then loses answers. benchmarks/default_k.py measured
 # EM at k = 1, 3, 5, 10, 20 for the English reader on SQuAD and ten Korean pipelines: k = 1 was best
 # for ten of eleven and 1.3 points behind the best for the other; k = 20 lost 8 to 24 points.
-# `odqa tune-pipeline` chooses k together with a retriever weight, with which reading more pays off.
+# `odqa tune-pipeline` chooses k together with a retriever weight, with which reading more can pay off.
 DEFAULT_K = 1
 
 
