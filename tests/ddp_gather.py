@@ -1,6 +1,8 @@
 """Run by tests/test_distributed.py under torchrun with 2 processes: the bi-encoder loss with
 in-batch negatives gathered across processes equals the single-process loss over the whole batch."""
 
+import gc
+
 import torch
 from accelerate import Accelerator
 
@@ -38,4 +40,6 @@ loss = step(model, batch, accelerator)
 torch.testing.assert_close(loss, reference.detach(), rtol=1e-5, atol=1e-6)
 torch.testing.assert_close(accelerator.unwrap_model(model).weight.grad, single.weight.grad, rtol=1e-4, atol=1e-6)
 print("gathered loss and gradient match", flush=True)
+del model, loss  # the DDP wrapper and its graph hold the process group: release them before it closes
+gc.collect()
 close_processes()
