@@ -87,8 +87,9 @@ def main() -> None:
 
     stages, redo = WORK / "default_k" / "stages", set(filter(None, args.redo.split(",")))
     en = cached_stage(stages, f"english-{args.questions}", redo, lambda: english(args.reader, args.questions))
+    ko = korean()
     runs = {"English (SQuAD dev, en-me5)": {k: v["exact_match"] for k, v in en["by_k"].items()}}
-    runs |= {run: r["by_k"] for run, r in korean().items()}
+    runs |= {run: r["by_k"] for run, r in ko.items()}
     # what reading k passages costs each run against its own best k, and the worst of those costs
     loss = {str(k): {run: max(by_k.values()) - by_k[str(k)] for run, by_k in runs.items()} for k in KS}
     worst = {k: max(by_run.values()) for k, by_run in loss.items()}
@@ -96,7 +97,7 @@ def main() -> None:
         "ks": KS,
         "default_k": DEFAULT_K,
         "english": en,
-        "korean": korean(),
+        "korean": ko,
         "best_k": {run: best_k(by_k) for run, by_k in runs.items()},
         "loss": loss,
         "worst_loss": worst,

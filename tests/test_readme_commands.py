@@ -15,21 +15,25 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 
 
-def shell_blocks(text: str) -> list[str]:
-    """The bodies of the ```bash (or bare ```) blocks, continuation lines joined."""
+def fenced_blocks(text: str, languages: tuple[str, ...]) -> list[str]:
+    """The bodies of the ``` blocks whose language is one of `languages` ("" for a bare fence)."""
     blocks, body, language = [], None, ""
     for line in text.splitlines():
         if line.startswith("```"):
             if body is None:
                 body, language = [], line[3:].strip()
             else:
-                if language in ("", "bash", "sh", "console"):
-                    blocks.append("\n".join(body).replace("\\\n", " "))
+                if language in languages:
+                    blocks.append("\n".join(body))
                 body = None
-            continue
-        if body is not None:
+        elif body is not None:
             body.append(line)
     return blocks
+
+
+def shell_blocks(text: str) -> list[str]:
+    """The bodies of the ```bash (or bare ```) blocks, continuation lines joined."""
+    return [block.replace("\\\n", " ") for block in fenced_blocks(text, ("", "bash", "sh", "console"))]
 
 
 def odqa_commands(text: str, program: str = "odqa") -> list[list[str]]:
@@ -75,26 +79,14 @@ def test_every_odqa_command_in_the_makefile_exists_with_its_options():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8").replace("\\\n", " ")
     commands = invocations([makefile], "$(ODQA)")
     assert len(commands) >= 7 and {words[0] for words in commands} >= {"index", "ask", "train-reader"}
-    assert [(words, unknown_words(words, root)) for words in commands if unknown_words(words, root)] == []
+    problems = [(words, unknown_words(words, root)) for words in commands]
+    assert [p for p in problems if p[1]] == []
 
 
 def test_a_renamed_option_or_command_is_caught():
     root = typer.main.get_command(app)
     text = "```bash\nodqa search --index idx --top 5 '질문'   # a comment\nodqa serch --index idx\n```\n"
     assert [unknown_words(words, root) for words in odqa_commands(text)] == [["search --top"], ["command 'serch'"]]
-
-
-def python_blocks(text: str) -> list[str]:
-    blocks, body = [], None
-    for line in text.splitlines():
-        if body is None and line.startswith("```python"):
-            body = []
-        elif body is not None and line.startswith("```"):
-            blocks.append("\n".join(body))
-            body = None
-        elif body is not None:
-            body.append(line)
-    return blocks
 
 
 @pytest.mark.slow  # trains the tiny reader the examples ask
@@ -107,7 +99,7 @@ def test_the_readme_python_examples_run_as_written(
     (tmp_path / "indexes" / "kowiki-bm25").symlink_to(korean_docs_index)
     (tmp_path / "runs" / "ko-reader").symlink_to(korean_reader)
     monkeypatch.chdir(tmp_path)
-    blocks = python_blocks(README.read_text(encoding="utf-8"))
+    blocks = fenced_blocks(README.read_text(encoding="utf-8"), ("python",))
     assert len(blocks) == 3
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})

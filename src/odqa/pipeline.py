@@ -18,9 +18,9 @@ from odqa.types import Answer, Evidence, Hit, Passage, Span
 
 # Passages read per question when nothing says otherwise. The answer score is the reader's alone by
 # default (retriever_weight 0), and readers trained on gold passages score a wrong passage's spans as
-# high as the right one's: reading more passages then loses answers. benchmarks/default_k.py measured
-# EM at k = 1, 3, 5, 10, 20 for the English reader on SQuAD and ten Korean pipelines: k = 1 was best
-# for ten of eleven and 1.3 points behind the best for the other; k = 20 lost 8 to 24 points.
+# high as the right one's: reading more passages then loses answers. benchmarks/default_k.py measures
+# EM by k for an English and every stored Korean pipeline and chooses the k that loses least against
+# each one's best (results/default_k.md; tests/test_readme_figures.py holds this constant to it).
 # `odqa tune-pipeline` chooses k together with a retriever weight, with which reading more can pay off.
 DEFAULT_K = 1
 
