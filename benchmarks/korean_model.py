@@ -5,7 +5,8 @@ Stages (each cached in benchmarks/work/korean_model/STAGE.json; `--redo STAGE` r
            against the package's own C engine (compiled from the wheel's e5.c) on Korean/English texts
   trim     `odqa trim-vocab` on the training files + 50,000 kowiki articles → work/me5-small-ko
   speed    training windows/s (length 256, batch 8, same random windows): untouched, trimmed, frozen
-           embeddings, both, and both under bf16 autocast (CPUs with AVX512-BF16 or AMX)
+           embeddings, both, and both under bf16 autocast (CPUs with AVX512-BF16 or AMX) on the
+           attention kernel the trainer picks there (eager) and on PyTorch's fused one
   split    competition train → 300 held-out questions (choosing settings) + the rest (training)
   train    the recipe: trimmed + frozen embeddings, competition train (rest) + TyDi-ko train,
            best epoch by the held-out 300 (never by KorQuAD dev or the competition validation)
@@ -112,16 +113,20 @@ def windows_per_second(
     freeze: bool,
     bf16: bool = False,
     layers: int = 0,
+    fused: bool = False,
     steps: int = 8,
     batch: int = 8,
     length: int = 256,
 ) -> float:
     """Training windows/s of the reader from `model_dir`; `bf16`: under bf16 autocast, as the trainer's
-    `--mixed-precision bf16` (fp32 weights and optimizer); `layers`: the trainer's `--freeze-layers`."""
+    `--mixed-precision bf16` (fp32 weights and optimizer), on the attention kernel the trainer picks
+    there (`fused`: on PyTorch's fused kernel instead, as before odqa picked); `layers`: the trainer's
+    `--freeze-layers`."""
     import numpy as np
     import torch
     from transformers import AutoModelForQuestionAnswering
 
+    from odqa.training.attention import TrainingAttention
     from odqa.training.freezing import freeze_lower_layers
 
     torch.manual_seed(0)
@@ -133,9 +138,11 @@ def windows_per_second(
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     ids = torch.randint(5, 50000, (batch, length))
     positions = torch.randint(0, length, (batch,))
+    attention = TrainingAttention(model, enabled=bf16 and not fused)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
+        attention.fit({"input_ids": ids})
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model(
                 input_ids=ids, attention_mask=torch.ones_like(ids), start_positions=positions, end_positions=positions
@@ -149,20 +156,21 @@ def windows_per_second(
 
 def stage_speed() -> dict:
     variants = {
-        "untouched": (OUT / "me5-small", False, False, 0),
-        "trimmed": (OUT / "me5-small-ko", False, False, 0),
-        "frozen embeddings": (OUT / "me5-small", True, False, 0),
-        "trimmed + frozen": (OUT / "me5-small-ko", True, False, 0),
-        "trimmed + frozen + bf16 autocast": (OUT / "me5-small-ko", True, True, 0),
+        "untouched": (OUT / "me5-small", False, False, 0, False),
+        "trimmed": (OUT / "me5-small-ko", False, False, 0, False),
+        "frozen embeddings": (OUT / "me5-small", True, False, 0, False),
+        "trimmed + frozen": (OUT / "me5-small-ko", True, False, 0, False),
+        "trimmed + frozen + bf16 autocast, fused attention": (OUT / "me5-small-ko", True, True, 0, True),
+        "trimmed + frozen + bf16 autocast": (OUT / "me5-small-ko", True, True, 0, False),
         **{
-            f"trimmed + frozen + bf16 + lowest {n} layers frozen": (OUT / "me5-small-ko", True, True, n)
+            f"trimmed + frozen + bf16 + lowest {n} layers frozen": (OUT / "me5-small-ko", True, True, n, False)
             for n in FROZEN_LAYERS
         },
-    }  # model folder, embeddings frozen, bf16 autocast, lowest layers fixed
+    }  # model folder, embeddings frozen, bf16 autocast, lowest layers fixed, PyTorch's fused attention under bf16
     rates = {}
     for _round in range(2):  # alternate, keep each variant's best: the machine is shared
-        for name, (folder, freeze, bf16, layers) in variants.items():
-            rate = windows_per_second(folder, freeze, bf16, layers)
+        for name, (folder, freeze, bf16, layers, fused) in variants.items():
+            rate = windows_per_second(folder, freeze, bf16, layers, fused)
             rates[name] = max(rates.get(name, 0.0), rate)
             log(f"{name}: {rate:.2f} windows/s")
     base = rates["untouched"]

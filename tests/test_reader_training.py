@@ -272,12 +272,20 @@ def test_frozen_lower_layers_stay_as_they_were(tiny_encoder, korquad_small, tmp_
         ReaderTrainingConfig.from_dict(config(0, "negative").to_dict() | {"freeze_layers": -1})
 
 
-def test_mixed_precision_is_checked_and_bf16_trains_on_a_cpu(tiny_encoder, korquad_small, tmp_path):
+def test_mixed_precision_is_checked_and_bf16_trains_on_a_cpu(tiny_encoder, korquad_small, tmp_path, monkeypatch):
     """bf16 autocast trains on a CPU too (fast where it has AVX512-BF16 or AMX), even after an fp32
-    training in the same process; the saved weights stay fp32. fp16 on a CPU would silently be fp32."""
+    training in the same process; the saved weights stay fp32. fp16 on a CPU would silently be fp32.
+    Under bf16 on a CPU the steps run on eager attention, and the fused kernel comes back after."""
     from safetensors.torch import load_file
+    from transformers import PreTrainedModel
 
     from odqa.training.loop import resolve_precision
+
+    switches = []
+    switch = PreTrainedModel.set_attn_implementation
+    monkeypatch.setattr(
+        PreTrainedModel, "set_attn_implementation", lambda self, name: switches.append(name) or switch(self, name)
+    )
 
     with pytest.raises(OdqaError, match="unknown mixed precision 'fp8'; choose from auto, no, fp16, bf16"):
         resolve_precision("fp8")
@@ -297,6 +305,8 @@ def test_mixed_precision_is_checked_and_bf16_trains_on_a_cpu(tiny_encoder, korqu
         )
         state = train_reader(config, resume=False)
         assert state["step"] == 2
+        on_cpu = not torch.cuda.is_available()
+        assert switches == (["eager", "sdpa"] if precision == "bf16" and on_cpu else [])
     weights = load_file(str(tmp_path / "bf16/model.safetensors"))
     assert {t.dtype for t in weights.values()} == {torch.float32}
 
@@ -399,3 +409,36 @@ def test_max_minutes_stops_after_a_checkpoint_and_resumes(tiny_encoder, korquad_
     assert (tmp_path / "timed" / "checkpoint-last" / "trainer_state.json").exists()
     state = train_reader(ReaderTrainingConfig(max_steps=6, max_minutes=1e-9, **common), quiet=True)
     assert state["step"] == 2  # the rerun continued from the checkpoint, one more step
+
+
+def test_short_batches_train_on_eager_attention_which_computes_what_the_fused_kernel_does(tiny_encoder):
+    """`TrainingAttention` (bf16 on a CPU): batches up to EAGER_MAX_TOKENS long run on transformers'
+    eager attention, longer ones on PyTorch's fused kernel, and `restore` gives the encoder back its
+    own; both kernels give the same outputs, padding included."""
+    from transformers import AutoModelForQuestionAnswering
+
+    from odqa.training.attention import EAGER_MAX_TOKENS, TrainingAttention
+
+    model = AutoModelForQuestionAnswering.from_pretrained(str(tiny_encoder)).eval()
+    assert model.config._attn_implementation == "sdpa"
+    ids = torch.randint(5, 100, (2, 24))
+    mask = torch.ones_like(ids)
+    mask[0, 16:] = 0
+    with torch.no_grad():
+        fused = model(input_ids=ids, attention_mask=mask).start_logits
+
+    attention = TrainingAttention(model, enabled=True)
+    attention.fit({"input_ids": ids, "attention_mask": mask, "start_positions": torch.zeros(2)})
+    assert model.config._attn_implementation == "eager"
+    with torch.no_grad():
+        eager = model(input_ids=ids, attention_mask=mask).start_logits
+    torch.testing.assert_close(eager, fused, rtol=1e-4, atol=1e-5)
+
+    attention.fit({"input_ids": torch.zeros(2, EAGER_MAX_TOKENS + 1, dtype=torch.long)})
+    assert model.config._attn_implementation == "sdpa"
+    attention.fit({"input_ids": ids})
+    attention.restore()
+    assert model.config._attn_implementation == "sdpa"
+
+    TrainingAttention(model, enabled=False).fit({"input_ids": ids})  # fp32, or a GPU: left alone
+    assert model.config._attn_implementation == "sdpa"

@@ -2,7 +2,8 @@
 
 What it owns: an epoch's batches (from `odqa.training.batches`: length-grouped, shuffled, the
 curriculum's order, each process's share), AdamW with linear warm-up/decay,
-gradient accumulation and mixed precision (through accelerate), a progress bar, periodic
+gradient accumulation and mixed precision (through accelerate; under bf16 on a CPU, the attention
+kernel that trains faster there: `odqa.training.attention`), a progress bar, periodic
 checkpoints written atomically (a run killed half-way keeps the last good one), resuming from
 that checkpoint at the exact batch, and an evaluation hook after each epoch that keeps the best.
 """
@@ -24,6 +25,7 @@ from odqa.errors import OdqaError
 from odqa.io.atomic import atomic_dir, atomic_write_text
 from odqa.models.loading import cpu_computes_bf16
 from odqa.settings import Settings
+from odqa.training.attention import TrainingAttention
 from odqa.training.batches import BatchList, epoch_batches, item_difficulty, shard_batches
 from odqa.training.curriculum import difficulty_digest
 from odqa.training.freezing import freeze_lower_layers, freeze_word_embeddings
@@ -217,8 +219,9 @@ def train(
     # accelerate keeps one precision per process: a second training in the same process (a notebook,
     # a benchmark) may choose another one (the process group, in PartialState, stays)
     AcceleratorState._reset_state()
+    precision = resolve_precision(settings.mixed_precision)
     accelerator = Accelerator(
-        mixed_precision=resolve_precision(settings.mixed_precision),
+        mixed_precision=precision,
         gradient_accumulation_steps=settings.grad_accum,
         # several processes without a GPU (torchrun on CPUs): accelerate runs them as one job over
         # gloo only when told to use the CPU; otherwise each process would train alone
@@ -243,6 +246,7 @@ def train(
     optimizer = torch.optim.AdamW(params, lr=settings.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    attention = TrainingAttention(model, enabled=precision == "bf16" and accelerator.device.type == "cpu")
 
     out.mkdir(parents=True, exist_ok=True)
     difficulty = item_difficulty(settings, lengths, difficulty)
@@ -303,6 +307,7 @@ def train(
         seen, tick, loss_sum, loss_n, completed = before["items"], time.monotonic() - before["seconds"], 0.0, 0, True
         for batch in loader:
             batch = send_to_device(batch, accelerator.device)
+            attention.fit(batch)
             with accelerator.accumulate(model):
                 if step is None:
                     loss = model(**batch).loss
@@ -331,6 +336,7 @@ def train(
                     completed = False
                     break
         elapsed = time.monotonic() - tick
+        attention.restore()  # evaluation and saving on the encoders' own attention
         record = {
             "epoch": epoch,
             "step": state["step"],
