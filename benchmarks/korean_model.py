@@ -6,7 +6,8 @@ Stages (each cached in benchmarks/work/korean_model/STAGE.json; `--redo STAGE` r
   trim     `odqa trim-vocab` on the training files + 50,000 kowiki articles → work/me5-small-ko
   speed    training windows/s (length 256, batch 8, same random windows): untouched, trimmed, frozen
            embeddings, both, and both under bf16 autocast (CPUs with AVX512-BF16 or AMX) on the
-           attention kernel the trainer picks there (eager) and on PyTorch's fused one
+           attention kernel the trainer picks there (eager) and on PyTorch's fused one, the two
+           kernels by length; all in training mode (dropout on)
   split    competition train → 300 held-out questions (choosing settings) + the rest (training)
   train    the recipe: trimmed + frozen embeddings, competition train (rest) + TyDi-ko train,
            best epoch by the held-out 300 (never by KorQuAD dev or the competition validation)
@@ -44,6 +45,7 @@ STAGES = ["import", "trim", "speed", "split", "train", "eval", "units", "glosses
 TRAIN_FILES = [DATA / "boostcamp_odqa/train.squad.json", DATA / "tydiqa/korean_tydiqa_train.json"]
 HELD_OUT = 300
 FROZEN_LAYERS = (4, 5, 6)  # --freeze-layers measured in the speed stage
+ATTENTION_LENGTHS = (256, 384, 512)  # eager against fused attention under bf16 autocast, in the speed stage
 KORQUAD_SAMPLE = int(os.environ.get("KO_KORQUAD_SAMPLE", "1000"))
 RECIPE = {  # what `make korean-reader` runs
     "max_length": 384,
@@ -113,15 +115,15 @@ def windows_per_second(
     freeze: bool,
     bf16: bool = False,
     layers: int = 0,
-    fused: bool = False,
+    attention: str = "trainer",
     steps: int = 8,
     batch: int = 8,
     length: int = 256,
 ) -> float:
     """Training windows/s of the reader from `model_dir`; `bf16`: under bf16 autocast, as the trainer's
-    `--mixed-precision bf16` (fp32 weights and optimizer), on the attention kernel the trainer picks
-    there (`fused`: on PyTorch's fused kernel instead, as before odqa picked); `layers`: the trainer's
-    `--freeze-layers`."""
+    `--mixed-precision bf16` (fp32 weights and optimizer); `attention`: the kernel the trainer runs
+    ("trainer": eager under bf16 on a CPU), or "sdpa" (PyTorch's fused kernel) or "eager"; `layers`: the
+    trainer's `--freeze-layers`."""
     import numpy as np
     import torch
     from transformers import AutoModelForQuestionAnswering
@@ -138,11 +140,14 @@ def windows_per_second(
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     ids = torch.randint(5, 50000, (batch, length))
     positions = torch.randint(0, length, (batch,))
-    attention = TrainingAttention(model, enabled=bf16 and not fused)
+    model.train()  # dropout on, as in training (the fused attention kernel is slowest with it)
+    if attention == "trainer":
+        TrainingAttention(model, enabled=bf16).train()
+    else:
+        model.set_attn_implementation(attention)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        attention.fit({"input_ids": ids})
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model(
                 input_ids=ids, attention_mask=torch.ones_like(ids), start_positions=positions, end_positions=positions
@@ -156,25 +161,42 @@ def windows_per_second(
 
 def stage_speed() -> dict:
     variants = {
-        "untouched": (OUT / "me5-small", False, False, 0, False),
-        "trimmed": (OUT / "me5-small-ko", False, False, 0, False),
-        "frozen embeddings": (OUT / "me5-small", True, False, 0, False),
-        "trimmed + frozen": (OUT / "me5-small-ko", True, False, 0, False),
-        "trimmed + frozen + bf16 autocast, fused attention": (OUT / "me5-small-ko", True, True, 0, True),
-        "trimmed + frozen + bf16 autocast": (OUT / "me5-small-ko", True, True, 0, False),
+        "untouched": (OUT / "me5-small", False, False, 0, "trainer"),
+        "trimmed": (OUT / "me5-small-ko", False, False, 0, "trainer"),
+        "frozen embeddings": (OUT / "me5-small", True, False, 0, "trainer"),
+        "trimmed + frozen": (OUT / "me5-small-ko", True, False, 0, "trainer"),
+        "trimmed + frozen + bf16 autocast, fused attention": (OUT / "me5-small-ko", True, True, 0, "sdpa"),
+        "trimmed + frozen + bf16 autocast": (OUT / "me5-small-ko", True, True, 0, "trainer"),
         **{
-            f"trimmed + frozen + bf16 + lowest {n} layers frozen": (OUT / "me5-small-ko", True, True, n, False)
+            f"trimmed + frozen + bf16 + lowest {n} layers frozen": (OUT / "me5-small-ko", True, True, n, "trainer")
             for n in FROZEN_LAYERS
         },
-    }  # model folder, embeddings frozen, bf16 autocast, lowest layers fixed, PyTorch's fused attention under bf16
+    }  # model folder, embeddings frozen, bf16 autocast, lowest layers fixed, attention kernel
     rates = {}
     for _round in range(2):  # alternate, keep each variant's best: the machine is shared
-        for name, (folder, freeze, bf16, layers, fused) in variants.items():
-            rate = windows_per_second(folder, freeze, bf16, layers, fused)
+        for name, (folder, freeze, bf16, layers, attention) in variants.items():
+            rate = windows_per_second(folder, freeze, bf16, layers, attention)
             rates[name] = max(rates.get(name, 0.0), rate)
             log(f"{name}: {rate:.2f} windows/s")
     base = rates["untouched"]
-    return {"windows_per_s": rates, "speedup": {k: v / base for k, v in rates.items()}, "length": 256, "batch": 8}
+    # eager against fused attention under bf16 autocast by length
+    by_length = {}
+    for _round in range(2):
+        for length in ATTENTION_LENGTHS:
+            for attention in ("sdpa", "eager"):
+                rate = windows_per_second(OUT / "me5-small-ko", True, True, 0, attention, steps=6, length=length)
+                key = f"{length} {attention}"
+                by_length[key] = max(by_length.get(key, 0.0), rate)
+                log(f"length {length}, {attention} attention: {rate:.2f} windows/s")
+    return {
+        "windows_per_s": rates,
+        "speedup": {k: v / base for k, v in rates.items()},
+        "length": 256,
+        "batch": 8,
+        "attention_by_length": {
+            length: {a: by_length[f"{length} {a}"] for a in ("sdpa", "eager")} for length in ATTENTION_LENGTHS
+        },
+    }
 
 
 def stage_split() -> dict:

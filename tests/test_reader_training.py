@@ -411,13 +411,13 @@ def test_max_minutes_stops_after_a_checkpoint_and_resumes(tiny_encoder, korquad_
     assert state["step"] == 2  # the rerun continued from the checkpoint, one more step
 
 
-def test_short_batches_train_on_eager_attention_which_computes_what_the_fused_kernel_does(tiny_encoder):
-    """`TrainingAttention` (bf16 on a CPU): batches up to EAGER_MAX_TOKENS long run on transformers'
-    eager attention, longer ones on PyTorch's fused kernel, and `restore` gives the encoder back its
-    own; both kernels give the same outputs, padding included."""
+def test_bf16_training_on_a_cpu_runs_eager_attention_which_computes_what_the_fused_kernel_does(tiny_encoder):
+    """`TrainingAttention` (bf16 on a CPU): while training, the encoder runs transformers' eager
+    attention, and `restore` gives it back PyTorch's fused kernel; both give the same outputs,
+    padding included. Disabled (fp32, or a GPU), it leaves the encoder alone."""
     from transformers import AutoModelForQuestionAnswering
 
-    from odqa.training.attention import EAGER_MAX_TOKENS, TrainingAttention
+    from odqa.training.attention import TrainingAttention
 
     model = AutoModelForQuestionAnswering.from_pretrained(str(tiny_encoder)).eval()
     assert model.config._attn_implementation == "sdpa"
@@ -428,17 +428,13 @@ def test_short_batches_train_on_eager_attention_which_computes_what_the_fused_ke
         fused = model(input_ids=ids, attention_mask=mask).start_logits
 
     attention = TrainingAttention(model, enabled=True)
-    attention.fit({"input_ids": ids, "attention_mask": mask, "start_positions": torch.zeros(2)})
+    attention.train()
     assert model.config._attn_implementation == "eager"
     with torch.no_grad():
         eager = model(input_ids=ids, attention_mask=mask).start_logits
     torch.testing.assert_close(eager, fused, rtol=1e-4, atol=1e-5)
-
-    attention.fit({"input_ids": torch.zeros(2, EAGER_MAX_TOKENS + 1, dtype=torch.long)})
-    assert model.config._attn_implementation == "sdpa"
-    attention.fit({"input_ids": ids})
     attention.restore()
     assert model.config._attn_implementation == "sdpa"
 
-    TrainingAttention(model, enabled=False).fit({"input_ids": ids})  # fp32, or a GPU: left alone
+    TrainingAttention(model, enabled=False).train()
     assert model.config._attn_implementation == "sdpa"

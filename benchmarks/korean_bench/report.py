@@ -53,6 +53,21 @@ def report(results: dict) -> None:
             )
             + "\n"
         )
+        if "attention_by_length" in r:
+            parts.append(
+                "### Attention kernel under bf16 autocast by length (trimmed + frozen, batch 8, training mode, "
+                "windows/s; the trainer runs eager)\n"
+            )
+            parts.append(
+                markdown_table(
+                    ["length", "fused (sdpa)", "eager", "eager × fused"],
+                    [
+                        [length, f"{v['sdpa']:.2f}", f"{v['eager']:.2f}", f"{v['eager'] / v['sdpa']:.2f}"]
+                        for length, v in r["attention_by_length"].items()
+                    ],
+                )
+                + "\n"
+            )
     if "train" in results:
         r = results["train"]
         rows = [

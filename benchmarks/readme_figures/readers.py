@@ -72,9 +72,10 @@ KO_RUNS = {
     ".long": "korean_model_bf16_long.json",  # the bf16 recipe for 1.5 epochs (KO_EPOCHS=1.5)
     ".3ep": "korean_model_bf16_3ep.json",  # the bf16 recipe for 3 epochs (KO_EPOCHS=3)
     ".freeze6": "korean_model_freeze6.json",  # the bf16 recipe with its lowest 6 layers fixed (KO_FREEZE_LAYERS=6)
+    ".freeze4": "korean_model_freeze4.json",  # the same with 4 layers fixed, trained on the eager attention kernel
 }
 # the run each run is measured against (its `…_em_gain` and `…_f1_change` figures)
-KO_BASES = {".recipe": "", ".long": ".recipe", ".3ep": ".long", ".freeze6": ".recipe"}
+KO_BASES = {".recipe": "", ".long": ".recipe", ".3ep": ".long", ".freeze6": ".recipe", ".freeze4": ".recipe"}
 
 
 KO_EVAL = lambda d, key: d["eval"]["results"][key]["korquad"]
@@ -148,6 +149,22 @@ FIGURES: dict[str, Figure] = {
         )
         for n in (4, 5, 6)
     },
+    "model.speedup_bf16_fused": Figure(
+        MODEL, lambda d: d["speed"]["speedup"]["trimmed + frozen + bf16 autocast, fused attention"], "{:.1f}×"
+    ),
+    "model.eager_gain": Figure(  # the trainer's eager attention against PyTorch's fused kernel, under bf16
+        MODEL,
+        lambda d: (
+            d["speed"]["windows_per_s"]["trimmed + frozen + bf16 autocast"]
+            / d["speed"]["windows_per_s"]["trimmed + frozen + bf16 autocast, fused attention"]
+        ),
+        "{:.2f}×",
+    ),
+    "model.eager_gain_384": Figure(
+        MODEL,
+        lambda d: d["speed"]["attention_by_length"]["384"]["eager"] / d["speed"]["attention_by_length"]["384"]["sdpa"],
+        "{:.1f}×",
+    ),
     "model.bf16_gain": Figure(
         MODEL,
         lambda d: (

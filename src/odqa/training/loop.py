@@ -301,13 +301,13 @@ def train(
         mine = shard_batches(batches[done:], accelerator.process_index, accelerator.num_processes)
         loader = DataLoader(BatchList(mine, collate), batch_size=None, shuffle=False)
         model.train()
+        attention.train()
         # a resumed run that was killed after a checkpoint: the time and items it had trained since
         # its last history record go into this segment's record
         before = state.pop("segment", None) or {"seconds": 0.0, "items": 0}
         seen, tick, loss_sum, loss_n, completed = before["items"], time.monotonic() - before["seconds"], 0.0, 0, True
         for batch in loader:
             batch = send_to_device(batch, accelerator.device)
-            attention.fit(batch)
             with accelerator.accumulate(model):
                 if step is None:
                     loss = model(**batch).loss
