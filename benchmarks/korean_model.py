@@ -159,6 +159,17 @@ def windows_per_second(
     return batch / float(np.median(times[1:]))
 
 
+def best_of_rounds(runs: dict, rounds: int = 2) -> dict[str, float]:
+    """Each run's best windows/s over `rounds` alternating rounds (the machine is shared)."""
+    rates: dict[str, float] = {}
+    for _round in range(rounds):
+        for name, run in runs.items():
+            rate = run()
+            rates[name] = max(rates.get(name, 0.0), rate)
+            log(f"{name}: {rate:.2f} windows/s")
+    return rates
+
+
 def stage_speed() -> dict:
     variants = {
         "untouched": (OUT / "me5-small", False, False, 0, "trainer"),
@@ -172,22 +183,20 @@ def stage_speed() -> dict:
             for n in FROZEN_LAYERS
         },
     }  # model folder, embeddings frozen, bf16 autocast, lowest layers fixed, attention kernel
-    rates = {}
-    for _round in range(2):  # alternate, keep each variant's best: the machine is shared
-        for name, (folder, freeze, bf16, layers, attention) in variants.items():
-            rate = windows_per_second(folder, freeze, bf16, layers, attention)
-            rates[name] = max(rates.get(name, 0.0), rate)
-            log(f"{name}: {rate:.2f} windows/s")
+    rates = best_of_rounds({name: (lambda v=v: windows_per_second(*v)) for name, v in variants.items()})
     base = rates["untouched"]
     # eager against fused attention under bf16 autocast by length
-    by_length = {}
-    for _round in range(2):
-        for length in ATTENTION_LENGTHS:
-            for attention in ("sdpa", "eager"):
-                rate = windows_per_second(OUT / "me5-small-ko", True, True, 0, attention, steps=6, length=length)
-                key = f"{length} {attention}"
-                by_length[key] = max(by_length.get(key, 0.0), rate)
-                log(f"length {length}, {attention} attention: {rate:.2f} windows/s")
+    by_length = best_of_rounds(
+        {
+            f"{length} {attention}": (
+                lambda length=length, attention=attention: windows_per_second(
+                    OUT / "me5-small-ko", True, True, 0, attention, steps=6, length=length
+                )
+            )
+            for length in ATTENTION_LENGTHS
+            for attention in ("sdpa", "eager")
+        }
+    )
     return {
         "windows_per_s": rates,
         "speedup": {k: v / base for k, v in rates.items()},
